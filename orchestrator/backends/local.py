@@ -1,0 +1,132 @@
+"""Local backend: every training job is an OS process running the emulated SageMaker container.
+
+Each job gets `<workdir>/<client>/` holding its /opt/ml tree (`opt/ml/`) and its log
+(`client.log`). Processes start in their own session, so stopping a job stops everything it
+started, and `stop` escalates from SIGTERM to SIGKILL after a grace period.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import threading
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.backends import COMPLETED, FAILED, IN_PROGRESS, STOPPED, JobStatus
+from orchestrator.backends.container import Container, FileStorage, Storage, build_container, package_model
+from orchestrator.plan import TrainingJobRequest, client_of
+
+log = logging.getLogger(__name__)
+
+STOP_GRACE_SECONDS = 5.0
+
+
+@dataclass
+class _Job:
+    container: Container
+    process: subprocess.Popen
+    log_path: Path
+    status: JobStatus
+
+
+class LocalBackend:
+    """Runs training jobs as local processes (the default backend of `fedsage local`)."""
+
+    def __init__(self, workdir: Path, storage: Storage | None = None) -> None:
+        self.workdir = Path(workdir)
+        self.storage = storage or FileStorage()
+        self._jobs: dict[str, _Job] = {}
+        self._lock = threading.Lock()
+
+    def job_dir(self, request: TrainingJobRequest) -> Path:
+        """The folder of one client's job: its /opt/ml tree and its log."""
+        return self.workdir / client_of(request)
+
+    def launch(self, request: TrainingJobRequest) -> None:
+        """Lay out the container for `request` and start its program as a process."""
+        name = request["TrainingJobName"]
+        folder = self.job_dir(request)
+        container = build_container(request, folder / "opt" / "ml", self.storage)
+        log_path = folder / "client.log"
+        with open(log_path, "wb") as log_file:
+            process = subprocess.Popen(
+                container.argv,
+                cwd=container.code_dir,
+                env=container.env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        log.debug("launched %s as pid %d", name, process.pid)
+        with self._lock:
+            self._jobs[name] = _Job(container, process, log_path, JobStatus(name, IN_PROGRESS, "Training"))
+
+    def poll(self, job_name: str) -> JobStatus:
+        """Report the job; on a clean exit, upload model.tar.gz first, as SageMaker does."""
+        with self._lock:
+            job = self._jobs[job_name]
+            if job.status.terminal:
+                return job.status
+            code = job.process.poll()
+            if code is None:
+                return job.status
+            job.status = self._finished(job, code)
+            return job.status
+
+    def _finished(self, job: _Job, code: int) -> JobStatus:
+        name = job.container.request["TrainingJobName"]
+        if code == 0:
+            try:
+                artifact = package_model(job.container, self.storage)
+            except OSError as exc:
+                return JobStatus(name, FAILED, "Failed", f"could not upload the model: {exc}")
+            return JobStatus(name, COMPLETED, "Completed", model_artifact=artifact)
+        reason = job.container.failure_reason()
+        if reason is None:
+            tail = " | ".join(self._tail(job.log_path, 3))
+            reason = f"exited with code {code}" + (f": {tail}" if tail else "")
+        return JobStatus(name, FAILED, "Failed", reason)
+
+    def stop(self, job_name: str) -> None:
+        """Terminate the job's process group: SIGTERM, then SIGKILL after a grace period."""
+        with self._lock:
+            job = self._jobs.get(job_name)
+            if job is None or job.status.terminal:
+                return
+            if job.process.poll() is None:
+                _signal_group(job.process, signal.SIGTERM)
+                try:
+                    job.process.wait(STOP_GRACE_SECONDS)
+                except subprocess.TimeoutExpired:
+                    _signal_group(job.process, signal.SIGKILL)
+                    job.process.wait()
+                job.status = JobStatus(job_name, STOPPED, "Stopped", "stopped by fedsage")
+            else:
+                job.status = self._finished(job, job.process.returncode)
+
+    def logs(self, job_name: str, lines: int = 20) -> list[str]:
+        """The last lines of the job's log file."""
+        return self._tail(self._jobs[job_name].log_path, lines)
+
+    def processes(self) -> dict[str, subprocess.Popen]:
+        """The process of every job launched so far, by job name (for tests and diagnostics)."""
+        return {name: job.process for name, job in self._jobs.items()}
+
+    @staticmethod
+    def _tail(path: Path, lines: int) -> list[str]:
+        try:
+            with open(path, errors="replace") as handle:
+                return [line.rstrip("\n") for line in deque(handle, maxlen=lines)]
+        except FileNotFoundError:
+            return []
+
+
+def _signal_group(process: subprocess.Popen, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)

@@ -1,0 +1,198 @@
+"""federation.toml: the schema of a federation, validated by pydantic.
+
+Every error names the key, the bad value and what to put there instead; `load` turns pydantic's
+errors into one BadInput line per problem. `fedsage local` builds the same `Federation` object in
+memory from its options, and writes the resolved configuration into the run folder.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from orchestrator.errors import BadInput
+
+# SageMaker training job names: ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$. A job is named
+# <prefix>-<run id>-<client>, so prefix and client names use the same alphabet.
+NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$"
+NAME_HINT = "letters, digits and single hyphens, starting and ending with a letter or digit"
+
+
+class _Section(BaseModel):
+    """A config table: unknown keys are errors, so typos do not pass silently."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class RunSettings(_Section):
+    """[federation]: how the federation runs."""
+
+    name: Annotated[
+        str, Field(pattern=NAME_PATTERN, max_length=16, description=f"job name prefix: up to 16 {NAME_HINT}")
+    ] = "fedsage"
+    rounds: Annotated[int, Field(ge=1, description="number of federated rounds, at least 1")] = 5
+    min_clients: Annotated[
+        int | None,
+        Field(ge=1, description="clients that must take part in every round; leave unset to require all"),
+    ] = None
+    join_timeout: Annotated[float, Field(gt=0, description="seconds to wait for every client to join")] = 300.0
+    round_timeout: Annotated[float, Field(gt=0, description="seconds a client may take for one round")] = 600.0
+    seed: Annotated[int, Field(description="seed for data preparation and model initialisation")] = 42
+
+
+class ModelSettings(_Section):
+    """[model]: the LogisticRegression every client trains."""
+
+    penalty: Annotated[
+        Literal["l2", "l1", "elasticnet", "none"], Field(description="one of l2, l1, elasticnet, none")
+    ] = "l2"
+    c: Annotated[float, Field(gt=0, description="inverse regularisation strength, a positive number")] = 1.0
+    l1_ratio: Annotated[float, Field(ge=0, le=1, description="elastic-net mixing, between 0 and 1")] = 0.5
+    max_iter: Annotated[int, Field(ge=1, le=10_000, description="local solver iterations per round, 1 to 10000")] = 10
+
+
+class ServerSettings(_Section):
+    """[server]: where the Flower server listens and what it evaluates on."""
+
+    bind_address: Annotated[str, Field(min_length=1, description="address the server binds, e.g. 0.0.0.0")] = (
+        "127.0.0.1"
+    )
+    port: Annotated[int, Field(ge=0, le=65535, description="port to listen on, 0 for any free port")] = 0
+    advertised_address: Annotated[
+        str | None, Field(description="host the clients dial (the server's private IP); default bind_address")
+    ] = None
+    test_data: Annotated[Path, Field(description="CSV file of the server's held-out test set")]
+    schema_path: Annotated[
+        Path | None, Field(alias="schema", description="feature schema JSON; default schema.json beside test_data")
+    ] = None
+
+    def dial_host(self) -> str:
+        """The host clients connect to."""
+        return self.advertised_address or self.bind_address
+
+    def resolved_schema(self) -> Path:
+        """The schema file, defaulting to schema.json next to the test set."""
+        return self.schema_path or self.test_data.with_name("schema.json")
+
+
+class ClientSettings(_Section):
+    """[[clients]]: one data owner's account and where its data lives."""
+
+    name: Annotated[str, Field(pattern=NAME_PATTERN, max_length=24, description=f"client name: up to 24 {NAME_HINT}")]
+    train_uri: Annotated[
+        str, Field(min_length=1, description="the train channel: s3://bucket/prefix/ or file:///path/")
+    ]
+    validation_uri: Annotated[str | None, Field(description="optional validation channel URI")] = None
+
+    @field_validator("train_uri", "validation_uri")
+    @classmethod
+    def _known_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("s3://", "file://")):
+            raise ValueError("must start with s3:// or file://")
+        return value
+
+
+class Federation(_Section):
+    """A whole federation: run settings, model, server and clients."""
+
+    federation: RunSettings = RunSettings()
+    model: ModelSettings = ModelSettings()
+    server: ServerSettings
+    clients: Annotated[list[ClientSettings], Field(min_length=1, description="at least one [[clients]] table")]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Federation:
+        names = [c.name for c in self.clients]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"client name {duplicates[0]!r} is used twice; give every client its own name")
+        if self.federation.min_clients and self.federation.min_clients > len(self.clients):
+            raise ValueError(
+                f"federation.min_clients = {self.federation.min_clients} is more than the "
+                f"{len(self.clients)} clients configured; lower it or add clients"
+            )
+        return self
+
+    def min_clients(self) -> int:
+        """Clients every round needs: the configured minimum, or all of them."""
+        return self.federation.min_clients or len(self.clients)
+
+    def to_toml(self) -> str:
+        """The resolved configuration as TOML (defaults filled in)."""
+        data = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return tomli_w.dumps(data)
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    """Render a pydantic error location as the TOML key a user edits: clients[2].name."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def describe_errors(error: ValidationError, source: str) -> str:
+    """One line per problem: the key, the bad value, what is wrong and what is expected."""
+    lines = []
+    for item in error.errors():
+        key = _location(item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "missing":
+            lines.append(f"{source}: {key} is required")
+            continue
+        if item["type"] == "extra_forbidden":
+            lines.append(f"{source}: unknown key {key}; remove it or check its spelling")
+            continue
+        value = item.get("input")
+        shown = "" if isinstance(value, dict | list) else f" = {value!r}"
+        hint = _field_description(item["loc"])
+        lines.append(f"{source}: {key}{shown}: {message}" + (f" (expected {hint})" if hint else ""))
+    return "; ".join(lines)
+
+
+def _field_description(loc: tuple[Any, ...]) -> str | None:
+    """The description of the field at a location, used as the 'how to fix' hint."""
+    model: Any = Federation
+    description = None
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        fields = getattr(model, "model_fields", {})
+        info = fields.get(part) or next((f for f in fields.values() if f.alias == part), None)
+        if info is None:
+            return description
+        description = info.description
+        annotation = info.annotation
+        args = getattr(annotation, "__args__", ())
+        model = next((a for a in (annotation, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+    return description
+
+
+def parse(data: dict[str, Any], source: str = "federation.toml") -> Federation:
+    """Validate a configuration mapping; raise BadInput describing every problem."""
+    try:
+        return Federation.model_validate(data)
+    except ValidationError as error:
+        raise BadInput(describe_errors(error, source)) from None
+
+
+def load(path: Path) -> Federation:
+    """Read and validate a federation.toml file; relative paths are relative to the file."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise BadInput(f"config file {path} not found; pass an existing federation.toml with -c") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise BadInput(f"{path} is not valid TOML: {exc}") from None
+    federation = parse(data, str(path))
+    server = federation.server
+    if not server.test_data.is_absolute():
+        server.test_data = path.parent / server.test_data
+    if server.schema_path is not None and not server.schema_path.is_absolute():
+        server.schema_path = path.parent / server.schema_path
+    return federation

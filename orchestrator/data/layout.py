@@ -1,0 +1,111 @@
+"""The prepared-data folder: what `fedsage data prepare` writes and `fedsage local` reads.
+
+```
+DIR/
+  schema.json                    feature schema every party applies (client_code.utils)
+  test.csv                       the server's held-out test set (never resampled)
+  manifest.json                  how the folder was made: source, seed, rows per client
+  clients/<name>/train/          one folder per client = the client's train channel
+      train.csv, schema.json
+  clients/<name>/validation/     optional validation channel
+      validation.csv, schema.json
+```
+
+Each client folder maps one to one onto the SageMaker channels of that client's training job;
+`fedsage data upload` copies them to the client's S3 URIs unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from client_code import utils
+from orchestrator.errors import BadInput
+
+SCHEMA = "schema.json"
+TEST = "test.csv"
+MANIFEST = "manifest.json"
+CLIENTS = "clients"
+TRAIN = "train"
+VALIDATION = "validation"
+
+
+@dataclass(frozen=True)
+class ClientFolders:
+    """One client's channel folders inside a prepared-data folder."""
+
+    name: str
+    train: Path
+    validation: Path | None
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """A prepared-data folder, checked to be complete."""
+
+    root: Path
+    schema: dict[str, Any]
+    clients: list[ClientFolders]
+
+    @property
+    def test(self) -> Path:
+        """The server's test set."""
+        return self.root / TEST
+
+    @property
+    def label(self) -> str:
+        """The label column, from the schema."""
+        return self.schema["label"]
+
+    @property
+    def classes(self) -> list[Any]:
+        """The federation's classes, in the order of the model's outputs."""
+        return list(self.schema["classes"])
+
+
+def open_prepared(root: Path) -> PreparedData:
+    """Check a prepared-data folder has a schema, a test set and client train folders.
+
+    Raises BadInput naming the missing piece and how to produce it.
+    """
+    root = Path(root)
+    hint = "create it with `fedsage data prepare --out DIR`"
+    if not root.is_dir():
+        raise BadInput(f"data folder {root} does not exist; {hint}")
+    if not any(root.iterdir()):
+        raise BadInput(f"data folder {root} is empty; {hint}")
+    for required in (SCHEMA, TEST):
+        if not (root / required).is_file():
+            raise BadInput(f"data folder {root} has no {required}; {hint}")
+    try:
+        schema = utils.load_schema(root / SCHEMA)
+    except utils.DataError as exc:
+        raise BadInput(str(exc)) from None
+    for key in ("label", "classes"):
+        if key not in schema:
+            raise BadInput(f"{root / SCHEMA} has no {key!r}; {hint}")
+    client_root = root / CLIENTS
+    names = sorted(p.name for p in client_root.iterdir() if p.is_dir()) if client_root.is_dir() else []
+    if not names:
+        raise BadInput(f"data folder {root} has no client folders under {CLIENTS}/; {hint}")
+    clients = []
+    for name in names:
+        train = client_root / name / TRAIN
+        if not train.is_dir():
+            raise BadInput(f"client folder {client_root / name} has no {TRAIN}/ folder; {hint}")
+        validation = client_root / name / VALIDATION
+        clients.append(ClientFolders(name, train, validation if validation.is_dir() else None))
+    return PreparedData(root=root, schema=schema, clients=clients)
+
+
+def client_folder(root: Path, name: str) -> Path:
+    """Where a client's channel folders go inside a prepared-data folder."""
+    return Path(root) / CLIENTS / name
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    """Write a JSON document readable by people and diff tools."""
+    path.write_text(json.dumps(payload, indent=2, sort_keys=False, default=str) + "\n")

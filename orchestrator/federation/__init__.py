@@ -1,0 +1,1 @@
+"""The Flower server side of a run: transport, roster, validated FedAvg, test-set evaluation."""

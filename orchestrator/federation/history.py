@@ -1,0 +1,36 @@
+"""What a run records per round: the server's test-set metrics and each client's metrics."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class RoundRecord:
+    """One round. Round 0 is the initial (zero) model, evaluated before any training.
+
+    `server` holds the test-set metrics of the global model after the round; `clients` maps a
+    client name to what it reported that round (num_examples, train_loss, train_accuracy from
+    fit; val_loss, val_accuracy from the federated evaluation).
+    """
+
+    round: int
+    server: dict[str, float]
+    clients: dict[str, dict[str, float]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass
+class RunHistory:
+    """All rounds of a run, in order."""
+
+    rounds: list[RoundRecord] = field(default_factory=list)
+
+    def final(self) -> RoundRecord:
+        """The last round recorded."""
+        return self.rounds[-1]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        return {"rounds": [asdict(r) for r in self.rounds]}

@@ -1,0 +1,98 @@
+"""The Flower server of one run: transport, roster, strategy and Flower's round loop, composed.
+
+`FederationServer.start()` listens (TLS, token admission); `run()` blocks while it waits for the
+clients to join and runs every round; `abort()` ends it from another thread: waits raise, the
+gRPC server stops, and the connected clients' streams close.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from flwr.common import NDArrays
+from flwr.server import Server, ServerConfig
+from flwr.server.server import run_fl
+
+from client_code import utils
+from orchestrator.config import Federation
+from orchestrator.federation.evaluation import TestSetEvaluator
+from orchestrator.federation.events import ClientRefused, FederationEvent
+from orchestrator.federation.history import RoundRecord
+from orchestrator.federation.roster import Roster
+from orchestrator.federation.strategy import ValidatingFedAvg
+from orchestrator.federation.tls import TlsMaterial
+from orchestrator.federation.transport import start_grpc_server
+
+log = logging.getLogger(__name__)
+
+
+class FederationServer:
+    """One run's Flower server."""
+
+    def __init__(
+        self,
+        federation: Federation,
+        test: utils.Dataset,
+        classes: list[Any],
+        tokens: dict[str, str],
+        tls: TlsMaterial,
+        emit: Callable[[FederationEvent], None],
+        on_round: Callable[[RoundRecord, NDArrays], None],
+    ) -> None:
+        self.federation = federation
+        self.tokens = tokens
+        self.tls = tls
+        self.emit = emit
+        self.evaluator = TestSetEvaluator(test, classes, federation.model)
+        run = federation.federation
+        self.roster = Roster([c.name for c in federation.clients], run.join_timeout, emit)
+        self.strategy = ValidatingFedAvg(
+            shapes=utils.parameter_shapes(len(test.feature_names), len(classes)),
+            feature_fingerprint=utils.feature_fingerprint(test.feature_names),
+            min_clients=federation.min_clients(),
+            roster=self.roster,
+            evaluator=self.evaluator,
+            on_round=on_round,
+            emit=emit,
+        )
+        self._grpc = None
+        self.port: int | None = None
+
+    def start(self) -> int:
+        """Start listening; return the bound port."""
+        server = self.federation.server
+        self._grpc, self.port = start_grpc_server(
+            server.bind_address,
+            server.port,
+            self.roster,
+            self.tokens,
+            self.tls,
+            on_refused=lambda peer, reason: self.emit(ClientRefused(peer, reason)),
+        )
+        log.info("Flower server listening on %s:%d (TLS)", server.bind_address, self.port)
+        return self.port
+
+    def run(self) -> None:
+        """Wait for the clients, run every round, then tell the clients the federation is over."""
+        run = self.federation.federation
+        self.roster.wait_for_all(self.federation.min_clients())
+        flower = Server(client_manager=self.roster, strategy=self.strategy)
+        run_fl(flower, ServerConfig(num_rounds=run.rounds, round_timeout=run.round_timeout))
+
+    def final_parameters(self) -> NDArrays:
+        """The global parameters after the last round."""
+        if self.strategy.latest is None:
+            raise RuntimeError("no round has been evaluated")
+        return self.strategy.latest
+
+    def abort(self, reason: str) -> None:
+        """End the run from another thread: waits raise, streams close."""
+        self.roster.abort(reason)
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop listening and close every client stream (idempotent)."""
+        if self._grpc is not None:
+            self._grpc.stop(grace=None)

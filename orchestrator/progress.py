@@ -1,0 +1,136 @@
+"""What the user sees while a run goes on: one line per event, a spinner while waiting, a summary."""
+
+from __future__ import annotations
+
+import math
+
+from rich.console import Console
+from rich.status import Status
+from rich.table import Table
+
+from orchestrator.data.prepare import PrepareSummary
+from orchestrator.federation.events import (
+    ClientJoined,
+    ClientLeft,
+    ClientRefused,
+    RoundFinished,
+    UpdateRejected,
+)
+from orchestrator.report import SERVER_METRICS
+from orchestrator.run import JobChanged, RunEvent, RunOutcome, ServerListening, Stopping
+
+
+def _fmt(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.4f}"
+
+
+def data_table(summary: PrepareSummary, title: str) -> Table:
+    """Rows and class balance per client split and for the test set."""
+    table = Table(title=title, title_justify="left")
+    table.add_column("part")
+    table.add_column("split")
+    table.add_column("rows", justify="right")
+    table.add_column("before SMOTE", justify="right")
+    for cls in summary.classes:
+        table.add_column(f"class {cls}", justify="right")
+    for part in summary.parts:
+        before = f"{part.rows_before_smote:,}" if part.rows_before_smote is not None else ""
+        table.add_row(part.name, part.split, f"{part.rows:,}", before, *(f"{n:,}" for n in part.class_counts.values()))
+    return table
+
+
+class RunView:
+    """Renders run events on a Rich console; the spinner shows what the run is waiting for."""
+
+    def __init__(self, console: Console, clients: int, rounds: int) -> None:
+        self.console = console
+        self.clients = clients
+        self.rounds = rounds
+        self.status: Status | None = None
+        self._finished = False
+
+    def __enter__(self) -> RunView:
+        self.status = self.console.status("starting", spinner="dots")
+        self.status.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.status is not None:
+            self.status.stop()
+
+    def _waiting(self, text: str) -> None:
+        if self.status is not None:
+            self.status.update(text)
+
+    def __call__(self, event: RunEvent | object) -> None:
+        """Print one event."""
+        from orchestrator.local import DataPrepared
+
+        c = self.console
+        if isinstance(event, DataPrepared):
+            c.print(
+                data_table(
+                    event.summary,
+                    f"data: built-in '{event.dataset}' (label {event.summary.label}) prepared in {event.summary.out}",
+                )
+            )
+            self._waiting("starting the server")
+        elif isinstance(event, ServerListening):
+            c.print(f"[green]✓[/] server listening on [bold]{event.address}[/] (TLS; only this run's clients admitted)")
+            self._waiting(f"waiting for clients to join (0/{self.clients})")
+        elif isinstance(event, JobChanged):
+            s = event.status
+            style = {"Completed": "green", "Failed": "red", "Stopped": "yellow"}.get(s.status, "dim")
+            reason = f": {s.failure_reason}" if s.failure_reason else ""
+            c.print(f"  [{style}]job {event.client}: {s.status} ({s.secondary_status}){reason}[/]")
+        elif isinstance(event, ClientJoined):
+            c.print(f"  client {event.name} joined ({event.connected}/{event.expected})")
+            waiting = (
+                "round 1: training"
+                if event.connected >= event.expected
+                else f"waiting for clients to join ({event.connected}/{event.expected})"
+            )
+            self._waiting(waiting)
+        elif isinstance(event, ClientLeft):
+            if not self._finished:
+                c.print(f"  [yellow]client {event.name} disconnected[/]")
+        elif isinstance(event, ClientRefused):
+            c.print(f"  [red]refused a connection from {event.peer}: {event.reason}[/]")
+        elif isinstance(event, UpdateRejected):
+            c.print(f"  [red]round {event.round}: update of {event.name} left out: {event.reason}[/]")
+        elif isinstance(event, RoundFinished):
+            r = event.record
+            metrics = "  ".join(f"{m} {_fmt(r.server.get(m))}" for m in SERVER_METRICS)
+            timing = f"  [dim]{r.seconds:.2f} s[/]" if r.round else ""
+            c.print(f"round {r.round}/{event.rounds}  {metrics}{timing}")
+            if r.round >= event.rounds:
+                self._finished = True
+                self._waiting("waiting for the jobs to save their models and exit")
+            else:
+                self._waiting(f"round {r.round + 1}: training")
+        elif isinstance(event, Stopping):
+            c.print(f"[yellow]stopping {len(event.jobs)} job(s) ({', '.join(event.jobs)}): {event.reason}[/]")
+
+
+def print_outcome(console: Console, outcome: RunOutcome) -> None:
+    """The final metrics against round 0, the clients, and where everything was written."""
+    first, final = outcome.history.rounds[0], outcome.history.final()
+    table = Table(title=f"run {outcome.run_id}: test-set metrics", title_justify="left")
+    table.add_column("metric")
+    table.add_column("round 0", justify="right")
+    table.add_column(f"round {final.round}", justify="right")
+    for metric in SERVER_METRICS:
+        table.add_row(metric, _fmt(first.server.get(metric)), _fmt(final.server.get(metric)))
+    console.print(table)
+    for name, job in outcome.jobs.items():
+        console.print(
+            f"  client {name}: {job.status}" + (f", model {job.model_artifact}" if job.model_artifact else "")
+        )
+    for warning in outcome.warnings:
+        console.print(f"[yellow]warning: {warning}[/]")
+    console.print(f"[green]✓[/] finished in {outcome.seconds:.1f} s; run folder [bold]{outcome.run_dir}[/]")
+    console.print(f"  model    {outcome.model_path}")
+    for name in ("metrics.json", "metrics.csv", "metrics.png", "report.md"):
+        console.print(f"  {name:<8} {outcome.run_dir / name}")

@@ -1,0 +1,156 @@
+"""`fedsage local` from the command line: bad input is one line and exit code 2; defaults work."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from orchestrator.cli import main
+
+
+def _run(capsys, *args):
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.err.strip()
+
+
+def _csv(folder: Path) -> Path:
+    return next(folder.glob("*.csv"))
+
+
+def _assert_bad_input(capsys, out, *args, message):
+    code, err = _run(capsys, "local", "--out", str(out), *args)
+    assert code == 2, err
+    assert len(err.splitlines()) == 1, err
+    assert message in err, err
+    assert not out.exists() or not any(out.iterdir()), "nothing may be written for bad input"
+
+
+def test_zero_clients(capsys, tmp_path):
+    _assert_bad_input(
+        capsys, tmp_path / "runs", "--clients", "0", message="Invalid value for '--clients': 0 is not in the range x>=1"
+    )
+
+
+def test_zero_rounds(capsys, tmp_path):
+    _assert_bad_input(
+        capsys, tmp_path / "runs", "--rounds", "0", message="Invalid value for '--rounds': 0 is not in the range x>=1"
+    )
+
+
+def test_unknown_option(capsys, tmp_path):
+    _assert_bad_input(capsys, tmp_path / "runs", "--clientz", "3", message="No such option '--clientz'")
+
+
+def test_unknown_dataset(capsys, tmp_path):
+    _assert_bad_input(
+        capsys,
+        tmp_path / "runs",
+        "--dataset",
+        "mnist",
+        message="unknown data set 'mnist'; choose one of: synthetic-fraud, breast-cancer",
+    )
+
+
+def test_missing_data_folder(capsys, tmp_path):
+    _assert_bad_input(
+        capsys,
+        tmp_path / "runs",
+        "--data-dir",
+        str(tmp_path / "nope"),
+        message="does not exist; create it with `fedsage data prepare --out DIR`",
+    )
+
+
+def test_empty_data_folder(capsys, tmp_path):
+    (tmp_path / "empty").mkdir()
+    _assert_bad_input(capsys, tmp_path / "runs", "--data-dir", str(tmp_path / "empty"), message="is empty")
+
+
+def test_clients_option_must_match_the_data_folder(capsys, tmp_path, prepared_dir):
+    _assert_bad_input(
+        capsys,
+        tmp_path / "runs",
+        "--data-dir",
+        str(prepared_dir),
+        "--clients",
+        "2",
+        message="--clients 2 does not match the 3 client folders",
+    )
+
+
+def test_missing_label_column(capsys, tmp_path, data_copy):
+    path = _csv(data_copy / "clients" / "client-2" / "train")
+    pd.read_csv(path).drop(columns=["potential_fraud"]).to_csv(path, index=False)
+    _assert_bad_input(capsys, tmp_path / "runs", "--data-dir", str(data_copy), message="client 'client-2' train data")
+
+
+def test_clients_whose_feature_columns_differ(capsys, tmp_path, data_copy):
+    path = _csv(data_copy / "clients" / "client-3" / "validation")
+    pd.read_csv(path).rename(columns={"n_beneficiaries": "beneficiaries"}).to_csv(path, index=False)
+    _assert_bad_input(
+        capsys,
+        tmp_path / "runs",
+        "--data-dir",
+        str(data_copy),
+        message="client 'client-3' validation data",
+    )
+    code, err = _run(capsys, "local", "--out", str(tmp_path / "runs"), "--data-dir", str(data_copy))
+    assert "different feature columns from the server's test set (missing n_beneficiaries; extra beneficiaries)" in err
+
+
+def test_non_numeric_values(capsys, tmp_path, data_copy):
+    path = _csv(data_copy / "clients" / "client-1" / "train")
+    frame = pd.read_csv(path)
+    frame["inpatient_share"] = frame["inpatient_share"].astype(object)
+    frame.loc[5, "inpatient_share"] = "twelve"
+    frame.to_csv(path, index=False)
+    _assert_bad_input(
+        capsys,
+        tmp_path / "runs",
+        "--data-dir",
+        str(data_copy),
+        message="column 'inpatient_share' has the non-numeric value 'twelve' (row 7)",
+    )
+
+
+def test_missing_test_set(capsys, tmp_path, data_copy):
+    (data_copy / "test.csv").unlink()
+    _assert_bad_input(capsys, tmp_path / "runs", "--data-dir", str(data_copy), message="has no test.csv")
+
+
+@pytest.mark.slow
+def test_fedsage_local_with_defaults_writes_every_output(tmp_path):
+    """The README's main command, as a user runs it: installed console script, no arguments."""
+    fedsage = shutil.which("fedsage", path=os.path.dirname(sys.executable)) or shutil.which("fedsage")
+    result = subprocess.run([fedsage, "local"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    runs = list((tmp_path / "runs").iterdir())
+    assert len(runs) == 1
+    run_dir = runs[0]
+    for name in (
+        "model.joblib",
+        "model.joblib.sha256",
+        "metrics.json",
+        "metrics.csv",
+        "metrics.png",
+        "report.md",
+        "run.json",
+        "federation.toml",
+        "server.log",
+    ):
+        assert (run_dir / name).is_file(), name
+    assert len(list((run_dir / "checkpoints").glob("round-*.npz"))) == 6  # round 0 + 5 rounds
+    for client in ("client-1", "client-2", "client-3"):
+        assert (run_dir / "clients" / client / "client.log").is_file()
+        assert (run_dir / "clients" / client / "opt" / "ml" / "model" / "model.joblib").is_file()
+        assert (run_dir / "requests" / f"{client}.json").is_file()
+    metrics = pd.read_csv(run_dir / "metrics.csv")
+    assert list(metrics["round"]) == [0, 1, 2, 3, 4, 5]
+    assert metrics["server.roc_auc"].iloc[-1] > 0.85 > metrics["server.roc_auc"].iloc[0]
+    assert "round 5/5" in result.stdout and "finished in" in result.stdout and str(run_dir.name) in result.stdout

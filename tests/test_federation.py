@@ -1,0 +1,185 @@
+"""Real federations on 127.0.0.1: a Flower server, one OS process per client, real training."""
+
+import json
+import os
+import signal
+
+import joblib
+import numpy as np
+import psutil
+import pytest
+from flwr.common import parameters_to_ndarrays
+
+from client_code import utils
+from orchestrator.backends import COMPLETED, FAILED, IN_PROGRESS, JobStatus
+from orchestrator.errors import RunFailed
+from orchestrator.federation.events import RoundFinished
+from orchestrator.federation.strategy import ValidatingFedAvg
+from orchestrator.local import LocalOptions, build_local_run
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def fit_results(monkeypatch):
+    """What every client returned in every round, as the server received it."""
+    seen = {}
+    original = ValidatingFedAvg.aggregate_fit
+
+    def spy(self, server_round, results, failures):
+        seen[server_round] = {
+            proxy.cid: (parameters_to_ndarrays(res.parameters), res.num_examples) for proxy, res in results
+        }
+        return original(self, server_round, results, failures)
+
+    monkeypatch.setattr(ValidatingFedAvg, "aggregate_fit", spy)
+    return seen
+
+
+def _options(data_dir, tmp_path, **overrides):
+    values = {"data_dir": data_dir, "out": tmp_path / "runs", "rounds": 3, "join_timeout": 60, "round_timeout": 60}
+    return LocalOptions(**{**values, **overrides})
+
+
+def _assert_no_process_left(run):
+    for process in run.backend.processes().values():
+        assert process.returncode is not None
+        assert not psutil.pid_exists(process.pid) or psutil.Process(process.pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_three_clients_three_rounds(prepared_dir, prepared, tmp_path, fit_results):
+    run = build_local_run(_options(prepared_dir, tmp_path))
+    outcome = run.execute()
+
+    # every client process exited 0 by itself, and uploaded its model
+    assert {c: j.status for c, j in outcome.jobs.items()} == dict.fromkeys(
+        ["client-1", "client-2", "client-3"], COMPLETED
+    )
+    assert [p.returncode for p in run.backend.processes().values()] == [0, 0, 0]
+    _assert_no_process_left(run)
+
+    # the global model of each round is the example-weighted average of what the clients returned
+    for rnd in (1, 2, 3):
+        updates = fit_results[rnd]
+        assert sorted(updates) == ["client-1", "client-2", "client-3"]
+        total = sum(n for _, n in updates.values())
+        expected = [sum(params[i] * n for params, n in updates.values()) / total for i in (0, 1)]
+        checkpoint = np.load(outcome.run_dir / "checkpoints" / f"round-{rnd:03d}.npz")
+        np.testing.assert_allclose(checkpoint["coef"], expected[0], rtol=1e-12)
+        np.testing.assert_allclose(checkpoint["intercept"], expected[1], rtol=1e-12)
+        # and the updates really differ per client: the average is not trivially one of them
+        assert not np.allclose(updates["client-1"][0][0], updates["client-2"][0][0])
+
+    # the server's test metrics after the last round beat round 0
+    first, last = outcome.history.rounds[0].server, outcome.final_metrics
+    assert [r.round for r in outcome.history.rounds] == [0, 1, 2, 3]
+    assert first["roc_auc"] == 0.5 and last["roc_auc"] > 0.8
+    assert last["loss"] < first["loss"] and last["pr_auc"] > first["pr_auc"] and last["f1"] > first["f1"]
+
+    # model.joblib loads, predicts, carries its provenance and matches the last checkpoint
+    test = utils.load_data(prepared.test, prepared.label, prepared.classes, prepared.schema)
+    model = joblib.load(outcome.model_path)
+    assert set(model.predict(test.X)) <= {0, 1}
+    assert utils.classification_metrics(model, test)["roc_auc"] == pytest.approx(last["roc_auc"])
+    provenance = model.fedsage_provenance_
+    assert provenance["run_id"] == outcome.run_id and provenance["rounds"] == 3
+    assert provenance["feature_names"] == test.feature_names and provenance["classes"] == [0, 1]
+    assert {n: c["num_examples"] for n, c in provenance["clients"].items()} == {
+        n: u[1] for n, u in fit_results[3].items()
+    }
+    assert set(provenance["versions"]) >= {"flwr", "scikit-learn"} and provenance["final_metrics"] == last
+    np.testing.assert_array_equal(model.coef_, np.load(outcome.run_dir / "checkpoints" / "round-003.npz")["coef"])
+
+    # each client saved the final global model too
+    for name in ("client-1", "client-2", "client-3"):
+        client_model = joblib.load(outcome.run_dir / "clients" / name / "opt" / "ml" / "model" / "model.joblib")
+        np.testing.assert_allclose(client_model.coef_, model.coef_)
+
+    # the run folder holds everything the report promises
+    for name in (
+        "model.joblib.sha256",
+        "metrics.json",
+        "metrics.csv",
+        "metrics.png",
+        "report.md",
+        "run.json",
+        "federation.toml",
+        "server.log",
+    ):
+        assert (outcome.run_dir / name).is_file(), name
+    assert json.loads((outcome.run_dir / "run.json").read_text())["status"] == "completed"
+    request = json.loads((outcome.run_dir / "requests" / "client-1.json").read_text())
+    assert json.loads(request["HyperParameters"]["client-token"]) == "***"
+
+
+def _kill_client_after_round_one(run_holder, name):
+    def observer(event):
+        if isinstance(event, RoundFinished) and event.record.round == 1:
+            run = run_holder[0]
+            job = next(j for j in run.backend.processes() if j.endswith(name))
+            os.kill(run.backend.processes()[job].pid, signal.SIGKILL)
+
+    return observer
+
+
+def test_a_client_that_dies_mid_run_fails_the_run_by_name(prepared_dir, tmp_path):
+    holder = []
+    run = build_local_run(_options(prepared_dir, tmp_path, rounds=5), _kill_client_after_round_one(holder, "client-2"))
+    holder.append(run)
+    with pytest.raises(RunFailed, match="client 'client-2'") as failure:
+        run.execute()
+    assert "\n" not in str(failure.value)
+    _assert_no_process_left(run)
+    status = json.loads((run.run_dir / "run.json").read_text())
+    assert status["status"] == "failed" and "client-2" in status["reason"]
+    assert status["clients"]["client-2"]["status"] == FAILED
+    assert (run.run_dir / "metrics.json").is_file()  # the rounds that did finish are kept
+
+
+def test_a_client_that_dies_mid_run_is_tolerated_when_min_clients_allows(prepared_dir, tmp_path):
+    holder = []
+    run = build_local_run(
+        _options(prepared_dir, tmp_path, rounds=4, min_clients=2), _kill_client_after_round_one(holder, "client-2")
+    )
+    holder.append(run)
+    outcome = run.execute()
+    assert outcome.jobs["client-2"].status == FAILED
+    assert outcome.jobs["client-1"].status == outcome.jobs["client-3"].status == COMPLETED
+    assert any("client-2" in w for w in outcome.warnings)
+    assert "client-2" not in outcome.history.final().clients
+    assert outcome.final_metrics["roc_auc"] > 0.8
+    _assert_no_process_left(run)
+
+
+class _NeverStarts:
+    """Wraps the local backend and never starts one client's job, as if its account were stuck."""
+
+    def __init__(self, backend, client):
+        self.backend, self.client, self.skipped = backend, client, set()
+
+    def launch(self, request):
+        if request["TrainingJobName"].endswith(self.client):
+            self.skipped.add(request["TrainingJobName"])
+            return
+        self.backend.launch(request)
+
+    def poll(self, name):
+        return JobStatus(name, IN_PROGRESS, "Pending") if name in self.skipped else self.backend.poll(name)
+
+    def stop(self, name):
+        if name not in self.skipped:
+            self.backend.stop(name)
+
+    def logs(self, name, lines=20):
+        return []
+
+    def processes(self):
+        return self.backend.processes()
+
+
+def test_a_client_that_never_joins_fails_the_run_after_the_join_timeout(prepared_dir, tmp_path):
+    run = build_local_run(_options(prepared_dir, tmp_path, join_timeout=8))
+    run.backend = _NeverStarts(run.backend, "client-3")
+    with pytest.raises(RunFailed, match=r"2 of 3 clients joined within 8 s \(need 3\); missing: client-3"):
+        run.execute()
+    _assert_no_process_left(run)

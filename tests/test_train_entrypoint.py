@@ -1,0 +1,73 @@
+"""client_code/train.py as the container runs it: failures go to the failure file and the exit code."""
+
+import base64
+import socket
+
+import pytest
+
+from client_code import train
+from orchestrator.federation import tls
+
+
+@pytest.fixture
+def container(tmp_path, monkeypatch, prepared):
+    """SM_* environment of an emulated container whose train channel is a prepared client folder."""
+    monkeypatch.setenv("SM_OUTPUT_DIR", str(tmp_path / "output"))
+    monkeypatch.setenv("SM_MODEL_DIR", str(tmp_path / "model"))
+    monkeypatch.setenv("SM_CHANNEL_TRAIN", str(prepared.clients[0].train))
+    monkeypatch.delenv("SM_CHANNEL_VALIDATION", raising=False)
+    return tmp_path
+
+
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _args(**overrides):
+    values = {
+        "server-address": f"127.0.0.1:{_free_port()}",
+        "client-name": "client-1",
+        "client-token": "t" * 64,
+        "root-certificate": base64.b64encode(tls.generate(["127.0.0.1"]).ca_certificate).decode(),
+        "label-column": "potential_fraud",
+        "classes": "0,1",
+        "connect-timeout": "1",
+    }
+    values.update(overrides)
+    return [part for key, value in values.items() if value is not None for part in (f"--{key}", value)]
+
+
+def _failure(container):
+    return (container / "output" / "failure").read_text()
+
+
+def test_missing_hyperparameter_is_bad_input(container):
+    assert train.main(_args(**{"server-address": None})) == 2
+    assert _failure(container) == "bad hyperparameters: the following arguments are required: --server-address\n"
+
+
+def test_invalid_hyperparameter_value_is_bad_input(container):
+    assert train.main(_args(**{"max-iter": "0"})) == 2
+    assert "argument --max-iter: must be positive, got 0" in _failure(container)
+
+
+def test_missing_label_column_is_bad_input(container):
+    assert train.main(_args(**{"label-column": "fraud"})) == 2
+    assert "label column 'fraud' not found" in _failure(container)
+    assert _failure(container).count("\n") == 1
+
+
+def test_missing_train_channel_is_bad_input(container, monkeypatch, tmp_path):
+    monkeypatch.setenv("SM_CHANNEL_TRAIN", str(tmp_path / "nowhere"))
+    assert train.main(_args()) == 2
+    assert "does not exist" in _failure(container)
+
+
+def test_unreachable_server_is_a_runtime_failure_after_the_connect_timeout(container):
+    assert train.main(_args()) == 1
+    reason = _failure(container)
+    assert reason.startswith("ServerUnreachable: could not reach the server at 127.0.0.1:")
+    assert "within 1 s" in reason
+    assert not (container / "model" / "model.joblib").exists()

@@ -1,0 +1,95 @@
+"""Only the clients a run launched are admitted: the token check happens before any message."""
+
+import threading
+
+import numpy as np
+import pytest
+from flwr.client import NumPyClient
+
+from client_code import transport
+from orchestrator.federation import tls
+from orchestrator.federation.events import ClientJoined, ClientRefused
+from orchestrator.federation.roster import Roster
+from orchestrator.federation.transport import start_grpc_server
+
+
+class _Recorder(NumPyClient):
+    def __init__(self):
+        self.calls = 0
+
+    def get_parameters(self, config):
+        self.calls += 1
+        return [np.zeros(1)]
+
+
+@pytest.fixture
+def server():
+    events = []
+    roster = Roster(["hospital-a"], wait_timeout=10, emit=events.append)
+    material = tls.generate(["127.0.0.1"])
+    grpc_server, port = start_grpc_server(
+        "127.0.0.1",
+        0,
+        roster,
+        {"hospital-a": "right-token"},
+        material,
+        on_refused=lambda peer, reason: events.append(ClientRefused(peer, reason)),
+    )
+    yield roster, events, material, port
+    grpc_server.stop(None)
+
+
+def _connect(port, material, token, client):
+    transport.run_client(
+        client,
+        f"127.0.0.1:{port}",
+        token,
+        material.ca_certificate,
+        connect_timeout=5,
+        has_joined=lambda: client.calls > 0,
+    )
+
+
+def test_a_client_with_a_wrong_token_is_refused_before_it_receives_anything(server):
+    roster, events, material, port = server
+    client = _Recorder()
+    with pytest.raises(transport.ServerRefused, match="unknown client token for this run"):
+        _connect(port, material, "wrong-token", client)
+    assert client.calls == 0
+    assert roster.num_available() == 0
+    assert [type(e) for e in events] == [ClientRefused]
+
+
+def test_a_client_with_its_token_is_registered_under_its_name(server):
+    roster, events, material, port = server
+    thread = threading.Thread(target=_connect, args=(port, material, "right-token", _Recorder()), daemon=True)
+    thread.start()
+    assert roster.wait_for(1, timeout=10)
+    assert list(roster.all()) == ["hospital-a"]
+    assert ClientJoined("hospital-a", 1, 1) in events
+
+
+def test_a_client_that_does_not_trust_the_server_certificate_cannot_connect(server):
+    _, _, _, port = server
+    other_ca = tls.generate(["127.0.0.1"]).ca_certificate
+    with pytest.raises(transport.ServerUnreachable):
+        transport.run_client(
+            _Recorder(), f"127.0.0.1:{port}", "right-token", other_ca, connect_timeout=1, has_joined=lambda: False
+        )
+
+
+def test_an_unreachable_server_is_retried_until_the_connect_timeout():
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(transport.ServerUnreachable, match=r"within 2 s after [2-9] attempts"):
+        transport.run_client(
+            _Recorder(),
+            f"127.0.0.1:{port}",
+            "t",
+            tls.generate(["127.0.0.1"]).ca_certificate,
+            connect_timeout=2,
+            has_joined=lambda: False,
+        )
