@@ -154,7 +154,12 @@ def run(args: argparse.Namespace) -> Path:
         "classes": args.classes,
     }
     utils.save_model(client.global_model(), model_path, provenance)
-    log.info("federation finished after %d rounds; model saved to %s", client.rounds_trained, model_path)
+    log.info(
+        "federation finished after %d rounds; model saved to %s; peak memory %.0f MB",
+        client.rounds_trained,
+        model_path,
+        utils.peak_memory_mb(),
+    )
     return model_path
 
 

@@ -364,6 +364,27 @@ def classification_metrics(model: LogisticRegression, data: Dataset) -> dict[str
 # --------------------------------------------------------------------------- persistence
 
 
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process so far, in MB (to size instances).
+
+    On Linux this is VmHWM, the high-water mark of this process's own address space:
+    getrusage's ru_maxrss would also count the parent's memory at fork time, which survives
+    exec. Elsewhere ru_maxrss is the best available figure.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1e6 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
+
+
 def save_model(model: LogisticRegression, path: Path, provenance: dict[str, Any]) -> str:
     """Write the model to `path` with joblib, plus a `<path>.sha256` checksum; return the digest.
 

@@ -120,10 +120,13 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the CLI and map every outcome to one line and an exit code."""
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="fedsage", standalone_mode=False)
+        # Typer returns exit codes in this mode (Ctrl-C becomes 130) instead of raising them.
+        code = command.main(args=argv, prog_name="fedsage", standalone_mode=False)
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        code = exc.exit_code
     except click.UsageError as exc:
+        if not exc.format_message():  # no arguments at all: the help was printed
+            sys.exit(2)
         name = exc.ctx.command_path if exc.ctx else "fedsage"
         err_console.print(
             f"error: {exc.format_message()} (see '{name} --help')", highlight=False, soft_wrap=True, markup=False
@@ -135,4 +138,6 @@ def main(argv: list[str] | None = None) -> None:
     except FedsageError as exc:
         err_console.print(f"error: {exc}", highlight=False, soft_wrap=True, markup=False)
         sys.exit(exc.exit_code)
-    sys.exit(0)
+    if code == EXIT_INTERRUPTED:
+        err_console.print("interrupted: every job this run started was stopped", highlight=False)
+    sys.exit(code if isinstance(code, int) else 0)

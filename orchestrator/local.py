@@ -117,7 +117,7 @@ def build_local_run(options: LocalOptions, observer: Observer = lambda event: No
     return FederationRun(
         federation=federation,
         server_data=server_data,
-        backend=LocalBackend(clients_dir),
+        backend=LocalBackend(clients_dir, expected_jobs=len(federation.clients)),
         backend_name="local (one process per client)",
         run_id=run_id,
         run_dir=run_dir,

@@ -11,7 +11,7 @@ from typing import Any
 from orchestrator.federation.history import RunHistory
 
 SERVER_METRICS = ("loss", "accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc")
-CLIENT_METRICS = ("num_examples", "train_loss", "train_accuracy", "val_loss", "val_accuracy")
+CLIENT_METRICS = ("num_examples", "train_loss", "train_accuracy", "fit_seconds", "val_loss", "val_accuracy")
 
 
 def _clients(history: RunHistory) -> list[str]:

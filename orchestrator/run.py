@@ -43,6 +43,7 @@ from orchestrator import __version__, report
 from orchestrator.backends import COMPLETED, Backend, JobStatus
 from orchestrator.backends.container import file_path
 from orchestrator.config import Federation
+from orchestrator.data.layout import SchemaFields
 from orchestrator.errors import BadInput, RunFailed
 from orchestrator.federation import tls as tls_module
 from orchestrator.federation.events import FederationEvent, RoundFinished, UpdateRejected
@@ -89,22 +90,12 @@ Observer = Callable[[RunEvent], None]
 
 
 @dataclass(frozen=True)
-class ServerData:
-    """What the server holds: the feature schema and its held-out test set."""
+class ServerData(SchemaFields):
+    """What the server holds: the feature schema, its held-out test set and the test set's columns."""
 
     schema: dict[str, Any]
     test: utils.Dataset
     columns: list[str]
-
-    @property
-    def label(self) -> str:
-        """The label column."""
-        return self.schema["label"]
-
-    @property
-    def classes(self) -> list[Any]:
-        """The federation's classes."""
-        return list(self.schema["classes"])
 
 
 def load_server_data(federation: Federation) -> ServerData:
@@ -554,6 +545,7 @@ class FederationRun:
             "backend": self.backend_name,
             "rounds": self.federation.federation.rounds,
             "seconds": time.monotonic() - self._started,
+            "peak_memory_mb": round(utils.peak_memory_mb(), 1),
             "versions": versions(),
             "clients": clients,
             "warnings": self.warnings,

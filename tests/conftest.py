@@ -38,3 +38,27 @@ def data_copy(prepared_dir, tmp_path) -> Path:
 @pytest.fixture
 def prepared(prepared_dir) -> layout.PreparedData:
     return layout.open_prepared(prepared_dir)
+
+
+RUN_OUTPUTS = (
+    "model.joblib",
+    "model.joblib.sha256",
+    "metrics.json",
+    "metrics.csv",
+    "metrics.png",
+    "report.md",
+    "run.json",
+    "federation.toml",
+    "server.log",
+)
+
+
+@pytest.fixture
+def assert_run_outputs():
+    """Check a finished run folder holds every file the run promises."""
+
+    def check(run_dir: Path) -> None:
+        for name in RUN_OUTPUTS:
+            assert (run_dir / name).is_file(), name
+
+    return check

@@ -125,7 +125,7 @@ def test_missing_test_set(capsys, tmp_path, data_copy):
 
 
 @pytest.mark.slow
-def test_fedsage_local_with_defaults_writes_every_output(tmp_path):
+def test_fedsage_local_with_defaults_writes_every_output(tmp_path, assert_run_outputs):
     """The README's main command, as a user runs it: installed console script, no arguments."""
     fedsage = shutil.which("fedsage", path=os.path.dirname(sys.executable)) or shutil.which("fedsage")
     result = subprocess.run([fedsage, "local"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
@@ -133,18 +133,7 @@ def test_fedsage_local_with_defaults_writes_every_output(tmp_path):
     runs = list((tmp_path / "runs").iterdir())
     assert len(runs) == 1
     run_dir = runs[0]
-    for name in (
-        "model.joblib",
-        "model.joblib.sha256",
-        "metrics.json",
-        "metrics.csv",
-        "metrics.png",
-        "report.md",
-        "run.json",
-        "federation.toml",
-        "server.log",
-    ):
-        assert (run_dir / name).is_file(), name
+    assert_run_outputs(run_dir)
     assert len(list((run_dir / "checkpoints").glob("round-*.npz"))) == 6  # round 0 + 5 rounds
     for client in ("client-1", "client-2", "client-3"):
         assert (run_dir / "clients" / client / "client.log").is_file()
@@ -154,3 +143,37 @@ def test_fedsage_local_with_defaults_writes_every_output(tmp_path):
     assert list(metrics["round"]) == [0, 1, 2, 3, 4, 5]
     assert metrics["server.roc_auc"].iloc[-1] > 0.85 > metrics["server.roc_auc"].iloc[0]
     assert "round 5/5" in result.stdout and "finished in" in result.stdout and str(run_dir.name) in result.stdout
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_every_job_and_exits_130(tmp_path):
+    import json
+    import signal
+
+    import psutil
+
+    fedsage = shutil.which("fedsage", path=os.path.dirname(sys.executable)) or shutil.which("fedsage")
+    process = subprocess.Popen(
+        [fedsage, "local", "--rounds", "200"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # as from a terminal: SIGINT handled (a harness may start us with it ignored)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    for line in process.stdout:
+        if line.startswith("round 1/200"):
+            break
+    clients = psutil.Process(process.pid).children(recursive=True)
+    assert len(clients) == 3
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "interrupted: every job this run started was stopped" in err
+    gone, alive = psutil.wait_procs(clients, timeout=5)
+    assert not alive
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    status = json.loads((run_dir / "run.json").read_text())
+    assert status["status"] == "interrupted"
+    assert {c["status"] for c in status["clients"].values()} == {"Stopped"}

@@ -22,7 +22,7 @@ def test_fit_returns_parameters_example_count_and_train_metrics(client):
     assert [p.shape for p in params] == [p.shape for p in zeros]
     assert any(p.any() for p in params)
     assert n == len(client.train)
-    assert set(metrics) == {"train_loss", "train_accuracy", "features"}
+    assert set(metrics) == {"train_loss", "train_accuracy", "fit_seconds", "features"}
     assert metrics["features"] == utils.feature_fingerprint(client.train.feature_names)
     assert metrics["train_loss"] < np.log(2)
 

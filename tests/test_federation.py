@@ -47,7 +47,7 @@ def _assert_no_process_left(run):
         assert not psutil.pid_exists(process.pid) or psutil.Process(process.pid).status() == psutil.STATUS_ZOMBIE
 
 
-def test_three_clients_three_rounds(prepared_dir, prepared, tmp_path, fit_results):
+def test_three_clients_three_rounds(prepared_dir, prepared, tmp_path, fit_results, assert_run_outputs):
     run = build_local_run(_options(prepared_dir, tmp_path))
     outcome = run.execute()
 
@@ -96,17 +96,7 @@ def test_three_clients_three_rounds(prepared_dir, prepared, tmp_path, fit_result
         np.testing.assert_allclose(client_model.coef_, model.coef_)
 
     # the run folder holds everything the report promises
-    for name in (
-        "model.joblib.sha256",
-        "metrics.json",
-        "metrics.csv",
-        "metrics.png",
-        "report.md",
-        "run.json",
-        "federation.toml",
-        "server.log",
-    ):
-        assert (outcome.run_dir / name).is_file(), name
+    assert_run_outputs(outcome.run_dir)
     assert json.loads((outcome.run_dir / "run.json").read_text())["status"] == "completed"
     request = json.loads((outcome.run_dir / "requests" / "client-1.json").read_text())
     assert json.loads(request["HyperParameters"]["client-token"]) == "***"

@@ -42,18 +42,10 @@ class ClientFolders:
     validation: Path | None
 
 
-@dataclass(frozen=True)
-class PreparedData:
-    """A prepared-data folder, checked to be complete."""
+class SchemaFields:
+    """The label and classes of whatever holds a feature schema as `self.schema`."""
 
-    root: Path
     schema: dict[str, Any]
-    clients: list[ClientFolders]
-
-    @property
-    def test(self) -> Path:
-        """The server's test set."""
-        return self.root / TEST
 
     @property
     def label(self) -> str:
@@ -64,6 +56,20 @@ class PreparedData:
     def classes(self) -> list[Any]:
         """The federation's classes, in the order of the model's outputs."""
         return list(self.schema["classes"])
+
+
+@dataclass(frozen=True)
+class PreparedData(SchemaFields):
+    """A prepared-data folder, checked to be complete."""
+
+    root: Path
+    schema: dict[str, Any]
+    clients: list[ClientFolders]
+
+    @property
+    def test(self) -> Path:
+        """The server's test set."""
+        return self.root / TEST
 
 
 def open_prepared(root: Path) -> PreparedData:

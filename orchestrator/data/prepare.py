@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
+from client_code import utils
 from orchestrator.data import layout
 from orchestrator.errors import BadInput
 
@@ -159,12 +160,15 @@ def _split(frame: pd.DataFrame, label: str, size: float, seed: int) -> tuple[pd.
 def smote_balance(train: pd.DataFrame, label: str, schema: dict[str, Any], ratio: float, seed: int) -> pd.DataFrame:
     """Oversample the minority classes of one client's training split with SMOTE.
 
-    Neighbours are found on the schema-scaled numeric columns (SMOTENC when there are
-    categorical columns), then the synthetic rows are mapped back to raw units; integer
-    columns stay integers. Each minority class is raised to `ratio` times the majority count.
-    A class with fewer than two rows cannot be interpolated and is left as it is.
+    Rows are encoded with the feature schema (the same `apply_schema` every party uses:
+    scaled numerics, one-hot categoricals), SMOTE interpolates in that space, and only the
+    synthetic rows are mapped back to raw units: numeric columns unscaled (integer columns
+    rounded), each categorical column set to the level with the largest interpolated weight,
+    i.e. the level of the nearer parent row. Original rows are kept exactly as they were.
+    Each minority class is raised to `ratio` times the majority count; a class with fewer
+    than two rows cannot be interpolated and is left as it is.
     """
-    from imblearn.over_sampling import SMOTE, SMOTENC
+    from imblearn.over_sampling import SMOTE
 
     counts = train[label].value_counts()
     target = int(ratio * counts.max())
@@ -172,30 +176,27 @@ def smote_balance(train: pd.DataFrame, label: str, schema: dict[str, Any], ratio
     if not strategy:
         return train
     k = int(min(5, min(counts[cls] for cls in strategy) - 1))
-    numeric = [f for f in schema["features"] if f["kind"] == "numeric"]
-    categorical = [f["name"] for f in schema["features"] if f["kind"] == "categorical"]
-    features = train.drop(columns=[label]).copy()
-    for feature in numeric:
-        features[feature["name"]] = (features[feature["name"]] - feature["mean"]) / feature["scale"]
-    for name in categorical:
-        features[name] = features[name].astype(str)
-    if categorical:
-        sampler = SMOTENC(
-            categorical_features=categorical, sampling_strategy=strategy, k_neighbors=k, random_state=seed
-        )
-    else:
-        sampler = SMOTE(sampling_strategy=strategy, k_neighbors=k, random_state=seed)
-    resampled, labels = sampler.fit_resample(features, train[label])
-    for feature in numeric:
+    encoded, _ = utils.apply_schema(train, schema, "training split")
+    sampler = SMOTE(sampling_strategy=strategy, k_neighbors=k, random_state=seed)
+    resampled, labels = sampler.fit_resample(encoded, train[label].to_numpy())
+    synthetic, synthetic_labels = resampled[len(train) :], labels[len(train) :]
+
+    columns: dict[str, Any] = {}
+    offset = 0
+    for feature in schema["features"]:
         name = feature["name"]
-        values = resampled[name] * feature["scale"] + feature["mean"]
-        resampled[name] = (
-            values.round().astype(train[name].dtype) if pd.api.types.is_integer_dtype(train[name]) else values
-        )
-    for name in categorical:
-        resampled[name] = resampled[name].astype(train[name].dtype, errors="ignore")
-    resampled[label] = labels.to_numpy()
-    return resampled[list(train.columns)]
+        if feature["kind"] == "categorical":
+            block = synthetic[:, offset : offset + len(feature["levels"])]
+            columns[name] = np.asarray(feature["levels"], dtype=object)[block.argmax(axis=1)]
+            offset += len(feature["levels"])
+        else:
+            values = synthetic[:, offset] * feature["scale"] + feature["mean"]
+            integer = pd.api.types.is_integer_dtype(train[name])
+            columns[name] = np.round(values).astype(train[name].dtype) if integer else values
+            offset += 1
+    columns[label] = synthetic_labels
+    extra = pd.DataFrame(columns)[list(train.columns)].astype(train.dtypes.to_dict())
+    return pd.concat([train, extra], ignore_index=True)
 
 
 def _class_counts(frame: pd.DataFrame, label: str, classes: list[Any]) -> dict[str, int]:
