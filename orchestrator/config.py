@@ -20,6 +20,8 @@ from orchestrator.errors import BadInput
 # <prefix>-<run id>-<client>, so prefix and client names use the same alphabet.
 NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$"
 NAME_HINT = "letters, digits and single hyphens, starting and ending with a letter or digit"
+REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-\d$"
+ROLE_ARN_PATTERN = r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$"
 
 
 class _Section(BaseModel):
@@ -42,6 +44,9 @@ class RunSettings(_Section):
     join_timeout: Annotated[float, Field(gt=0, description="seconds to wait for every client to join")] = 300.0
     round_timeout: Annotated[float, Field(gt=0, description="seconds a client may take for one round")] = 600.0
     seed: Annotated[int, Field(description="seed for data preparation and model initialisation")] = 42
+    strategy: Annotated[Literal["fedavg"], Field(description="aggregation strategy: fedavg (example-weighted)")] = (
+        "fedavg"
+    )
 
 
 class ModelSettings(_Section):
@@ -53,6 +58,35 @@ class ModelSettings(_Section):
     c: Annotated[float, Field(gt=0, description="inverse regularisation strength, a positive number")] = 1.0
     l1_ratio: Annotated[float, Field(ge=0, le=1, description="elastic-net mixing, between 0 and 1")] = 0.5
     max_iter: Annotated[int, Field(ge=1, le=10_000, description="local solver iterations per round, 1 to 10000")] = 10
+
+
+class TlsSettings(_Section):
+    """[server.tls]: bring your own certificates instead of a per-run CA."""
+
+    ca_certificate: Annotated[Path, Field(description="PEM file of the CA that signed the server certificate")]
+    certificate: Annotated[Path, Field(description="PEM file of the server certificate (SAN: advertised_address)")]
+    private_key: Annotated[Path, Field(description="PEM file of the server's private key")]
+
+
+class ContainerSettings(_Section):
+    """[container]: the SageMaker image the client jobs run in."""
+
+    framework_version: Annotated[
+        str,
+        Field(
+            min_length=1, description="SageMaker scikit-learn image version whose Python runs flwr, e.g. 1.4-2-py312"
+        ),
+    ] = "1.4-2-py312"
+    python_version: Annotated[
+        str,
+        Field(
+            pattern=r"^3\.(1[1-9])$",
+            description="the image's Python, 3.11 or newer (flwr needs it); wheels are built for it",
+        ),
+    ] = "3.12"
+    image_uri: Annotated[str | None, Field(min_length=1, description="an explicit image URI instead of the lookup")] = (
+        None
+    )
 
 
 class ServerSettings(_Section):
@@ -69,6 +103,13 @@ class ServerSettings(_Section):
     schema_path: Annotated[
         Path | None, Field(alias="schema", description="feature schema JSON; default schema.json beside test_data")
     ] = None
+    region: Annotated[
+        str | None, Field(pattern=REGION_PATTERN, description="the server account's AWS region, e.g. eu-west-1")
+    ] = None
+    profile: Annotated[
+        str | None, Field(min_length=1, description="AWS profile of the server account; default credential chain")
+    ] = None
+    tls: TlsSettings | None = None
 
     def dial_host(self) -> str:
         """The host clients connect to."""
@@ -80,13 +121,80 @@ class ServerSettings(_Section):
 
 
 class ClientSettings(_Section):
-    """[[clients]]: one data owner's account and where its data lives."""
+    """[[clients]]: one data owner's account: where its data lives and how its training job runs.
+
+    Only `name` and `train_uri` are needed to run locally; `fedsage launch` also needs the
+    account, roles, code and output locations and the network settings (see `missing_for_launch`).
+    """
 
     name: Annotated[str, Field(pattern=NAME_PATTERN, max_length=24, description=f"client name: up to 24 {NAME_HINT}")]
     train_uri: Annotated[
         str, Field(min_length=1, description="the train channel: s3://bucket/prefix/ or file:///path/")
     ]
     validation_uri: Annotated[str | None, Field(description="optional validation channel URI")] = None
+    account_id: Annotated[
+        str | None, Field(pattern=r"^\d{12}$", description="the client's 12-digit AWS account id")
+    ] = None
+    region: Annotated[
+        str | None, Field(pattern=REGION_PATTERN, description="the client account's region, e.g. eu-west-1")
+    ] = None
+    kickoff_role_arn: Annotated[
+        str | None, Field(pattern=ROLE_ARN_PATTERN, description="ARN of FL-kickoff-client-job in the client account")
+    ] = None
+    external_id: Annotated[
+        str | None,
+        Field(
+            pattern=r"^[A-Za-z0-9+=,.@:/_-]+$",
+            min_length=2,
+            max_length=1224,
+            description="the ExternalId the kickoff role's trust policy requires",
+        ),
+    ] = None
+    execution_role_arn: Annotated[
+        str | None,
+        Field(pattern=ROLE_ARN_PATTERN, description="ARN of the SageMaker execution role in the client account"),
+    ] = None
+    code_uri: Annotated[
+        str | None,
+        Field(pattern=r"^s3://.+\.tar\.gz$", description="s3:// URI of source.tar.gz in the client's bucket"),
+    ] = None
+    output_uri: Annotated[
+        str | None, Field(pattern=r"^s3://", description="s3:// prefix for the job's model.tar.gz")
+    ] = None
+    instance_type: Annotated[
+        str,
+        Field(
+            pattern=r"^ml\.[a-z0-9]+\.[a-z0-9]+$", description="a SageMaker training instance type, e.g. ml.m5.large"
+        ),
+    ] = "ml.m5.large"
+    instance_count: Annotated[
+        int, Field(ge=1, le=1, description="1: each training job is exactly one Flower client")
+    ] = 1
+    volume_size_gb: Annotated[int, Field(ge=1, le=16384, description="EBS volume size in GB, 1 to 16384")] = 30
+    subnets: Annotated[
+        list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]+$")]],
+        Field(max_length=16, description="1 to 16 private subnet ids (subnet-...) that route to the server"),
+    ] = []
+    security_groups: Annotated[
+        list[Annotated[str, Field(pattern=r"^sg-[0-9a-f]+$")]],
+        Field(max_length=5, description="1 to 5 security group ids (sg-...) allowing egress to the server's port"),
+    ] = []
+    max_runtime_seconds: Annotated[
+        int | None,
+        Field(ge=1, le=28 * 24 * 3600, description="job time limit; default join timeout + rounds x round timeout"),
+    ] = None
+    spot: Annotated[bool, Field(description="use managed spot training (needs checkpoint_uri)")] = False
+    max_wait_seconds: Annotated[
+        int | None, Field(ge=1, description="spot: how long to wait for capacity, above max runtime")
+    ] = None
+    checkpoint_uri: Annotated[str | None, Field(pattern=r"^s3://", description="s3:// prefix for spot checkpoints")] = (
+        None
+    )
+    kms_key_id: Annotated[str | None, Field(min_length=1, description="KMS key for the job's volume and output")] = None
+    tags: Annotated[dict[str, str], Field(description="extra tags on the training job")] = {}
+    profile: Annotated[
+        str | None, Field(min_length=1, description="the data owner's AWS profile, used only by `fedsage data upload`")
+    ] = None
 
     @field_validator("train_uri", "validation_uri")
     @classmethod
@@ -95,12 +203,48 @@ class ClientSettings(_Section):
             raise ValueError("must start with s3:// or file://")
         return value
 
+    @model_validator(mode="after")
+    def _consistent(self) -> ClientSettings:
+        for key in ("kickoff_role_arn", "execution_role_arn"):
+            arn = getattr(self, key)
+            if arn and self.account_id and arn.split(":")[4] != self.account_id:
+                raise ValueError(
+                    f"{key} {arn} is not in account_id {self.account_id}; use a role of the client's account"
+                )
+        if self.spot and not self.checkpoint_uri:
+            raise ValueError(
+                "spot = true needs checkpoint_uri, where SageMaker keeps checkpoints between interruptions"
+            )
+        if any(key.lower().startswith(("aws:", "fedsage:")) for key in self.tags):
+            raise ValueError("tags may not start with aws: or fedsage: (reserved)")
+        return self
+
+    def missing_for_launch(self) -> list[str]:
+        """The keys `fedsage launch` needs that this client does not set."""
+        needed = (
+            "account_id",
+            "region",
+            "kickoff_role_arn",
+            "external_id",
+            "execution_role_arn",
+            "code_uri",
+            "output_uri",
+        )
+        missing = [key for key in needed if getattr(self, key) is None]
+        missing += [key for key in ("subnets", "security_groups") if not getattr(self, key)]
+        if not self.train_uri.startswith("s3://"):
+            missing.append("train_uri (an s3:// URI)")
+        if self.validation_uri and not self.validation_uri.startswith("s3://"):
+            missing.append("validation_uri (an s3:// URI)")
+        return missing
+
 
 class Federation(_Section):
     """A whole federation: run settings, model, server and clients."""
 
     federation: RunSettings = RunSettings()
     model: ModelSettings = ModelSettings()
+    container: ContainerSettings = ContainerSettings()
     server: ServerSettings
     clients: Annotated[list[ClientSettings], Field(min_length=1, description="at least one [[clients]] table")]
 
@@ -116,6 +260,25 @@ class Federation(_Section):
                 f"{len(self.clients)} clients configured; lower it or add clients"
             )
         return self
+
+    def require_launchable(self) -> None:
+        """Raise BadInput listing every key `fedsage launch` needs that the config lacks."""
+        problems = [
+            f"clients[{i}] ({client.name}): set {', '.join(missing)}"
+            for i, client in enumerate(self.clients)
+            if (missing := client.missing_for_launch())
+        ]
+        server = self.server
+        needed = {"region": server.region, "advertised_address": server.advertised_address}
+        missing_server = [key for key, value in needed.items() if value is None]
+        if server.port == 0:
+            missing_server.append("port (a fixed port the security groups allow)")
+        if missing_server:
+            problems.insert(0, f"server: set {', '.join(missing_server)}")
+        if problems:
+            raise BadInput(
+                "federation.toml is not ready for launch: " + "; ".join(problems) + " (see examples/federation.toml)"
+            )
 
     def min_clients(self) -> int:
         """Clients every round needs: the configured minimum, or all of them."""
@@ -195,4 +358,9 @@ def load(path: Path) -> Federation:
         server.test_data = path.parent / server.test_data
     if server.schema_path is not None and not server.schema_path.is_absolute():
         server.schema_path = path.parent / server.schema_path
+    if server.tls is not None:
+        for key in ("ca_certificate", "certificate", "private_key"):
+            value = getattr(server.tls, key)
+            if not value.is_absolute():
+                setattr(server.tls, key, path.parent / value)
     return federation

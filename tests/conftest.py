@@ -62,3 +62,60 @@ def assert_run_outputs():
             assert (run_dir / name).is_file(), name
 
     return check
+
+
+# ----------------------------------------------------------------------------- AWS through moto
+
+SERVER_ACCOUNT = "111111111111"
+CLIENT_ACCOUNTS = ("222222222222", "333333333333")
+REGION = "eu-west-1"
+
+
+class MotoAccounts:
+    """Sessions into separate moto accounts, each an administrator of its own account.
+
+    moto gives a request the account of the role whose credentials signed it, so an
+    administrator session in any account is an assumed role there.
+    """
+
+    def __init__(self):
+        import boto3
+
+        self._root = boto3.Session(region_name=REGION)
+        self.server = self.admin(SERVER_ACCOUNT)
+
+    def admin(self, account_id: str, region: str = REGION):
+        import boto3
+
+        creds = self._root.client("sts").assume_role(
+            RoleArn=f"arn:aws:iam::{account_id}:role/admin", RoleSessionName="test-admin"
+        )["Credentials"]
+        return boto3.Session(
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+            region_name=region,
+        )
+
+    @staticmethod
+    def assumed_roles(account_id: str):
+        """Every AssumeRole call moto recorded into this account: (role ARN, session name, ExternalId)."""
+        from moto.sts.models import sts_backends
+
+        return [(r.role_arn, r.session_name, r.external_id) for r in sts_backends[account_id]["aws"].assumed_roles]
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    """A moto AWS with separate accounts; no request leaves the process."""
+    for key in ("MOTO_ACCOUNT_ID", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
+    from moto import mock_aws
+
+    with mock_aws():
+        yield MotoAccounts()

@@ -68,3 +68,63 @@ def test_load_reports_missing_and_malformed_files(tmp_path):
     bad.write_text("[server\n")
     with pytest.raises(BadInput, match="is not valid TOML"):
         config.load(bad)
+
+
+EXAMPLE = __import__("pathlib").Path(__file__).resolve().parent.parent / "examples" / "federation.toml"
+
+
+def test_the_annotated_example_is_valid_and_ready_for_launch():
+    federation = config.load(EXAMPLE)
+    federation.require_launchable()
+    assert [c.account_id for c in federation.clients] == ["222222222222", "333333333333"]
+    assert federation.clients[1].instance_type == "ml.m5.large"  # defaults fill the rest
+
+
+def _cloud_client(**changes):
+    client = {
+        "name": "a",
+        "train_uri": "s3://b/train/",
+        "account_id": "222222222222",
+        "region": "eu-west-1",
+        "kickoff_role_arn": "arn:aws:iam::222222222222:role/FL-kickoff-client-job",
+        "external_id": "ext",
+        "execution_role_arn": "arn:aws:iam::222222222222:role/exec",
+        "code_uri": "s3://b/code/source.tar.gz",
+        "output_uri": "s3://b/out/",
+        "subnets": ["subnet-0abc"],
+        "security_groups": ["sg-0abc"],
+    }
+    client.update(changes)
+    return client
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"account_id": "2222"},
+            r"clients\[0\]\.account_id = '2222'.*\(expected the client's 12-digit AWS account id\)",
+        ),
+        ({"kickoff_role_arn": "arn:aws:iam::333333333333:role/x"}, "is not in account_id 222222222222"),
+        ({"security_groups": ["sg-1", "sg-2", "sg-3", "sg-4", "sg-5", "sg-6"]}, r"security_groups.*at most 5 items"),
+        ({"subnets": ["vpc-123"]}, r"clients\[0\]\.subnets\[0\] = 'vpc-123'"),
+        ({"instance_count": 2}, r"instance_count = 2.*\(expected 1: each training job is exactly one Flower client\)"),
+        ({"spot": True}, "spot = true needs checkpoint_uri"),
+        ({"tags": {"fedsage:run-id": "x"}}, "reserved"),
+        ({"code_uri": "s3://b/code/"}, r"code_uri = 's3://b/code/'.*source.tar.gz"),
+    ],
+)
+def test_cloud_client_errors_name_key_value_and_fix(changes, message):
+    with pytest.raises(BadInput, match=message):
+        _with(clients=[_cloud_client(**changes)])
+
+
+def test_launch_readiness_lists_every_missing_key():
+    federation = _with(clients=[_cloud_client(), {"name": "b", "train_uri": "file:///data/b/"}])
+    with pytest.raises(BadInput) as failure:
+        federation.require_launchable()
+    message = str(failure.value)
+    assert "server: set region, advertised_address, port (a fixed port the security groups allow)" in message
+    assert "clients[1] (b): set account_id, region, kickoff_role_arn, external_id" in message
+    assert "train_uri (an s3:// URI)" in message
+    assert "clients[0]" not in message

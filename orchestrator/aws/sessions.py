@@ -1,0 +1,91 @@
+"""AWS sessions: the server account's, each client account's, each data owner's.
+
+The server uses its own profile (or the default credential chain); each client account is
+reached through its kickoff role; each data owner uploads with their own profile.
+
+Every client session comes from sts:AssumeRole on the client's kickoff role with the agreed
+ExternalId and a RoleSessionName that carries the run id (so CloudTrail in the client account
+shows which run did what). Its credentials refresh themselves before they expire, so a
+federation that runs for hours can still poll and stop its jobs. Clients created here retry
+throttling and transient errors (botocore's standard retry mode).
+"""
+
+from __future__ import annotations
+
+import re
+
+import boto3
+import botocore.session
+from botocore.config import Config
+from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
+from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
+
+from orchestrator.config import ClientSettings, ServerSettings
+from orchestrator.errors import BadInput
+
+RETRIES = Config(retries={"mode": "standard", "max_attempts": 10})
+
+
+def session_name(run_id: str, purpose: str = "fedsage") -> str:
+    """A RoleSessionName (at most 64 characters from STS's alphabet) carrying the run id."""
+    return re.sub(r"[^\w+=,.@-]", "-", f"{purpose}-{run_id}")[:64]
+
+
+def profile_session(profile: str | None, region: str | None, who: str) -> boto3.Session:
+    """A session from a named profile (or the default credential chain when profile is None)."""
+    try:
+        return boto3.Session(profile_name=profile, region_name=region)
+    except ProfileNotFound:
+        raise BadInput(
+            f"AWS profile {profile!r} for {who} not found; add it to ~/.aws/config or fix the name"
+        ) from None
+
+
+def server_session(server: ServerSettings) -> boto3.Session:
+    """The server account's session: its profile, or the default credential chain."""
+    return profile_session(server.profile, server.region, "the server")
+
+
+def assume_role(source: boto3.Session, role_arn: str, external_id: str, name: str, region: str) -> boto3.Session:
+    """A session whose credentials come from (and are renewed by) sts:AssumeRole."""
+    fetcher = AssumeRoleCredentialFetcher(
+        client_creator=lambda service, **kwargs: source.client(service, region_name=region, config=RETRIES, **kwargs),
+        source_credentials=source.get_credentials(),
+        role_arn=role_arn,
+        extra_args={"ExternalId": external_id, "RoleSessionName": name},
+    )
+    credentials = DeferredRefreshableCredentials(refresh_using=fetcher.fetch_credentials, method="assume-role")
+    core = botocore.session.Session()
+    core._credentials = credentials  # botocore has no public setter for refreshable credentials
+    return boto3.Session(botocore_session=core, region_name=region)
+
+
+def client_session(source: boto3.Session, client: ClientSettings, run_id: str) -> boto3.Session:
+    """The client account's session through its kickoff role, for this run."""
+    assert client.kickoff_role_arn and client.external_id and client.region, "checked by require_launchable"
+    return assume_role(source, client.kickoff_role_arn, client.external_id, session_name(run_id), client.region)
+
+
+def check_assumable(session: boto3.Session, client: ClientSettings) -> str:
+    """Assume the client's role now (not lazily); return the assumed ARN or raise BadInput naming the fix."""
+    try:
+        arn = session.client("sts", config=RETRIES).get_caller_identity()["Arn"]
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        raise BadInput(
+            f"client {client.name!r}: cannot assume {client.kickoff_role_arn} ({code}); check the role exists, "
+            "trusts the server account, and that external_id matches its trust policy"
+        ) from None
+    except BotoCoreError as exc:
+        raise BadInput(f"client {client.name!r}: cannot reach AWS to assume its role ({exc})") from None
+    account = arn.split(":")[4]
+    if client.account_id and account != client.account_id:
+        raise BadInput(
+            f"client {client.name!r}: assumed role is in account {account}, not account_id {client.account_id}"
+        )
+    return arn
+
+
+def data_owner_session(client: ClientSettings) -> boto3.Session:
+    """The data owner's own session (its profile): used to upload data, never by the server."""
+    return profile_session(client.profile, client.region, f"client {client.name!r}")
