@@ -8,6 +8,7 @@ memory from its options, and writes the resolved configuration into the run fold
 from __future__ import annotations
 
 import tomllib
+from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -179,6 +180,7 @@ class ClientSettings(_Section):
         list[Annotated[str, Field(pattern=r"^sg-[0-9a-f]+$")]],
         Field(max_length=5, description="1 to 5 security group ids (sg-...) allowing egress to the server's port"),
     ] = []
+    vpc_cidr: Annotated[IPv4Network | None, Field(description="the client VPC's CIDR block, e.g. 10.20.0.0/16")] = None
     max_runtime_seconds: Annotated[
         int | None,
         Field(ge=1, le=28 * 24 * 3600, description="job time limit; default join timeout + rounds x round timeout"),
