@@ -116,6 +116,160 @@ def local(
     print_outcome(console, outcome)
 
 
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="The federation.toml to use.")]
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  fedsage launch -c federation.toml --dry-run   # the exact requests, per account; no AWS call\n\n"
+        "  fedsage launch -c federation.toml"
+    )
+)
+def launch(
+    config: ConfigOption,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the requests per account; make no AWS call.")
+    ] = False,
+    out: Annotated[Path, typer.Option(help="Folder that receives the run folder <run-id>/.")] = Path("runs"),
+) -> None:
+    """Run the federation: one SageMaker training job in each client account, the Flower server here.
+
+    Preflight first (roles assumable with their ExternalId, images, SageMaker limits), then the
+    server starts, every job is created through its client's kickoff role, and the run is watched
+    until every job has completed. Ctrl-C or a failure stops every job this run created.
+    """
+    from orchestrator import config as config_module
+    from orchestrator import launch as launching
+
+    federation = config_module.load(config)
+    if dry_run:
+        console.print_json(launching.dry_run_json(federation))
+        return
+    from orchestrator.aws.sessions import server_session
+    from orchestrator.progress import RunView, print_outcome
+
+    session = server_session(federation.server)
+    console.print(
+        f"[bold]fedsage launch[/]: {len(federation.clients)} client accounts x {federation.federation.rounds} rounds"
+    )
+    with RunView(console, len(federation.clients), federation.federation.rounds) as view:
+        outcome = launching.launch(federation, session, out, observer=view)
+    print_outcome(console, outcome)
+
+
+def _client_sessions(config: Path, run_id: str | None):
+    from orchestrator import config as config_module
+    from orchestrator import launch as launching
+    from orchestrator.aws.sessions import server_session
+
+    federation = config_module.load(config)
+    federation.require_launchable()
+    return federation, launching.client_sessions(federation, server_session(federation.server), run_id or "status")
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n  fedsage status -c federation.toml\n\n"
+        "  fedsage status -c federation.toml --run-id 20261121-101500-a1b2"
+    )
+)
+def status(
+    config: ConfigOption,
+    run_id: Annotated[str | None, typer.Option(help="Only this run's jobs (default: every run).")] = None,
+) -> None:
+    """Show the training jobs of a run (or of every run) in every client account."""
+    from rich.table import Table
+
+    from orchestrator import launch as launching
+
+    federation, made = _client_sessions(config, run_id)
+    jobs = launching.find_jobs(federation, made, run_id)
+    table = Table(title=f"training jobs of {'run ' + run_id if run_id else 'every run'}", title_justify="left")
+    for column in ("run", "client", "account", "job", "status", "detail"):
+        table.add_column(column, overflow="fold")
+    for job in jobs:
+        s = job.status
+        table.add_row(
+            job.run_id,
+            job.client,
+            job.account_id,
+            s.name,
+            f"{s.status} ({s.secondary_status})",
+            s.failure_reason or s.model_artifact or "",
+        )
+    console.print(table if jobs else "no fedsage training jobs found in the client accounts")
+
+
+@app.command(epilog="Example:\n\n  fedsage stop -c federation.toml --run-id 20261121-101500-a1b2")
+def stop(
+    config: ConfigOption,
+    run_id: Annotated[str, typer.Option(help="The run whose jobs to stop (see fedsage status).")],
+) -> None:
+    """Stop every still-running training job of a run, in every client account."""
+    from orchestrator import launch as launching
+
+    federation, made = _client_sessions(config, run_id)
+    for job, stopped in launching.stop_run(federation, made, run_id):
+        what = "stop requested" if stopped else f"already {job.status.status.lower()}"
+        console.print(f"  {job.client} ({job.account_id}) {job.status.name}: {what}")
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  fedsage package                                   # dist/source.tar.gz with vendored wheels\n\n"
+        "  fedsage package --upload -c federation.toml --client hospital-a\n\n"
+        "  fedsage package --relock --python-version 3.12    # refresh the dependency lock"
+    )
+)
+def package(
+    out: Annotated[Path, typer.Option(help="Where to write the archive.")] = Path("dist/source.tar.gz"),
+    python_version: Annotated[str, typer.Option(help="The container's Python version.")] = "3.12",
+    wheels: Annotated[
+        bool, typer.Option("--wheels/--no-wheels", help="Vendor every dependency (for jobs without PyPI access).")
+    ] = True,
+    relock: Annotated[bool, typer.Option(help="Re-resolve requirements.txt into the hash-pinned lock first.")] = False,
+    upload: Annotated[bool, typer.Option(help="Put the archive at each client's code_uri (needs -c).")] = False,
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="The federation.toml with the clients' code_uri.")
+    ] = None,
+    client: Annotated[str | None, typer.Option(help="With --upload: only this client (default: all).")] = None,
+) -> None:
+    """Build source.tar.gz: the client code with its dependencies as wheels, reproducibly.
+
+    The same commit always gives the same bytes, so a data owner can rebuild the archive and
+    compare the printed sha256 before trusting it. --upload uses the caller's credentials (the
+    client's `profile` if the config sets one).
+    """
+    from orchestrator import package as packaging
+
+    if upload and config is None:
+        raise click.UsageError("--upload needs --config/-c to know the clients' code_uri")
+    if relock:
+        lock = packaging.relock(python_version)
+        console.print(f"[green]✓[/] wrote {lock}")
+    with console.status("downloading wheels and building the archive" if wheels else "building the archive"):
+        built = packaging.build(out, python_version, vendor_wheels=wheels)
+    console.print(f"[green]✓[/] {built.path}: {built.files} files ({built.wheels} wheels), {built.size / 1e6:.1f} MB")
+    console.print(f"  sha256          {built.sha256}")
+    console.print(f"  content sha256  {built.content_sha256}  (of the uncompressed tar; independent of gzip)")
+    if upload:
+        from orchestrator import config as config_module
+        from orchestrator.aws import sessions
+        from orchestrator.aws.storage import upload_file
+
+        federation = config_module.load(config)
+        targets = [c for c in federation.clients if client in (None, c.name)]
+        if not targets:
+            raise click.BadParameter(f"no client named {client!r} in {config}", param_hint="--client")
+        for target in targets:
+            if not target.code_uri:
+                raise click.BadParameter(f"client {target.name!r} has no code_uri in {config}", param_hint="--config")
+            upload_file(sessions.data_owner_session(target), built.path, target.code_uri)
+            console.print(f"  uploaded to {target.code_uri} ({target.name})")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the CLI and map every outcome to one line and an exit code."""
     command = typer.main.get_command(app)

@@ -17,6 +17,7 @@ from orchestrator.backends.local import LocalBackend
 from orchestrator.data import datasets, layout
 from orchestrator.data.prepare import PrepareOptions, PrepareSummary, prepare
 from orchestrator.errors import BadInput
+from orchestrator.plan import JobPlacement
 from orchestrator.run import FederationRun, Observer, RunOutcome, check_local_channels, load_server_data, new_run_id
 
 
@@ -45,6 +46,7 @@ class LocalOptions:
 
 
 DEFAULT_CLIENTS = 3
+LOCAL_IMAGE = "local-process"  # the local backend runs this machine's Python, not an image
 
 
 def _federation(options: LocalOptions, prepared: layout.PreparedData) -> config.Federation:
@@ -121,8 +123,14 @@ def build_local_run(options: LocalOptions, observer: Observer = lambda event: No
         backend_name="local (one process per client)",
         run_id=run_id,
         run_dir=run_dir,
-        code_uri=Path(client_code.__file__).parent.as_uri(),
-        output_uri=lambda name: (clients_dir / name / "output").resolve().as_uri(),
+        placements={
+            c.name: JobPlacement(
+                code_uri=Path(client_code.__file__).parent.as_uri(),
+                output_uri=(clients_dir / c.name / "output").resolve().as_uri(),
+                image=LOCAL_IMAGE,
+            )
+            for c in federation.clients
+        },
         observer=observer,
     )
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
 from client_code import utils
-from orchestrator.config import Federation
+from orchestrator.config import ClientSettings, Federation
 from orchestrator.errors import BadInput
 
 PROGRAM = "train.py"
@@ -35,12 +36,23 @@ class TrainingJobRequest(TypedDict, total=False):
     ResourceConfig: dict[str, Any]
     VpcConfig: dict[str, Any]
     StoppingCondition: dict[str, Any]
+    EnableManagedSpotTraining: bool
+    CheckpointConfig: dict[str, Any]
     Tags: list[dict[str, str]]
 
 
 @dataclass(frozen=True)
+class JobPlacement:
+    """Where one client's job takes its code and image from and puts its model."""
+
+    code_uri: str
+    output_uri: str
+    image: str
+
+
+@dataclass(frozen=True)
 class RunContext:
-    """What one run adds to the config: its id, the server's address, and per-client secrets."""
+    """What one run adds to the config: its id, the server's address, per-client secrets and placements."""
 
     run_id: str
     server_address: str
@@ -48,9 +60,18 @@ class RunContext:
     tokens: dict[str, str]
     label: str
     classes: list[Any]
-    code_uri: str
-    output_uri: dict[str, str]
-    image: str = "local"
+    placements: dict[str, JobPlacement]
+
+
+# SageMaker's own limits on CreateTrainingJob, checked before any call (moto does not check them).
+JOB_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+MAX_HYPERPARAMETERS = 100
+MAX_HYPERPARAMETER_KEY = 256
+MAX_HYPERPARAMETER_VALUE = 2500
+SECURITY_GROUPS = (1, 5)
+SUBNETS = (1, 16)
+MAX_TAGS = 50
+MAX_RUNTIME_SECONDS = 28 * 24 * 3600
 
 
 def job_name(prefix: str, run_id: str, client: str) -> str:
@@ -58,16 +79,17 @@ def job_name(prefix: str, run_id: str, client: str) -> str:
     return f"{prefix}-{run_id}-{client}"
 
 
-def _hyperparameters(federation: Federation, context: RunContext, client: str) -> dict[str, str]:
+def _hyperparameters(federation: Federation, context: RunContext, client: ClientSettings) -> dict[str, str]:
     """Script-mode hyperparameters, JSON-encoded as the SageMaker Python SDK does."""
     model = federation.model
     values: dict[str, Any] = {
         "sagemaker_program": PROGRAM,
-        "sagemaker_submit_directory": context.code_uri,
+        "sagemaker_submit_directory": context.placements[client.name].code_uri,
         "sagemaker_container_log_level": 20,
+        **({"sagemaker_region": client.region} if client.region else {}),
         "server-address": context.server_address,
-        "client-name": client,
-        TOKEN_HYPERPARAMETER: context.tokens[client],
+        "client-name": client.name,
+        TOKEN_HYPERPARAMETER: context.tokens[client.name],
         "root-certificate": base64.b64encode(context.root_certificate).decode(),
         "label-column": context.label,
         "classes": utils.format_classes(context.classes),
@@ -102,34 +124,98 @@ def _channel(name: str, uri: str) -> dict[str, Any]:
     }
 
 
+def _stopping_condition(federation: Federation, client: ClientSettings) -> dict[str, int]:
+    run = federation.federation
+    runtime = client.max_runtime_seconds or int(run.join_timeout + run.rounds * run.round_timeout)
+    condition = {"MaxRuntimeInSeconds": min(runtime, MAX_RUNTIME_SECONDS)}
+    if client.spot:
+        condition["MaxWaitTimeInSeconds"] = client.max_wait_seconds or condition["MaxRuntimeInSeconds"]
+    return condition
+
+
+def request_for(federation: Federation, context: RunContext, client: ClientSettings) -> TrainingJobRequest:
+    """The CreateTrainingJob request of one client."""
+    placement = context.placements[client.name]
+    channels = [_channel("train", client.train_uri)]
+    if client.validation_uri:
+        channels.append(_channel("validation", client.validation_uri))
+    resources: dict[str, Any] = {
+        "InstanceType": client.instance_type,
+        "InstanceCount": client.instance_count,
+        "VolumeSizeInGB": client.volume_size_gb,
+    }
+    output: dict[str, Any] = {"S3OutputPath": placement.output_uri}
+    if client.kms_key_id:
+        resources["VolumeKmsKeyId"] = client.kms_key_id
+        output["KmsKeyId"] = client.kms_key_id
+    request = TrainingJobRequest(
+        TrainingJobName=job_name(federation.federation.name, context.run_id, client.name),
+        AlgorithmSpecification={"TrainingImage": placement.image, "TrainingInputMode": "File"},
+        HyperParameters=_hyperparameters(federation, context, client),
+        InputDataConfig=channels,
+        OutputDataConfig=output,
+        ResourceConfig=resources,
+        StoppingCondition=_stopping_condition(federation, client),
+        Tags=[
+            {"Key": RUN_ID_TAG, "Value": context.run_id},
+            {"Key": CLIENT_TAG, "Value": client.name},
+            *({"Key": key, "Value": value} for key, value in sorted(client.tags.items())),
+        ],
+    )
+    if client.execution_role_arn:
+        request["RoleArn"] = client.execution_role_arn
+    if client.subnets or client.security_groups:
+        request["VpcConfig"] = {"SecurityGroupIds": list(client.security_groups), "Subnets": list(client.subnets)}
+    if client.spot:
+        request["EnableManagedSpotTraining"] = True
+        request["CheckpointConfig"] = {"S3Uri": client.checkpoint_uri}
+    check_limits(request, client.name)
+    return request
+
+
+def check_limits(request: TrainingJobRequest, client: str) -> None:
+    """Enforce SageMaker's CreateTrainingJob limits; BadInput naming the client, the limit and the fix."""
+    where = f"client {client!r}"
+    name = request["TrainingJobName"]
+    if not JOB_NAME_PATTERN.match(name):
+        raise BadInput(
+            f"{where}: training job name {name!r} ({len(name)} characters) breaks SageMaker's rule "
+            "(at most 63 letters, digits and hyphens); shorten [federation] name or the client name"
+        )
+    hyperparameters = request["HyperParameters"]
+    if len(hyperparameters) > MAX_HYPERPARAMETERS:
+        raise BadInput(f"{where}: {len(hyperparameters)} hyperparameters; SageMaker allows {MAX_HYPERPARAMETERS}")
+    for key, value in hyperparameters.items():
+        if len(key) > MAX_HYPERPARAMETER_KEY:
+            raise BadInput(
+                f"{where}: hyperparameter name {key[:40]!r}... is longer than {MAX_HYPERPARAMETER_KEY} characters"
+            )
+        if len(value) > MAX_HYPERPARAMETER_VALUE:
+            hint = "use a CA with an EC key (its certificate is smaller)" if key == "root-certificate" else "shorten it"
+            raise BadInput(
+                f"{where}: hyperparameter {key} is {len(value):,} characters; SageMaker allows "
+                f"{MAX_HYPERPARAMETER_VALUE:,}: {hint}"
+            )
+    vpc = request.get("VpcConfig")
+    if vpc is not None:
+        for key, label, (low, high) in (
+            ("SecurityGroupIds", "security_groups", SECURITY_GROUPS),
+            ("Subnets", "subnets", SUBNETS),
+        ):
+            if not low <= len(vpc[key]) <= high:
+                raise BadInput(f"{where}: {label} has {len(vpc[key])} entries; SageMaker needs {low} to {high}")
+    if len(request["Tags"]) > MAX_TAGS:
+        raise BadInput(f"{where}: {len(request['Tags'])} tags; SageMaker allows {MAX_TAGS} (fedsage uses 2)")
+    stopping = request["StoppingCondition"]
+    if stopping.get("MaxWaitTimeInSeconds", stopping["MaxRuntimeInSeconds"]) < stopping["MaxRuntimeInSeconds"]:
+        raise BadInput(
+            f"{where}: max_wait_seconds must be at least the job's max runtime ({stopping['MaxRuntimeInSeconds']} s)"
+        )
+
+
 def plan(federation: Federation, context: RunContext) -> list[TrainingJobRequest]:
     """Build the training job request of every client, in config order."""
-    requests = []
-    for client in federation.clients:
-        channels = [_channel("train", client.train_uri)]
-        if client.validation_uri:
-            channels.append(_channel("validation", client.validation_uri))
-        requests.append(
-            TrainingJobRequest(
-                TrainingJobName=job_name(federation.federation.name, context.run_id, client.name),
-                AlgorithmSpecification={"TrainingImage": context.image, "TrainingInputMode": "File"},
-                HyperParameters=_hyperparameters(federation, context, client.name),
-                InputDataConfig=channels,
-                OutputDataConfig={"S3OutputPath": context.output_uri[client.name]},
-                ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 30},
-                StoppingCondition={
-                    "MaxRuntimeInSeconds": int(
-                        federation.federation.join_timeout
-                        + federation.federation.rounds * federation.federation.round_timeout
-                    )
-                },
-                Tags=[
-                    {"Key": RUN_ID_TAG, "Value": context.run_id},
-                    {"Key": CLIENT_TAG, "Value": client.name},
-                ],
-            )
-        )
-    return requests
+    return [request_for(federation, context, client) for client in federation.clients]
 
 
 def client_of(request: TrainingJobRequest) -> str:

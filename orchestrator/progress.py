@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import math
 
-from rich.console import Console
-from rich.status import Status
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.markup import escape
+from rich.spinner import Spinner
 from rich.table import Table
 
+from orchestrator.backends import JobStatus
 from orchestrator.data.prepare import PrepareSummary
 from orchestrator.federation.events import (
     ClientJoined,
@@ -17,7 +21,7 @@ from orchestrator.federation.events import (
     UpdateRejected,
 )
 from orchestrator.report import SERVER_METRICS
-from orchestrator.run import JobChanged, RunEvent, RunOutcome, ServerListening, Stopping
+from orchestrator.run import JobChanged, JobLog, RunEvent, RunOutcome, ServerListening, Stopping
 
 
 def _fmt(value: float | None) -> str:
@@ -42,58 +46,90 @@ def data_table(summary: PrepareSummary, title: str) -> Table:
 
 
 class RunView:
-    """Renders run events on a Rich console; the spinner shows what the run is waiting for."""
+    """Renders run events on a Rich console.
+
+    Rounds and notable events are printed as lines; below them a live area shows every job's
+    state (with SageMaker's secondary status) and whether its client is connected, and what the
+    run is waiting for.
+    """
 
     def __init__(self, console: Console, clients: int, rounds: int) -> None:
         self.console = console
         self.clients = clients
         self.rounds = rounds
-        self.status: Status | None = None
+        self.jobs: dict[str, JobStatus] = {}
+        self.connected: set[str] = set()
+        self.waiting = "starting"
+        self.live: Live | None = None
         self._finished = False
 
     def __enter__(self) -> RunView:
-        self.status = self.console.status("starting", spinner="dots")
-        self.status.start()
+        self.live = Live(self._render(), console=self.console, refresh_per_second=4, transient=True)
+        self.live.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.status is not None:
-            self.status.stop()
+        if self.live is not None:
+            self.live.stop()
 
-    def _waiting(self, text: str) -> None:
-        if self.status is not None:
-            self.status.update(text)
+    def _render(self) -> RenderableType:
+        spinner = Spinner("dots", text=self.waiting)
+        if not self.jobs:
+            return spinner
+        table = Table(box=box.SIMPLE, show_edge=False, pad_edge=False)
+        for column in ("client", "job", "connected"):
+            table.add_column(column)
+        for client, job in self.jobs.items():
+            style = {"Completed": "green", "Failed": "red", "Stopped": "yellow"}.get(job.status, "")
+            table.add_row(
+                client,
+                f"[{style}]{job.status} ({job.secondary_status})[/]"
+                if style
+                else f"{job.status} ({job.secondary_status})",
+                "yes" if client in self.connected else "",
+            )
+        return Group(table, spinner)
+
+    def _refresh(self, waiting: str | None = None) -> None:
+        if waiting is not None:
+            self.waiting = waiting
+        if self.live is not None:
+            self.live.update(self._render())
 
     def __call__(self, event: RunEvent | object) -> None:
-        """Print one event."""
+        """Show one event."""
         from orchestrator.local import DataPrepared
 
         c = self.console
+        waiting = None
         if isinstance(event, DataPrepared):
-            c.print(
-                data_table(
-                    event.summary,
-                    f"data: built-in '{event.dataset}' (label {event.summary.label}) prepared in {event.summary.out}",
-                )
-            )
-            self._waiting("starting the server")
+            title = f"data: built-in '{event.dataset}' (label {event.summary.label}) prepared in {event.summary.out}"
+            c.print(data_table(event.summary, title))
+            waiting = "starting the server"
         elif isinstance(event, ServerListening):
             c.print(f"[green]✓[/] server listening on [bold]{event.address}[/] (TLS; only this run's clients admitted)")
-            self._waiting(f"waiting for clients to join (0/{self.clients})")
+            waiting = f"waiting for clients to join (0/{self.clients})"
         elif isinstance(event, JobChanged):
-            s = event.status
-            style = {"Completed": "green", "Failed": "red", "Stopped": "yellow"}.get(s.status, "dim")
-            reason = f": {s.failure_reason}" if s.failure_reason else ""
-            c.print(f"  [{style}]job {event.client}: {s.status} ({s.secondary_status}){reason}[/]")
+            self.jobs[event.client] = event.status
+            if event.status.terminal:
+                s = event.status
+                style = {"Completed": "green", "Failed": "red"}.get(s.status, "yellow")
+                reason = f": {s.failure_reason}" if s.failure_reason and s.status != "Completed" else ""
+                c.print(f"  [{style}]job {event.client}: {s.status}{reason}[/]")
+        elif isinstance(event, JobLog):
+            c.print(f"  [dim]last lines of {event.client}'s log:[/]")
+            for line in event.lines:
+                c.print(f"  [dim]| {escape(line)}[/]")
         elif isinstance(event, ClientJoined):
+            self.connected.add(event.name)
             c.print(f"  client {event.name} joined ({event.connected}/{event.expected})")
             waiting = (
                 "round 1: training"
                 if event.connected >= event.expected
                 else f"waiting for clients to join ({event.connected}/{event.expected})"
             )
-            self._waiting(waiting)
         elif isinstance(event, ClientLeft):
+            self.connected.discard(event.name)
             if not self._finished:
                 c.print(f"  [yellow]client {event.name} disconnected[/]")
         elif isinstance(event, ClientRefused):
@@ -107,11 +143,12 @@ class RunView:
             c.print(f"round {r.round}/{event.rounds}  {metrics}{timing}")
             if r.round >= event.rounds:
                 self._finished = True
-                self._waiting("waiting for the jobs to save their models and exit")
+                waiting = "waiting for the jobs to save their models and exit"
             else:
-                self._waiting(f"round {r.round + 1}: training")
+                waiting = f"round {r.round + 1}: training"
         elif isinstance(event, Stopping):
             c.print(f"[yellow]stopping {len(event.jobs)} job(s) ({', '.join(event.jobs)}): {event.reason}[/]")
+        self._refresh(waiting)
 
 
 def print_outcome(console: Console, outcome: RunOutcome) -> None:

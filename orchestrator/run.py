@@ -40,7 +40,7 @@ from flwr.common import NDArrays
 
 from client_code import utils
 from orchestrator import __version__, report
-from orchestrator.backends import COMPLETED, Backend, JobStatus
+from orchestrator.backends import COMPLETED, FAILED, Backend, JobStatus
 from orchestrator.backends.container import file_path
 from orchestrator.config import Federation
 from orchestrator.data.layout import SchemaFields
@@ -51,7 +51,7 @@ from orchestrator.federation.history import RoundRecord, RunHistory
 from orchestrator.federation.roster import FederationAborted, JoinTimeout
 from orchestrator.federation.server import FederationServer
 from orchestrator.federation.strategy import RoundFailed
-from orchestrator.plan import RunContext, TrainingJobRequest, client_of, plan, redacted
+from orchestrator.plan import JobPlacement, RunContext, TrainingJobRequest, client_of, plan, redacted
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,15 @@ class Stopping:
     jobs: list[str]
 
 
-RunEvent = FederationEvent | ServerListening | JobChanged | Stopping
+@dataclass(frozen=True)
+class JobLog:
+    """The last lines of a failed job's log (local file or CloudWatch, read through the backend)."""
+
+    client: str
+    lines: list[str]
+
+
+RunEvent = FederationEvent | ServerListening | JobChanged | Stopping | JobLog
 Observer = Callable[[RunEvent], None]
 
 
@@ -208,8 +216,7 @@ class FederationRun:
         backend_name: str,
         run_id: str,
         run_dir: Path,
-        code_uri: str,
-        output_uri: Callable[[str], str],
+        placements: dict[str, JobPlacement],
         observer: Observer = lambda event: None,
         poll_interval: float = 0.5,
         completion_timeout: float = 120.0,
@@ -220,8 +227,7 @@ class FederationRun:
         self.backend_name = backend_name
         self.run_id = run_id
         self.run_dir = Path(run_dir)
-        self.code_uri = code_uri
-        self.output_uri = output_uri
+        self.placements = placements
         self.observer = observer
         self.poll_interval = poll_interval
         self.completion_timeout = completion_timeout
@@ -267,14 +273,26 @@ class FederationRun:
             if previous is not None and previous.terminal:
                 continue
             status = self.backend.poll(request["TrainingJobName"])
-            if previous is None or (status.status, status.secondary_status) != (
+            changed = previous is None or (status.status, status.secondary_status) != (
                 previous.status,
                 previous.secondary_status,
-            ):
+            )
+            if changed:
                 self.jobs[client] = status
                 self.observer(JobChanged(client, status))
+                if status.status == FAILED:
+                    self._show_log(client)
             if status.terminal and not self._federation_done and status.status != COMPLETED:
                 self._job_ended_early(client, status)
+
+    def _show_log(self, client: str, lines: int = 20) -> None:
+        """Hand the last lines of a failed job's log to the observer (best effort: logs may lag)."""
+        try:
+            tail = self.backend.logs(self.requests[client]["TrainingJobName"], lines)
+        except Exception as exc:  # noqa: BLE001 - a missing log must not hide the failure itself
+            tail = [f"(could not read the job's log: {exc})"]
+        if tail:
+            self.observer(JobLog(client, tail))
 
     def _job_ended_early(self, client: str, status: JobStatus) -> None:
         assert self._server is not None
@@ -369,17 +387,23 @@ class FederationRun:
     def execute(self) -> RunOutcome:
         """Run the federation to the end; raise RunFailed (after writing what exists) if it fails.
 
-        The server binds its port before the run folder is created, so a port that is taken is
-        bad input with nothing written.
+        The server binds its port and every request is planned (and checked against SageMaker's
+        limits) before the run folder is created, so a port that is taken or a request SageMaker
+        would refuse is bad input with nothing written.
         """
         self._bind()
+        try:
+            requests = self._plan()
+        except BaseException:
+            self._server.stop()
+            raise
         status, reason = "failed", ""
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             self._created = True
             self._capture_logs()
             (self.run_dir / "federation.toml").write_text(self.federation.to_toml())
-            self._launch()
+            self._launch(requests)
             self._watch()
             self._federation_done = True
             if self._server_error is not None:
@@ -448,8 +472,8 @@ class FederationRun:
         self.address = f"[{dial_host}]:{port}" if ":" in dial_host else f"{dial_host}:{port}"
         self.observer(ServerListening(self.address))
 
-    def _launch(self) -> None:
-        """Plan every client's request, keep a masked copy, start the server loop, launch the jobs."""
+    def _plan(self) -> list[TrainingJobRequest]:
+        """Every client's training job request for this run (BadInput if SageMaker would refuse one)."""
         context = RunContext(
             run_id=self.run_id,
             server_address=self.address,
@@ -457,10 +481,12 @@ class FederationRun:
             tokens=self._tokens,
             label=self.data.label,
             classes=self.data.classes,
-            code_uri=self.code_uri,
-            output_uri={c.name: self.output_uri(c.name) for c in self.federation.clients},
+            placements=self.placements,
         )
-        requests = plan(self.federation, context)
+        return plan(self.federation, context)
+
+    def _launch(self, requests: list[TrainingJobRequest]) -> None:
+        """Keep a masked copy of the requests, start the server loop, launch the jobs."""
         folder = self.run_dir / "requests"
         folder.mkdir()
         for request in requests:

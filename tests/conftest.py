@@ -119,3 +119,29 @@ def aws(monkeypatch):
 
     with mock_aws():
         yield MotoAccounts()
+
+
+@pytest.fixture
+def aws_profiles(aws, tmp_path, monkeypatch):
+    """Make named AWS profiles resolve to IAM users in given moto accounts.
+
+    `aws_profiles({"server": "111111111111"})` writes a shared-credentials file with a
+    `[server]` profile whose access key belongs to a user in that account, so code that opens
+    `boto3.Session(profile_name="server")` acts in that account, as it would in AWS.
+    """
+    path = tmp_path / "aws-credentials"
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(path))
+    written: dict[str, str] = {}
+
+    def make(profiles: dict[str, str]) -> None:
+        for profile, account in profiles.items():
+            iam = aws.admin(account).client("iam")
+            iam.create_user(UserName=f"user-{profile}")
+            key = iam.create_access_key(UserName=f"user-{profile}")["AccessKey"]
+            written[profile] = (
+                f"[{profile}]\naws_access_key_id = {key['AccessKeyId']}\n"
+                f"aws_secret_access_key = {key['SecretAccessKey']}\nregion = {REGION}\n"
+            )
+        path.write_text("\n".join(written.values()))
+
+    return make

@@ -3,8 +3,11 @@
 import base64
 import json
 
+import pytest
+
 from orchestrator import config
-from orchestrator.plan import RunContext, client_of, plan, redacted
+from orchestrator.errors import BadInput
+from orchestrator.plan import JobPlacement, RunContext, client_of, plan, redacted
 
 
 def _federation(**overrides):
@@ -28,8 +31,10 @@ CONTEXT = RunContext(
     tokens={"hospital-a": "token-a", "hospital-b": "token-b"},
     label="potential_fraud",
     classes=[0, 1],
-    code_uri="s3://code/source.tar.gz",
-    output_uri={"hospital-a": "s3://a/out/", "hospital-b": "s3://b/out/"},
+    placements={
+        "hospital-a": JobPlacement("s3://code/source.tar.gz", "s3://a/out/", "image-a"),
+        "hospital-b": JobPlacement("s3://code-b/source.tar.gz", "s3://b/out/", "image-b"),
+    },
 )
 
 
@@ -76,9 +81,97 @@ def test_redacted_copy_masks_only_the_token():
 
 
 def test_a_value_that_would_read_as_an_option_is_refused():
-    import pytest
-
-    from orchestrator.errors import BadInput
-
     with pytest.raises(BadInput, match="label-column = '-fraud' starts with '-'"):
         plan(_federation(), RunContext(**{**CONTEXT.__dict__, "label": "-fraud"}))
+
+
+CLOUD_CLIENT = {
+    "name": "hospital-a",
+    "train_uri": "s3://a/train/",
+    "account_id": "222222222222",
+    "region": "eu-west-1",
+    "kickoff_role_arn": "arn:aws:iam::222222222222:role/FL-kickoff-client-job",
+    "external_id": "ext",
+    "execution_role_arn": "arn:aws:iam::222222222222:role/FL-sagemaker-execution",
+    "code_uri": "s3://a/code/source.tar.gz",
+    "output_uri": "s3://a/out/",
+    "instance_type": "ml.c5.xlarge",
+    "volume_size_gb": 50,
+    "subnets": ["subnet-01", "subnet-02"],
+    "security_groups": ["sg-01"],
+    "kms_key_id": "arn:aws:kms:eu-west-1:222222222222:key/k",
+    "tags": {"team": "fraud"},
+}
+
+
+def _cloud(**client_changes):
+    return _federation(clients=[{**CLOUD_CLIENT, **client_changes}])
+
+
+def test_cloud_request_carries_role_network_resources_encryption_and_tags():
+    (request,) = plan(_cloud(), CONTEXT)
+    assert request["RoleArn"] == CLOUD_CLIENT["execution_role_arn"]
+    assert request["AlgorithmSpecification"] == {"TrainingImage": "image-a", "TrainingInputMode": "File"}
+    assert request["VpcConfig"] == {"SecurityGroupIds": ["sg-01"], "Subnets": ["subnet-01", "subnet-02"]}
+    assert request["ResourceConfig"] == {
+        "InstanceType": "ml.c5.xlarge",
+        "InstanceCount": 1,
+        "VolumeSizeInGB": 50,
+        "VolumeKmsKeyId": CLOUD_CLIENT["kms_key_id"],
+    }
+    assert request["OutputDataConfig"] == {"S3OutputPath": "s3://a/out/", "KmsKeyId": CLOUD_CLIENT["kms_key_id"]}
+    assert request["Tags"][2:] == [{"Key": "team", "Value": "fraud"}]
+    assert json.loads(request["HyperParameters"]["sagemaker_region"]) == "eu-west-1"
+    # join timeout + 3 rounds x round timeout, from the config defaults
+    assert request["StoppingCondition"] == {"MaxRuntimeInSeconds": 300 + 3 * 600}
+    assert "EnableManagedSpotTraining" not in request
+
+
+def test_spot_training_adds_checkpoints_and_a_wait_limit():
+    (request,) = plan(
+        _cloud(spot=True, checkpoint_uri="s3://a/ckpt/", max_runtime_seconds=3600, max_wait_seconds=7200), CONTEXT
+    )
+    assert request["EnableManagedSpotTraining"] is True
+    assert request["CheckpointConfig"] == {"S3Uri": "s3://a/ckpt/"}
+    assert request["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200}
+
+
+@pytest.mark.parametrize(
+    ("federation", "context_changes", "message"),
+    [
+        (
+            _cloud(),
+            {"run_id": "r" * 50},
+            r"training job name .* \(67 characters\) breaks SageMaker's rule",
+        ),
+        (
+            _cloud(),
+            {"root_certificate": b"x" * 2000},
+            "hyperparameter root-certificate is 2,670 characters; SageMaker allows 2,500: use a CA with an EC key",
+        ),
+        (
+            _cloud(spot=True, checkpoint_uri="s3://a/c/", max_runtime_seconds=3600, max_wait_seconds=60),
+            {},
+            "max_wait_seconds must be at least",
+        ),
+        (_cloud(tags={f"k{i}": "v" for i in range(49)}), {}, "51 tags; SageMaker allows 50"),
+    ],
+)
+def test_sagemaker_limits_are_enforced_before_any_call(federation, context_changes, message):
+    context = RunContext(
+        **{
+            **CONTEXT.__dict__,
+            **context_changes,
+            "tokens": {c.name: "t" for c in federation.clients},
+            "placements": {c.name: CONTEXT.placements["hospital-a"] for c in federation.clients},
+        }
+    )
+    with pytest.raises(BadInput, match=message):
+        plan(federation, context)
+
+
+def test_vpc_limits(monkeypatch):
+    federation = _cloud()
+    monkeypatch.setattr(federation.clients[0], "security_groups", [])
+    with pytest.raises(BadInput, match="security_groups has 0 entries; SageMaker needs 1 to 5"):
+        plan(federation, CONTEXT)

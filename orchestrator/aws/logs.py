@@ -1,0 +1,25 @@
+"""CloudWatch Logs of training jobs, read through the client account's kickoff role."""
+
+from __future__ import annotations
+
+import boto3
+
+from orchestrator.aws.sessions import RETRIES
+
+LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+
+
+def training_job_log_tail(session: boto3.Session, job_name: str, lines: int = 20) -> list[str]:
+    """The last `lines` lines of a training job's log stream(s), oldest first; [] if there are none yet."""
+    logs = session.client("logs", config=RETRIES)
+    try:
+        streams = logs.describe_log_streams(logGroupName=LOG_GROUP, logStreamNamePrefix=f"{job_name}/")["logStreams"]
+    except logs.exceptions.ResourceNotFoundException:
+        return []
+    tail: list[str] = []
+    for stream in sorted(streams, key=lambda s: s["logStreamName"]):
+        events = logs.get_log_events(
+            logGroupName=LOG_GROUP, logStreamName=stream["logStreamName"], limit=lines, startFromHead=False
+        )["events"]
+        tail += [event["message"].rstrip("\n") for event in events]
+    return tail[-lines:]

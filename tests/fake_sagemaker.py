@@ -1,0 +1,153 @@
+"""SageMaker played in moto: jobs that really run, in the account that created them.
+
+moto records CreateTrainingJob but runs nothing: it marks every job Completed at once, and has no
+StopTrainingJob. `FakeSageMaker` patches moto so jobs start InProgress and can be stopped.
+`SageMakerExecutor` then plays SageMaker: for every job moto recorded in a client account it
+
+* fetches source.tar.gz and the channels from that account's (moto) S3,
+* runs `sagemaker_program` exactly as the container would (the local backend's emulated
+  /opt/ml tree, SM_* environment, hyperparameters as arguments),
+* uploads /opt/ml/model as model.tar.gz to the job's output path in that account,
+* mirrors the job's status into moto and its log into CloudWatch Logs, as SageMaker does.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from moto.logs.models import logs_backends
+from moto.sagemaker.models import FakeTrainingJob, sagemaker_backends
+from moto.sagemaker.responses import SageMakerResponse
+
+from orchestrator.aws.logs import LOG_GROUP
+from orchestrator.aws.storage import S3Storage
+from orchestrator.backends import COMPLETED, FAILED, IN_PROGRESS, STOPPED, STOPPING
+from orchestrator.backends.local import LocalBackend
+
+REGION = "eu-west-1"
+
+
+class FakeSageMaker:
+    """moto's SageMaker with InProgress jobs and a working StopTrainingJob."""
+
+    def __init__(self, monkeypatch) -> None:
+        original_init = FakeTrainingJob.__init__
+
+        def init(job, *args, **kwargs):
+            original_init(job, *args, **kwargs)
+            job.training_job_status, job.secondary_status = IN_PROGRESS, "Starting"
+            job.failure_reason = None
+
+        def stop_training_job(response):
+            name = response._get_param("TrainingJobName")
+            job = response.sagemaker_backend.training_jobs[name]
+            if job.training_job_status == IN_PROGRESS:
+                job.training_job_status, job.secondary_status = STOPPING, "Stopping"
+            return "{}"
+
+        monkeypatch.setattr(FakeTrainingJob, "__init__", init)
+        monkeypatch.setattr(SageMakerResponse, "stop_training_job", stop_training_job, raising=False)
+
+    @staticmethod
+    def jobs(account_id: str) -> dict[str, FakeTrainingJob]:
+        """The training jobs moto holds in an account."""
+        return sagemaker_backends[account_id][REGION].training_jobs
+
+    def set_status(self, account_id: str, name: str, status: str, secondary: str, reason: str | None = None) -> None:
+        """Drive a job's status, as SageMaker would."""
+        job = self.jobs(account_id)[name]
+        job.training_job_status, job.secondary_status, job.failure_reason = status, secondary, reason
+
+
+def request_of(job: FakeTrainingJob) -> dict:
+    """The CreateTrainingJob request moto recorded for a job."""
+    return {
+        "TrainingJobName": job.training_job_name,
+        "AlgorithmSpecification": job.algorithm_specification,
+        "HyperParameters": job.hyper_parameters,
+        "RoleArn": job.role_arn,
+        "InputDataConfig": job.input_data_config,
+        "OutputDataConfig": job.output_data_config,
+        "ResourceConfig": job.resource_config,
+        "StoppingCondition": job.stopping_condition,
+        "Tags": job.tags,
+    }
+
+
+class SageMakerExecutor:
+    """A background thread that runs every InProgress job of the client accounts (see module doc)."""
+
+    def __init__(self, sagemaker: FakeSageMaker, accounts, client_accounts: tuple[str, ...], workdir: Path) -> None:
+        self.sagemaker = sagemaker
+        self.client_accounts = client_accounts
+        self.backends = {
+            account: LocalBackend(
+                workdir / account, expected_jobs=len(client_accounts), storage=S3Storage(accounts.admin(account))
+            )
+            for account in client_accounts
+        }
+        self.started: dict[str, str] = {}  # job name -> account
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="fake-sagemaker", daemon=True)
+
+    def __enter__(self) -> SageMakerExecutor:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(30)
+        for name, account in self.started.items():
+            self.backends[account].stop(name)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            for account in self.client_accounts:
+                for name, job in list(self.sagemaker.jobs(account).items()):
+                    try:
+                        self._step(account, name, job)
+                    except Exception as exc:  # noqa: BLE001 - surfaced by the test
+                        self.errors.append(f"{name}: {type(exc).__name__}: {exc}")
+                        self.sagemaker.set_status(account, name, FAILED, "Failed", f"executor: {exc}")
+            time.sleep(0.1)
+
+    def _step(self, account: str, name: str, job: FakeTrainingJob) -> None:
+        backend = self.backends[account]
+        if name not in self.started:
+            if job.training_job_status != IN_PROGRESS:
+                return
+            self.started[name] = account
+            self.sagemaker.set_status(account, name, IN_PROGRESS, "Downloading")
+            backend.launch(request_of(job))
+            self.sagemaker.set_status(account, name, IN_PROGRESS, "Training")
+            return
+        if job.training_job_status == STOPPING:
+            backend.stop(name)
+            self._publish_log(account, name)
+            self.sagemaker.set_status(account, name, STOPPED, "Stopped")
+            return
+        if job.training_job_status != IN_PROGRESS:
+            return
+        status = backend.poll(name)
+        if status.status == COMPLETED:
+            self._publish_log(account, name)
+            self.sagemaker.set_status(account, name, COMPLETED, "Completed")
+        elif status.status == FAILED:
+            self._publish_log(account, name)
+            self.sagemaker.set_status(account, name, FAILED, "Failed", status.failure_reason)
+
+    def _publish_log(self, account: str, name: str) -> None:
+        """Put the job's log into CloudWatch Logs, where SageMaker writes it."""
+        logs = logs_backends[account][REGION]
+        if LOG_GROUP not in logs.groups:
+            logs.create_log_group(LOG_GROUP, {})
+        stream = f"{name}/algo-1-1700000000"
+        if stream not in logs.groups[LOG_GROUP].streams:
+            logs.create_log_stream(LOG_GROUP, stream)
+        now = int(time.time() * 1000)
+        events = [{"timestamp": now, "message": line} for line in self.backends[account].logs(name, 200)]
+        if events:
+            logs.put_log_events(LOG_GROUP, stream, events)

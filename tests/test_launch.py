@@ -1,0 +1,289 @@
+"""`fedsage launch`, `status` and `stop` against moto: a server account and two client accounts.
+
+SageMaker itself is played by tests/fake_sagemaker.py: the jobs moto records really run, as
+local processes fed from each client account's S3, and report back through moto.
+"""
+
+import json
+import shutil
+
+import botocore.client
+import pytest
+from conftest import CLIENT_ACCOUNTS, REGION, SERVER_ACCOUNT
+from fake_sagemaker import FakeSageMaker, SageMakerExecutor
+
+from orchestrator import config, launch
+from orchestrator.backends import COMPLETED, FAILED, STOPPED
+from orchestrator.cli import main
+from orchestrator.errors import BadInput, RunFailed
+from orchestrator.federation.events import RoundFinished
+from orchestrator.images import training_image
+from orchestrator.package import build
+from orchestrator.run import JobLog
+
+CLIENTS = {"hospital-a": CLIENT_ACCOUNTS[0], "hospital-b": CLIENT_ACCOUNTS[1]}
+
+
+def _bucket(account):
+    return f"fedsage-{account}-{REGION}"
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def cloud(aws, monkeypatch, prepared, tmp_path):
+    """Two client accounts holding their data and code in their own buckets, and the federation."""
+    archive = build(tmp_path / "source.tar.gz", vendor_wheels=False)
+    for account, folders in zip(CLIENTS.values(), prepared.clients, strict=False):
+        s3 = aws.admin(account).client("s3")
+        s3.create_bucket(Bucket=_bucket(account), CreateBucketConfiguration={"LocationConstraint": REGION})
+        s3.upload_file(str(archive.path), _bucket(account), "code/source.tar.gz")
+        for channel in ("train", "validation"):
+            for path in getattr(folders, channel).iterdir():
+                s3.upload_file(str(path), _bucket(account), f"data/{channel}/{path.name}")
+    federation = config.parse(
+        {
+            "federation": {"name": "fraud", "rounds": 2, "join_timeout": 60, "round_timeout": 60},
+            "server": {
+                "region": REGION,
+                "bind_address": "127.0.0.1",
+                "advertised_address": "127.0.0.1",
+                "port": _free_port(),
+                "test_data": str(prepared.test),
+                "schema": str(prepared.root / "schema.json"),
+            },
+            "clients": [
+                {
+                    "name": name,
+                    "account_id": account,
+                    "region": REGION,
+                    "kickoff_role_arn": f"arn:aws:iam::{account}:role/FL-kickoff-client-job",
+                    "external_id": f"ext-{name}",
+                    "execution_role_arn": f"arn:aws:iam::{account}:role/FL-sagemaker-execution",
+                    "code_uri": f"s3://{_bucket(account)}/code/source.tar.gz",
+                    "train_uri": f"s3://{_bucket(account)}/data/train/",
+                    "validation_uri": f"s3://{_bucket(account)}/data/validation/",
+                    "output_uri": f"s3://{_bucket(account)}/artifacts/",
+                    "subnets": ["subnet-0a01", "subnet-0a02"],
+                    "security_groups": ["sg-0a01"],
+                    "tags": {"project": "fl-pilot"},
+                }
+                for name, account in CLIENTS.items()
+            ],
+        }
+    )
+    return federation, FakeSageMaker(monkeypatch)
+
+
+def _executor(sagemaker, aws, tmp_path):
+    return SageMakerExecutor(sagemaker, aws, tuple(CLIENTS.values()), tmp_path / "sagemaker")
+
+
+def _all_objects(aws):
+    found = {}
+    for account in (SERVER_ACCOUNT, *CLIENT_ACCOUNTS):
+        s3 = aws.admin(account).client("s3")
+        for bucket in s3.list_buckets()["Buckets"]:
+            for item in s3.list_objects_v2(Bucket=bucket["Name"]).get("Contents", []):
+                found.setdefault(account, []).append(f"{bucket['Name']}/{item['Key']}")
+    return found
+
+
+def test_dry_run_prints_each_accounts_requests_and_makes_no_aws_call(cloud, monkeypatch):
+    federation, _ = cloud
+
+    def no_aws(client, operation, params):
+        raise AssertionError(f"a dry run must not call AWS ({operation})")
+
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", no_aws)
+    requests = launch.dry_run(federation)
+    assert [(r["client"], r["account_id"]) for r in requests] == list(CLIENTS.items())
+    body = requests[1]["CreateTrainingJob"]
+    assert body["TrainingJobName"].startswith("fraud-") and body["TrainingJobName"].endswith("-hospital-b")
+    assert body["AlgorithmSpecification"]["TrainingImage"] == training_image(federation.container, REGION)
+    assert json.loads(body["HyperParameters"]["client-token"]) == "***"
+    assert requests[1]["via_role"] == "arn:aws:iam::333333333333:role/FL-kickoff-client-job"
+
+
+def test_launch_needs_a_complete_config(cloud):
+    federation, _ = cloud
+    federation.clients[1].code_uri = None
+    with pytest.raises(BadInput, match=r"clients\[1\] \(hospital-b\): set code_uri"):
+        launch.build_launch(federation, None, "runs")
+
+
+@pytest.mark.slow
+def test_launch_end_to_end(cloud, aws, tmp_path):
+    federation, sagemaker = cloud
+    with _executor(sagemaker, aws, tmp_path) as executor:
+        run = launch.build_launch(federation, aws.server, tmp_path / "runs", poll_interval=0.2, completion_timeout=60)
+        outcome = run.execute()
+    assert executor.errors == []
+
+    # the federation completed and the server wrote its model
+    assert outcome.model_path.is_file()
+    assert outcome.final_metrics["roc_auc"] > 0.8
+    assert {j.status for j in outcome.jobs.values()} == {COMPLETED}
+
+    # jobs exist only in the client accounts, created through the kickoff role with its ExternalId
+    assert sagemaker.jobs(SERVER_ACCOUNT) == {}
+    for name, account in CLIENTS.items():
+        (job,) = sagemaker.jobs(account).values()
+        assert job.training_job_name == f"fraud-{run.run_id}-{name}"
+        kickoffs = [r for r in aws.assumed_roles(account) if r[0].endswith(":role/FL-kickoff-client-job")]
+        assert kickoffs and set(kickoffs) == {
+            (f"arn:aws:iam::{account}:role/FL-kickoff-client-job", f"fedsage-{run.run_id}", f"ext-{name}")
+        }
+        assert job.algorithm_specification["TrainingImage"] == training_image(federation.container, REGION)
+        assert job.role_arn == f"arn:aws:iam::{account}:role/FL-sagemaker-execution"
+        assert job.vpc_config == {"SecurityGroupIds": ["sg-0a01"], "Subnets": ["subnet-0a01", "subnet-0a02"]}
+        assert [c["DataSource"]["S3DataSource"]["S3Uri"] for c in job.input_data_config] == [
+            f"s3://{_bucket(account)}/data/train/",
+            f"s3://{_bucket(account)}/data/validation/",
+        ]
+        hyperparameters = {k: json.loads(v) for k, v in job.hyper_parameters.items()}
+        assert hyperparameters["sagemaker_submit_directory"] == f"s3://{_bucket(account)}/code/source.tar.gz"
+        assert hyperparameters["server-address"] == f"127.0.0.1:{federation.server.port}"
+        assert hyperparameters["client-name"] == name and len(hyperparameters["client-token"]) == 64
+        assert {t["Key"]: t["Value"] for t in job.tags} == {
+            "fedsage:run-id": run.run_id,
+            "fedsage:client": name,
+            "project": "fl-pilot",
+        }
+        assert (
+            outcome.jobs[name].model_artifact
+            == f"s3://{_bucket(account)}/artifacts/{job.training_job_name}/output/model.tar.gz"
+        )
+
+    # each client's model.tar.gz landed in its own account's bucket, and nowhere else
+    artifacts = {
+        account: [key for key in keys if key.endswith("model.tar.gz")] for account, keys in _all_objects(aws).items()
+    }
+    for name, account in CLIENTS.items():
+        assert artifacts[account] == [f"{_bucket(account)}/artifacts/fraud-{run.run_id}-{name}/output/model.tar.gz"]
+    assert SERVER_ACCOUNT not in artifacts
+
+
+@pytest.mark.slow
+def test_a_failed_job_is_reported_with_its_reason_and_log_and_the_others_are_stopped(cloud, aws, tmp_path):
+    federation, sagemaker = cloud
+    federation.federation.rounds = 30
+    logs = []
+    holder = {}
+
+    def observer(event):
+        if isinstance(event, JobLog):
+            logs.append(event)
+        if isinstance(event, RoundFinished) and event.record.round == 1:
+            name = f"fraud-{holder['run'].run_id}-hospital-b"
+            sagemaker.set_status(
+                CLIENTS["hospital-b"], name, FAILED, "Failed", "AlgorithmError: out of memory (simulated)"
+            )
+            executor._publish_log(CLIENTS["hospital-b"], name)
+
+    with _executor(sagemaker, aws, tmp_path) as executor:
+        run = launch.build_launch(federation, aws.server, tmp_path / "runs", observer=observer, poll_interval=0.2)
+        holder["run"] = run
+        with pytest.raises(
+            RunFailed, match=r"client 'hospital-b' job failed: AlgorithmError: out of memory \(simulated\)"
+        ):
+            run.execute()
+        (job_a,) = sagemaker.jobs(CLIENTS["hospital-a"]).values()
+        for _ in range(100):  # the executor stops the process, then reports Stopped
+            if job_a.training_job_status == STOPPED:
+                break
+            __import__("time").sleep(0.1)
+    assert job_a.training_job_status == STOPPED
+    assert logs and logs[0].client == "hospital-b"
+    assert any("fedsage.client" in line or "flwr" in line for line in logs[0].lines)  # the job's own log
+    status = json.loads((run.run_dir / "run.json").read_text())
+    assert status["clients"]["hospital-a"]["status"] in ("Stopping", STOPPED)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_every_job_of_the_run(cloud, aws, tmp_path):
+    federation, sagemaker = cloud
+    federation.federation.rounds = 30
+
+    def observer(event):
+        if isinstance(event, RoundFinished) and event.record.round == 1:
+            raise KeyboardInterrupt
+
+    with _executor(sagemaker, aws, tmp_path):
+        run = launch.build_launch(federation, aws.server, tmp_path / "runs", observer=observer, poll_interval=0.2)
+        with pytest.raises(KeyboardInterrupt):
+            run.execute()
+        jobs = [job for account in CLIENTS.values() for job in sagemaker.jobs(account).values()]
+        assert {job.training_job_status for job in jobs} <= {"Stopping", STOPPED}
+    assert json.loads((run.run_dir / "run.json").read_text())["status"] == "interrupted"
+
+
+def _create_job(aws, account, name, run_id):
+    aws.admin(account).client("sagemaker").create_training_job(
+        TrainingJobName=name,
+        AlgorithmSpecification={"TrainingImage": "image", "TrainingInputMode": "File"},
+        RoleArn=f"arn:aws:iam::{account}:role/FL-sagemaker-execution",
+        OutputDataConfig={"S3OutputPath": f"s3://{_bucket(account)}/artifacts/"},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 30},
+        StoppingCondition={"MaxRuntimeInSeconds": 3600},
+        Tags=[{"Key": "fedsage:run-id", "Value": run_id}] if run_id else [],
+    )
+
+
+def test_status_and_stop_find_a_runs_jobs_by_tag_in_every_client_account(
+    cloud, aws, aws_profiles, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setenv("COLUMNS", "250")
+    federation, sagemaker = cloud
+    aws_profiles({"fl-server": SERVER_ACCOUNT})
+    federation.server.profile = "fl-server"
+    path = tmp_path / "federation.toml"
+    path.write_text(federation.to_toml())
+    for name, account in CLIENTS.items():
+        _create_job(aws, account, f"fraud-run-1-{name}", "run-1")
+        _create_job(aws, account, f"fraud-run-2-{name}", "run-2")
+    _create_job(aws, CLIENT_ACCOUNTS[0], "fraud-not-ours", None)  # same prefix, no fedsage tag
+
+    with pytest.raises(SystemExit) as done:
+        main(["status", "-c", str(path), "--run-id", "run-1"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert "fraud-run-1-hospital-a" in out and "fraud-run-1-hospital-b" in out
+    assert "run-2" not in out and "not-ours" not in out
+
+    with pytest.raises(SystemExit) as done:
+        main(["stop", "-c", str(path), "--run-id", "run-1"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out.count("stop requested") == 2
+    for name, account in CLIENTS.items():
+        jobs = sagemaker.jobs(account)
+        assert jobs[f"fraud-run-1-{name}"].training_job_status == "Stopping"
+        assert jobs[f"fraud-run-2-{name}"].training_job_status == "InProgress"
+    assert sagemaker.jobs(CLIENT_ACCOUNTS[0])["fraud-not-ours"].training_job_status == "InProgress"
+    # every call went through the kickoff roles, named after the run
+    kickoffs = [r for r in aws.assumed_roles(CLIENT_ACCOUNTS[0]) if r[0].endswith(":role/FL-kickoff-client-job")]
+    assert {(r[1], r[2]) for r in kickoffs} == {("fedsage-run-1", "ext-hospital-a")}
+
+    with pytest.raises(SystemExit) as done:
+        main(["stop", "-c", str(path), "--run-id", "run-9"])
+    assert done.value.code == 2
+    assert "no training jobs of run run-9" in capsys.readouterr().err
+
+
+def test_launch_cli_dry_run(cloud, tmp_path, capsys):
+    federation, _ = cloud
+    path = tmp_path / "federation.toml"
+    path.write_text(federation.to_toml())
+    with pytest.raises(SystemExit) as done:
+        main(["launch", "-c", str(path), "--dry-run"])
+    assert done.value.code == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert [r["account_id"] for r in printed] == list(CLIENTS.values())
+    shutil.rmtree(tmp_path / "runs", ignore_errors=True)
+    assert not (tmp_path / "runs").exists()
