@@ -90,5 +90,7 @@ class LogisticRegressionClient(NumPyClient):
                 f"{coef_shape[-1] if coef_shape else 'none'}; prepare every party's data with "
                 "the same feature schema"
             )
+        if not all(np.all(np.isfinite(p)) for p in parameters):
+            raise ValueError("the server sent global parameters with NaN or infinite values; refusing them")
         self.global_parameters = [np.array(p, copy=True) for p in parameters]
         utils.set_model_params(self.model, parameters)

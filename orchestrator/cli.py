@@ -31,6 +31,7 @@ console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 
 EXIT_INTERRUPTED = 130
+_log_handler: logging.Handler | None = None
 
 
 def _version(value: bool) -> None:
@@ -47,11 +48,14 @@ def _root(
     ] = False,
 ) -> None:
     """fedsage: train one model over data held in separate AWS accounts, without moving it."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setLevel(logging.DEBUG if verbose else logging.WARNING)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    global _log_handler
     root = logging.getLogger()
-    root.addHandler(handler)
+    if _log_handler is not None:  # one handler per process, on the current stderr
+        root.removeHandler(_log_handler)
+    _log_handler = logging.StreamHandler(sys.stderr)
+    _log_handler.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    _log_handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root.addHandler(_log_handler)
     if verbose:
         root.setLevel(logging.DEBUG)
 

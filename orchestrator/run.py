@@ -306,11 +306,12 @@ class FederationRun:
         """Create every job in parallel; if any launch fails, the run fails."""
         with ThreadPoolExecutor(max_workers=min(8, len(requests))) as pool:
             futures = {client_of(r): pool.submit(self.backend.launch, r) for r in requests}
-        for client, future in futures.items():
-            error = future.exception()
-            if error is not None:
-                raise RunFailed(f"could not launch client {client!r}'s training job: {error}")
-            self.requests[client] = next(r for r in requests if client_of(r) == client)
+        failed = {client: future.exception() for client, future in futures.items() if future.exception()}
+        # record every job that was created, so the failure below stops them all
+        self.requests.update({client_of(r): r for r in requests if client_of(r) not in failed})
+        if failed:
+            client, error = next(iter(failed.items()))
+            raise RunFailed(f"could not launch client {client!r}'s training job: {error}")
 
     def _serve(self) -> None:
         try:

@@ -50,3 +50,10 @@ def test_global_parameters_that_do_not_fit_the_data_are_refused(client):
     wrong = [np.zeros((1, 3)), np.zeros(1)]
     with pytest.raises(utils.DataError, match="global model expects 3"):
         client.fit(wrong, {})
+
+
+def test_global_parameters_with_nan_are_refused(client):
+    params = client.get_parameters({})
+    params[0][0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        client.fit(params, {})

@@ -287,3 +287,31 @@ def test_launch_cli_dry_run(cloud, tmp_path, capsys):
     assert [r["account_id"] for r in printed] == list(CLIENTS.values())
     shutil.rmtree(tmp_path / "runs", ignore_errors=True)
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_job_that_cannot_be_created_fails_the_launch_and_the_created_ones_are_stopped(
+    cloud, aws, tmp_path, monkeypatch
+):
+    from botocore.exceptions import ClientError
+
+    from orchestrator.backends.sagemaker import SageMakerBackend
+
+    federation, sagemaker = cloud
+    create = SageMakerBackend.launch
+
+    def refuse_hospital_a(backend, request):  # the first client: later ones are created regardless
+        if request["TrainingJobName"].endswith("hospital-a"):
+            error = {"Error": {"Code": "ResourceLimitExceeded", "Message": "ml.m5.large for training job usage: 0"}}
+            raise ClientError(error, "CreateTrainingJob")
+        create(backend, request)
+
+    monkeypatch.setattr(SageMakerBackend, "launch", refuse_hospital_a)
+    run = launch.build_launch(federation, aws.server, tmp_path / "runs", poll_interval=0.2)
+    with pytest.raises(
+        RunFailed, match=r"could not launch client 'hospital-a'.s training job: .*ResourceLimitExceeded"
+    ):
+        run.execute()
+    assert sagemaker.jobs(CLIENTS["hospital-a"]) == {}
+    (job,) = sagemaker.jobs(CLIENTS["hospital-b"]).values()
+    assert job.training_job_status == "Stopping"  # created, then stopped because the launch failed
+    assert json.loads((run.run_dir / "run.json").read_text())["status"] == "failed"
