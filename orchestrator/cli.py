@@ -17,7 +17,10 @@ import typer
 from rich.console import Console
 
 from orchestrator import __version__
+from orchestrator.data.commands import data_app
 from orchestrator.errors import FedsageError
+from orchestrator.inspect import EPILOG as INSPECT_EPILOG
+from orchestrator.inspect import inspect_command
 
 app = typer.Typer(
     name="fedsage",
@@ -261,7 +264,7 @@ def package(
     if upload:
         from orchestrator import config as config_module
         from orchestrator.aws import sessions
-        from orchestrator.aws.storage import upload_file
+        from orchestrator.aws.s3 import upload_file
 
         federation = config_module.load(config)
         targets = [c for c in federation.clients if client in (None, c.name)]
@@ -272,6 +275,12 @@ def package(
                 raise click.BadParameter(f"client {target.name!r} has no code_uri in {config}", param_hint="--config")
             upload_file(sessions.data_owner_session(target), built.path, target.code_uri)
             console.print(f"  uploaded to {target.code_uri} ({target.name})")
+
+
+# Command groups kept in their own modules (each imports only Typer at load time, so `fedsage`
+# starts fast); registered last so `--help` lists them after the run commands.
+app.add_typer(data_app, name="data")
+app.command("inspect", epilog=INSPECT_EPILOG)(inspect_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -22,7 +22,7 @@ from moto.sagemaker.models import FakeTrainingJob, sagemaker_backends
 from moto.sagemaker.responses import SageMakerResponse
 
 from orchestrator.aws.logs import LOG_GROUP
-from orchestrator.aws.storage import S3Storage
+from orchestrator.aws.s3 import S3Storage
 from orchestrator.backends import COMPLETED, FAILED, IN_PROGRESS, STOPPED, STOPPING
 from orchestrator.backends.local import LocalBackend
 

@@ -8,15 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from orchestrator.cli import main
-
-
-def _run(capsys, *args):
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    captured = capsys.readouterr()
-    return exit_info.value.code, captured.err.strip()
+from cli_runner import run_cli
 
 
 def _csv(folder: Path) -> Path:
@@ -24,7 +16,7 @@ def _csv(folder: Path) -> Path:
 
 
 def _assert_bad_input(capsys, out, *args, message):
-    code, err = _run(capsys, "local", "--out", str(out), *args)
+    code, _, err = run_cli(capsys, "local", "--out", str(out), *args)
     assert code == 2, err
     assert len(err.splitlines()) == 1, err
     assert message in err, err
@@ -100,7 +92,7 @@ def test_clients_whose_feature_columns_differ(capsys, tmp_path, data_copy):
         str(data_copy),
         message="client 'client-3' validation data",
     )
-    code, err = _run(capsys, "local", "--out", str(tmp_path / "runs"), "--data-dir", str(data_copy))
+    code, _, err = run_cli(capsys, "local", "--out", str(tmp_path / "runs"), "--data-dir", str(data_copy))
     assert "different feature columns from the server's test set (missing n_beneficiaries; extra beneficiaries)" in err
 
 

@@ -9,12 +9,12 @@ import shutil
 
 import botocore.client
 import pytest
+from cli_runner import run_cli
 from conftest import CLIENT_ACCOUNTS, REGION, SERVER_ACCOUNT
 from fake_sagemaker import FakeSageMaker, SageMakerExecutor
 
 from orchestrator import config, launch
 from orchestrator.backends import COMPLETED, FAILED, STOPPED
-from orchestrator.cli import main
 from orchestrator.errors import BadInput, RunFailed
 from orchestrator.federation.events import RoundFinished
 from orchestrator.images import training_image
@@ -250,17 +250,14 @@ def test_status_and_stop_find_a_runs_jobs_by_tag_in_every_client_account(
         _create_job(aws, account, f"fraud-run-2-{name}", "run-2")
     _create_job(aws, CLIENT_ACCOUNTS[0], "fraud-not-ours", None)  # same prefix, no fedsage tag
 
-    with pytest.raises(SystemExit) as done:
-        main(["status", "-c", str(path), "--run-id", "run-1"])
-    assert done.value.code == 0
-    out = capsys.readouterr().out
+    code, out, _ = run_cli(capsys, "status", "-c", str(path), "--run-id", "run-1")
+    assert code == 0
     assert "fraud-run-1-hospital-a" in out and "fraud-run-1-hospital-b" in out
     assert "run-2" not in out and "not-ours" not in out
 
-    with pytest.raises(SystemExit) as done:
-        main(["stop", "-c", str(path), "--run-id", "run-1"])
-    assert done.value.code == 0
-    assert capsys.readouterr().out.count("stop requested") == 2
+    code, out, _ = run_cli(capsys, "stop", "-c", str(path), "--run-id", "run-1")
+    assert code == 0
+    assert out.count("stop requested") == 2
     for name, account in CLIENTS.items():
         jobs = sagemaker.jobs(account)
         assert jobs[f"fraud-run-1-{name}"].training_job_status == "Stopping"
@@ -270,20 +267,18 @@ def test_status_and_stop_find_a_runs_jobs_by_tag_in_every_client_account(
     kickoffs = [r for r in aws.assumed_roles(CLIENT_ACCOUNTS[0]) if r[0].endswith(":role/FL-kickoff-client-job")]
     assert {(r[1], r[2]) for r in kickoffs} == {("fedsage-run-1", "ext-hospital-a")}
 
-    with pytest.raises(SystemExit) as done:
-        main(["stop", "-c", str(path), "--run-id", "run-9"])
-    assert done.value.code == 2
-    assert "no training jobs of run run-9" in capsys.readouterr().err
+    code, _, err = run_cli(capsys, "stop", "-c", str(path), "--run-id", "run-9")
+    assert code == 2
+    assert "no training jobs of run run-9" in err
 
 
 def test_launch_cli_dry_run(cloud, tmp_path, capsys):
     federation, _ = cloud
     path = tmp_path / "federation.toml"
     path.write_text(federation.to_toml())
-    with pytest.raises(SystemExit) as done:
-        main(["launch", "-c", str(path), "--dry-run"])
-    assert done.value.code == 0
-    printed = json.loads(capsys.readouterr().out)
+    code, out, _ = run_cli(capsys, "launch", "-c", str(path), "--dry-run")
+    assert code == 0
+    printed = json.loads(out)
     assert [r["account_id"] for r in printed] == list(CLIENTS.values())
     shutil.rmtree(tmp_path / "runs", ignore_errors=True)
     assert not (tmp_path / "runs").exists()

@@ -7,10 +7,10 @@ import sys
 import tarfile
 
 import pytest
+from cli_runner import run_cli
 from conftest import CLIENT_ACCOUNTS, REGION
 from packaging.requirements import Requirement
 
-from orchestrator.cli import main
 from orchestrator.package import CODE_DIR, PLATFORMS, build, content_digest, lock_path
 
 
@@ -65,10 +65,9 @@ def test_the_lock_pins_every_requirement_at_its_version_with_a_hash():
 
 
 def test_a_python_without_a_lock_is_bad_input(tmp_path, capsys):
-    with pytest.raises(SystemExit) as done:
-        main(["package", "--out", str(tmp_path / "s.tar.gz"), "--python-version", "3.19"])
-    assert done.value.code == 2
-    assert "no dependency lock for Python 3.19 (requirements-py319.lock)" in capsys.readouterr().err
+    code, _, err = run_cli(capsys, "package", "--out", str(tmp_path / "s.tar.gz"), "--python-version", "3.19")
+    assert code == 2
+    assert "no dependency lock for Python 3.19 (requirements-py319.lock)" in err
     assert not list(tmp_path.iterdir())
 
 
@@ -107,12 +106,12 @@ def test_upload_puts_the_archive_at_the_clients_code_uri_with_the_callers_creden
         f'[server]\ntest_data = "test.csv"\n\n[[clients]]\nname = "hospital-a"\ntrain_uri = "s3://{bucket}/data/train/"\n'
         f'code_uri = "s3://{bucket}/code/source.tar.gz"\nprofile = "hospital-a"\nregion = "{REGION}"\n'
     )
-    with pytest.raises(SystemExit) as done:
-        main(["package", "--no-wheels", "--out", str(tmp_path / "source.tar.gz"), "--upload", "-c", str(path)])
-    assert done.value.code == 0, capsys.readouterr().err
+    code, out, err = run_cli(
+        capsys, "package", "--no-wheels", "--out", str(tmp_path / "source.tar.gz"), "--upload", "-c", str(path)
+    )
+    assert code == 0, err
     stored = (
         aws.admin(CLIENT_ACCOUNTS[0]).client("s3").get_object(Bucket=bucket, Key="code/source.tar.gz")["Body"].read()
     )
     assert stored == (tmp_path / "source.tar.gz").read_bytes()
-    out = capsys.readouterr().out
     assert hashlib.sha256(stored).hexdigest() in out and f"uploaded to s3://{bucket}/code/source.tar.gz" in out

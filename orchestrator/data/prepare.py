@@ -3,15 +3,17 @@
 Order matters and is fixed:
 
 1. hold out the server's test set first (stratified), so nothing downstream touches it;
-2. partition the rest over the clients;
-3. split each client's part into train and validation (stratified where possible);
+2. partition the rest over the clients (`partition.py`: iid, dirichlet, quantity, column,
+   class lists), checking every client gets rows of every class;
+3. split each client's part into train and validation (stratified where possible, never
+   leaving a class out of the training split);
 4. fit the feature schema on the clients' training rows (numeric centring and scaling,
    categorical levels, label classes);
 5. balance each client's training split with SMOTE, per client, never across clients, and
    never the validation or test sets.
 
-The result is written to a temporary folder and renamed into place, so a failure leaves
-nothing half-written.
+Everything is checked before anything is written, and the result is written to a temporary
+folder and renamed into place, so a failure leaves nothing half-written.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,20 +31,27 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from client_code import utils
-from orchestrator.data import layout
+from orchestrator.data import layout, partition
 from orchestrator.errors import BadInput
 
 log = logging.getLogger(__name__)
 
-Partitioner = Callable[[pd.DataFrame, str, int, np.random.Generator], list[np.ndarray]]
+DEFAULT_CLIENTS = 3
+UNASSIGNED = "unassigned"
 
 
 @dataclass(frozen=True)
 class PrepareOptions:
-    """How to split and prepare a data set (the options of `fedsage data prepare`)."""
+    """How to split and prepare a data set (the options of `fedsage data prepare`).
+
+    `partition` is the scheme as text (see partition.py); `class_lists` schemes also use
+    `selected_fraction` and `other_fraction`. `clients` defaults to 3 for schemes that do not
+    decide the number of clients themselves. `min_class_rows` is the fewest rows of every class
+    each client must receive (docs/adr/0002-data-partitions.md).
+    """
 
     label: str
-    clients: int = 3
+    clients: int | None = None
     test_size: float = 0.2
     validation_size: float = 0.2
     smote: bool = True
@@ -51,10 +60,18 @@ class PrepareOptions:
     categorical: tuple[str, ...] = ()
     drop: tuple[str, ...] = ()
     client_names: tuple[str, ...] = ()
+    partition: str = "iid"
+    selected_fraction: float = 1.0
+    other_fraction: float = 0.0
+    min_class_rows: int = 5
 
     def names(self) -> list[str]:
-        """Client names: the given ones, or client-1 .. client-N."""
-        return list(self.client_names) or [f"client-{i + 1}" for i in range(self.clients)]
+        """Client names for schemes that do not name clients: the given ones, or client-1 .. client-N."""
+        return list(self.client_names) or [f"client-{i + 1}" for i in range(self.clients or DEFAULT_CLIENTS)]
+
+    def scheme(self) -> partition.Partition:
+        """The parsed partition scheme (BadInput if the text is not one)."""
+        return partition.parse_partition(self.partition, self.selected_fraction, self.other_fraction)
 
 
 @dataclass
@@ -70,25 +87,18 @@ class PartSummary:
 
 @dataclass
 class PrepareSummary:
-    """What `prepare` wrote, for the table the CLI prints and for manifest.json."""
+    """What `prepare` wrote, for the table the CLI prints and for manifest.json.
+
+    `parts` holds the test set, every client's train and validation splits, and, when a class
+    list scheme dealt some rows to nobody, an `unassigned` part counting them.
+    """
 
     out: Path
     label: str
     classes: list[Any]
     features: int
     parts: list[PartSummary] = field(default_factory=list)
-
-
-def partition_iid(frame: pd.DataFrame, label: str, clients: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """Deal the rows of each class evenly over the clients (stratified IID partition)."""
-    parts: list[list[int]] = [[] for _ in range(clients)]
-    offset = 0
-    for _, index in sorted(frame.groupby(label).indices.items(), key=lambda kv: str(kv[0])):
-        shuffled = rng.permutation(index)
-        for i, chunk in enumerate(np.array_split(shuffled, clients)):
-            parts[(i + offset) % clients].extend(chunk.tolist())
-        offset += len(shuffled) % clients
-    return [np.sort(np.asarray(p, dtype=int)) for p in parts]
+    partition: str = "iid"
 
 
 def build_schema(frame: pd.DataFrame, label: str, categorical: tuple[str, ...], classes: list[Any]) -> dict[str, Any]:
@@ -107,20 +117,42 @@ def build_schema(frame: pd.DataFrame, label: str, categorical: tuple[str, ...], 
     return {"version": 1, "label": label, "classes": classes, "features": features}
 
 
-def check_frame(frame: pd.DataFrame, options: PrepareOptions) -> list[Any]:
-    """Validate the input before anything is written; return the sorted class list."""
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value it holds (for messages and JSON)."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def _columns_hint(frame: pd.DataFrame) -> str:
+    shown = ", ".join(map(str, frame.columns[:12]))
+    return shown + (f", ... ({frame.shape[1]} columns)" if frame.shape[1] > 12 else "")
+
+
+def check_frame(frame: pd.DataFrame, options: PrepareOptions, clients: int) -> list[Any]:
+    """Validate the input (before `--drop` columns are removed) for `clients` clients; return the sorted classes.
+
+    Checks, before anything is written: rows present, the label exists with no empty values and
+    at least two classes, `--categorical`/`--drop` name feature columns, every other column is
+    numeric without gaps, every class has enough rows for a test set and the clients, and the
+    numeric options are in range.
+    """
     label = options.label
     if frame.empty:
         raise BadInput("the input has a header but no rows; give a CSV file with data")
     if label not in frame.columns:
-        raise BadInput(f"label column {label!r} not found; choose one of: {', '.join(map(str, frame.columns))}")
+        raise BadInput(f"label column {label!r} not found; choose one of: {_columns_hint(frame)}")
     if frame[label].isna().any():
         raise BadInput(f"label column {label!r} has empty values; drop or fill those rows")
-    for name in (*options.categorical, *options.drop):
-        if name not in frame.columns or name == label:
-            raise BadInput(f"column {name!r} given to --categorical/--drop is not a feature column")
-    for name in frame.columns:
-        if name == label or name in options.categorical:
+    for flag, names in (("--categorical", options.categorical), ("--drop", options.drop)):
+        for name in names:
+            if name not in frame.columns or name == label:
+                raise BadInput(
+                    f"column {name!r} given to {flag} is not a feature column; choose from {_columns_hint(frame)}"
+                )
+    kept = [name for name in frame.columns if name != label and name not in options.drop]
+    if not kept:
+        raise BadInput("no feature columns are left besides the label; drop fewer columns")
+    for name in kept:
+        if name in options.categorical:
             continue
         numeric = pd.to_numeric(frame[name], errors="coerce")
         if (numeric.isna() & frame[name].notna()).any():
@@ -130,23 +162,30 @@ def check_frame(frame: pd.DataFrame, options: PrepareOptions) -> list[Any]:
             )
         if numeric.isna().any():
             raise BadInput(f"column {name!r} has missing values; fill or drop those rows first")
+        if not np.isfinite(numeric.to_numpy(dtype=np.float64)).all():
+            raise BadInput(f"column {name!r} has infinite values; replace them first")
     counts = frame[label].value_counts()
     if len(counts) < 2:
         raise BadInput(
-            f"label column {label!r} has a single class ({counts.index[0]!r}); a classifier needs at least two"
+            f"label column {label!r} has a single class ({_plain(counts.index[0])!r}); a classifier needs at least two"
         )
-    too_few = counts[counts < 2 * options.clients]
+    too_few = counts[counts < 2 * clients]
     if not too_few.empty:
         raise BadInput(
-            f"class {too_few.index[0]!r} has only {too_few.iloc[0]} rows, too few for a test set "
-            f"and {options.clients} clients; use fewer clients or more data"
+            f"class {_plain(too_few.index[0])!r} has only {too_few.iloc[0]} rows, too few for a test set "
+            f"and {clients} clients; use fewer clients or more data"
         )
     if not 0 < options.test_size < 1 or not 0 <= options.validation_size < 1:
         raise BadInput("--test-size must be in (0, 1) and --validation-size in [0, 1)")
     if options.smote_ratio <= 0 or options.smote_ratio > 1:
         raise BadInput(f"--smote-ratio must be in (0, 1], got {options.smote_ratio}")
-    values = sorted(counts.index.tolist(), key=lambda v: (str(type(v)), v))
-    return [v.item() if hasattr(v, "item") else v for v in values]
+    if options.min_class_rows < 1:
+        raise BadInput(f"--min-class-rows must be at least 1, got {options.min_class_rows}")
+    classes = sorted((_plain(v) for v in counts.index), key=lambda v: (str(type(v)), v))
+    for cls in classes:
+        if "," in str(cls) or "/" in str(cls):
+            raise BadInput(f"class label {cls!r} of {label!r} contains ',' or '/', which class lists use; relabel it")
+    return classes
 
 
 def _split(frame: pd.DataFrame, label: str, size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -155,6 +194,26 @@ def _split(frame: pd.DataFrame, label: str, size: float, seed: int) -> tuple[pd.
     stratify = frame[label] if counts.min() >= 2 and round(size * len(frame)) >= len(counts) else None
     first, second = train_test_split(frame, test_size=size, random_state=seed, stratify=stratify)
     return first.sort_index(), second.sort_index()
+
+
+def split_client(
+    part: pd.DataFrame, label: str, validation_size: float, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Split one client's rows into train and validation, keeping every class it has in train.
+
+    Stratified where the classes allow it. A class the split sent entirely to validation (a
+    class with a single row, say) gets one row moved back, because the client's model cannot
+    train without it. Parts too small to split keep everything for training.
+    """
+    if validation_size <= 0 or len(part) < 4:
+        return part, None
+    train, validation = _split(part, label, validation_size, seed)
+    missing = [cls for cls in part[label].unique() if cls not in set(train[label])]
+    if missing:
+        moved = pd.Index([validation.index[validation[label] == cls][0] for cls in missing])
+        train = pd.concat([train, validation.loc[moved]]).sort_index()
+        validation = validation.drop(index=moved)
+    return train, (validation if len(validation) else None)
 
 
 def smote_balance(train: pd.DataFrame, label: str, schema: dict[str, Any], ratio: float, seed: int) -> pd.DataFrame:
@@ -208,34 +267,46 @@ def prepare(
     frame: pd.DataFrame,
     options: PrepareOptions,
     out: Path,
-    partition: Partitioner = partition_iid,
     source: str = "",
+    progress: Callable[[str], None] = lambda step: None,
 ) -> PrepareSummary:
-    """Split, balance and write `frame` as a prepared-data folder at `out` (see layout)."""
+    """Split, balance and write `frame` as a prepared-data folder at `out` (see layout).
+
+    Raises BadInput, with nothing written, for anything the user can fix: bad options, an
+    unknown or single-class label, non-numeric columns without a schema rule, a partition that
+    leaves a client without rows of some class. `progress` hears each step, for a status line.
+    """
     out = Path(out)
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise BadInput(f"output folder {out} already exists and is not empty; choose a new --out")
-    frame = frame.drop(columns=list(options.drop))
-    classes = check_frame(frame, options)
+    scheme = options.scheme()
     label = options.label
+    frame = frame.reset_index(drop=True)
+    if label in frame.columns and not frame.empty:
+        names = partition.client_names(scheme, frame, label, options.clients, options.client_names, DEFAULT_CLIENTS)
+    else:
+        names = options.names()
+    classes = check_frame(frame, options, len(names))
     rng = np.random.default_rng(options.seed)
 
+    progress("holding out the test set")
     rest, test = _split(frame, label, options.test_size, options.seed)
-    parts = partition(rest, label, options.clients, rng)
-    names = options.names()
-    splits: list[tuple[str, pd.DataFrame, pd.DataFrame | None]] = []
-    for name, index in zip(names, parts, strict=True):
-        part = rest.iloc[index]
-        if part.empty:
-            raise BadInput(f"the partition left client {name!r} with no rows; use fewer clients or another partition")
-        if options.validation_size > 0 and len(part) >= 4:
-            train, validation = _split(part, label, options.validation_size, options.seed)
-        else:
-            train, validation = part, None
-        splits.append((name, train, validation))
+    progress(f"partitioning {len(rest):,} rows over {len(names)} clients ({scheme})")
+    parts = partition.deal(scheme, rest, label, classes, len(names), rng, options.min_class_rows)
+    partition.check_coverage(scheme, rest, label, classes, names, parts, options.min_class_rows)
+    dealt = np.zeros(len(rest), dtype=bool)
+    dealt[np.concatenate(parts)] = True
+    unassigned = rest.iloc[~dealt]
+    rest, test = rest.drop(columns=list(options.drop)), test.drop(columns=list(options.drop))
+    splits = [
+        (name, *split_client(rest.iloc[index], label, options.validation_size, options.seed))
+        for name, index in zip(names, parts, strict=True)
+    ]
 
     schema = build_schema(pd.concat([s[1] for s in splits]), label, options.categorical, classes)
-    summary = PrepareSummary(out=out, label=label, classes=classes, features=len(schema["features"]))
+    summary = PrepareSummary(
+        out=out, label=label, classes=classes, features=len(schema["features"]), partition=str(scheme)
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
@@ -245,7 +316,9 @@ def prepare(
         for name, train, validation in splits:
             before = len(train)
             if options.smote:
+                progress(f"balancing {name}'s training split with SMOTE")
                 train = smote_balance(train, label, schema, options.smote_ratio, options.seed)
+            progress(f"writing {name}")
             _write_channel(staging, name, layout.TRAIN, train, schema)
             summary.parts.append(
                 PartSummary(
@@ -257,6 +330,10 @@ def prepare(
                 summary.parts.append(
                     PartSummary(name, "validation", len(validation), _class_counts(validation, label, classes))
                 )
+        if len(unassigned):
+            summary.parts.append(
+                PartSummary(UNASSIGNED, "not used", len(unassigned), _class_counts(unassigned, label, classes))
+            )
         layout.write_json(staging / layout.MANIFEST, _manifest(summary, options, source))
         if out.exists():
             out.rmdir()
@@ -279,6 +356,7 @@ def _manifest(summary: PrepareSummary, options: PrepareOptions, source: str) -> 
         "source": source,
         "label": summary.label,
         "classes": summary.classes,
-        "options": {k: v for k, v in options.__dict__.items() if k != "client_names"},
-        "parts": [part.__dict__ for part in summary.parts],
+        "partition": summary.partition,
+        "options": {k: v for k, v in asdict(options).items() if k != "client_names"},
+        "parts": [asdict(part) for part in summary.parts],
     }

@@ -1,0 +1,223 @@
+"""Learning quality: the federated model against centralized training and the best single client.
+
+For each built-in data set (synthetic-fraud, breast-cancer), partition (iid, dirichlet:0.3,
+quantity:0.5) and client count (3, 10), with seed 42:
+
+1. `fedsage data prepare`'s code splits the data (20% test set held out first, the partition,
+   20% validation per client, SMOTE on each client's training split);
+2. federated: the real local federation (`run_local`: one process per client, TLS on loopback,
+   FedAvg, 10 local solver iterations per round) for --rounds rounds;
+3. centralized: the same LogisticRegression (`client_code.utils.make_model`, 1,000 iterations)
+   trained on the pooled training splits of all clients, i.e. the same rows the federation saw;
+4. single clients: the same model trained on each client's own training split alone; the one
+   with the highest test ROC-AUC is reported as the best, and the mean over clients as what a
+   typical participant would get without the federation.
+
+All three are scored by `client_code.utils.classification_metrics` on the same held-out test set.
+"Rounds to 99%" is the first round whose test ROC-AUC reaches 99% of the run's final ROC-AUC.
+
+Writes benchmarks/results/quality.json and benchmarks/results/quality-roc-auc.png (test ROC-AUC
+per round for every setting, with the centralized and best-single-client levels), which
+docs/benchmarks.md quotes.
+
+Usage: python benchmarks/quality.py [--rounds 20] [--dataset NAME] [--plot-only]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from client_code import utils
+from orchestrator.data import datasets, layout
+from orchestrator.data.prepare import PrepareOptions, prepare
+from orchestrator.local import LocalOptions, run_local
+
+RESULTS = Path(__file__).parent / "results"
+DATASETS = ("synthetic-fraud", "breast-cancer")
+PARTITIONS = ("iid", "dirichlet:0.3", "quantity:0.5")
+CLIENTS = (3, 10)
+METRICS = ("roc_auc", "pr_auc", "f1", "accuracy")
+SEED = 42
+CENTRAL_ITERATIONS = 1000
+
+
+def _metrics(model, data: utils.Dataset) -> dict[str, float]:
+    scores = utils.classification_metrics(model, data)
+    return {name: scores[name] for name in METRICS}
+
+
+def _train(data: utils.Dataset, classes: list) -> object:
+    """The federation's model, trained to convergence on one data set."""
+    model = utils.set_initial_params(utils.make_model(max_iter=CENTRAL_ITERATIONS), data.X.shape[1], classes)
+    return utils.fit_local(model, data)
+
+
+def baselines(prepared: layout.PreparedData) -> dict:
+    """Centralized (pooled training splits) and every single client alone, on the same test set."""
+    load = lambda folder: utils.load_data(folder, prepared.label, prepared.classes, prepared.schema)  # noqa: E731
+    test = load(prepared.test)
+    trains = {c.name: load(c.train) for c in prepared.clients}
+    pooled = utils.Dataset(
+        np.vstack([d.X for d in trains.values()]),
+        np.concatenate([d.y for d in trains.values()]),
+        test.feature_names,
+    )
+    singles = {name: _metrics(_train(data, prepared.classes), test) for name, data in trains.items()}
+    best = max(singles, key=lambda name: singles[name]["roc_auc"])
+    return {
+        "centralized": _metrics(_train(pooled, prepared.classes), test),
+        "best_single_client": {"client": best, **singles[best]},
+        "mean_single_client": {name: float(np.mean([m[name] for m in singles.values()])) for name in METRICS},
+        "single_clients": singles,
+    }
+
+
+def partition_summary(out: Path) -> dict:
+    """Each client's rows before SMOTE and share of the positive class, from the manifest."""
+    manifest = json.loads((out / layout.MANIFEST).read_text())
+    clients = {}
+    for part in manifest["parts"]:
+        if part["name"] == "server":
+            continue
+        entry = clients.setdefault(part["name"], {"rows": 0, "positive": 0})
+        counts = part["class_counts"]
+        if part["split"] == "train":
+            before = part["rows_before_smote"] or part["rows"]
+            positive = pd.read_csv(out / "clients" / part["name"] / "train" / "train.csv", nrows=before)
+            entry["rows"] += before
+            entry["positive"] += int((positive[manifest["label"]] == manifest["classes"][1]).sum())
+        elif part["split"] == "validation":
+            entry["rows"] += part["rows"]
+            entry["positive"] += counts[str(manifest["classes"][1])]
+    return {
+        name: {"rows": c["rows"], "positive_share": round(c["positive"] / c["rows"], 4)}
+        for name, c in clients.items()
+        if name != "unassigned"
+    }
+
+
+def rounds_to(history: list[float], fraction: float = 0.99) -> int:
+    """First round (from 1) whose ROC-AUC reaches `fraction` of the final one."""
+    target = fraction * history[-1]
+    return next(r for r, value in enumerate(history) if r > 0 and value >= target)
+
+
+def run_setting(dataset: str, partition: str, clients: int, rounds: int, root: Path) -> dict:
+    """Prepare one setting, run its federation and its baselines."""
+    builtin = datasets.get(dataset)
+    out = root / f"{dataset}-{partition.replace(':', '-')}-{clients}"
+    options = PrepareOptions(
+        label=builtin.label, clients=clients, categorical=builtin.categorical, partition=partition, seed=SEED
+    )
+    prepare(builtin.load(SEED), options, out / "data", source=f"built-in:{dataset}")
+    prepared = layout.open_prepared(out / "data")
+    started = time.perf_counter()
+    outcome = run_local(LocalOptions(data_dir=out / "data", rounds=rounds, out=out / "runs", seed=SEED))
+    seconds = time.perf_counter() - started
+    per_round = [record.server["roc_auc"] for record in outcome.history.rounds]
+    result = {
+        "dataset": dataset,
+        "partition": partition,
+        "clients": clients,
+        "federated": {
+            **{name: outcome.final_metrics[name] for name in METRICS},
+            "rounds_to_99pct_roc_auc": rounds_to(per_round),
+            "roc_auc_per_round": per_round,
+            "wall_seconds": round(seconds, 1),
+        },
+        **baselines(prepared),
+        "partition_clients": partition_summary(out / "data"),
+    }
+    fed, central, single = result["federated"], result["centralized"], result["best_single_client"]
+    result["federated_minus_centralized_roc_auc"] = fed["roc_auc"] - central["roc_auc"]
+    result["federated_minus_best_single_roc_auc"] = fed["roc_auc"] - single["roc_auc"]
+    return result
+
+
+def plot(results: list[dict], path: Path) -> None:
+    """Test ROC-AUC per round: one panel per data set and partition, one line per client count."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    datasets_ = list(dict.fromkeys(r["dataset"] for r in results))
+    partitions = list(dict.fromkeys(r["partition"] for r in results))
+    fig, axes = plt.subplots(len(datasets_), len(partitions), figsize=(5 * len(partitions), 4 * len(datasets_)))
+    axes = np.atleast_2d(axes)
+    colours = dict(zip(CLIENTS, ("tab:blue", "tab:orange"), strict=True))
+    for row, dataset in enumerate(datasets_):
+        for col, partition in enumerate(partitions):
+            axis = axes[row, col]
+            for result in (r for r in results if r["dataset"] == dataset and r["partition"] == partition):
+                colour = colours.get(result["clients"], "tab:green")
+                history = result["federated"]["roc_auc_per_round"]
+                k = result["clients"]
+                axis.plot(
+                    range(1, len(history)), history[1:], marker=".", color=colour, label=f"federated, {k} clients"
+                )
+                axis.axhline(result["centralized"]["roc_auc"], color=colour, linestyle="--", label=f"centralized ({k})")
+                axis.axhline(
+                    result["best_single_client"]["roc_auc"], color=colour, linestyle=":", label=f"best single ({k})"
+                )
+            axis.set(title=f"{dataset}, {partition}", xlabel="round", ylabel="test ROC-AUC")
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+            axis.grid(alpha=0.3)
+            axis.legend(loc="lower right", fontsize=7)
+    fig.suptitle("Test ROC-AUC per round: federated (solid), centralized (dashed), best single client (dotted)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--dataset", choices=DATASETS, action="append", help="default: both")
+    parser.add_argument("--plot-only", action="store_true", help="redraw the PNG from quality.json")
+    args = parser.parse_args()
+    if args.plot_only:
+        plot(json.loads((RESULTS / "quality.json").read_text())["results"], RESULTS / "quality-roc-auc.png")
+        return
+
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for dataset in args.dataset or DATASETS:
+            for partition in PARTITIONS:
+                for clients in CLIENTS:
+                    result = run_setting(dataset, partition, clients, args.rounds, Path(tmp))
+                    results.append(result)
+                    fed, central, best = result["federated"], result["centralized"], result["best_single_client"]
+                    print(
+                        f"{dataset:<16} {partition:<14} {clients:>2} clients: federated {fed['roc_auc']:.4f}, "
+                        f"centralized {central['roc_auc']:.4f}, best single {best['roc_auc']:.4f}, "
+                        f"99% after {fed['rounds_to_99pct_roc_auc']} round(s), {fed['wall_seconds']} s",
+                        file=sys.stderr,
+                    )
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "benchmark": "learning quality: federated vs centralized vs best single client, same test set",
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "rounds": args.rounds,
+        "local_iterations_per_round": LocalOptions().max_iter,
+        "centralized_iterations": CENTRAL_ITERATIONS,
+        "seed": SEED,
+        "results": results,
+    }
+    (RESULTS / "quality.json").write_text(json.dumps(payload, indent=2) + "\n")
+    plot(results, RESULTS / "quality-roc-auc.png")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,300 @@
+"""`fedsage inspect`: look inside a model a federation produced, without trusting the file blindly.
+
+Unpickling runs code, so a model file is opened in three guarded steps:
+
+1. its bytes are read once and checked against the `<file>.sha256` the run wrote next to it
+   (a missing or different checksum is refused), and the same bytes are what gets unpickled;
+2. the unpickler only resolves the few classes a fedsage model is made of (scikit-learn's
+   LogisticRegression, numpy arrays and dtypes, joblib's array wrapper); any other reference,
+   such as `os.system`, is refused before it is imported or called;
+3. the result must be a LogisticRegression carrying `fedsage_provenance_`.
+
+The checksum catches a file changed or damaged after the run; it does not authenticate who
+wrote the run folder, which is what the allow-list is for.
+
+Only Typer is imported at module level, so registering the command keeps `fedsage` fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from orchestrator.errors import BadInput
+
+CHECKSUM_SUFFIX = ".sha256"  # client_code.utils.CHECKSUM_SUFFIX, which save_model writes
+MAX_MODEL_BYTES = 1 << 30
+ALLOWED_GLOBALS = frozenset(
+    {
+        ("sklearn.linear_model._logistic", "LogisticRegression"),
+        ("joblib.numpy_pickle", "NumpyArrayWrapper"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+    }
+)
+EPILOG = (
+    "Examples:\n\n"
+    "  fedsage inspect runs/<run-id>/model.joblib\n\n"
+    "  fedsage inspect runs/<run-id>/model.joblib --test prepared/test.csv\n\n"
+    "  fedsage inspect runs/<run-id>/model.joblib --json > model.json"
+)
+
+
+def read_verified(path: Path) -> tuple[bytes, str]:
+    """The model file's bytes and SHA-256, after checking them against `<path>.sha256`."""
+    path = Path(path)
+    checksum = path.with_name(path.name + CHECKSUM_SUFFIX)
+    if not path.is_file():
+        raise BadInput(f"model file {path} not found; give the model.joblib of a run folder")
+    if not checksum.is_file():
+        raise BadInput(
+            f"{checksum.name} is missing next to {path}; refusing to unpickle an unverified file "
+            "(inspect the model.joblib of a run folder, which has its checksum)"
+        )
+    match = re.match(r"\s*([0-9a-fA-F]{64})\b", checksum.read_text(errors="replace"))
+    if match is None:
+        raise BadInput(f"{checksum} does not hold a SHA-256 checksum; refusing to unpickle {path.name}")
+    if path.stat().st_size > MAX_MODEL_BYTES:
+        raise BadInput(f"{path} is larger than 1 GiB, far more than a fedsage model; refusing to read it")
+    data = path.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != match.group(1).lower():
+        raise BadInput(
+            f"{path} does not match its checksum in {checksum.name} (it changed after the run); refusing to unpickle it"
+        )
+    return data, digest
+
+
+def load_model(path: Path) -> tuple[Any, str]:
+    """Load a fedsage model after the checks in the module docstring; return it and its SHA-256."""
+    import warnings
+
+    from joblib.numpy_pickle import NumpyUnpickler
+    from sklearn.linear_model import LogisticRegression
+
+    data, digest = read_verified(path)
+
+    class _AllowListUnpickler(NumpyUnpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            if (module, name) not in ALLOWED_GLOBALS:
+                raise BadInput(
+                    f"{path} is not a fedsage model: it refers to {module}.{name}, which a fedsage model "
+                    "never contains; refusing to load it"
+                )
+            return super().find_class(module, name)
+
+    if not data.startswith(b"\x80"):
+        raise BadInput(f"{path} is not a fedsage model file (not an uncompressed joblib pickle)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # version differences are reported from the provenance
+            model = _AllowListUnpickler(str(path), io.BytesIO(data), ensure_native_byte_order=True).load()
+    except BadInput:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure to unpickle means: not a readable model
+        raise BadInput(f"{path} is not a readable fedsage model ({type(exc).__name__}: {exc})") from None
+    if not isinstance(model, LogisticRegression) or not isinstance(getattr(model, "fedsage_provenance_", None), dict):
+        raise BadInput(f"{path} is not a fedsage model (no LogisticRegression with fedsage_provenance_)")
+    if not all(hasattr(model, attribute) for attribute in ("coef_", "intercept_", "classes_")):
+        raise BadInput(f"{path} holds a LogisticRegression without parameters; it is not a trained fedsage model")
+    return model, digest
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe values: NaN becomes None, numpy scalars become Python numbers."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def describe(model: Any, path: Path, digest: str, top: int = 10) -> dict[str, Any]:
+    """What a model is, where it came from and what it learned, as a JSON-ready dict."""
+    from importlib.metadata import version
+
+    import numpy as np
+
+    provenance = model.fedsage_provenance_
+    classes = model.classes_.tolist()
+    coef = np.asarray(model.coef_)
+    n_features = coef.shape[1]
+    names = list(provenance.get("feature_names") or [])
+    notes = []
+    if len(names) != n_features:
+        if names:
+            notes.append(f"the provenance lists {len(names)} feature names for {n_features} coefficients")
+        names = [f"x{i}" for i in range(n_features)]
+    row_class = [classes[1]] if len(classes) == 2 else classes
+    ranked = sorted(
+        ((abs(value), row_class[r], names[c], value) for (r, c), value in np.ndenumerate(coef)),
+        key=lambda item: -item[0],
+    )[: max(top, 0)]
+    versions = provenance.get("versions", {})
+    installed = version("scikit-learn")
+    if versions.get("scikit-learn") and versions["scikit-learn"] != installed:
+        notes.append(f"saved with scikit-learn {versions['scikit-learn']}, loaded with {installed}")
+    params = model.get_params()
+    return _clean(
+        {
+            "path": str(path),
+            "sha256": digest,
+            "checksum": "verified",
+            "model": {
+                "type": type(model).__name__,
+                "classes": classes,
+                "n_features": n_features,
+                "solver": params.get("solver"),
+                "C": params.get("C"),
+                "l1_ratio": params.get("l1_ratio"),
+                "intercept": np.asarray(model.intercept_).tolist(),
+            },
+            "top_coefficients": [
+                {"class": cls, "feature": name, "coefficient": float(value)} for _, cls, name, value in ranked
+            ],
+            "provenance": {
+                "saved_by": provenance.get("client_name") or "server",
+                "run_id": provenance.get("run_id"),
+                "created_at": provenance.get("created_at"),
+                "rounds": provenance.get("rounds", provenance.get("rounds_trained")),
+                "label": provenance.get("label"),
+                "clients": provenance.get("clients", {}),
+                "model_settings": provenance.get("model", {}),
+                "versions": versions,
+            },
+            "final_metrics": provenance.get("final_metrics", {}),
+            "notes": notes,
+        }
+    )
+
+
+def test_metrics(model: Any, test: Path) -> dict[str, Any]:
+    """Metrics of the model on a CSV file, read with the feature schema the model was trained with."""
+    from client_code import utils
+
+    provenance = model.fedsage_provenance_
+    schema = provenance.get("schema")
+    label = provenance.get("label") or (schema or {}).get("label")
+    if not label:
+        raise BadInput("the model's provenance names no label column, so a test file cannot be scored")
+    try:
+        data = utils.load_data(test, label, model.classes_.tolist(), schema)
+    except utils.DataError as exc:
+        raise BadInput(str(exc)) from None
+    if data.X.shape[1] != model.coef_.shape[1]:
+        raise BadInput(
+            f"{test} gives {data.X.shape[1]} features but the model has {model.coef_.shape[1]}; "
+            "use a file with the columns the model was trained on"
+        )
+    return _clean({"file": str(test), "rows": len(data), "metrics": utils.classification_metrics(model, data)})
+
+
+def inspect_model(path: Path, test: Path | None = None, top: int = 10) -> dict[str, Any]:
+    """Verify, load and describe a model, and score it on `test` when given."""
+    model, digest = load_model(path)
+    report = describe(model, path, digest, top)
+    if test is not None:
+        report["test"] = test_metrics(model, test)
+    return report
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def render(console: Any, report: dict[str, Any]) -> None:
+    """The report as Rich tables: model, provenance, clients, metrics, coefficients."""
+    from rich.table import Table
+
+    model, provenance = report["model"], report["provenance"]
+    console.print(f"[bold]{report['path']}[/]  sha256 {report['sha256'][:16]}... [green]checksum verified[/]")
+    console.print(
+        f"  {model['type']}: {len(model['classes'])} classes {model['classes']}, {model['n_features']} features, "
+        f"solver {model['solver']}, C {_fmt(model['C'])}"
+    )
+    if provenance["saved_by"] == "server":
+        console.print(
+            f"  run {provenance['run_id']} ({provenance['created_at']}), {provenance['rounds']} rounds, "
+            f"label {provenance['label']}"
+        )
+    else:
+        console.print(
+            f"  the copy of the global model saved by client {provenance['saved_by']} after "
+            f"{provenance['rounds']} rounds (the run folder's model.joblib has the full provenance)"
+        )
+    if provenance["versions"]:
+        console.print("  versions: " + ", ".join(f"{k} {v}" for k, v in provenance["versions"].items()))
+    if provenance["clients"]:
+        clients = Table(title="clients", title_justify="left")
+        for column in ("client", "examples", "last round"):
+            clients.add_column(column, justify="left" if column == "client" else "right")
+        for name, info in provenance["clients"].items():
+            clients.add_row(name, f"{info.get('num_examples', 0):,}", str(info.get("last_round", "")))
+        console.print(clients)
+    test = report.get("test")
+    if report["final_metrics"] or test:
+        _print_metrics(console, report["final_metrics"], test)
+    coefficients = Table(title="largest coefficients (features as the schema encodes them)", title_justify="left")
+    for column in ("feature", "class", "coefficient"):
+        coefficients.add_column(column, justify="right" if column == "coefficient" else "left")
+    for item in report["top_coefficients"]:
+        coefficients.add_row(item["feature"], str(item["class"]), f"{item['coefficient']:+.4f}")
+    console.print(coefficients)
+    for note in report["notes"]:
+        console.print(f"[yellow]note: {note}[/]")
+
+
+def _print_metrics(console: Any, final: dict[str, Any], test: dict[str, Any] | None) -> None:
+    """Recorded end-of-run metrics, and the recomputed ones beside them."""
+    from rich.table import Table
+
+    metrics = Table(title="metrics", title_justify="left")
+    metrics.add_column("metric")
+    metrics.add_column("end of run (server test set)", justify="right")
+    if test:
+        metrics.add_column(f"{test['file']} ({test['rows']:,} rows)", justify="right")
+    for name in dict.fromkeys([*final, *(test["metrics"] if test else {})]):
+        row = [name, _fmt(final.get(name))]
+        if test:
+            row.append(_fmt(test["metrics"].get(name)))
+        metrics.add_row(*row)
+    console.print(metrics)
+
+
+def inspect_command(
+    model: Annotated[Path, typer.Argument(help="A model.joblib written by a fedsage run (its .sha256 beside it).")],
+    test: Annotated[
+        Path | None, typer.Option(help="A CSV file with the label column: recompute the metrics on it.")
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    top: Annotated[int, typer.Option(help="How many of the largest coefficients to show.", min=0)] = 10,
+) -> None:
+    """Show what a federation's model is, where it came from, what it learned and how well it scores.
+
+    The file is checked against the checksum the run wrote before it is unpickled, and only the
+    classes a fedsage model is made of may be loaded: unpickling runs code.
+    """
+    report = inspect_model(model, test, top)
+    if json_output:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    from orchestrator.cli import console
+
+    render(console, report)

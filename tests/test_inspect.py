@@ -1,0 +1,188 @@
+"""`fedsage inspect`: a real run's model is described and re-scored; anything unverified is refused."""
+
+import hashlib
+import json
+import pickle
+import shutil
+
+import joblib
+import numpy as np
+import pytest
+from cli_runner import run_cli
+
+from client_code import utils
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory, prepared_dir):
+    """One real federation (3 client processes, 2 rounds on loopback) shared by every slow test here."""
+    from orchestrator.local import LocalOptions, run_local
+
+    outcome = run_local(LocalOptions(data_dir=prepared_dir, out=tmp_path_factory.mktemp("runs"), rounds=2))
+    return outcome.run_dir
+
+
+def _assert_refused(capsys, path, message, *extra):
+    code, stdout, err = run_cli(capsys, "inspect", str(path), *extra)
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and message in err, err
+    assert stdout == ""
+
+
+@pytest.mark.slow
+def test_inspect_a_real_runs_model(capsys, real_run, prepared_dir):
+    model = real_run / "model.joblib"
+    code, stdout, err = run_cli(capsys, "inspect", str(model), "--json", "--test", str(prepared_dir / "test.csv"))
+    assert code == 0, err
+    report = json.loads(stdout)
+    metrics = json.loads((real_run / "metrics.json").read_text())
+    final = metrics["rounds"][-1]
+
+    assert report["checksum"] == "verified"
+    assert report["sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
+    assert report["model"]["type"] == "LogisticRegression" and report["model"]["classes"] == [0, 1]
+    assert report["model"]["n_features"] == 27
+    provenance = report["provenance"]
+    assert provenance["run_id"] == real_run.name and provenance["rounds"] == 2
+    assert {name: c["num_examples"] for name, c in provenance["clients"].items()} == {
+        name: c["num_examples"] for name, c in final["clients"].items()
+    }
+    assert set(provenance["versions"]) >= {"fedsage", "flwr", "scikit-learn", "numpy"}
+    assert report["final_metrics"] == pytest.approx(final["server"])
+    # the same test set the server evaluated on: recomputed metrics equal the recorded ones
+    assert report["test"]["rows"] == 800
+    assert report["test"]["metrics"] == pytest.approx(report["final_metrics"])
+    # largest coefficients first, named after the schema's encoded features
+    values = [abs(c["coefficient"]) for c in report["top_coefficients"]]
+    assert len(values) == 10 and values == sorted(values, reverse=True)
+    loaded = joblib.load(model)
+    names = loaded.fedsage_provenance_["feature_names"]
+    biggest = int(np.argmax(np.abs(loaded.coef_[0])))
+    assert report["top_coefficients"][0]["feature"] == names[biggest]
+
+    code, stdout, err = run_cli(capsys, "inspect", str(model))
+    assert code == 0, err
+    for text in (real_run.name, "checksum verified", "client-1", "roc_auc", "largest coefficients", "flwr"):
+        assert text in stdout
+    # the copy each client's job saved is the same global model, with the client's own provenance
+    copy = real_run / "clients" / "client-2" / "opt" / "ml" / "model" / "model.joblib"
+    code, stdout, err = run_cli(capsys, "inspect", str(copy), "--json")
+    assert code == 0, err
+    assert json.loads(stdout)["provenance"]["saved_by"] == "client-2"
+    assert json.loads(stdout)["top_coefficients"] == report["top_coefficients"]
+
+
+@pytest.mark.slow
+def test_a_tampered_model_is_refused_before_unpickling(capsys, real_run, tmp_path):
+    tampered = tmp_path / "model.joblib"
+    shutil.copy(real_run / "model.joblib", tampered)
+    shutil.copy(real_run / "model.joblib.sha256", tmp_path / "model.joblib.sha256")
+    data = bytearray(tampered.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    tampered.write_bytes(bytes(data))
+    _assert_refused(capsys, tampered, "does not match its checksum in model.joblib.sha256 (it changed after the run)")
+    (tmp_path / "model.joblib.sha256").unlink()
+    _assert_refused(capsys, tampered, "model.joblib.sha256 is missing next to")
+
+
+# ----------------------------------------------------------------------------- without a federation
+
+
+def _save(obj, path):
+    """Write any object the way a run writes its model: joblib, plus a matching checksum."""
+    joblib.dump(obj, path)
+    path.with_name(path.name + ".sha256").write_text(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.name}\n")
+    return path
+
+
+class _RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_pickle_that_would_run_code_is_refused_even_with_a_valid_checksum(capsys, tmp_path):
+    marker = tmp_path / "pwned"
+    path = _save(_RunsCode(marker), tmp_path / "model.joblib")
+    _assert_refused(capsys, path, "is not a fedsage model: it refers to posix.system")
+    assert not marker.exists()
+
+
+def test_other_estimators_and_plain_models_are_refused(capsys, tmp_path):
+    from sklearn.tree import DecisionTreeClassifier
+
+    tree = DecisionTreeClassifier().fit(np.eye(4), [0, 1, 0, 1])
+    _assert_refused(
+        capsys, _save(tree, tmp_path / "tree.joblib"), "refers to sklearn.tree._classes.DecisionTreeClassifier"
+    )
+    plain = utils.set_initial_params(utils.make_model(), 3, [0, 1])
+    _assert_refused(capsys, _save(plain, tmp_path / "plain.joblib"), "no LogisticRegression with fedsage_provenance_")
+    (tmp_path / "junk.joblib").write_bytes(pickle.dumps([1, 2, 3])[:5])
+    _save_checksum = hashlib.sha256((tmp_path / "junk.joblib").read_bytes()).hexdigest()
+    (tmp_path / "junk.joblib.sha256").write_text(_save_checksum)
+    _assert_refused(capsys, tmp_path / "junk.joblib", "is not a readable fedsage model")
+    (tmp_path / "bad.joblib").write_bytes(b"\x80")
+    (tmp_path / "bad.joblib.sha256").write_text("not a checksum")
+    _assert_refused(capsys, tmp_path / "bad.joblib", "does not hold a SHA-256 checksum")
+    _assert_refused(
+        capsys, tmp_path / "missing.joblib", "model file " + str(tmp_path / "missing.joblib") + " not found"
+    )
+
+
+@pytest.fixture
+def multiclass_model(tmp_path):
+    """A three-class fedsage model saved by save_model, with a schema and a scoring file."""
+    rng = np.random.default_rng(0)
+    schema = {
+        "label": "kind",
+        "classes": ["a", "b", "c"],
+        "features": [{"name": f"f{i}", "kind": "numeric", "mean": 0.0, "scale": 1.0} for i in range(4)],
+    }
+    X = rng.normal(size=(300, 4))
+    y = np.array(["a", "b", "c"])[np.argmax(X[:, :3] + 0.3 * rng.normal(size=(300, 3)), axis=1)]
+    model = utils.set_initial_params(utils.make_model(max_iter=100), 4, ["a", "b", "c"])
+    utils.fit_local(model, utils.Dataset(X, y, [f"f{i}" for i in range(4)]))
+    provenance = {
+        "run_id": "20261121-101500-a1b2",
+        "rounds": 7,
+        "clients": {"x": {"num_examples": 300, "last_round": 7}},
+        "label": "kind",
+        "classes": ["a", "b", "c"],
+        "feature_names": [f"f{i}" for i in range(4)],
+        "schema": schema,
+        "versions": {"scikit-learn": "0.0.1"},
+        "final_metrics": {"roc_auc": 0.9, "loss": float("nan")},
+    }
+    path = tmp_path / "model.joblib"
+    utils.save_model(model, path, provenance)
+    test = tmp_path / "test.csv"
+    import pandas as pd
+
+    pd.DataFrame(X, columns=[f"f{i}" for i in range(4)]).assign(kind=y).to_csv(test, index=False)
+    return path, test, model
+
+
+def test_multiclass_model_json(capsys, multiclass_model):
+    path, test, model = multiclass_model
+    code, stdout, err = run_cli(capsys, "inspect", str(path), "--json", "--top", "4", "--test", str(test))
+    assert code == 0, err
+    report = json.loads(stdout)  # valid JSON: the NaN loss became null
+    assert report["final_metrics"] == {"roc_auc": 0.9, "loss": None}
+    ranked = sorted(
+        ((abs(v), cls, f"f{j}") for (i, j), v in np.ndenumerate(model.coef_) for cls in [["a", "b", "c"][i]]),
+        reverse=True,
+    )[:4]
+    assert [(c["class"], c["feature"]) for c in report["top_coefficients"]] == [(cls, f) for _, cls, f in ranked]
+    assert report["test"]["rows"] == 300 and report["test"]["metrics"]["accuracy"] > 0.8
+    assert any("saved with scikit-learn 0.0.1" in note for note in report["notes"])
+
+
+def test_a_test_file_without_the_models_columns(capsys, multiclass_model, tmp_path):
+    path, test, _ = multiclass_model
+    broken = tmp_path / "broken.csv"
+    broken.write_text(test.read_text().replace("f2", "g2"))
+    _assert_refused(capsys, path, "column 'f2' required by the feature schema is missing", "--test", str(broken))
