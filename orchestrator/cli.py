@@ -18,7 +18,9 @@ from rich.console import Console
 
 from orchestrator import __version__
 from orchestrator.data.commands import data_app
+from orchestrator.doctor import DOCTOR_EPILOG, doctor_command
 from orchestrator.errors import FedsageError
+from orchestrator.infra import infra_app
 from orchestrator.inspect import EPILOG as INSPECT_EPILOG
 from orchestrator.inspect import inspect_command
 
@@ -281,6 +283,8 @@ def package(
 # starts fast); registered last so `--help` lists them after the run commands.
 app.add_typer(data_app, name="data")
 app.command("inspect", epilog=INSPECT_EPILOG)(inspect_command)
+app.add_typer(infra_app, name="infra")
+app.command("doctor", epilog=DOCTOR_EPILOG)(doctor_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -21,6 +21,7 @@ from orchestrator.errors import BadInput
 # <prefix>-<run id>-<client>, so prefix and client names use the same alphabet.
 NAME_PATTERN = r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$"
 NAME_HINT = "letters, digits and single hyphens, starting and ending with a letter or digit"
+PREFIX_PATTERN = r"^[a-z0-9](-*[a-z0-9])*$"
 REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-\d$"
 ROLE_ARN_PATTERN = r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$"
 
@@ -35,7 +36,15 @@ class RunSettings(_Section):
     """[federation]: how the federation runs."""
 
     name: Annotated[
-        str, Field(pattern=NAME_PATTERN, max_length=16, description=f"job name prefix: up to 16 {NAME_HINT}")
+        str,
+        Field(
+            pattern=PREFIX_PATTERN,
+            max_length=16,
+            description=(
+                "job name prefix: up to 16 lowercase letters, digits and single hyphens (SageMaker lowercases "
+                "training job ARNs, so the kickoff role's name condition only matches a lowercase prefix)"
+            ),
+        ),
     ] = "fedsage"
     rounds: Annotated[int, Field(ge=1, description="number of federated rounds, at least 1")] = 5
     min_clients: Annotated[
@@ -109,6 +118,24 @@ class ServerSettings(_Section):
     ] = None
     profile: Annotated[
         str | None, Field(min_length=1, description="AWS profile of the server account; default credential chain")
+    ] = None
+    account_id: Annotated[
+        str | None, Field(pattern=r"^\d{12}$", description="the server's 12-digit AWS account id (fedsage infra)")
+    ] = None
+    vpc_cidr: Annotated[
+        IPv4Network | None,
+        Field(description="the server VPC's CIDR block, e.g. 10.10.0.0/16; no client's may overlap it (fedsage infra)"),
+    ] = None
+    vpc_id: Annotated[
+        str | None,
+        Field(pattern=r"^vpc-[0-9a-f]+$", description="the server VPC's id (vpc-...): VpcId of the server stack"),
+    ] = None
+    security_group: Annotated[
+        str | None,
+        Field(
+            pattern=r"^sg-[0-9a-f]+$",
+            description="the server host's security group (sg-...), output HostSecurityGroupId of the server stack",
+        ),
     ] = None
     tls: TlsSettings | None = None
 
