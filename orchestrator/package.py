@@ -118,7 +118,8 @@ def _archive_requirements(lock: str | None) -> str:
     """The requirements.txt inside the archive: vendored and hash-checked, or plain pins."""
     if lock is None:
         return REQUIREMENTS.read_text()
-    return "# installed offline from the vendored wheels, each checked against its hash\n--no-index\n--find-links wheels\n" + lock
+    header = "# installed offline from the vendored wheels, each checked against its hash\n"
+    return header + "--no-index\n--find-links wheels\n" + lock
 
 
 def build(out: Path, python_version: str = "3.12", vendor_wheels: bool = True) -> Package:
@@ -143,7 +144,10 @@ def build(out: Path, python_version: str = "3.12", vendor_wheels: bool = True) -
 
         out.parent.mkdir(parents=True, exist_ok=True)
         staging = out.with_name(out.name + ".tmp")
-        with open(staging, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz:
+        with (
+            open(staging, "wb") as raw,
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz,
+        ):
             hashing = _HashingWriter(gz)
             with tarfile.open(fileobj=hashing, mode="w|", format=tarfile.PAX_FORMAT) as tar:
                 for name in sorted(entries):

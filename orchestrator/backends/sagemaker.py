@@ -99,4 +99,3 @@ def run_jobs(session: boto3.Session, prefix: str, run_id: str | None = None) -> 
                 continue
             found.append((job_run, name, describe(sagemaker, name)))
     return found
-
