@@ -9,6 +9,8 @@ from infra_fixtures import CLIENT_CIDRS, PORT, deploy_federation, patch_moto, up
 
 from orchestrator import doctor
 
+pytestmark = pytest.mark.slow  # each test deploys a whole federation into moto
+
 
 @pytest.fixture
 def deployed(aws, monkeypatch, tmp_path):

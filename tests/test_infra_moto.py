@@ -8,6 +8,8 @@ from infra_fixtures import CLIENT_CIDRS, PORT, PREFIX, SERVER_CIDR, deploy_feder
 
 from orchestrator import infra
 
+pytestmark = pytest.mark.slow  # each test deploys a whole federation into moto
+
 
 @pytest.fixture
 def deployed(aws, monkeypatch, tmp_path):
