@@ -120,7 +120,7 @@ def local(
     console.print(
         f"[bold]fedsage local[/]: {clients or ('all' if data_dir else 3)} clients x {rounds} rounds on {source}"
     )
-    with RunView(console, clients or 3, rounds) as view:
+    with RunView(console) as view:
         outcome = run_local(options, observer=view)
     print_outcome(console, outcome)
 
@@ -162,7 +162,7 @@ def launch(
     console.print(
         f"[bold]fedsage launch[/]: {len(federation.clients)} client accounts x {federation.federation.rounds} rounds"
     )
-    with RunView(console, len(federation.clients), federation.federation.rounds) as view:
+    with RunView(console) as view:
         outcome = launching.launch(federation, session, out, observer=view)
     print_outcome(console, outcome)
 

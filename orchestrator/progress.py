@@ -20,6 +20,7 @@ from orchestrator.federation.events import (
     RoundFinished,
     UpdateRejected,
 )
+from orchestrator.local import DataPrepared
 from orchestrator.report import SERVER_METRICS
 from orchestrator.run import JobChanged, JobLog, RunEvent, RunOutcome, ServerListening, Stopping
 
@@ -53,10 +54,8 @@ class RunView:
     run is waiting for.
     """
 
-    def __init__(self, console: Console, clients: int, rounds: int) -> None:
+    def __init__(self, console: Console) -> None:
         self.console = console
-        self.clients = clients
-        self.rounds = rounds
         self.jobs: dict[str, JobStatus] = {}
         self.connected: set[str] = set()
         self.waiting = "starting"
@@ -98,8 +97,6 @@ class RunView:
 
     def __call__(self, event: RunEvent | object) -> None:
         """Show one event."""
-        from orchestrator.local import DataPrepared
-
         c = self.console
         waiting = None
         if isinstance(event, DataPrepared):
@@ -108,7 +105,7 @@ class RunView:
             waiting = "starting the server"
         elif isinstance(event, ServerListening):
             c.print(f"[green]✓[/] server listening on [bold]{event.address}[/] (TLS; only this run's clients admitted)")
-            waiting = f"waiting for clients to join (0/{self.clients})"
+            waiting = f"waiting for clients to join (0/{event.clients})"
         elif isinstance(event, JobChanged):
             self.jobs[event.client] = event.status
             if event.status.terminal:

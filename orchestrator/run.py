@@ -61,9 +61,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ServerListening:
-    """The server is up; clients dial `address`."""
+    """The server is up; `clients` clients will dial `address`."""
 
     address: str
+    clients: int
 
 
 @dataclass(frozen=True)
@@ -471,7 +472,7 @@ class FederationRun:
         )
         port = self._server.start()
         self.address = f"[{dial_host}]:{port}" if ":" in dial_host else f"{dial_host}:{port}"
-        self.observer(ServerListening(self.address))
+        self.observer(ServerListening(self.address, len(self.federation.clients)))
 
     def _plan(self) -> list[TrainingJobRequest]:
         """Every client's training job request for this run (BadInput if SageMaker would refuse one)."""
