@@ -2,7 +2,7 @@
 
 A TrainingJobRequest is exactly the body of SageMaker's CreateTrainingJob call. It is built
 once, here, and every backend consumes the same object: the SageMaker backend sends it, the
-local and docker backends execute it the way the SageMaker scikit-learn container would.
+local backend executes it the way the SageMaker scikit-learn container would.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Run a TrainingJobRequest the way the SageMaker scikit-learn container runs script mode.
 
 This is the contract client_code/train.py relies on, reproduced outside SageMaker so that the
-local and docker backends (and the tests' stand-in for SageMaker) execute the very request the
+local backend (and the tests' stand-in for SageMaker) execute the very request the
 cloud backend sends:
 
 * an /opt/ml tree: code/, input/config/*.json, input/data/<channel>/, model/, output/;
