@@ -331,8 +331,7 @@ class FederationRun:
         elif isinstance(error, JoinTimeout) and self._server is not None:
             names = self._server.roster.missing()
         reasons = self._job_reasons(names)
-        prefix = "server" if not isinstance(error, RoundFailed | JoinTimeout) else ""
-        message = f"{prefix + ' failed: ' if prefix else ''}{error}"
+        message = str(error) if isinstance(error, RoundFailed | JoinTimeout) else f"server failed: {error}"
         return message + (f"; {reasons}" if reasons else "")
 
     def _job_reasons(self, names: list[str], wait: float = 5.0) -> str:

@@ -13,6 +13,15 @@ from orchestrator.data.prepare import PrepareOptions, prepare
 from orchestrator.data.synth import LABEL, generate_fraud
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @pytest.fixture(scope="session")
 def fraud_frame():
     """4,000 synthetic providers: big enough to learn, small enough to be quick."""

@@ -10,7 +10,7 @@ import shutil
 import botocore.client
 import pytest
 from cli_runner import run_cli
-from conftest import CLIENT_ACCOUNTS, REGION, SERVER_ACCOUNT
+from conftest import CLIENT_ACCOUNTS, REGION, SERVER_ACCOUNT, free_port
 from fake_sagemaker import FakeSageMaker, SageMakerExecutor
 
 from orchestrator import config, launch
@@ -26,14 +26,6 @@ CLIENTS = {"hospital-a": CLIENT_ACCOUNTS[0], "hospital-b": CLIENT_ACCOUNTS[1]}
 
 def _bucket(account):
     return f"fedsage-{account}-{REGION}"
-
-
-def _free_port():
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
@@ -54,7 +46,7 @@ def cloud(aws, monkeypatch, prepared, tmp_path):
                 "region": REGION,
                 "bind_address": "127.0.0.1",
                 "advertised_address": "127.0.0.1",
-                "port": _free_port(),
+                "port": free_port(),
                 "test_data": str(prepared.test),
                 "schema": str(prepared.root / "schema.json"),
             },

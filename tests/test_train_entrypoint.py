@@ -1,9 +1,9 @@
 """client_code/train.py as the container runs it: failures go to the failure file and the exit code."""
 
 import base64
-import socket
 
 import pytest
+from conftest import free_port
 
 from client_code import train
 from orchestrator.federation import tls
@@ -19,15 +19,9 @@ def container(tmp_path, monkeypatch, prepared):
     return tmp_path
 
 
-def _free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _args(**overrides):
     values = {
-        "server-address": f"127.0.0.1:{_free_port()}",
+        "server-address": f"127.0.0.1:{free_port()}",
         "client-name": "client-1",
         "client-token": "t" * 64,
         "root-certificate": base64.b64encode(tls.generate(["127.0.0.1"]).ca_certificate).decode(),

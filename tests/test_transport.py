@@ -4,6 +4,7 @@ import threading
 
 import numpy as np
 import pytest
+from conftest import free_port
 from flwr.client import NumPyClient
 
 from client_code import transport
@@ -86,11 +87,7 @@ def test_a_client_that_does_not_trust_the_server_certificate_cannot_connect(serv
 
 
 def test_an_unreachable_server_is_retried_until_the_connect_timeout():
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     with pytest.raises(transport.ServerUnreachable, match=r"within 2 s after [2-9] attempts"):
         transport.run_client(
             _Recorder(),
