@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from orchestrator.cli.common import ConfigOption, console, items
 from orchestrator.errors import BadInput
 
 data_app = typer.Typer(
@@ -20,11 +21,6 @@ data_app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
-
-
-def _items(values: list[str] | None) -> tuple[str, ...]:
-    """Repeated or comma-separated option values, in order."""
-    return tuple(item.strip() for value in values or [] for item in value.split(",") if item.strip())
 
 
 PREPARE_EXAMPLES = (
@@ -90,9 +86,8 @@ def prepare_command(
     over the clients, splits each client's rows into train and validation, fits one feature
     schema that every party applies, and balances each client's training split with SMOTE.
     """
-    from orchestrator.cli import console
+    from orchestrator.cli.progress import data_table
     from orchestrator.data.prepare import PrepareOptions, prepare
-    from orchestrator.progress import data_table
 
     if classes is not None and partition != "iid":
         raise BadInput(f"--classes and --partition {partition} are two partitions; give one of them")
@@ -108,9 +103,9 @@ def prepare_command(
         smote=smote,
         smote_ratio=smote_ratio,
         seed=seed,
-        categorical=tuple(dict.fromkeys((*spec[1], *_items(categorical)))),
-        drop=_items(drop),
-        client_names=_items([names] if names else []),
+        categorical=tuple(dict.fromkeys((*spec[1], *items(categorical)))),
+        drop=items(drop),
+        client_names=items([names] if names else []),
         partition=f"classes:{classes}" if classes is not None else partition,
         selected_fraction=1.0 if selected_fraction is None else selected_fraction,
         other_fraction=0.0 if other_fraction is None else other_fraction,
@@ -168,7 +163,6 @@ def synth_command(
 
     The generative story (which columns carry signal, and how much) is in docs/data.md.
     """
-    from orchestrator.cli import console
     from orchestrator.data import synth
 
     if not 0 < fraud_rate < 1:
@@ -201,7 +195,7 @@ def synth_command(
 )
 def upload_command(
     dir_: Annotated[Path, typer.Option("--dir", help="Prepared-data folder (from `fedsage data prepare`).")],
-    config_path: Annotated[Path, typer.Option("--config", "-c", help="federation.toml naming the clients.")],
+    config_path: ConfigOption,
     client: Annotated[
         list[str] | None, typer.Option(help="Upload only these clients (repeat); default: every client.")
     ] = None,
@@ -218,11 +212,10 @@ def upload_command(
 
     from orchestrator import config
     from orchestrator.aws.sessions import data_owner_session
-    from orchestrator.cli import console
     from orchestrator.data import upload
 
     federation = config.load(config_path)
-    plans = upload.plan_upload(dir_, federation, _items(client))
+    plans = upload.plan_upload(dir_, federation, items(client))
     if dry_run:
         for plan in plans:
             for item in plan.files:

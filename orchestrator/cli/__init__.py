@@ -1,0 +1,95 @@
+"""The `fedsage` command line (Typer + Rich): the app, its commands, and the exit-code mapping.
+
+Exit codes: 0 success, 1 runtime failure (a run that could not finish), 2 bad input (config,
+data, arguments). Every error is one line on stderr, never a traceback (use --verbose for the
+debug log).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated
+
+import click
+import typer
+
+from orchestrator import __version__
+from orchestrator.cli import data, doctor, infra, inspect, package, run
+from orchestrator.cli.common import EXIT_INTERRUPTED, console, err_console
+from orchestrator.errors import FedsageError
+
+app = typer.Typer(
+    name="fedsage",
+    help="Cross-account federated learning on Amazon SageMaker with Flower.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+_log_handler: logging.Handler | None = None
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"fedsage {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print debug logs on stderr.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """fedsage: train one model over data held in separate AWS accounts, without moving it."""
+    global _log_handler
+    root = logging.getLogger()
+    if _log_handler is not None:  # one handler per process, on the current stderr
+        root.removeHandler(_log_handler)
+    _log_handler = logging.StreamHandler(sys.stderr)
+    _log_handler.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    _log_handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root.addHandler(_log_handler)
+    if verbose:
+        root.setLevel(logging.DEBUG)
+
+
+# Each command lives in the module of its group; registered here in the order `--help` lists them.
+app.command(epilog=run.LOCAL_EPILOG)(run.local)
+app.command(epilog=run.LAUNCH_EPILOG)(run.launch)
+app.command(epilog=run.STATUS_EPILOG)(run.status)
+app.command(epilog=run.STOP_EPILOG)(run.stop)
+app.command(epilog=package.PACKAGE_EPILOG)(package.package)
+app.add_typer(data.data_app, name="data")
+app.command("inspect", epilog=inspect.INSPECT_EPILOG)(inspect.inspect_command)
+app.add_typer(infra.infra_app, name="infra")
+app.command("doctor", epilog=doctor.DOCTOR_EPILOG)(doctor.doctor_command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run the CLI and map every outcome to one line and an exit code."""
+    command = typer.main.get_command(app)
+    try:
+        # Typer returns exit codes in this mode (Ctrl-C becomes 130) instead of raising them.
+        code = command.main(args=argv, prog_name="fedsage", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.UsageError as exc:
+        if not exc.format_message():  # no arguments at all: the help was printed
+            sys.exit(2)
+        name = exc.ctx.command_path if exc.ctx else "fedsage"
+        err_console.print(
+            f"error: {exc.format_message()} (see '{name} --help')", highlight=False, soft_wrap=True, markup=False
+        )
+        sys.exit(2)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        err_console.print("interrupted: every job this run started was stopped", highlight=False)
+        sys.exit(EXIT_INTERRUPTED)
+    except FedsageError as exc:
+        err_console.print(f"error: {exc}", highlight=False, soft_wrap=True, markup=False)
+        sys.exit(exc.exit_code)
+    if code == EXIT_INTERRUPTED:
+        err_console.print("interrupted: every job this run started was stopped", highlight=False)
+    sys.exit(code if isinstance(code, int) else 0)

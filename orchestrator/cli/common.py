@@ -1,0 +1,27 @@
+"""What every `fedsage` command shares: the one console pair and the option definitions used twice or more.
+
+Only Typer and Rich are imported here, so importing the CLI stays fast; commands import the
+heavy modules (pandas, scikit-learn, boto3, flwr) inside their bodies.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
+
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="The federation.toml to use.")]
+OptionalConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="The federation.toml to use.")]
+OutOption = Annotated[Path, typer.Option(help="Folder that receives the run folder <run-id>/.")]
+
+
+def items(values: list[str] | None) -> tuple[str, ...]:
+    """Repeated or comma-separated option values, in order: ["a,b", "c"] -> ("a", "b", "c")."""
+    return tuple(item.strip() for value in values or [] for item in value.split(",") if item.strip())

@@ -1,0 +1,104 @@
+"""`fedsage inspect`: verify a model against its checksum and show it as Rich tables (orchestrator/inspect.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from orchestrator.cli.common import console
+from orchestrator.inspect import inspect_model
+
+INSPECT_EPILOG = (
+    "Examples:\n\n"
+    "  fedsage inspect runs/<run-id>/model.joblib\n\n"
+    "  fedsage inspect runs/<run-id>/model.joblib --test prepared/test.csv\n\n"
+    "  fedsage inspect runs/<run-id>/model.joblib --json > model.json"
+)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def render(console: Any, report: dict[str, Any]) -> None:
+    """The report as Rich tables: model, provenance, clients, metrics, coefficients."""
+    from rich.table import Table
+
+    model, provenance = report["model"], report["provenance"]
+    console.print(f"[bold]{report['path']}[/]  sha256 {report['sha256'][:16]}... [green]checksum verified[/]")
+    console.print(
+        f"  {model['type']}: {len(model['classes'])} classes {model['classes']}, {model['n_features']} features, "
+        f"solver {model['solver']}, C {_fmt(model['C'])}"
+    )
+    if provenance["saved_by"] == "server":
+        console.print(
+            f"  run {provenance['run_id']} ({provenance['created_at']}), {provenance['rounds']} rounds, "
+            f"label {provenance['label']}"
+        )
+    else:
+        console.print(
+            f"  the copy of the global model saved by client {provenance['saved_by']} after "
+            f"{provenance['rounds']} rounds (the run folder's model.joblib has the full provenance)"
+        )
+    if provenance["versions"]:
+        console.print("  versions: " + ", ".join(f"{k} {v}" for k, v in provenance["versions"].items()))
+    if provenance["clients"]:
+        clients = Table(title="clients", title_justify="left")
+        for column in ("client", "examples", "last round"):
+            clients.add_column(column, justify="left" if column == "client" else "right")
+        for name, info in provenance["clients"].items():
+            clients.add_row(name, f"{info.get('num_examples', 0):,}", str(info.get("last_round", "")))
+        console.print(clients)
+    test = report.get("test")
+    if report["final_metrics"] or test:
+        _print_metrics(console, report["final_metrics"], test)
+    coefficients = Table(title="largest coefficients (features as the schema encodes them)", title_justify="left")
+    for column in ("feature", "class", "coefficient"):
+        coefficients.add_column(column, justify="right" if column == "coefficient" else "left")
+    for item in report["top_coefficients"]:
+        coefficients.add_row(item["feature"], str(item["class"]), f"{item['coefficient']:+.4f}")
+    console.print(coefficients)
+    for note in report["notes"]:
+        console.print(f"[yellow]note: {note}[/]")
+
+
+def _print_metrics(console: Any, final: dict[str, Any], test: dict[str, Any] | None) -> None:
+    """Recorded end-of-run metrics, and the recomputed ones beside them."""
+    from rich.table import Table
+
+    metrics = Table(title="metrics", title_justify="left")
+    metrics.add_column("metric")
+    metrics.add_column("end of run (server test set)", justify="right")
+    if test:
+        metrics.add_column(f"{test['file']} ({test['rows']:,} rows)", justify="right")
+    for name in dict.fromkeys([*final, *(test["metrics"] if test else {})]):
+        row = [name, _fmt(final.get(name))]
+        if test:
+            row.append(_fmt(test["metrics"].get(name)))
+        metrics.add_row(*row)
+    console.print(metrics)
+
+
+def inspect_command(
+    model: Annotated[Path, typer.Argument(help="A model.joblib written by a fedsage run (its .sha256 beside it).")],
+    test: Annotated[
+        Path | None, typer.Option(help="A CSV file with the label column: recompute the metrics on it.")
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    top: Annotated[int, typer.Option(help="How many of the largest coefficients to show.", min=0)] = 10,
+) -> None:
+    """Show what a federation's model is, where it came from, what it learned and how well it scores.
+
+    The file is checked against the checksum the run wrote before it is unpickled, and only the
+    classes a fedsage model is made of may be loaded: unpickling runs code.
+    """
+    report = inspect_model(model, test, top)
+    if json_output:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    render(console, report)

@@ -1,0 +1,167 @@
+"""`fedsage local`, `launch`, `status` and `stop`: run a federation and find its jobs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from orchestrator.cli.common import ConfigOption, OutOption, console
+
+LOCAL_EPILOG = (
+    "Examples:\n\n"
+    "  fedsage local                          # 3 clients x 5 rounds on built-in data\n\n"
+    "  fedsage local --clients 5 --rounds 10\n\n"
+    "  fedsage local --dataset breast-cancer\n\n"
+    "  fedsage local --data-dir prepared/     # folders from `fedsage data prepare`"
+)
+
+
+def local(
+    clients: Annotated[
+        int | None, typer.Option(help="Number of clients (default 3; with --data-dir, its client folders).", min=1)
+    ] = None,
+    rounds: Annotated[int, typer.Option(help="Federated rounds.", min=1)] = 5,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(help="Prepared data folder (from `fedsage data prepare`) instead of a built-in data set."),
+    ] = None,
+    dataset: Annotated[
+        str, typer.Option(help="Built-in data set: synthetic-fraud or breast-cancer.")
+    ] = "synthetic-fraud",
+    out: OutOption = Path("runs"),
+    min_clients: Annotated[
+        int | None, typer.Option(help="Let rounds go on with this many clients if others fail (default: all).", min=1)
+    ] = None,
+    max_iter: Annotated[int, typer.Option(help="Local solver iterations per round.", min=1)] = 10,
+    join_timeout: Annotated[float, typer.Option(help="Seconds to wait for all clients to join.", min=1)] = 120.0,
+    round_timeout: Annotated[float, typer.Option(help="Seconds a client may take for one round.", min=1)] = 300.0,
+    seed: Annotated[int, typer.Option(help="Seed for data generation and splitting.")] = 42,
+) -> None:
+    """Run a whole federation on this machine, no AWS: one process per client.
+
+    Each client runs client_code/train.py exactly as the SageMaker container would (its own
+    /opt/ml tree, SM_* environment, hyperparameters as arguments), connecting over TLS to a
+    Flower server on 127.0.0.1.
+    """
+    from orchestrator.cli.progress import RunView, print_outcome
+    from orchestrator.local import LocalOptions, run_local
+
+    options = LocalOptions(
+        clients=clients,
+        rounds=rounds,
+        data_dir=data_dir,
+        dataset=dataset,
+        out=out,
+        min_clients=min_clients,
+        max_iter=max_iter,
+        join_timeout=join_timeout,
+        round_timeout=round_timeout,
+        seed=seed,
+    )
+    source = f"data in {data_dir}" if data_dir else f"built-in data set '{dataset}'"
+    console.print(
+        f"[bold]fedsage local[/]: {clients or ('all' if data_dir else 3)} clients x {rounds} rounds on {source}"
+    )
+    with RunView(console) as view:
+        outcome = run_local(options, observer=view)
+    print_outcome(console, outcome)
+
+
+LAUNCH_EPILOG = (
+    "Examples:\n\n"
+    "  fedsage launch -c federation.toml --dry-run   # the exact requests, per account; no AWS call\n\n"
+    "  fedsage launch -c federation.toml"
+)
+
+
+def launch(
+    config: ConfigOption,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the requests per account; make no AWS call.")
+    ] = False,
+    out: OutOption = Path("runs"),
+) -> None:
+    """Run the federation: one SageMaker training job in each client account, the Flower server here.
+
+    Preflight first (roles assumable with their ExternalId, images, SageMaker limits), then the
+    server starts, every job is created through its client's kickoff role, and the run is watched
+    until every job has completed. Ctrl-C or a failure stops every job this run created.
+    """
+    from orchestrator import config as config_module
+    from orchestrator import launch as launching
+
+    federation = config_module.load(config)
+    if dry_run:
+        console.print_json(launching.dry_run_json(federation))
+        return
+    from orchestrator.aws.sessions import server_session
+    from orchestrator.cli.progress import RunView, print_outcome
+
+    session = server_session(federation.server)
+    console.print(
+        f"[bold]fedsage launch[/]: {len(federation.clients)} client accounts x {federation.federation.rounds} rounds"
+    )
+    with RunView(console) as view:
+        outcome = launching.launch(federation, session, out, observer=view)
+    print_outcome(console, outcome)
+
+
+def _client_sessions(config: Path, run_id: str | None):
+    from orchestrator import config as config_module
+    from orchestrator import launch as launching
+    from orchestrator.aws.sessions import server_session
+
+    federation = config_module.load(config)
+    federation.require_launchable()
+    return federation, launching.client_sessions(federation, server_session(federation.server), run_id or "status")
+
+
+STATUS_EPILOG = (
+    "Examples:\n\n  fedsage status -c federation.toml\n\n"
+    "  fedsage status -c federation.toml --run-id 20261121-101500-a1b2"
+)
+
+
+def status(
+    config: ConfigOption,
+    run_id: Annotated[str | None, typer.Option(help="Only this run's jobs (default: every run).")] = None,
+) -> None:
+    """Show the training jobs of a run (or of every run) in every client account."""
+    from rich.table import Table
+
+    from orchestrator import launch as launching
+
+    federation, made = _client_sessions(config, run_id)
+    jobs = launching.find_jobs(federation, made, run_id)
+    table = Table(title=f"training jobs of {'run ' + run_id if run_id else 'every run'}", title_justify="left")
+    for column in ("run", "client", "account", "job", "status", "detail"):
+        table.add_column(column, overflow="fold")
+    for job in jobs:
+        s = job.status
+        table.add_row(
+            job.run_id,
+            job.client,
+            job.account_id,
+            s.name,
+            f"{s.status} ({s.secondary_status})",
+            s.failure_reason or s.model_artifact or "",
+        )
+    console.print(table if jobs else "no fedsage training jobs found in the client accounts")
+
+
+STOP_EPILOG = "Example:\n\n  fedsage stop -c federation.toml --run-id 20261121-101500-a1b2"
+
+
+def stop(
+    config: ConfigOption,
+    run_id: Annotated[str, typer.Option(help="The run whose jobs to stop (see fedsage status).")],
+) -> None:
+    """Stop every still-running training job of a run, in every client account."""
+    from orchestrator import launch as launching
+
+    federation, made = _client_sessions(config, run_id)
+    for job, stopped in launching.stop_run(federation, made, run_id):
+        what = "stop requested" if stopped else f"already {job.status.status.lower()}"
+        console.print(f"  {job.client} ({job.account_id}) {job.status.name}: {what}")
