@@ -33,9 +33,10 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-SCHEMA_FILE = "schema.json"
-CHECKSUM_SUFFIX = ".sha256"
-PENALTIES = ("l2", "l1", "elasticnet", "none")
+try:
+    from .constants import CHECKSUM_SUFFIX, PENALTIES, SCHEMA_FILE  # noqa: F401 - SCHEMA_FILE re-exported
+except ImportError:  # run as a script inside the SageMaker container (flat /opt/ml/code)
+    from constants import CHECKSUM_SUFFIX, PENALTIES, SCHEMA_FILE  # type: ignore[no-redef]  # noqa: F401
 
 
 class DataError(ValueError):
@@ -264,27 +265,31 @@ def apply_schema(frame: pd.DataFrame, schema: dict[str, Any], where: str) -> tup
             blocks.append(np.stack([(text == level) for level in levels], axis=1).astype(float))
             names.extend(f"{name}={level}" for level in levels)
         else:
-            values = _numeric_column(column, name, where)
+            values = numeric_column(column, name, where)
             blocks.append(((values - feature["mean"]) / feature["scale"]).reshape(-1, 1))
             names.append(name)
     return np.hstack(blocks), names
 
 
-def _numeric_column(column: pd.Series, name: str, where: str) -> np.ndarray:
-    """Return a column as floats, or say which value is not a number and where."""
+def numeric_column(
+    column: pd.Series, name: str, where: str, fix: str = "encode it as a number or declare the column categorical"
+) -> np.ndarray:
+    """Return a column as float64, or raise DataError naming the first bad value, its row and `fix`.
+
+    Empty cells and infinities are refused too: the model and the schema's scaling need finite numbers.
+    """
     numeric = pd.to_numeric(column, errors="coerce")
     bad = numeric.isna() & column.notna()
     if bad.any():
         row = int(np.argmax(bad.to_numpy()))
         raise DataError(
-            f"{where}: column {name!r} has the non-numeric value {column.iloc[row]!r} "
-            f"(row {row + 2}); encode it as a number or declare the column categorical"
+            f"{where}: column {name!r} has the non-numeric value {column.iloc[row]!r} (row {row + 2}); {fix}"
         )
     if numeric.isna().any():
         raise DataError(f"{where}: column {name!r} has missing values; fill or drop those rows")
     values = numeric.to_numpy(dtype=np.float64)
     if not np.all(np.isfinite(values)):
-        raise DataError(f"{where}: column {name!r} has infinite values")
+        raise DataError(f"{where}: column {name!r} has infinite values; replace them first")
     return values
 
 
@@ -296,12 +301,24 @@ def load_data(
 ) -> Dataset:
     """Load a channel folder of CSV files into a Dataset the model can train or be scored on.
 
+    See `to_dataset` for what is checked; raises DataError naming the folder, the column and the fix.
+    """
+    return to_dataset(read_csv_folder(channel), label_column, classes, schema, str(channel))
+
+
+def to_dataset(
+    frame: pd.DataFrame,
+    label_column: str,
+    classes: list[Any] | None = None,
+    schema: dict[str, Any] | None = None,
+    where: str = "data",
+) -> Dataset:
+    """Turn a raw frame (features and label) into a Dataset.
+
     With a feature schema the schema decides the features; without one every column other than
     the label is a feature and must be numeric. Labels are checked against `classes` when given.
-    A problem raises DataError naming the folder, the column and the fix.
+    A problem raises DataError naming `where`, the column and the fix.
     """
-    where = str(channel)
-    frame = read_csv_folder(channel)
     if label_column not in frame.columns:
         raise DataError(
             f"{where}: label column {label_column!r} not found (columns: "
@@ -316,7 +333,7 @@ def load_data(
         if features.shape[1] == 0:
             raise DataError(f"{where}: there are no feature columns besides the label")
         names = [str(name) for name in features.columns]
-        X = np.column_stack([_numeric_column(features[n], n, where) for n in features.columns])
+        X = np.column_stack([numeric_column(features[n], n, where) for n in features.columns])
     return Dataset(X=X, y=y, feature_names=names)
 
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 import tomllib
 from ipaddress import IPv4Network
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from client_code.constants import PENALTIES, SCHEMA_FILE
+from orchestrator import defaults
 from orchestrator.errors import BadInput
 
 # SageMaker training job names: ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$. A job is named
@@ -26,10 +28,15 @@ REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-\d$"
 ROLE_ARN_PATTERN = r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$"
 
 
+def host_port(host: str, port: int) -> str:
+    """HOST:PORT as gRPC dials and binds it; an IPv6 address is bracketed ([::1]:8080, RFC 3986)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 class _Section(BaseModel):
     """A config table: unknown keys are errors, so typos do not pass silently."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
 
 
 class RunSettings(_Section):
@@ -46,14 +53,18 @@ class RunSettings(_Section):
             ),
         ),
     ] = "fedsage"
-    rounds: Annotated[int, Field(ge=1, description="number of federated rounds, at least 1")] = 5
+    rounds: Annotated[int, Field(ge=1, description="number of federated rounds, at least 1")] = defaults.ROUNDS
     min_clients: Annotated[
         int | None,
         Field(ge=1, description="clients that must take part in every round; leave unset to require all"),
     ] = None
-    join_timeout: Annotated[float, Field(gt=0, description="seconds to wait for every client to join")] = 300.0
-    round_timeout: Annotated[float, Field(gt=0, description="seconds a client may take for one round")] = 600.0
-    seed: Annotated[int, Field(description="seed for data preparation and model initialisation")] = 42
+    join_timeout: Annotated[float, Field(gt=0, description="seconds to wait for every client to join")] = (
+        defaults.JOIN_TIMEOUT
+    )
+    round_timeout: Annotated[float, Field(gt=0, description="seconds a client may take for one round")] = (
+        defaults.ROUND_TIMEOUT
+    )
+    seed: Annotated[int, Field(description="seed for data preparation and model initialisation")] = defaults.SEED
     strategy: Annotated[Literal["fedavg"], Field(description="aggregation strategy: fedavg (example-weighted)")] = (
         "fedavg"
     )
@@ -62,12 +73,12 @@ class RunSettings(_Section):
 class ModelSettings(_Section):
     """[model]: the LogisticRegression every client trains."""
 
-    penalty: Annotated[
-        Literal["l2", "l1", "elasticnet", "none"], Field(description="one of l2, l1, elasticnet, none")
-    ] = "l2"
+    penalty: Annotated[Literal[PENALTIES], Field(description=f"one of {', '.join(PENALTIES)}")] = "l2"
     c: Annotated[float, Field(gt=0, description="inverse regularisation strength, a positive number")] = 1.0
     l1_ratio: Annotated[float, Field(ge=0, le=1, description="elastic-net mixing, between 0 and 1")] = 0.5
-    max_iter: Annotated[int, Field(ge=1, le=10_000, description="local solver iterations per round, 1 to 10000")] = 10
+    max_iter: Annotated[int, Field(ge=1, le=10_000, description="local solver iterations per round, 1 to 10000")] = (
+        defaults.MAX_ITER
+    )
 
 
 class TlsSettings(_Section):
@@ -145,7 +156,7 @@ class ServerSettings(_Section):
 
     def resolved_schema(self) -> Path:
         """The schema file, defaulting to schema.json next to the test set."""
-        return self.schema_path or self.test_data.with_name("schema.json")
+        return self.schema_path or self.test_data.with_name(SCHEMA_FILE)
 
 
 class ClientSettings(_Section):
@@ -341,14 +352,14 @@ def describe_errors(error: ValidationError, source: str) -> str:
             continue
         value = item.get("input")
         shown = "" if isinstance(value, dict | list) else f" = {value!r}"
-        hint = _field_description(item["loc"])
+        hint = _field_description(item["loc"], _SECTIONS.get(error.title))
         lines.append(f"{source}: {key}{shown}: {message}" + (f" (expected {hint})" if hint else ""))
     return "; ".join(lines)
 
 
-def _field_description(loc: tuple[Any, ...]) -> str | None:
-    """The description of the field at a location, used as the 'how to fix' hint."""
-    model: Any = Federation
+def _field_description(loc: tuple[Any, ...], root: type[BaseModel] | None = None) -> str | None:
+    """The description of the field at a location (from `root`, default Federation), used as the 'how to fix' hint."""
+    model: Any = root or Federation
     description = None
     for part in loc:
         if isinstance(part, int):
@@ -362,6 +373,21 @@ def _field_description(loc: tuple[Any, ...]) -> str | None:
         args = getattr(annotation, "__args__", ())
         model = next((a for a in (annotation, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None)
     return description
+
+
+_SECTIONS: dict[str, type[BaseModel]] = {
+    model.__name__: model
+    for model in (Federation, RunSettings, ModelSettings, ContainerSettings, ServerSettings, ClientSettings)
+}
+T = TypeVar("T", bound=BaseModel)
+
+
+def build(section: type[T], source: str, **values: Any) -> T:
+    """Construct one config section from typed values, validated as a config file would be; BadInput if not."""
+    try:
+        return section(**values)
+    except ValidationError as error:
+        raise BadInput(describe_errors(error, source)) from None
 
 
 def parse(data: dict[str, Any], source: str = "federation.toml") -> Federation:

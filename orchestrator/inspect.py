@@ -22,9 +22,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from client_code.constants import CHECKSUM_SUFFIX
 from orchestrator.errors import BadInput
 
-CHECKSUM_SUFFIX = ".sha256"  # client_code.utils.CHECKSUM_SUFFIX, which save_model writes
 MAX_MODEL_BYTES = 1 << 30
 ALLOWED_GLOBALS = frozenset(
     {

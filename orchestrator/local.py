@@ -1,140 +1,142 @@
 """`fedsage local`: the whole federation on this machine, no AWS.
 
 Builds a federation from a prepared-data folder (or prepares a built-in data set into the run
-folder), validates every channel the way its client will read it, and runs it on the local
-backend: one OS process per client, each executing its CreateTrainingJob request in an
-emulated SageMaker container.
+folder and hands it over in memory), checks every channel the way its client will read it,
+and runs it on the process backend: one OS process per client, each executing its
+CreateTrainingJob request in an emulated SageMaker container.
 """
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-import client_code
-from orchestrator import config
-from orchestrator.backends.local import LocalBackend
+from client_code import utils
+from orchestrator import config, defaults
+from orchestrator.backends.process import ProcessBackend
 from orchestrator.data import datasets, layout
-from orchestrator.data.prepare import PrepareOptions, PrepareSummary, prepare
+from orchestrator.data.prepare import PrepareOptions, prepare
 from orchestrator.errors import BadInput
-from orchestrator.plan import JobPlacement
-from orchestrator.run import FederationRun, Observer, RunOutcome, check_local_channels, load_server_data, new_run_id
-
-
-@dataclass(frozen=True)
-class DataPrepared:
-    """Event: the built-in data set was generated and split into the run folder."""
-
-    dataset: str
-    summary: PrepareSummary
+from orchestrator.run.events import DataPrepared, Observer, ignore
+from orchestrator.run.folder import RunFolder, new_run_id
+from orchestrator.run.inputs import ServerData, server_data
+from orchestrator.run.lifecycle import FederationRun, RunOutcome
 
 
 @dataclass(frozen=True)
 class LocalOptions:
-    """The options of `fedsage local`."""
+    """The options of `fedsage local`; None takes the default of orchestrator/defaults.py."""
 
     clients: int | None = None
-    rounds: int = 5
+    rounds: int | None = None
     data_dir: Path | None = None
-    dataset: str = datasets.DEFAULT
-    out: Path = Path("runs")
+    dataset: str = defaults.DATASET
+    out: Path = Path(defaults.RUNS)
     min_clients: int | None = None
-    max_iter: int = 10
-    join_timeout: float = 120.0
-    round_timeout: float = 300.0
-    seed: int = 42
+    max_iter: int | None = None
+    join_timeout: float | None = None
+    round_timeout: float | None = None
+    seed: int | None = None
+
+    def given(self, *names: str) -> dict[str, object]:
+        """The options among `names` that were set (not None), by name."""
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
 
 
-DEFAULT_CLIENTS = 3
-LOCAL_IMAGE = "local-process"  # the local backend runs this machine's Python, not an image
+SOURCE = "fedsage local"
 
 
-def _federation(options: LocalOptions, prepared: layout.PreparedData) -> config.Federation:
+def _settings(options: LocalOptions) -> tuple[config.RunSettings, config.ModelSettings]:
+    """The [federation] and [model] sections the options give, validated before anything is written."""
+    run = options.given("rounds", "min_clients", "join_timeout", "round_timeout", "seed")
+    return config.build(config.RunSettings, SOURCE, **run), config.build(
+        config.ModelSettings, SOURCE, **options.given("max_iter")
+    )
+
+
+def _federation(
+    settings: tuple[config.RunSettings, config.ModelSettings],
+    test: Path,
+    schema: Path,
+    clients: list[layout.ClientFolders],
+) -> config.Federation:
     """The federation a local run executes, validated like a federation.toml."""
-    return config.parse(
-        {
-            "federation": {
-                "rounds": options.rounds,
-                "min_clients": options.min_clients,
-                "join_timeout": options.join_timeout,
-                "round_timeout": options.round_timeout,
-                "seed": options.seed,
-            },
-            "model": {"max_iter": options.max_iter},
-            "server": {"test_data": str(prepared.test), "schema": str(prepared.root / layout.SCHEMA)},
-            "clients": [
-                {
-                    "name": c.name,
-                    "train_uri": c.train.resolve().as_uri(),
-                    **({"validation_uri": c.validation.resolve().as_uri()} if c.validation else {}),
-                }
-                for c in prepared.clients
-            ],
-        },
-        source="fedsage local",
+    source = SOURCE
+    return config.build(
+        config.Federation,
+        source,
+        federation=settings[0],
+        model=settings[1],
+        server=config.build(config.ServerSettings, source, test_data=test, schema_path=schema),
+        clients=[
+            config.build(
+                config.ClientSettings,
+                source,
+                name=c.name,
+                train_uri=c.train.resolve().as_uri(),
+                validation_uri=c.validation.resolve().as_uri() if c.validation else None,
+            )
+            for c in clients
+        ],
     )
 
 
-def _check_options(options: LocalOptions) -> None:
-    if options.clients is not None and options.clients < 1:
-        raise BadInput(f"--clients must be at least 1, got {options.clients}")
-    if options.rounds < 1:
-        raise BadInput(f"--rounds must be at least 1, got {options.rounds}")
-    if options.data_dir is None:
-        datasets.get(options.dataset)
-
-
-def build_local_run(options: LocalOptions, observer: Observer = lambda event: None) -> FederationRun:
-    """Validate the options and data and set up a run on the local backend, ready to execute.
-
-    Raises BadInput before anything is written (a built-in data set is generated into the new
-    run folder only once the options are known to be good).
-    """
-    _check_options(options)
-    run_id = new_run_id()
-    run_dir = Path(options.out) / run_id
-    if options.data_dir is not None:
-        prepared = layout.open_prepared(options.data_dir)
-        if options.clients is not None and options.clients != len(prepared.clients):
-            raise BadInput(
-                f"--clients {options.clients} does not match the {len(prepared.clients)} client folders "
-                f"in {options.data_dir}; drop --clients or prepare the data again"
-            )
-    else:
-        dataset = datasets.get(options.dataset)
-        prep = PrepareOptions(
-            label=dataset.label,
-            clients=options.clients or DEFAULT_CLIENTS,
-            categorical=dataset.categorical,
-            seed=options.seed,
+def _prepared_folder(options: LocalOptions) -> tuple[list[layout.ClientFolders], Path, Path, ServerData]:
+    """A prepared-data folder's clients, test set and schema paths, and the server's data (each file read once)."""
+    assert options.data_dir is not None
+    prepared = layout.open_prepared(options.data_dir)
+    if options.clients is not None and options.clients != len(prepared.clients):
+        raise BadInput(
+            f"--clients {options.clients} does not match the {len(prepared.clients)} client folders "
+            f"in {options.data_dir}; drop --clients or prepare the data again"
         )
-        summary = prepare(dataset.load(options.seed), prep, run_dir / "data", source=f"built-in:{dataset.name}")
-        observer(DataPrepared(dataset.name, summary))
-        prepared = layout.open_prepared(run_dir / "data")
-    federation = _federation(options, prepared)
-    server_data = load_server_data(federation)
-    check_local_channels(federation, server_data)
+    try:
+        test = utils.read_csv_folder(prepared.test)
+    except utils.DataError as exc:
+        raise BadInput(str(exc)) from None
+    data = server_data(prepared.schema, test, str(prepared.test))
+    return prepared.clients, prepared.test, prepared.root / layout.SCHEMA, data
 
-    clients_dir = run_dir / "clients"
-    return FederationRun(
-        federation=federation,
-        server_data=server_data,
-        backend=LocalBackend(clients_dir, expected_jobs=len(federation.clients)),
-        backend_name="local (one process per client)",
-        run_id=run_id,
-        run_dir=run_dir,
-        placements={
-            c.name: JobPlacement(
-                code_uri=Path(client_code.__file__).parent.as_uri(),
-                output_uri=(clients_dir / c.name / "output").resolve().as_uri(),
-                image=LOCAL_IMAGE,
-            )
-            for c in federation.clients
-        },
-        observer=observer,
+
+def build_local_run(options: LocalOptions, observer: Observer = ignore) -> FederationRun:
+    """Validate the options and data and set up a run on the process backend, ready to execute.
+
+    Raises BadInput before anything is written; a built-in data set is generated into the new
+    run folder only once the options are known to be good, and handed to the run in memory.
+    """
+    settings = _settings(options)
+    dataset = datasets.get(options.dataset) if options.data_dir is None else None
+    folder = RunFolder.new(options.out, new_run_id())
+    folder.check_writable()
+    if options.data_dir is not None:
+        clients, test, schema, data = _prepared_folder(options)
+        federation = _federation(settings, test, schema, clients)
+        backend = ProcessBackend(folder.clients, expected_jobs=len(federation.clients))
+        backend.check_inputs(federation, data)
+        return FederationRun(federation, data, backend, folder, observer)
+    assert dataset is not None
+    prep = PrepareOptions(
+        label=dataset.label,
+        clients=options.clients or defaults.CLIENTS,
+        categorical=dataset.categorical,
+        seed=settings[0].seed,
     )
+    folder.create()
+    try:
+        summary = prepare(dataset.load(prep.seed), prep, folder.path("data"), source=f"built-in:{dataset.name}")
+        clients, test = layout.client_folders(summary.out), summary.out / layout.TEST
+        federation = _federation(settings, test, summary.out / layout.SCHEMA, clients)
+    except BaseException:  # bad input (or Ctrl-C) before the run starts leaves nothing behind
+        shutil.rmtree(folder.root, ignore_errors=True)
+        raise
+    observer(DataPrepared(dataset.name, summary))
+    # the data was just written by us: handed over in memory, not read back
+    data = server_data(summary.schema, summary.test, str(test))
+    backend = ProcessBackend(folder.clients, expected_jobs=len(federation.clients))
+    return FederationRun(federation, data, backend, folder, observer)
 
 
-def run_local(options: LocalOptions, observer: Observer = lambda event: None) -> RunOutcome:
+def run_local(options: LocalOptions, observer: Observer = ignore) -> RunOutcome:
     """Run a federation locally and return its outcome (see build_local_run)."""
     return build_local_run(options, observer).execute()

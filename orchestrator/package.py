@@ -34,7 +34,7 @@ from pathlib import Path
 import client_code
 from orchestrator.errors import BadInput, RunFailed
 
-CODE_FILES = ("train.py", "client.py", "transport.py", "utils.py")
+CODE_FILES = ("train.py", "client.py", "transport.py", "utils.py", "constants.py")
 CODE_DIR = Path(client_code.__file__).parent
 REQUIREMENTS = CODE_DIR / "requirements.txt"
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64", "any")

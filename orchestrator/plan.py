@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
@@ -218,9 +219,48 @@ def plan(federation: Federation, context: RunContext) -> list[TrainingJobRequest
     return [request_for(federation, context, client) for client in federation.clients]
 
 
+def plan_run(
+    federation: Federation,
+    placement: Callable[[ClientSettings], JobPlacement],
+    *,
+    run_id: str,
+    server_address: str,
+    root_certificate: bytes,
+    tokens: dict[str, str],
+    label: str,
+    classes: list[Any],
+) -> list[TrainingJobRequest]:
+    """Every client's request for one run: the one planning step a run and a dry run share.
+
+    `placement` is the backend's (Backend.placement); `server_address` is HOST:PORT as the
+    clients dial it (config.host_port). Raises BadInput if SageMaker would refuse a request.
+    """
+    context = RunContext(
+        run_id=run_id,
+        server_address=server_address,
+        root_certificate=root_certificate,
+        tokens=tokens,
+        label=label,
+        classes=classes,
+        placements={client.name: placement(client) for client in federation.clients},
+    )
+    return plan(federation, context)
+
+
+def _tag(tags: list[dict[str, str]], key: str) -> str | None:
+    return next((tag["Value"] for tag in tags if tag["Key"] == key), None)
+
+
 def client_of(request: TrainingJobRequest) -> str:
-    """The client a request belongs to, from its tags."""
-    return next(tag["Value"] for tag in request["Tags"] if tag["Key"] == CLIENT_TAG)
+    """The client a request belongs to, from its fedsage:client tag."""
+    client = _tag(request["Tags"], CLIENT_TAG)
+    assert client is not None, "plan() tags every request"
+    return client
+
+
+def run_of(request: TrainingJobRequest | dict[str, Any]) -> str | None:
+    """The run a request (or a described job's {"Tags": [...]}) belongs to: its fedsage:run-id tag, if any."""
+    return _tag(request.get("Tags", []), RUN_ID_TAG)
 
 
 def redacted(request: TrainingJobRequest) -> TrainingJobRequest:

@@ -5,7 +5,7 @@ StopTrainingJob. `FakeSageMaker` patches moto so jobs start InProgress and can b
 `SageMakerExecutor` then plays SageMaker: for every job moto recorded in a client account it
 
 * fetches source.tar.gz and the channels from that account's (moto) S3,
-* runs `sagemaker_program` exactly as the container would (the local backend's emulated
+* runs `sagemaker_program` exactly as the container would (the process backend's emulated
   /opt/ml tree, SM_* environment, hyperparameters as arguments),
 * uploads /opt/ml/model as model.tar.gz to the job's output path in that account,
 * mirrors the job's status into moto and its log into CloudWatch Logs, as SageMaker does.
@@ -24,7 +24,7 @@ from moto.sagemaker.responses import SageMakerResponse
 from orchestrator.aws.logs import LOG_GROUP
 from orchestrator.aws.s3 import S3Storage
 from orchestrator.backends import COMPLETED, FAILED, IN_PROGRESS, STOPPED, STOPPING
-from orchestrator.backends.local import LocalBackend
+from orchestrator.backends.process import ProcessBackend
 
 REGION = "eu-west-1"
 
@@ -83,7 +83,7 @@ class SageMakerExecutor:
         self.sagemaker = sagemaker
         self.client_accounts = client_accounts
         self.backends = {
-            account: LocalBackend(
+            account: ProcessBackend(
                 workdir / account, expected_jobs=len(client_accounts), storage=S3Storage(accounts.admin(account))
             )
             for account in client_accounts

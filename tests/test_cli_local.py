@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from cli_runner import run_cli
+from cli_runner import assert_bad_input, run_cli
 
 
 def _csv(folder: Path) -> Path:
@@ -16,11 +16,7 @@ def _csv(folder: Path) -> Path:
 
 
 def _assert_bad_input(capsys, out, *args, message):
-    code, _, err = run_cli(capsys, "local", "--out", str(out), *args)
-    assert code == 2, err
-    assert len(err.splitlines()) == 1, err
-    assert message in err, err
-    assert not out.exists() or not any(out.iterdir()), "nothing may be written for bad input"
+    assert_bad_input(capsys, "local", "--out", str(out), *args, message=message, folder=out.parent)
 
 
 def test_zero_clients(capsys, tmp_path):

@@ -4,7 +4,7 @@ import json
 
 import pandas as pd
 import pytest
-from cli_runner import run_cli
+from cli_runner import assert_bad_input, run_cli
 
 from orchestrator.data import layout, synth
 
@@ -80,12 +80,7 @@ def test_synth_writes_the_documented_columns_deterministically(capsys, tmp_path)
 
 
 def _assert_bad_input(capsys, tmp_path, *args, message):
-    code, _, err = run_cli(capsys, *args)
-    assert code == 2, err
-    assert len(err.splitlines()) == 1, err
-    assert message in err, err
-    leftovers = [p.name for p in tmp_path.iterdir() if p.name not in ("input.csv", "digits.csv")]
-    assert not leftovers, f"nothing may be written for bad input: {leftovers}"
+    assert_bad_input(capsys, *args, message=message, folder=tmp_path)
 
 
 @pytest.fixture
@@ -103,7 +98,10 @@ def _prepare(path, *extra):
     ("extra", "message"),
     [
         (("--label", "fraud", "--categorical", "region"), "label column 'fraud' not found; choose one of: region,"),
-        (("--label", synth.LABEL), "column 'region' is not numeric; declare it with --categorical region"),
+        (
+            ("--label", synth.LABEL),
+            "column 'region' has the non-numeric value 'east' (row 2); declare it with --categorical region",
+        ),
         (("--label", synth.LABEL, "--drop", "region", "--categorical", "nope"), "column 'nope' given to --categorical"),
         (("--categorical", "region"), "--input needs --label"),
         (("--label", synth.LABEL, "--drop", "region", "--partition", "column:regio"), "partition column 'regio'"),

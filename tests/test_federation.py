@@ -13,9 +13,10 @@ from flwr.common import parameters_to_ndarrays
 from client_code import utils
 from orchestrator.backends import COMPLETED, FAILED, IN_PROGRESS, JobStatus
 from orchestrator.errors import RunFailed
-from orchestrator.federation.events import RoundFinished
 from orchestrator.federation.strategy import ValidatingFedAvg
 from orchestrator.local import LocalOptions, build_local_run
+from orchestrator.run.events import RoundFinished
+from orchestrator.run.lifecycle import FederationRun
 
 pytestmark = pytest.mark.slow
 
@@ -142,10 +143,13 @@ def test_a_client_that_dies_mid_run_is_tolerated_when_min_clients_allows(prepare
 
 
 class _NeverStarts:
-    """Wraps the local backend and never starts one client's job, as if its account were stuck."""
+    """Wraps the process backend and never starts one client's job, as if its account were stuck."""
 
     def __init__(self, backend, client):
         self.backend, self.client, self.skipped = backend, client, set()
+
+    def __getattr__(self, name):  # name, timings, placement, check_inputs: the wrapped backend's
+        return getattr(self.backend, name)
 
     def launch(self, request):
         if request["TrainingJobName"].endswith(self.client):
@@ -157,19 +161,38 @@ class _NeverStarts:
         return JobStatus(name, IN_PROGRESS, "Pending") if name in self.skipped else self.backend.poll(name)
 
     def stop(self, name):
-        if name not in self.skipped:
-            self.backend.stop(name)
+        return name not in self.skipped and self.backend.stop(name)
 
     def logs(self, name, lines=20):
         return []
 
-    def processes(self):
-        return self.backend.processes()
-
 
 def test_a_client_that_never_joins_fails_the_run_after_the_join_timeout(prepared_dir, tmp_path):
-    run = build_local_run(_options(prepared_dir, tmp_path, join_timeout=8))
-    run.backend = _NeverStarts(run.backend, "client-3")
+    built = build_local_run(_options(prepared_dir, tmp_path, join_timeout=8))
+    run = FederationRun(built.federation, built.data, _NeverStarts(built.backend, "client-3"), built.folder)
     with pytest.raises(RunFailed, match=r"2 of 3 clients joined within 8 s \(need 3\); missing: client-3"):
         run.execute()
     _assert_no_process_left(run)
+
+
+def test_a_run_uses_the_operators_own_ca_and_its_clients_connect(prepared_dir, tmp_path):
+    import base64
+
+    from orchestrator.config import TlsSettings
+    from orchestrator.federation import tls
+
+    material = tls.generate(["127.0.0.1"])
+    for name, pem in (("ca.pem", material.ca_certificate), ("server.pem", material.server_certificate)):
+        (tmp_path / name).write_bytes(pem)
+    (tmp_path / "server.key").write_bytes(material.server_key)
+    run = build_local_run(_options(prepared_dir, tmp_path, rounds=1))
+    run.federation.server.tls = TlsSettings(
+        ca_certificate=tmp_path / "ca.pem", certificate=tmp_path / "server.pem", private_key=tmp_path / "server.key"
+    )
+    outcome = run.execute()
+    assert {j.status for j in outcome.jobs.values()} == {COMPLETED}  # every client trusted the given CA
+    for name in ("client-1", "client-2", "client-3"):
+        request = json.loads((outcome.run_dir / "requests" / f"{name}.json").read_text())
+        sent = base64.b64decode(json.loads(request["HyperParameters"]["root-certificate"]))
+        assert sent == material.ca_certificate
+    assert b"PRIVATE KEY" not in b"".join(p.read_bytes() for p in outcome.run_dir.rglob("*.json"))

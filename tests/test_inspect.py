@@ -8,7 +8,7 @@ import shutil
 import joblib
 import numpy as np
 import pytest
-from cli_runner import run_cli
+from cli_runner import assert_bad_input, run_cli
 
 from client_code import utils
 
@@ -23,10 +23,7 @@ def real_run(tmp_path_factory, prepared_dir):
 
 
 def _assert_refused(capsys, path, message, *extra):
-    code, stdout, err = run_cli(capsys, "inspect", str(path), *extra)
-    assert code == 2, err
-    assert len(err.splitlines()) == 1 and message in err, err
-    assert stdout == ""
+    assert_bad_input(capsys, "inspect", str(path), *extra, message=message, folder=path.parent)
 
 
 @pytest.mark.slow

@@ -16,10 +16,9 @@ from fake_sagemaker import FakeSageMaker, SageMakerExecutor
 from orchestrator import config, launch
 from orchestrator.backends import COMPLETED, FAILED, STOPPED
 from orchestrator.errors import BadInput, RunFailed
-from orchestrator.federation.events import RoundFinished
 from orchestrator.images import training_image
 from orchestrator.package import build
-from orchestrator.run import JobLog
+from orchestrator.run.events import JobLog, RoundFinished
 
 CLIENTS = {"hospital-a": CLIENT_ACCOUNTS[0], "hospital-b": CLIENT_ACCOUNTS[1]}
 
@@ -73,6 +72,13 @@ def cloud(aws, monkeypatch, prepared, tmp_path):
     return federation, FakeSageMaker(monkeypatch)
 
 
+def _build(federation, aws, tmp_path, observer=None, completion_timeout=60.0):
+    """A launch against moto, polling its jobs every 0.2 s instead of SageMaker's 15 s."""
+    run = launch.build_launch(federation, aws.server, tmp_path / "runs", **({"observer": observer} if observer else {}))
+    run.backend.poll_interval, run.backend.completion_timeout = 0.2, completion_timeout
+    return run
+
+
 def _executor(sagemaker, aws, tmp_path):
     return SageMakerExecutor(sagemaker, aws, tuple(CLIENTS.values()), tmp_path / "sagemaker")
 
@@ -114,7 +120,7 @@ def test_launch_needs_a_complete_config(cloud):
 def test_launch_end_to_end(cloud, aws, tmp_path):
     federation, sagemaker = cloud
     with _executor(sagemaker, aws, tmp_path) as executor:
-        run = launch.build_launch(federation, aws.server, tmp_path / "runs", poll_interval=0.2, completion_timeout=60)
+        run = _build(federation, aws, tmp_path)
         outcome = run.execute()
     assert executor.errors == []
 
@@ -180,7 +186,7 @@ def test_a_failed_job_is_reported_with_its_reason_and_log_and_the_others_are_sto
             executor._publish_log(CLIENTS["hospital-b"], name)
 
     with _executor(sagemaker, aws, tmp_path) as executor:
-        run = launch.build_launch(federation, aws.server, tmp_path / "runs", observer=observer, poll_interval=0.2)
+        run = _build(federation, aws, tmp_path, observer)
         holder["run"] = run
         with pytest.raises(
             RunFailed, match=r"client 'hospital-b' job failed: AlgorithmError: out of memory \(simulated\)"
@@ -208,7 +214,7 @@ def test_ctrl_c_stops_every_job_of_the_run(cloud, aws, tmp_path):
             raise KeyboardInterrupt
 
     with _executor(sagemaker, aws, tmp_path):
-        run = launch.build_launch(federation, aws.server, tmp_path / "runs", observer=observer, poll_interval=0.2)
+        run = _build(federation, aws, tmp_path, observer)
         with pytest.raises(KeyboardInterrupt):
             run.execute()
         jobs = [job for account in CLIENTS.values() for job in sagemaker.jobs(account).values()]
@@ -293,7 +299,7 @@ def test_a_job_that_cannot_be_created_fails_the_launch_and_the_created_ones_are_
         create(backend, request)
 
     monkeypatch.setattr(SageMakerBackend, "launch", refuse_hospital_a)
-    run = launch.build_launch(federation, aws.server, tmp_path / "runs", poll_interval=0.2)
+    run = _build(federation, aws, tmp_path)
     with pytest.raises(
         RunFailed, match=r"could not launch client 'hospital-a'.s training job: .*ResourceLimitExceeded"
     ):

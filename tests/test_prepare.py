@@ -66,7 +66,7 @@ def test_seed_makes_preparation_deterministic(tmp_path, fraud_frame):
         (
             generate_fraud(200),
             PrepareOptions(label=LABEL),
-            "column 'region' is not numeric; declare it with --categorical region",
+            "column 'region' has the non-numeric value .* declare it with --categorical region",
         ),
         (
             generate_fraud(200).assign(potential_fraud=1),

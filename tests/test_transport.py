@@ -9,9 +9,9 @@ from flwr.client import NumPyClient
 
 from client_code import transport
 from orchestrator.federation import tls
-from orchestrator.federation.events import ClientJoined, ClientRefused
 from orchestrator.federation.roster import Roster
 from orchestrator.federation.transport import start_grpc_server
+from orchestrator.run.events import ClientJoined, ClientRefused
 
 
 class _Recorder(NumPyClient):

@@ -1,7 +1,7 @@
 """`fedsage data upload`: each client's folders land in its own account's bucket, with its own credentials."""
 
 import pytest
-from cli_runner import run_cli
+from cli_runner import assert_bad_input, run_cli
 from conftest import CLIENT_ACCOUNTS, REGION, SERVER_ACCOUNT
 
 from orchestrator.data.prepare import PrepareOptions, prepare
@@ -119,9 +119,7 @@ def test_kms_key_encrypts_the_objects(capsys, cloud, tmp_path, named_data):
 
 
 def _assert_refused(capsys, cloud, args, message):
-    code, _, err = run_cli(capsys, *args)
-    assert code == 2, err
-    assert len(err.splitlines()) == 1 and message in err, err
+    assert_bad_input(capsys, *args, message=message)
     if cloud is not None:  # checked before the first byte moved
         assert _objects(cloud, "hospital-a") == [] == _objects(cloud, "hospital-b")
 

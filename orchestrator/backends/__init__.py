@@ -1,27 +1,41 @@
 """Where client training jobs run. One module per backend, one small interface.
 
-Every backend takes the same TrainingJobRequest (plan.py) and answers the same four calls, so
-run.py never branches on the backend:
+Every backend takes the same TrainingJobRequest (plan.py) and owns everything about where and
+how it runs, so the run (run/lifecycle.py) and the commands never branch on the backend:
 
-* `launch(request)`: start the job;
-* `poll(job_name)`: its JobStatus, in SageMaker's vocabulary;
-* `stop(job_name)`: stop it (idempotent);
-* `logs(job_name, lines)`: the last lines of its log.
+* `name`, `description`: how run.json and the console name it;
+* `poll_interval`, `completion_timeout`: how often to look at a job (seconds), and how long
+  jobs may take to save their models and exit after the last round;
+* `placement(client)`: where that client's job takes its code and image from and puts its model;
+* `check_inputs(federation, server)`: what the backend can check of the clients' channels
+  before anything starts (local folders are read; S3 is left to the job);
+* `launch`, `poll`, `stop`, `logs`: one job's life, in SageMaker's vocabulary;
+* `find_jobs(run_id)`: the jobs of a run (or of every run) the backend can still see, for
+  `fedsage status` and `fedsage stop`.
+
+Backends: process.py (one local process per job), sagemaker.py (a training job in each
+client's account).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from orchestrator.plan import TrainingJobRequest
+if TYPE_CHECKING:
+    from orchestrator.config import ClientSettings, Federation
+    from orchestrator.plan import JobPlacement, TrainingJobRequest
+    from orchestrator.run.inputs import ServerData
 
+# TrainingJobStatus values of DescribeTrainingJob
+# (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeTrainingJob.html)
 IN_PROGRESS = "InProgress"
 COMPLETED = "Completed"
 FAILED = "Failed"
 STOPPING = "Stopping"
 STOPPED = "Stopped"
 TERMINAL = frozenset({COMPLETED, FAILED, STOPPED})
+NOT_LAUNCHED = "NotLaunched"  # fedsage's own: the run ended before this client's job was created
 
 
 @dataclass(frozen=True)
@@ -40,8 +54,29 @@ class JobStatus:
         return self.status in TERMINAL
 
 
+@dataclass(frozen=True)
+class RunJob:
+    """One training job of a run, found by `Backend.find_jobs`; `account_id` is None for local backends."""
+
+    client: str
+    account_id: str | None
+    run_id: str
+    status: JobStatus
+
+
 class Backend(Protocol):
-    """The interface every backend implements."""
+    """The interface every backend implements (see the module docstring)."""
+
+    name: str
+    description: str
+    poll_interval: float
+    completion_timeout: float
+
+    def placement(self, client: ClientSettings) -> JobPlacement:
+        """Where this client's job takes its code and image from and puts its model."""
+
+    def check_inputs(self, federation: Federation, server: ServerData) -> None:
+        """Raise BadInput for any client channel this backend can see is unusable."""
 
     def launch(self, request: TrainingJobRequest) -> None:
         """Start the training job described by `request`."""
@@ -49,8 +84,11 @@ class Backend(Protocol):
     def poll(self, job_name: str) -> JobStatus:
         """Return the job's current status."""
 
-    def stop(self, job_name: str) -> None:
-        """Stop the job if it is still running; do nothing otherwise."""
+    def stop(self, job_name: str) -> bool:
+        """Stop the job if it is still running (idempotent); return whether a stop was requested."""
 
     def logs(self, job_name: str, lines: int = 20) -> list[str]:
         """Return the last `lines` lines of the job's log."""
+
+    def find_jobs(self, run_id: str | None = None) -> list[RunJob]:
+        """The jobs of run `run_id` (every run if None) that this backend can see."""

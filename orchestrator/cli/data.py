@@ -6,7 +6,6 @@ so `fedsage --help` stays fast.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -115,7 +114,7 @@ def prepare_command(
         summary = prepare(frame, options, out, source=source, progress=status.update)
     console.print(data_table(summary, f"{source}: label {summary.label}, partition {summary.partition}"))
     clients_made = len({p.name for p in summary.parts if p.split == "train"})
-    schema = json.loads((out / "schema.json").read_text())
+    schema = summary.schema
     inputs = sum(len(f["levels"]) if f["kind"] == "categorical" else 1 for f in schema["features"])
     console.print(
         f"[green]✓[/] {clients_made} clients; schema: {summary.features} feature columns, {inputs} model inputs; "

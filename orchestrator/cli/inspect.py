@@ -10,6 +10,7 @@ import typer
 
 from orchestrator.cli.common import console
 from orchestrator.inspect import inspect_model
+from orchestrator.run.report import fmt
 
 INSPECT_EPILOG = (
     "Examples:\n\n"
@@ -17,12 +18,6 @@ INSPECT_EPILOG = (
     "  fedsage inspect runs/<run-id>/model.joblib --test prepared/test.csv\n\n"
     "  fedsage inspect runs/<run-id>/model.joblib --json > model.json"
 )
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def render(console: Any, report: dict[str, Any]) -> None:
@@ -33,7 +28,7 @@ def render(console: Any, report: dict[str, Any]) -> None:
     console.print(f"[bold]{report['path']}[/]  sha256 {report['sha256'][:16]}... [green]checksum verified[/]")
     console.print(
         f"  {model['type']}: {len(model['classes'])} classes {model['classes']}, {model['n_features']} features, "
-        f"solver {model['solver']}, C {_fmt(model['C'])}"
+        f"solver {model['solver']}, C {fmt(model['C'])}"
     )
     if provenance["saved_by"] == "server":
         console.print(
@@ -77,9 +72,9 @@ def _print_metrics(console: Any, final: dict[str, Any], test: dict[str, Any] | N
     if test:
         metrics.add_column(f"{test['file']} ({test['rows']:,} rows)", justify="right")
     for name in dict.fromkeys([*final, *(test["metrics"] if test else {})]):
-        row = [name, _fmt(final.get(name))]
+        row = [name, fmt(final.get(name))]
         if test:
-            row.append(_fmt(test["metrics"].get(name)))
+            row.append(fmt(test["metrics"].get(name)))
         metrics.add_row(*row)
     console.print(metrics)
 

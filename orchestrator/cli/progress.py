@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -11,24 +9,25 @@ from rich.markup import escape
 from rich.spinner import Spinner
 from rich.table import Table
 
-from orchestrator.backends import JobStatus
+from orchestrator.backends import COMPLETED, FAILED, STOPPED, JobStatus
 from orchestrator.data.prepare import PrepareSummary
-from orchestrator.federation.events import (
+from orchestrator.run.events import (
     ClientJoined,
     ClientLeft,
     ClientRefused,
+    DataPrepared,
+    JobChanged,
+    JobLog,
     RoundFinished,
+    RunEvent,
+    ServerListening,
+    Stopping,
     UpdateRejected,
 )
-from orchestrator.local import DataPrepared
-from orchestrator.report import SERVER_METRICS
-from orchestrator.run import JobChanged, JobLog, RunEvent, RunOutcome, ServerListening, Stopping
+from orchestrator.run.lifecycle import RunOutcome
+from orchestrator.run.report import SERVER_METRICS, fmt
 
-
-def _fmt(value: float | None) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    return f"{value:.4f}"
+STYLES = {COMPLETED: "green", FAILED: "red", STOPPED: "yellow"}
 
 
 def data_table(summary: PrepareSummary, title: str) -> Table:
@@ -79,7 +78,7 @@ class RunView:
         for column in ("client", "job", "connected"):
             table.add_column(column)
         for client, job in self.jobs.items():
-            style = {"Completed": "green", "Failed": "red", "Stopped": "yellow"}.get(job.status, "")
+            style = STYLES.get(job.status, "")
             table.add_row(
                 client,
                 f"[{style}]{job.status} ({job.secondary_status})[/]"
@@ -110,8 +109,8 @@ class RunView:
             self.jobs[event.client] = event.status
             if event.status.terminal:
                 s = event.status
-                style = {"Completed": "green", "Failed": "red"}.get(s.status, "yellow")
-                reason = f": {s.failure_reason}" if s.failure_reason and s.status != "Completed" else ""
+                style = STYLES.get(s.status, "yellow")
+                reason = f": {s.failure_reason}" if s.failure_reason and s.status != COMPLETED else ""
                 c.print(f"  [{style}]job {event.client}: {s.status}{reason}[/]")
         elif isinstance(event, JobLog):
             c.print(f"  [dim]last lines of {event.client}'s log:[/]")
@@ -135,7 +134,7 @@ class RunView:
             c.print(f"  [red]round {event.round}: update of {event.name} left out: {event.reason}[/]")
         elif isinstance(event, RoundFinished):
             r = event.record
-            metrics = "  ".join(f"{m} {_fmt(r.server.get(m))}" for m in SERVER_METRICS)
+            metrics = "  ".join(f"{m} {fmt(r.server.get(m))}" for m in SERVER_METRICS)
             timing = f"  [dim]{r.seconds:.2f} s[/]" if r.round else ""
             c.print(f"round {r.round}/{event.rounds}  {metrics}{timing}")
             if r.round >= event.rounds:
@@ -156,7 +155,7 @@ def print_outcome(console: Console, outcome: RunOutcome) -> None:
     table.add_column("round 0", justify="right")
     table.add_column(f"round {final.round}", justify="right")
     for metric in SERVER_METRICS:
-        table.add_row(metric, _fmt(first.server.get(metric)), _fmt(final.server.get(metric)))
+        table.add_row(metric, fmt(first.server.get(metric)), fmt(final.server.get(metric)))
     console.print(table)
     for name, job in outcome.jobs.items():
         console.print(

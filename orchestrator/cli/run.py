@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from orchestrator import defaults
 from orchestrator.cli.common import ConfigOption, OutOption, console
 
 LOCAL_EPILOG = (
@@ -20,24 +21,31 @@ LOCAL_EPILOG = (
 
 def local(
     clients: Annotated[
-        int | None, typer.Option(help="Number of clients (default 3; with --data-dir, its client folders).", min=1)
+        int | None,
+        typer.Option(
+            help=f"Number of clients (default {defaults.CLIENTS}; with --data-dir, its client folders).", min=1
+        ),
     ] = None,
-    rounds: Annotated[int, typer.Option(help="Federated rounds.", min=1)] = 5,
+    rounds: Annotated[int, typer.Option(help="Federated rounds.", min=1)] = defaults.ROUNDS,
     data_dir: Annotated[
         Path | None,
         typer.Option(help="Prepared data folder (from `fedsage data prepare`) instead of a built-in data set."),
     ] = None,
     dataset: Annotated[
         str, typer.Option(help="Built-in data set: synthetic-fraud or breast-cancer.")
-    ] = "synthetic-fraud",
-    out: OutOption = Path("runs"),
+    ] = defaults.DATASET,
+    out: OutOption = Path(defaults.RUNS),
     min_clients: Annotated[
         int | None, typer.Option(help="Let rounds go on with this many clients if others fail (default: all).", min=1)
     ] = None,
-    max_iter: Annotated[int, typer.Option(help="Local solver iterations per round.", min=1)] = 10,
-    join_timeout: Annotated[float, typer.Option(help="Seconds to wait for all clients to join.", min=1)] = 120.0,
-    round_timeout: Annotated[float, typer.Option(help="Seconds a client may take for one round.", min=1)] = 300.0,
-    seed: Annotated[int, typer.Option(help="Seed for data generation and splitting.")] = 42,
+    max_iter: Annotated[int, typer.Option(help="Local solver iterations per round.", min=1)] = defaults.MAX_ITER,
+    join_timeout: Annotated[
+        float, typer.Option(help="Seconds to wait for all clients to join.", min=1)
+    ] = defaults.JOIN_TIMEOUT,
+    round_timeout: Annotated[
+        float, typer.Option(help="Seconds a client may take for one round.", min=1)
+    ] = defaults.ROUND_TIMEOUT,
+    seed: Annotated[int, typer.Option(help="Seed for data generation, splitting and the model.")] = defaults.SEED,
 ) -> None:
     """Run a whole federation on this machine, no AWS: one process per client.
 
@@ -62,7 +70,8 @@ def local(
     )
     source = f"data in {data_dir}" if data_dir else f"built-in data set '{dataset}'"
     console.print(
-        f"[bold]fedsage local[/]: {clients or ('all' if data_dir else 3)} clients x {rounds} rounds on {source}"
+        f"[bold]fedsage local[/]: {clients or ('all' if data_dir else defaults.CLIENTS)} clients x {rounds} rounds "
+        f"on {source}"
     )
     with RunView(console) as view:
         outcome = run_local(options, observer=view)
@@ -81,7 +90,7 @@ def launch(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the requests per account; make no AWS call.")
     ] = False,
-    out: OutOption = Path("runs"),
+    out: OutOption = Path(defaults.RUNS),
 ) -> None:
     """Run the federation: one SageMaker training job in each client account, the Flower server here.
 
@@ -108,14 +117,14 @@ def launch(
     print_outcome(console, outcome)
 
 
-def _client_sessions(config: Path, run_id: str | None):
+def _backend(config: Path, run_id: str | None):
+    """The SageMaker backend of a config, with every kickoff role assumed (for status and stop)."""
     from orchestrator import config as config_module
     from orchestrator import launch as launching
     from orchestrator.aws.sessions import server_session
 
     federation = config_module.load(config)
-    federation.require_launchable()
-    return federation, launching.client_sessions(federation, server_session(federation.server), run_id or "status")
+    return launching.connect(federation, server_session(federation.server), run_id)
 
 
 STATUS_EPILOG = (
@@ -131,10 +140,7 @@ def status(
     """Show the training jobs of a run (or of every run) in every client account."""
     from rich.table import Table
 
-    from orchestrator import launch as launching
-
-    federation, made = _client_sessions(config, run_id)
-    jobs = launching.find_jobs(federation, made, run_id)
+    jobs = _backend(config, run_id).find_jobs(run_id)
     table = Table(title=f"training jobs of {'run ' + run_id if run_id else 'every run'}", title_justify="left")
     for column in ("run", "client", "account", "job", "status", "detail"):
         table.add_column(column, overflow="fold")
@@ -161,7 +167,6 @@ def stop(
     """Stop every still-running training job of a run, in every client account."""
     from orchestrator import launch as launching
 
-    federation, made = _client_sessions(config, run_id)
-    for job, stopped in launching.stop_run(federation, made, run_id):
+    for job, stopped in launching.stop_run(_backend(config, run_id), run_id):
         what = "stop requested" if stopped else f"already {job.status.status.lower()}"
         console.print(f"  {job.client} ({job.account_id}) {job.status.name}: {what}")

@@ -25,7 +25,7 @@ from typing import Any
 from client_code import utils
 from orchestrator.errors import BadInput
 
-SCHEMA = "schema.json"
+SCHEMA = utils.SCHEMA_FILE
 TEST = "test.csv"
 MANIFEST = "manifest.json"
 CLIENTS = "clients"
@@ -93,7 +93,14 @@ def open_prepared(root: Path) -> PreparedData:
     for key in ("label", "classes"):
         if key not in schema:
             raise BadInput(f"{root / SCHEMA} has no {key!r}; {hint}")
-    client_root = root / CLIENTS
+    clients = client_folders(root)
+    return PreparedData(root=root, schema=schema, clients=clients)
+
+
+def client_folders(root: Path) -> list[ClientFolders]:
+    """Each client's channel folders under `root`/clients/, by name; BadInput if there are none or one lacks train/."""
+    hint = "create it with `fedsage data prepare --out DIR`"
+    client_root = Path(root) / CLIENTS
     names = sorted(p.name for p in client_root.iterdir() if p.is_dir()) if client_root.is_dir() else []
     if not names:
         raise BadInput(f"data folder {root} has no client folders under {CLIENTS}/; {hint}")
@@ -104,7 +111,7 @@ def open_prepared(root: Path) -> PreparedData:
             raise BadInput(f"client folder {client_root / name} has no {TRAIN}/ folder; {hint}")
         validation = client_root / name / VALIDATION
         clients.append(ClientFolders(name, train, validation if validation.is_dir() else None))
-    return PreparedData(root=root, schema=schema, clients=clients)
+    return clients
 
 
 def client_folder(root: Path, name: str) -> Path:

@@ -31,12 +31,12 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from client_code import utils
+from orchestrator import defaults
 from orchestrator.data import layout, partition
 from orchestrator.errors import BadInput
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CLIENTS = 3
 UNASSIGNED = "unassigned"
 
 
@@ -67,7 +67,7 @@ class PrepareOptions:
 
     def names(self) -> list[str]:
         """Client names for schemes that do not name clients: the given ones, or client-1 .. client-N."""
-        return list(self.client_names) or [f"client-{i + 1}" for i in range(self.clients or DEFAULT_CLIENTS)]
+        return list(self.client_names) or [f"client-{i + 1}" for i in range(self.clients or defaults.CLIENTS)]
 
     def scheme(self) -> partition.Partition:
         """The parsed partition scheme (BadInput if the text is not one)."""
@@ -90,15 +90,23 @@ class PrepareSummary:
     """What `prepare` wrote, for the table the CLI prints and for manifest.json.
 
     `parts` holds the test set, every client's train and validation splits, and, when a class
-    list scheme dealt some rows to nobody, an `unassigned` part counting them.
+    list scheme dealt some rows to nobody, an `unassigned` part counting them. `schema` and
+    `test` (the raw test rows) are what was written, kept in memory so a caller that runs the
+    federation next (`fedsage local`) need not read them back.
     """
 
     out: Path
     label: str
     classes: list[Any]
-    features: int
+    schema: dict[str, Any]
+    test: pd.DataFrame = field(repr=False)
     parts: list[PartSummary] = field(default_factory=list)
     partition: str = "iid"
+
+    @property
+    def features(self) -> int:
+        """Number of feature columns in the schema."""
+        return len(self.schema["features"])
 
 
 def build_schema(frame: pd.DataFrame, label: str, categorical: tuple[str, ...], classes: list[Any]) -> dict[str, Any]:
@@ -152,18 +160,16 @@ def check_frame(frame: pd.DataFrame, options: PrepareOptions, clients: int) -> l
     if not kept:
         raise BadInput("no feature columns are left besides the label; drop fewer columns")
     for name in kept:
-        if name in options.categorical:
-            continue
-        numeric = pd.to_numeric(frame[name], errors="coerce")
-        if (numeric.isna() & frame[name].notna()).any():
-            raise BadInput(
-                f"column {name!r} is not numeric; declare it with --categorical {name} "
-                f"or leave it out with --drop {name}"
-            )
-        if numeric.isna().any():
-            raise BadInput(f"column {name!r} has missing values; fill or drop those rows first")
-        if not np.isfinite(numeric.to_numpy(dtype=np.float64)).all():
-            raise BadInput(f"column {name!r} has infinite values; replace them first")
+        if name not in options.categorical:
+            try:
+                utils.numeric_column(
+                    frame[name],
+                    name,
+                    "input",
+                    f"declare it with --categorical {name} or leave it out with --drop {name}",
+                )
+            except utils.DataError as exc:
+                raise BadInput(str(exc)) from None
     counts = frame[label].value_counts()
     if len(counts) < 2:
         raise BadInput(
@@ -283,7 +289,7 @@ def prepare(
     label = options.label
     frame = frame.reset_index(drop=True)
     if label in frame.columns and not frame.empty:
-        names = partition.client_names(scheme, frame, label, options.clients, options.client_names, DEFAULT_CLIENTS)
+        names = partition.client_names(scheme, frame, label, options.clients, options.client_names, defaults.CLIENTS)
     else:
         names = options.names()
     classes = check_frame(frame, options, len(names))
@@ -305,7 +311,7 @@ def prepare(
 
     schema = build_schema(pd.concat([s[1] for s in splits]), label, options.categorical, classes)
     summary = PrepareSummary(
-        out=out, label=label, classes=classes, features=len(schema["features"]), partition=str(scheme)
+        out=out, label=label, classes=classes, schema=schema, test=test.reset_index(drop=True), partition=str(scheme)
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))

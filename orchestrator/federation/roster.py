@@ -14,7 +14,7 @@ from collections.abc import Callable
 from flwr.server.client_manager import SimpleClientManager
 from flwr.server.client_proxy import ClientProxy
 
-from orchestrator.federation.events import ClientJoined, ClientLeft, FederationEvent
+from orchestrator.run.events import ClientJoined, ClientLeft, FederationEvent
 
 
 class FederationAborted(RuntimeError):

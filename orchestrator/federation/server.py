@@ -18,12 +18,12 @@ from flwr.server.server import run_fl
 from client_code import utils
 from orchestrator.config import Federation
 from orchestrator.federation.evaluation import TestSetEvaluator
-from orchestrator.federation.events import ClientRefused, FederationEvent
 from orchestrator.federation.history import RoundRecord
 from orchestrator.federation.roster import Roster
 from orchestrator.federation.strategy import ValidatingFedAvg
 from orchestrator.federation.tls import TlsMaterial
 from orchestrator.federation.transport import start_grpc_server
+from orchestrator.run.events import ClientRefused, FederationEvent
 
 log = logging.getLogger(__name__)
 

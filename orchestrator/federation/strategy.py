@@ -33,9 +33,9 @@ from flwr.server.client_manager import ClientManager
 from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import FedAvg
 
-from orchestrator.federation.events import FederationEvent, UpdateRejected
 from orchestrator.federation.history import RoundRecord
 from orchestrator.federation.roster import Roster
+from orchestrator.run.events import FederationEvent, UpdateRejected
 
 log = logging.getLogger(__name__)
 

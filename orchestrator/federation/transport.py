@@ -26,6 +26,7 @@ from flwr.server.superlink.fleet.grpc_bidi.grpc_client_proxy import GrpcClientPr
 from flwr.supercore.grpc import generic_create_grpc_server
 
 from client_code.transport import TOKEN_HEADER
+from orchestrator.config import host_port
 from orchestrator.errors import BadInput
 from orchestrator.federation.tls import TlsMaterial
 
@@ -77,12 +78,11 @@ def start_grpc_server(
     on_refused: Callable[[str, str], None],
 ) -> tuple[grpc.Server, int]:
     """Start the TLS gRPC server on bind_address:port (0 = any free port); return it and its port."""
-    host = f"[{bind_address}]" if ":" in bind_address else bind_address
     servicer = AdmittingServicer(client_manager, tokens, on_refused)
     try:
         server = generic_create_grpc_server(
             servicer_and_add_fn=(servicer, add_FlowerServiceServicer_to_server),
-            server_address=f"{host}:{port}",
+            server_address=host_port(bind_address, port),
             certificates=tls.for_flower(),
         )
     except SystemExit:  # Flower exits when the port is taken

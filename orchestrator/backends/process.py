@@ -1,8 +1,10 @@
-"""Local backend: every training job is an OS process running the emulated SageMaker container.
+"""Process backend: every training job is an OS process running the emulated SageMaker container.
 
-Each job gets `<workdir>/<client>/` holding its /opt/ml tree (`opt/ml/`) and its log
-(`client.log`). Processes start in their own session, so stopping a job stops everything it
-started, and `stop` escalates from SIGTERM to SIGKILL after a grace period.
+The default backend of `fedsage local`. Each job gets `<workdir>/<client>/` holding its /opt/ml
+tree (`opt/ml/`) and its log (`client.log`). Processes start in their own session, so stopping
+a job stops everything it started, and `stop` escalates from SIGTERM to SIGKILL after a grace
+period. Its placement runs this checkout's client_code with this machine's Python; its channels
+must be local folders (file:// URIs), which `check_inputs` reads before any process starts.
 """
 
 from __future__ import annotations
@@ -17,13 +19,26 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.backends import COMPLETED, FAILED, IN_PROGRESS, STOPPED, JobStatus
-from orchestrator.backends.container import Container, FileStorage, Storage, build_container, package_model
-from orchestrator.plan import TrainingJobRequest, client_of
+import client_code
+from orchestrator.backends import COMPLETED, FAILED, IN_PROGRESS, STOPPED, JobStatus, RunJob
+from orchestrator.backends.container import (
+    Container,
+    FileStorage,
+    Storage,
+    build_container,
+    file_path,
+    package_model,
+)
+from orchestrator.config import ClientSettings, Federation
+from orchestrator.errors import BadInput
+from orchestrator.plan import JobPlacement, TrainingJobRequest, client_of, run_of
+from orchestrator.run.inputs import ServerData, check_channel
 
 log = logging.getLogger(__name__)
 
 STOP_GRACE_SECONDS = 5.0
+IMAGE = "local-process"  # no image: this machine's Python runs the program
+CODE_URI = Path(client_code.__file__).parent.as_uri()  # this checkout's client code, unpacked as is
 
 
 @dataclass
@@ -37,7 +52,7 @@ class _Job:
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-class LocalBackend:
+class ProcessBackend:
     """Runs training jobs as local processes (the default backend of `fedsage local`).
 
     In SageMaker every job has its instance to itself; here the jobs share this machine, so
@@ -45,12 +60,45 @@ class LocalBackend:
     that, three clients with one BLAS thread per core on two cores run five times slower.
     """
 
+    name = "process"
+    description = "local (one process per client)"
+    poll_interval = 0.5
+    completion_timeout = 120.0
+
     def __init__(self, workdir: Path, expected_jobs: int = 1, storage: Storage | None = None) -> None:
         self.workdir = Path(workdir)
         self.storage = storage or FileStorage()
         self.threads_per_job = max(1, (os.cpu_count() or 1) // max(1, expected_jobs))
         self._jobs: dict[str, _Job] = {}
         self._lock = threading.Lock()
+
+    def placement(self, client: ClientSettings) -> JobPlacement:
+        """Run this checkout's client code with no image; the model goes to the client's folder under the workdir."""
+        output = (self.workdir / client.name / "output").resolve().as_uri()
+        return JobPlacement(code_uri=CODE_URI, output_uri=output, image=IMAGE)
+
+    def check_inputs(self, federation: Federation, server: ServerData) -> None:
+        """Read every client's channels as its process will; BadInput for one that is not a usable local folder."""
+        for client in federation.clients:
+            for channel, uri in (("train", client.train_uri), ("validation", client.validation_uri)):
+                if uri is None:
+                    continue
+                if not uri.startswith("file://"):
+                    raise BadInput(
+                        f"client {client.name!r} {channel}_uri {uri} is not a local folder; the {self.name} "
+                        "backend reads file:// channels only (use `fedsage launch` for S3 data)"
+                    )
+                check_channel(client.name, channel, file_path(uri), server)
+
+    def find_jobs(self, run_id: str | None = None) -> list[RunJob]:
+        """The jobs this backend launched (run `run_id` only, if given)."""
+        with self._lock:
+            jobs = list(self._jobs.values())
+        found = [
+            RunJob(client_of(job.container.request), None, run_of(job.container.request) or "", job.status)
+            for job in jobs
+        ]
+        return [job for job in found if run_id is None or job.run_id == run_id]
 
     def job_dir(self, request: TrainingJobRequest) -> Path:
         """The folder of one client's job: its /opt/ml tree and its log."""
@@ -103,22 +151,23 @@ class LocalBackend:
             reason = f"exited with code {code}" + (f": {tail}" if tail else "")
         return JobStatus(name, FAILED, "Failed", reason)
 
-    def stop(self, job_name: str) -> None:
-        """Terminate the job's process group: SIGTERM, then SIGKILL after a grace period."""
+    def stop(self, job_name: str) -> bool:
+        """Terminate the job's process group: SIGTERM, then SIGKILL after a grace period; True if it ran."""
         with self._lock:
             job = self._jobs.get(job_name)
             if job is None or job.status.terminal:
-                return
-            if job.process.poll() is None:
-                _signal_group(job.process, signal.SIGTERM)
-                try:
-                    job.process.wait(STOP_GRACE_SECONDS)
-                except subprocess.TimeoutExpired:
-                    _signal_group(job.process, signal.SIGKILL)
-                    job.process.wait()
-                job.status = JobStatus(job_name, STOPPED, "Stopped", "stopped by fedsage")
-            else:
+                return False
+            if job.process.poll() is not None:
                 job.status = self._finished(job, job.process.returncode)
+                return False
+            _signal_group(job.process, signal.SIGTERM)
+            try:
+                job.process.wait(STOP_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                _signal_group(job.process, signal.SIGKILL)
+                job.process.wait()
+            job.status = JobStatus(job_name, STOPPED, "Stopped", "stopped by fedsage")
+            return True
 
     def logs(self, job_name: str, lines: int = 20) -> list[str]:
         """The last lines of the job's log file."""

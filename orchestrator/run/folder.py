@@ -1,0 +1,206 @@
+"""The run folder `runs/<run-id>/`: its files, its typed summary (run.json), and atomic writes.
+
+```
+runs/<run-id>/
+  model.joblib (+ .sha256)   the final global model with its provenance
+  checkpoints/round-NNN.npz  the global parameters after every round
+  metrics.json/.csv/.png     per-round metrics (run/report.py)
+  report.md                  a readable summary (run/report.py)
+  federation.toml            the resolved configuration
+  requests/<client>.json     the training job requests as sent (client tokens masked)
+  clients/<client>/          what the backend keeps per client (local backends: log, /opt/ml tree)
+  server.log                 the Flower server's and fedsage's log
+  run.json                   RunSummary: status, reason, timings, each job's final state
+```
+
+Every file is written whole or not at all (`write_atomic`), so a crash or a full disk never
+leaves a truncated run.json or model behind.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import secrets
+import tempfile
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from orchestrator import __version__
+from orchestrator.errors import BadInput
+
+FILES = {
+    "model.joblib": "final global model (scikit-learn LogisticRegression) with provenance",
+    "model.joblib.sha256": "checksum `fedsage inspect` verifies before loading",
+    "checkpoints": "global parameters after every round (.npz)",
+    "federation.toml": "the resolved configuration",
+    "requests": "the training job requests sent (client tokens masked)",
+    "clients": "each client's log and /opt/ml tree, with its model",
+    "server.log": "the Flower server's and fedsage's log",
+    "metrics.json": "server test metrics and client metrics per round",
+    "metrics.csv": "the same, one row per round",
+    "metrics.png": "metrics over rounds",
+    "report.md": "this summary",
+    "run.json": "status, timings and every job's final state",
+}
+
+
+def new_run_id(now: dt.datetime | None = None) -> str:
+    """A sortable, unique run id usable in job names: 20261121-101500-a1b2."""
+    now = now or dt.datetime.now()
+    return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def versions() -> dict[str, str]:
+    """Versions that matter for reproducing a model: fedsage, Python, flwr, scikit-learn, numpy, pandas."""
+    found = {"fedsage": __version__, "python": platform.python_version()}
+    for package in ("flwr", "scikit-learn", "numpy", "pandas"):
+        found[package] = metadata.version(package)
+    return found
+
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write `data` to `path` whole or not at all: a temporary file in the same folder, fsync, rename.
+
+    Raises OSError (a full disk, a read-only folder) with `path` unchanged and no temporary
+    file left behind.
+    """
+    path = Path(path)
+    payload = data.encode() if isinstance(data, str) else data
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(payload)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, payload: Any) -> None:
+    """Write an indented JSON document atomically (NaN is written as null: it is not JSON)."""
+    write_atomic(path, json.dumps(_json_safe(payload), indent=2, allow_nan=False, default=str) + "\n")
+
+
+def _json_safe(value: Any) -> Any:
+    """Replace NaN and infinities by None, recursively, so the document is valid JSON (RFC 8259)."""
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+@dataclass
+class ClientSummary:
+    """One client's job at the end of a run, as run.json records it."""
+
+    job_name: str | None
+    status: str
+    failure_reason: str | None = None
+    model_artifact: str | None = None
+    num_examples: int | None = None
+
+
+@dataclass
+class RunSummary:
+    """What run.json holds; report.md and `fedsage` read it back through `load`.
+
+    `seconds` is the run's wall time; `peak_memory_mb` the server process's peak resident
+    memory (VmHWM). `files` maps each file present in the run folder to what it holds.
+    """
+
+    run_id: str
+    status: str
+    reason: str
+    backend: str
+    rounds: int
+    seconds: float
+    peak_memory_mb: float
+    versions: dict[str, str]
+    clients: dict[str, ClientSummary] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        return asdict(self)
+
+    @classmethod
+    def load(cls, path: Path) -> RunSummary:
+        """Read a run.json back."""
+        data = json.loads(Path(path).read_text())
+        data["clients"] = {name: ClientSummary(**c) for name, c in data.get("clients", {}).items()}
+        return cls(**data)
+
+
+class RunFolder:
+    """The paths of one run folder; `create` makes it, refusing one that exists."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.created = False
+
+    @classmethod
+    def new(cls, out: Path, run_id: str) -> RunFolder:
+        """The folder of run `run_id` under `out` (not created yet)."""
+        return cls(Path(out) / run_id)
+
+    @property
+    def run_id(self) -> str:
+        """The run id: the folder's name."""
+        return self.root.name
+
+    def path(self, name: str) -> Path:
+        """A file or folder of the run, by its name in FILES."""
+        return self.root / name
+
+    @property
+    def model(self) -> Path:
+        """model.joblib."""
+        return self.root / "model.joblib"
+
+    @property
+    def clients(self) -> Path:
+        """clients/: what the backend keeps per client."""
+        return self.root / "clients"
+
+    def checkpoint(self, round_number: int) -> Path:
+        """checkpoints/round-NNN.npz."""
+        return self.root / "checkpoints" / f"round-{round_number:03d}.npz"
+
+    def create(self) -> None:
+        """Create the folder; its parent may exist, the folder itself must not (two runs never share one).
+
+        Raises BadInput when the parent cannot hold it (a file, read-only, missing permissions).
+        """
+        try:
+            self.root.parent.mkdir(parents=True, exist_ok=True)
+            self.root.mkdir()
+            self.created = True
+        except FileExistsError:
+            raise BadInput(f"run folder {self.root} already exists; choose another --out") from None
+        except OSError as exc:
+            raise BadInput(f"cannot create the run folder {self.root} ({exc.strerror}); choose another --out") from None
+
+    def check_writable(self) -> None:
+        """Check, without creating anything, that the run folder could be created (BadInput otherwise)."""
+        parent = self.root.parent
+        while not parent.exists():
+            parent = parent.parent
+        if not parent.is_dir():
+            raise BadInput(f"--out {self.root.parent} is inside a file ({parent}); choose a folder")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise BadInput(f"cannot write to {parent}; choose another --out")
+
+    def present(self, to_come: tuple[str, ...] = ()) -> dict[str, str]:
+        """The run folder's files that exist now or are about to be written (`to_come`), with what each holds."""
+        return {name: what for name, what in FILES.items() if name in to_come or (self.root / name).exists()}

@@ -1,0 +1,344 @@
+"""One federation run, top to bottom: bind the server, plan, launch, watch, save, write the run folder.
+
+`FederationRun.execute` is the whole lifecycle:
+
+1. bind: per-run client tokens and TLS material (federation/tls.py), the Flower server listening
+   (federation/server.py) - a taken port is bad input, with nothing written;
+2. plan: one CreateTrainingJob request per client (plan.plan_run, with the backend's placement)
+   - a request SageMaker would refuse is bad input, with nothing written;
+3. create the run folder (run/folder.py), keep the masked requests, start the server thread,
+   launch every job on the backend in parallel;
+4. watch: drain the server's events to the observer, poll the jobs (run/watcher.py); a job that
+   ends early aborts the server when fewer than min_clients remain;
+5. after the last round, wait for the jobs to save their models and exit, then save model.joblib;
+6. whatever happened: stop every job still running, write run.json and the reports.
+
+The backend is injected, so the same run works on every backend and tests can pass their own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import queue
+import secrets
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from flwr.common import NDArrays
+
+from client_code import utils
+from orchestrator.backends import Backend, JobStatus
+from orchestrator.config import Federation, host_port
+from orchestrator.errors import BadInput, RunFailed
+from orchestrator.federation import tls as tls_module
+from orchestrator.federation.history import RoundRecord, RunHistory
+from orchestrator.federation.roster import FederationAborted, JoinTimeout
+from orchestrator.federation.server import FederationServer
+from orchestrator.federation.strategy import RoundFailed
+from orchestrator.plan import TrainingJobRequest, client_of, plan_run, redacted
+from orchestrator.run import report
+from orchestrator.run.events import Observer, RoundFinished, RunEvent, ServerListening, UpdateRejected, ignore
+from orchestrator.run.folder import ClientSummary, RunFolder, RunSummary, versions, write_json
+from orchestrator.run.inputs import ServerData
+from orchestrator.run.logs import ServerLog
+from orchestrator.run.watcher import JobWatcher, describe
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunOutcome:
+    """What a finished run produced."""
+
+    run_id: str
+    run_dir: Path
+    history: RunHistory
+    model_path: Path
+    jobs: dict[str, JobStatus]
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def final_metrics(self) -> dict[str, float]:
+        """The server's test-set metrics after the last round."""
+        return self.history.final().server
+
+
+class FederationRun:
+    """Runs one federation on a backend and writes its run folder (see the module docstring)."""
+
+    def __init__(
+        self,
+        federation: Federation,
+        server_data: ServerData,
+        backend: Backend,
+        folder: RunFolder,
+        observer: Observer = ignore,
+    ) -> None:
+        self.federation = federation
+        self.data = server_data
+        self.backend = backend
+        self.folder = folder
+        self.observer = observer
+        self.history = RunHistory()
+        self.warnings: list[str] = []
+        self.address = ""
+        self.watcher = JobWatcher(backend, observer, self._job_ended_early)
+        self._events: queue.Queue[RunEvent] = queue.Queue()
+        self._started = time.monotonic()
+        self._server: FederationServer | None = None
+        self._server_error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._log: ServerLog | None = None
+
+    @property
+    def run_id(self) -> str:
+        """The run's id (the run folder's name)."""
+        return self.folder.run_id
+
+    @property
+    def run_dir(self) -> Path:
+        """The run folder."""
+        return self.folder.root
+
+    # -- callbacks from the server thread: queue events, the main thread hands them to the observer
+
+    def _emit(self, event: RunEvent) -> None:
+        if isinstance(event, UpdateRejected):
+            self.warnings.append(f"round {event.round}: update of client {event.name!r} left out: {event.reason}")
+        self._events.put(event)
+
+    def _on_round(self, record: RoundRecord, parameters: NDArrays) -> None:
+        self.history.rounds.append(record)
+        path = self.folder.checkpoint(record.round)
+        path.parent.mkdir(exist_ok=True)
+        np.savez(path, coef=parameters[0], intercept=parameters[1])
+        self._emit(RoundFinished(record, self.federation.federation.rounds))
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                event = self._events.get_nowait()
+            except queue.Empty:
+                return
+            self.observer(event)
+
+    def _job_ended_early(self, client: str, status: JobStatus) -> None:
+        """A job ended before the federation did: stop waiting for it; abort if too few clients remain."""
+        assert self._server is not None
+        self._server.roster.mark_gone(client)
+        remaining = len(self.federation.clients) - len(self.watcher.ended_badly())
+        if remaining < self.federation.min_clients():
+            self._server.abort(describe(client, status))
+
+    # -- the lifecycle
+
+    def execute(self) -> RunOutcome:
+        """Run the federation to the end; raise RunFailed (after writing what exists) if it fails."""
+        self._bind()
+        try:
+            requests = self._plan()
+            if not self.folder.created:
+                self.folder.create()
+        except BaseException:
+            assert self._server is not None
+            self._server.stop()
+            raise
+        status, reason = "failed", ""
+        try:
+            self._log = ServerLog(self.folder.path("server.log"))
+            self.folder.path("federation.toml").write_text(self.federation.to_toml())
+            self._launch(requests)
+            self._watch()
+            self.watcher.federation_done = True
+            if self._server_error is not None:
+                raise RunFailed(self._failure_message(self._server_error))
+            late = self.watcher.wait_all(self.backend.completion_timeout, self._drain)
+            if late:
+                timeout = self.backend.completion_timeout
+                self.warnings.append(f"jobs of {', '.join(late)} had not finished {timeout:g} s after the last round")
+            self._warn_unfinished_jobs()
+            model_path = self._save_model()
+            status = "completed"
+            return RunOutcome(
+                self.run_id,
+                self.run_dir,
+                self.history,
+                model_path,
+                {c: self.watcher.final_status(c) for c in self.watcher.requests},
+                time.monotonic() - self._started,
+                self.warnings,
+            )
+        except KeyboardInterrupt:
+            status, reason = "interrupted", "interrupted by the user (Ctrl-C)"
+            raise
+        except (RunFailed, BadInput) as exc:
+            reason = str(exc)
+            raise
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            self._finish(status, reason)
+
+    def _bind(self) -> None:
+        """Create the run's secrets and TLS material and start the server listening."""
+        # hex: a value starting with '-' would read as an option once passed as --client-token VALUE
+        self._tokens = {c.name: secrets.token_hex(32) for c in self.federation.clients}
+        server = self.federation.server
+        self._tls = tls_module.for_server(server)
+        self._server = FederationServer(
+            self.federation, self.data.test, self.data.classes, self._tokens, self._tls, self._emit, self._on_round
+        )
+        port = self._server.start()
+        self.address = host_port(server.dial_host(), port)
+        self.observer(ServerListening(self.address, len(self.federation.clients)))
+
+    def _plan(self) -> list[TrainingJobRequest]:
+        """Every client's training job request for this run (BadInput if SageMaker would refuse one)."""
+        return plan_run(
+            self.federation,
+            self.backend.placement,
+            run_id=self.run_id,
+            server_address=self.address,
+            root_certificate=self._tls.ca_certificate,
+            tokens=self._tokens,
+            label=self.data.label,
+            classes=self.data.classes,
+        )
+
+    def _launch(self, requests: list[TrainingJobRequest]) -> None:
+        """Keep a masked copy of the requests, start the server loop, create every job in parallel."""
+        folder = self.folder.path("requests")
+        folder.mkdir()
+        for request in requests:
+            write_json(folder / f"{client_of(request)}.json", redacted(request))
+        log.info("run %s: %d clients x %d rounds", self.run_id, len(requests), self.federation.federation.rounds)
+        self._thread = threading.Thread(target=self._serve, name="flower-server", daemon=True)
+        self._thread.start()
+        with ThreadPoolExecutor(max_workers=min(8, len(requests))) as pool:
+            futures = {client_of(r): pool.submit(self.backend.launch, r) for r in requests}
+        failed = {client: future.exception() for client, future in futures.items() if future.exception()}
+        for request in requests:  # record every job that was created, so a failure below stops them all
+            if client_of(request) not in failed:
+                self.watcher.add(client_of(request), request)
+        if failed:
+            client, error = next(iter(failed.items()))
+            raise RunFailed(f"could not launch client {client!r}'s training job: {error}")
+
+    def _serve(self) -> None:
+        try:
+            assert self._server is not None
+            self._server.run()
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            self._server_error = exc
+
+    def _watch(self) -> None:
+        """Hand events to the observer and poll the jobs until the server thread ends."""
+        assert self._thread is not None
+        next_poll = 0.0
+        while self._thread.is_alive():
+            self._drain()
+            if time.monotonic() >= next_poll:
+                self.watcher.poll()
+                next_poll = time.monotonic() + self.backend.poll_interval
+            self._thread.join(0.1)
+        self._drain()
+
+    def _failure_message(self, error: BaseException) -> str:
+        """Explain why the server stopped, with the failure reasons of the jobs involved."""
+        if isinstance(error, FederationAborted):
+            return str(error)
+        names: list[str] = []
+        if isinstance(error, RoundFailed):
+            names = list(error.clients)
+        elif isinstance(error, JoinTimeout) and self._server is not None:
+            names = self._server.roster.missing()
+        reasons = self.watcher.reasons(names)
+        message = str(error) if isinstance(error, RoundFailed | JoinTimeout) else f"server failed: {error}"
+        return message + (f"; {reasons}" if reasons else "")
+
+    def _warn_unfinished_jobs(self) -> None:
+        """A successful run may still have lost clients (min_clients allowed it): say which."""
+        for client in self.watcher.ended_badly():
+            status = describe(client, self.watcher.jobs[client])
+            self.warnings.append(f"{status}; the federation went on without it (min_clients allows it)")
+
+    def _save_model(self) -> Path:
+        assert self._server is not None
+        model = self._server.evaluator.model(self._server.final_parameters())
+        participants: dict[str, dict[str, Any]] = {}
+        for record in self.history.rounds:
+            for name, metrics in record.clients.items():
+                if "num_examples" in metrics:
+                    participants[name] = {"num_examples": int(metrics["num_examples"]), "last_round": record.round}
+        provenance = {
+            "run_id": self.run_id,
+            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "rounds": self.history.final().round,
+            "clients": participants,
+            "label": self.data.label,
+            "classes": self.data.classes,
+            "feature_names": self.data.test.feature_names,
+            "schema": self.data.schema,
+            "model": self.federation.model.model_dump(),
+            "versions": versions(),
+            "final_metrics": self.history.final().server,
+        }
+        utils.save_model(model, self.folder.model, provenance)
+        return self.folder.model
+
+    def _finish(self, status: str, reason: str) -> None:
+        """Stop whatever still runs, then write run.json and the reports, whatever happened."""
+        if self._server is not None:
+            if status != "completed":
+                self._server.abort(reason or status)
+            self._server.stop()
+        self.warnings += self.watcher.stop_all(reason or "the run ended")
+        self._drain()
+        if self.folder.created:
+            summary = self._summary(status, reason)
+            write_json(self.folder.path("run.json"), summary.to_dict())
+            report.write_all(self.folder, self.history, summary)
+        if self._log is not None:
+            self._log.release()
+
+    def _summary(self, status: str, reason: str) -> RunSummary:
+        """run.json's content: status, timings, and every client's job and example count."""
+        clients = {}
+        for config in self.federation.clients:
+            job = self.watcher.final_status(config.name)
+            last = next(
+                (
+                    r.clients[config.name]
+                    for r in reversed(self.history.rounds)
+                    if "num_examples" in r.clients.get(config.name, {})
+                ),
+                {},
+            )
+            clients[config.name] = ClientSummary(
+                job_name=self.watcher.job_name(config.name),
+                status=job.status,
+                failure_reason=job.failure_reason,
+                model_artifact=job.model_artifact,
+                num_examples=int(last["num_examples"]) if last else None,
+            )
+        return RunSummary(
+            run_id=self.run_id,
+            status=status,
+            reason=reason,
+            backend=self.backend.description,
+            rounds=self.federation.federation.rounds,
+            seconds=time.monotonic() - self._started,
+            peak_memory_mb=round(utils.peak_memory_mb(), 1),
+            versions=versions(),
+            clients=clients,
+            warnings=self.warnings,
+            files=self.folder.present(report.outputs(self.history)),
+        )

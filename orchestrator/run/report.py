@@ -1,0 +1,135 @@
+"""A run's history and summary -> metrics.json, metrics.csv, metrics.png and report.md.
+
+Every file is written atomically (run/folder.py). `fmt` is the one number format of the
+console, the report and `fedsage inspect`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+from orchestrator.federation.history import RunHistory
+from orchestrator.run.folder import RunFolder, RunSummary, write_atomic, write_json
+
+SERVER_METRICS = ("loss", "accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc")
+CLIENT_METRICS = ("num_examples", "train_loss", "train_accuracy", "fit_seconds", "val_loss", "val_accuracy")
+
+
+def _clients(history: RunHistory) -> list[str]:
+    return sorted({name for record in history.rounds for name in record.clients})
+
+
+def fmt(value: Any) -> str:
+    """A metric for people: 4 decimals, "n/a" for a missing or undefined (NaN) value."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def write_metrics_json(path: Path, history: RunHistory, summary: RunSummary) -> None:
+    """Every round's server and client metrics, with the run's summary (undefined metrics are null)."""
+    write_json(path, {**summary.to_dict(), **history.to_dict()})
+
+
+def write_metrics_csv(path: Path, history: RunHistory) -> None:
+    """One row per round: server.<metric> columns, then <client>.<metric> columns."""
+    clients = _clients(history)
+    header = ["round", "seconds", *(f"server.{m}" for m in SERVER_METRICS)]
+    header += [f"{c}.{m}" for c in clients for m in CLIENT_METRICS]
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(header)
+    for record in history.rounds:
+        row: list[Any] = [record.round, f"{record.seconds:.3f}"]
+        row += [record.server.get(m, "") for m in SERVER_METRICS]
+        row += [record.clients.get(c, {}).get(m, "") for c in clients for m in CLIENT_METRICS]
+        writer.writerow(row)
+    write_atomic(path, text.getvalue())
+
+
+def write_metrics_plot(path: Path, history: RunHistory, title: str) -> None:
+    """Test-set metrics and per-client losses over rounds, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rounds = [r.round for r in history.rounds]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    axes[0].plot(rounds, [r.server.get("loss") for r in history.rounds], marker="o")
+    axes[0].set(title="Test log loss (server)", xlabel="round", ylabel="log loss")
+    for metric in ("roc_auc", "pr_auc", "f1", "accuracy"):
+        axes[1].plot(rounds, [r.server.get(metric, math.nan) for r in history.rounds], marker="o", label=metric)
+    axes[1].set(title="Test metrics (server)", xlabel="round", ylim=(0, 1.02))
+    axes[1].legend(loc="lower right")
+    for client in _clients(history):
+        trained = [r for r in history.rounds if "train_loss" in r.clients.get(client, {})]
+        axes[2].plot(
+            [r.round for r in trained], [r.clients[client]["train_loss"] for r in trained], marker="o", label=client
+        )
+    axes[2].set(title="Local training loss (clients)", xlabel="round", ylabel="log loss")
+    if _clients(history):
+        axes[2].legend(loc="upper right")
+    for axis in axes:
+        axis.grid(alpha=0.3)
+        axis.set_xticks(rounds)
+    fig.suptitle(title)
+    fig.tight_layout()
+    image = io.BytesIO()
+    fig.savefig(image, format="png", dpi=110)
+    plt.close(fig)
+    write_atomic(path, image.getvalue())
+
+
+def write_report(path: Path, history: RunHistory, summary: RunSummary) -> None:
+    """A Markdown summary: what ran, the final and per-round test metrics, the clients, the files."""
+    final = history.final() if history.rounds else None
+    lines = [
+        f"# fedsage run {summary.run_id}",
+        "",
+        f"- status: **{summary.status}**" + (f" ({summary.reason})" if summary.reason else ""),
+        f"- backend: {summary.backend}; rounds completed: {max(0, len(history.rounds) - 1)} of {summary.rounds}",
+        f"- wall time: {summary.seconds:.1f} s",
+        f"- versions: {', '.join(f'{k} {v}' for k, v in summary.versions.items())}",
+        "",
+    ]
+    if final is not None:
+        lines += ["## Final test-set metrics (server)", "", "| metric | round 0 | final |", "|---|---|---|"]
+        first = history.rounds[0]
+        lines += [f"| {m} | {fmt(first.server.get(m))} | {fmt(final.server.get(m))} |" for m in SERVER_METRICS]
+        lines += ["", "## Per round", "", "| round | seconds | " + " | ".join(SERVER_METRICS) + " |"]
+        lines += ["|---" * (len(SERVER_METRICS) + 2) + "|"]
+        for r in history.rounds:
+            lines.append(
+                f"| {r.round} | {r.seconds:.2f} | " + " | ".join(fmt(r.server.get(m)) for m in SERVER_METRICS) + " |"
+            )
+        lines.append("")
+    lines += ["## Clients", "", "| client | examples (last round) | job status | model artifact |", "|---|---|---|---|"]
+    for name, client in summary.clients.items():
+        reason = f" ({client.failure_reason})" if client.failure_reason else ""
+        examples, artifact = client.num_examples or "", client.model_artifact or ""
+        lines.append(f"| {name} | {examples} | {client.status}{reason} | {artifact} |")
+    lines += ["", "## Files", ""]
+    lines += [f"- `{name}`: {what}" for name, what in summary.files.items()]
+    if summary.warnings:
+        lines += ["", "## Warnings", ""] + [f"- {w}" for w in summary.warnings]
+    write_atomic(path, "\n".join(lines) + "\n")
+
+
+def outputs(history: RunHistory) -> tuple[str, ...]:
+    """The files `write_all` writes for this history (run.json is written beside them)."""
+    plot = ("metrics.png",) if history.rounds else ()
+    return ("run.json", "metrics.json", "metrics.csv", *plot, "report.md")
+
+
+def write_all(folder: RunFolder, history: RunHistory, summary: RunSummary) -> None:
+    """Write metrics.json, metrics.csv, metrics.png (when there is a round) and report.md."""
+    write_metrics_json(folder.path("metrics.json"), history, summary)
+    write_metrics_csv(folder.path("metrics.csv"), history)
+    if history.rounds:
+        write_metrics_plot(folder.path("metrics.png"), history, f"fedsage run {summary.run_id}")
+    write_report(folder.path("report.md"), history, summary)

@@ -1,0 +1,144 @@
+"""The run's building blocks: the run folder, atomic writes, TLS brought by the operator, shared planning."""
+
+import json
+import math
+
+import pytest
+from cryptography import x509
+
+from orchestrator import config, launch
+from orchestrator.backends.process import ProcessBackend
+from orchestrator.errors import BadInput
+from orchestrator.federation import tls
+from orchestrator.run.folder import RunFolder, RunSummary, write_json
+from orchestrator.run.inputs import load_server_data
+
+
+def test_a_run_folder_is_created_exclusively(tmp_path):
+    first = RunFolder.new(tmp_path / "runs", "20261130-120000-abcd")
+    first.create()
+    again = RunFolder.new(tmp_path / "runs", "20261130-120000-abcd")
+    with pytest.raises(BadInput, match="already exists; choose another --out"):
+        again.create()
+    assert not again.created
+
+
+def test_an_out_folder_inside_a_file_is_refused_before_anything_is_written(tmp_path):
+    (tmp_path / "a-file").write_text("x")
+    folder = RunFolder.new(tmp_path / "a-file" / "runs", "run")
+    with pytest.raises(BadInput, match="is inside a file"):
+        folder.check_writable()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+def test_json_is_written_atomically_with_nan_as_null(tmp_path):
+    path = tmp_path / "metrics.json"
+    write_json(path, {"roc_auc": math.nan, "loss": [0.5, math.inf]})
+    assert json.loads(path.read_text()) == {"roc_auc": None, "loss": [0.5, None]}
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]  # no temporary file left
+
+
+def test_run_summary_round_trips_through_run_json(tmp_path):
+    summary = RunSummary("r", "completed", "", "process", 5, 1.5, 200.0, {"flwr": "1.41.0"})
+    write_json(tmp_path / "run.json", summary.to_dict())
+    assert RunSummary.load(tmp_path / "run.json") == summary
+
+
+# ------------------------------------------------------------------ [server.tls]
+
+
+def _write(folder, material, host="127.0.0.1"):
+    folder.mkdir(exist_ok=True)
+    (folder / "ca.pem").write_bytes(material.ca_certificate)
+    (folder / "server.pem").write_bytes(material.server_certificate)
+    (folder / "server.key").write_bytes(material.server_key)
+    return config.TlsSettings(
+        ca_certificate=folder / "ca.pem", certificate=folder / "server.pem", private_key=folder / "server.key"
+    )
+
+
+def test_the_operators_own_ca_is_used_as_given(tmp_path):
+    material = tls.generate(["127.0.0.1"])
+    loaded = tls.load(_write(tmp_path, material), "127.0.0.1")
+    assert loaded == material
+
+
+@pytest.mark.parametrize(
+    ("breakage", "message"),
+    [
+        ("other-ca", "is not signed by ca_certificate"),
+        ("other-key", "does not belong to"),
+        ("wrong-host", "is for 10.0.0.5, not '127.0.0.1'"),
+        ("not-pem", "must be PEM X.509 certificates"),
+        ("missing", "cannot read the private key"),
+    ],
+)
+def test_unusable_tls_files_are_refused_in_one_line(tmp_path, breakage, message):
+    material = tls.generate(["10.0.0.5" if breakage == "wrong-host" else "127.0.0.1"])
+    settings = _write(tmp_path, material)
+    other = tls.generate(["127.0.0.1"])
+    if breakage == "other-ca":
+        settings.ca_certificate.write_bytes(other.ca_certificate)
+    elif breakage == "other-key":
+        settings.private_key.write_bytes(other.server_key)
+    elif breakage == "not-pem":
+        settings.certificate.write_text("hello")
+    elif breakage == "missing":
+        settings.private_key.unlink()
+    with pytest.raises(BadInput, match=message) as refused:
+        tls.load(settings, "127.0.0.1")
+    assert "\n" not in str(refused.value)
+
+
+def test_a_dns_name_in_the_certificate_matches(tmp_path):
+    material = tls.generate(["fl.example.internal"])
+    loaded = tls.load(_write(tmp_path, material), "fl.example.internal")
+    cert = x509.load_pem_x509_certificate(loaded.server_certificate)
+    assert cert.subject.rfc4514_string() == "CN=fl.example.internal"
+
+
+# ------------------------------------------------------------------ planning shared by dry run and run
+
+
+def _cloud_config(prepared, host):
+    return config.parse(
+        {
+            "server": {
+                "region": "eu-west-1",
+                "bind_address": "::" if ":" in host else "0.0.0.0",
+                "advertised_address": host,
+                "port": 8443,
+                "test_data": str(prepared.test),
+                "schema": str(prepared.root / "schema.json"),
+            },
+            "clients": [
+                {
+                    "name": "hospital-a",
+                    "account_id": "222222222222",
+                    "region": "eu-west-1",
+                    "kickoff_role_arn": "arn:aws:iam::222222222222:role/FL-kickoff-client-job",
+                    "external_id": "ext-a",
+                    "execution_role_arn": "arn:aws:iam::222222222222:role/FL-sagemaker-execution",
+                    "code_uri": "s3://bucket-a/code/source.tar.gz",
+                    "train_uri": "s3://bucket-a/data/train/",
+                    "output_uri": "s3://bucket-a/artifacts/",
+                    "subnets": ["subnet-0a01"],
+                    "security_groups": ["sg-0a01"],
+                }
+            ],
+        }
+    )
+
+
+@pytest.mark.parametrize(("host", "address"), [("10.10.1.5", "10.10.1.5:8443"), ("fd00::5", "[fd00::5]:8443")])
+def test_the_dry_run_formats_the_server_address_as_the_run_does(prepared, host, address):
+    (request,) = launch.dry_run(_cloud_config(prepared, host))
+    assert json.loads(request["CreateTrainingJob"]["HyperParameters"]["server-address"]) == address
+
+
+def test_the_process_backend_refuses_s3_channels_before_anything_starts(prepared, tmp_path):
+    federation = _cloud_config(prepared, "127.0.0.1")
+    backend = ProcessBackend(tmp_path / "clients")
+    with pytest.raises(BadInput, match="train_uri s3://bucket-a/data/train/ is not a local folder"):
+        backend.check_inputs(federation, load_server_data(federation))
+    assert not (tmp_path / "clients").exists()
