@@ -27,6 +27,30 @@ PREFIX_PATTERN = r"^[a-z0-9](-*[a-z0-9])*$"
 REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-\d$"
 ROLE_ARN_PATTERN = r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$"
 
+# What the AWS commands need beyond what `fedsage local` needs: launch (and status, stop, doctor)
+# and infra read it from here. The key hint is part of the one-line message a user sees.
+Purpose = Literal["launch", "infra"]
+FIXED_PORT = "port (a fixed port the security groups allow)"
+SERVER_NEEDS: dict[Purpose, tuple[str, ...]] = {
+    "launch": ("region", "advertised_address"),
+    "infra": ("account_id", "region", "vpc_cidr"),
+}
+CLIENT_NEEDS: dict[Purpose, tuple[str, ...]] = {
+    "launch": (
+        "account_id",
+        "region",
+        "kickoff_role_arn",
+        "external_id",
+        "execution_role_arn",
+        "code_uri",
+        "output_uri",
+        "subnets",
+        "security_groups",
+    ),
+    "infra": ("account_id", "region", "external_id", "vpc_cidr", "code_uri", "output_uri"),
+}
+_NOT_READY = {"launch": ("launch", " (see examples/federation.toml)"), "infra": ("fedsage infra", "")}
+
 
 def host_port(host: str, port: int) -> str:
     """HOST:PORT as gRPC dials and binds it; an IPv6 address is bracketed ([::1]:8080, RFC 3986)."""
@@ -150,6 +174,11 @@ class ServerSettings(_Section):
     ] = None
     tls: TlsSettings | None = None
 
+    def missing_for(self, purpose: Purpose) -> list[str]:
+        """The [server] keys `fedsage launch` or `fedsage infra` needs that are unset (port 0 counts)."""
+        missing = [key for key in SERVER_NEEDS[purpose] if getattr(self, key) is None]
+        return missing + ([FIXED_PORT] if self.port == 0 else [])
+
     def dial_host(self) -> str:
         """The host clients connect to."""
         return self.advertised_address or self.bind_address
@@ -259,24 +288,21 @@ class ClientSettings(_Section):
             raise ValueError("tags may not start with aws: or fedsage: (reserved)")
         return self
 
-    def missing_for_launch(self) -> list[str]:
-        """The keys `fedsage launch` needs that this client does not set."""
-        needed = (
-            "account_id",
-            "region",
-            "kickoff_role_arn",
-            "external_id",
-            "execution_role_arn",
-            "code_uri",
-            "output_uri",
-        )
-        missing = [key for key in needed if getattr(self, key) is None]
-        missing += [key for key in ("subnets", "security_groups") if not getattr(self, key)]
+    def missing_for(self, purpose: Purpose) -> list[str]:
+        """The keys `fedsage launch` or `fedsage infra` needs that this client does not set.
+
+        Both need the data channels in S3: an s3:// train_uri, and validation_uri (when set) too.
+        """
+        missing = [key for key in CLIENT_NEEDS[purpose] if getattr(self, key) in (None, [])]
         if not self.train_uri.startswith("s3://"):
             missing.append("train_uri (an s3:// URI)")
         if self.validation_uri and not self.validation_uri.startswith("s3://"):
             missing.append("validation_uri (an s3:// URI)")
         return missing
+
+    def missing_for_launch(self) -> list[str]:
+        """The keys `fedsage launch` needs that this client does not set."""
+        return self.missing_for("launch")
 
 
 class Federation(_Section):
@@ -301,24 +327,25 @@ class Federation(_Section):
             )
         return self
 
-    def require_launchable(self) -> None:
-        """Raise BadInput listing every key `fedsage launch` needs that the config lacks."""
-        problems = [
+    def require_ready(self, purpose: Purpose, also: list[str] | None = None) -> None:
+        """Raise BadInput listing every key `fedsage launch` or `fedsage infra` needs that the config lacks.
+
+        `also`: further problems of the caller's own (infra: the templates' constraints), in the same line.
+        """
+        problems = [f"server: set {', '.join(missing)}"] if (missing := self.server.missing_for(purpose)) else []
+        problems += [
             f"clients[{i}] ({client.name}): set {', '.join(missing)}"
             for i, client in enumerate(self.clients)
-            if (missing := client.missing_for_launch())
+            if (missing := client.missing_for(purpose))
         ]
-        server = self.server
-        needed = {"region": server.region, "advertised_address": server.advertised_address}
-        missing_server = [key for key, value in needed.items() if value is None]
-        if server.port == 0:
-            missing_server.append("port (a fixed port the security groups allow)")
-        if missing_server:
-            problems.insert(0, f"server: set {', '.join(missing_server)}")
+        problems += also or []
         if problems:
-            raise BadInput(
-                "federation.toml is not ready for launch: " + "; ".join(problems) + " (see examples/federation.toml)"
-            )
+            command, hint = _NOT_READY[purpose]
+            raise BadInput(f"federation.toml is not ready for {command}: " + "; ".join(problems) + hint)
+
+    def require_launchable(self) -> None:
+        """Raise BadInput listing every key `fedsage launch` needs that the config lacks."""
+        self.require_ready("launch")
 
     def min_clients(self) -> int:
         """Clients every round needs: the configured minimum, or all of them."""

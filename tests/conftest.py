@@ -1,5 +1,6 @@
 """Shared fixtures: small prepared data sets and helpers to run real federations on loopback."""
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
@@ -114,9 +115,9 @@ class MotoAccounts:
         return [(r.role_arn, r.session_name, r.external_id) for r in sts_backends[account_id]["aws"].assumed_roles]
 
 
-@pytest.fixture
-def aws(monkeypatch):
-    """A moto AWS with separate accounts; no request leaves the process."""
+@contextlib.contextmanager
+def moto_accounts(monkeypatch):
+    """Inside the block, a moto AWS with separate accounts; no request leaves the process."""
     for key in ("MOTO_ACCOUNT_ID", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
@@ -128,6 +129,32 @@ def aws(monkeypatch):
 
     with mock_aws():
         yield MotoAccounts()
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    """A moto AWS with separate accounts; no request leaves the process."""
+    with moto_accounts(monkeypatch) as accounts:
+        yield accounts
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory):
+    """A whole federation deployed into moto with `fedsage infra deploy`'s steps, code and data uploaded.
+
+    An infra_fixtures.Deployment (aws, federation with the stacks' ids, outputs by step key, steps).
+    Module-scoped, as deploying takes seconds. moto's state is process-wide and a nested mock_aws
+    neither resets nor clears it. So in a module that uses this fixture, a test that also asks for
+    `aws` runs inside this deployment (fine for adding a profile, wrong for deploying other stacks),
+    and a test that changes what other tests look at undoes it (test_doctor.py's `undo`).
+    """
+    from infra_fixtures import deploy, patch_moto, upload_client_objects
+
+    with pytest.MonkeyPatch.context() as patch, moto_accounts(patch) as accounts:
+        patch_moto(patch)
+        deployment = deploy(accounts, tmp_path_factory.mktemp("deployed"))
+        upload_client_objects(accounts, deployment.federation.clients)
+        yield deployment
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from dataclasses import dataclass
 from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,10 @@ from moto.iam.models import Role, iam_backends
 from moto.s3.models import FakeBucket, s3_backends
 from moto.sts.models import STSBackend
 
-from orchestrator import config, infra
+from orchestrator import config
+from orchestrator.aws.s3 import parse_uri
+from orchestrator.infra.deploy import Deployer
+from orchestrator.infra.plan import Account, InfraOptions, StackStep, plan_stacks
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -348,7 +352,7 @@ def moto_sessions(aws):
 
     opened: dict[tuple[str, str], Any] = {}
 
-    def session_for(account: infra.Account):
+    def session_for(account: Account):
         key = (account.account_id or SERVER_ACCOUNT, account.region)
         if key not in opened:  # one session per account: each loads botocore's service models anew
             opened[key] = aws.admin(*key)
@@ -357,33 +361,34 @@ def moto_sessions(aws):
     return session_for
 
 
-def deploy_steps(aws, tmp_path: Path, keys: tuple[str, ...], options: infra.InfraOptions | None = None):
-    """Deploy only some steps (those without outputs of other steps): (federation, outputs by step key)."""
-    federation = config.parse(federation_data(tmp_path))
-    options = options or infra.InfraOptions()
-    steps = [step for step in infra.plan_stacks(federation, options) if step.key in keys]
-    outputs = infra.Deployer(moto_sessions(aws), options, lambda step, status: None, poll_seconds=0).run(steps)
-    return federation, outputs
+@dataclass
+class Deployment:
+    """A federation deployed into moto: the accounts, the config with the stacks' ids, the outputs by step key."""
+
+    aws: Any
+    federation: config.Federation
+    outputs: dict[str, dict[str, str]]
+    steps: list[StackStep]
 
 
-def deploy_federation(aws, tmp_path: Path, options: infra.InfraOptions | None = None):
-    """Deploy the whole federation into moto with `fedsage infra deploy`'s Deployer.
+def deploy(aws, tmp_path: Path, options: InfraOptions | None = None, keys: tuple[str, ...] | None = None) -> Deployment:
+    """Deploy the federation into moto with `fedsage infra deploy`'s Deployer, and fill its ids into the config.
 
-    Returns (federation with the stacks' ids filled in, outputs by step key, the steps).
+    `keys` deploys only those steps (ones that need no other step's outputs); by default every step.
     """
     data = federation_data(tmp_path)
-    federation = config.parse(data)
-    options = options or infra.InfraOptions()
-    steps = infra.plan_stacks(federation, options)
-    outputs = infra.Deployer(moto_sessions(aws), options, lambda step, status: None, poll_seconds=0).run(steps)
-    server = outputs["server"]
-    data["server"]["vpc_id"] = server["VpcId"]
-    data["server"]["security_group"] = server["HostSecurityGroupId"]
+    options = options or InfraOptions()
+    steps = [step for step in plan_stacks(config.parse(data), options) if keys is None or step.key in keys]
+    outputs = Deployer(moto_sessions(aws), options, lambda step, status: None, poll_seconds=0).run(steps)
+    if "server" in outputs:
+        data["server"]["vpc_id"] = outputs["server"]["VpcId"]
+        data["server"]["security_group"] = outputs["server"]["HostSecurityGroupId"]
     for client in data["clients"]:
-        made = outputs[f"client:{client['name']}"]
-        client["subnets"] = made["SubnetIds"].split(",")
-        client["security_groups"] = [made["JobSecurityGroupId"]]
-    return config.parse(data), outputs, steps
+        made = outputs.get(f"client:{client['name']}")
+        if made:
+            client["subnets"] = made["SubnetIds"].split(",")
+            client["security_groups"] = [made["JobSecurityGroupId"]]
+    return Deployment(aws, config.parse(data), outputs, steps)
 
 
 def upload_client_objects(aws, clients) -> None:
@@ -391,5 +396,5 @@ def upload_client_objects(aws, clients) -> None:
     for client in clients:
         s3 = aws.admin(client.account_id).client("s3")
         for uri in (client.code_uri, client.train_uri + "part-0.csv", client.validation_uri + "part-0.csv"):
-            bucket, _, key = uri.removeprefix("s3://").partition("/")
-            s3.put_object(Bucket=bucket, Key=key, Body=b"x,label\n1,0\n")
+            location = parse_uri(uri)
+            s3.put_object(Bucket=location.bucket, Key=location.key, Body=b"x,label\n1,0\n")

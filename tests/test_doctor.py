@@ -1,24 +1,30 @@
-"""fedsage doctor against a federation deployed into moto: a correct setup passes; each break is named with its fix."""
+"""fedsage doctor against a federation deployed into moto: a correct setup passes; each break is named with its fix.
+
+The tests share one deployment (the module-scoped `deployed` fixture, conftest.py): each one that
+breaks something registers how to repair it with `undo`, which runs after the test even when it fails.
+"""
 
 import pytest
 import tomli_w
 from botocore.stub import Stubber
 from cli_runner import run_cli
 from conftest import CLIENT_ACCOUNTS, SERVER_ACCOUNT
-from infra_fixtures import CLIENT_CIDRS, PORT, deploy_federation, patch_moto, upload_client_objects
+from infra_fixtures import CLIENT_CIDRS, PORT, upload_client_objects
 
-from orchestrator import doctor
+from orchestrator.doctor.checks import diagnose
+from orchestrator.doctor.clients import check_objects
+from orchestrator.doctor.findings import Doctor
 
-pytestmark = pytest.mark.slow  # each test deploys a whole federation into moto
+pytestmark = pytest.mark.slow  # the module deploys a whole federation into moto
 
 
 @pytest.fixture
-def deployed(aws, monkeypatch, tmp_path):
-    """A whole federation, deployed with `fedsage infra deploy`'s steps, with code and data uploaded."""
-    patch_moto(monkeypatch)
-    federation, outputs, _ = deploy_federation(aws, tmp_path)
-    upload_client_objects(aws, federation.clients)
-    return federation, outputs
+def undo():
+    """Register repairs of the shared deployment; they run, last first, after the test."""
+    repairs = []
+    yield repairs.append
+    for repair in reversed(repairs):
+        repair()
 
 
 def failures(checks):
@@ -31,9 +37,9 @@ def only_failure(checks, subject, name):
     return failed
 
 
-def test_a_correct_setup_passes_every_check(aws, deployed):
-    federation, _ = deployed
-    checks = doctor.diagnose(federation, aws.server)
+def test_a_correct_setup_passes_every_check(deployed):
+    aws, federation = deployed.aws, deployed.federation
+    checks = diagnose(federation, aws.server)
     assert failures(checks) == []
     names = {(c.subject, c.name) for c in checks}
     for client in ("hospital-a", "hospital-b"):
@@ -63,72 +69,70 @@ def test_a_correct_setup_passes_every_check(aws, deployed):
         ) in aws.assumed_roles(account)
 
 
-def test_a_missing_route_to_the_server_is_named_with_its_fix(aws, deployed):
-    federation, outputs = deployed
+def test_a_missing_route_to_the_server_is_named_with_its_fix(deployed, undo):
+    aws, federation, outputs = deployed.aws, deployed.federation, deployed.outputs
     made = outputs["client:hospital-a"]
-    aws.admin(CLIENT_ACCOUNTS[0]).client("ec2").delete_route(
-        RouteTableId=made["RouteTableId"], DestinationCidrBlock="10.10.0.0/16"
-    )
-    failed = only_failure(doctor.diagnose(federation, aws.server), "hospital-a", "route to server")
     pcx = outputs["peering:hospital-a"]["PeeringConnectionId"]
+    ec2 = aws.admin(CLIENT_ACCOUNTS[0]).client("ec2")
+    route = {"RouteTableId": made["RouteTableId"], "DestinationCidrBlock": "10.10.0.0/16"}
+    ec2.delete_route(**route)
+    undo(lambda: ec2.create_route(**route, VpcPeeringConnectionId=pcx))
+    failed = only_failure(diagnose(federation, aws.server), "hospital-a", "route to server")
     assert len(failed) == 2  # both job subnets use the table
     assert "no route" in failed[0].detail
     assert failed[0].fix.startswith(f"add a route 10.10.0.0/16 -> {pcx} to {made['RouteTableId']}")
     assert f"PeeringConnectionId={pcx}" in failed[0].fix
 
 
-def test_a_missing_route_back_from_the_server_is_named_with_its_fix(aws, deployed):
-    federation, outputs = deployed
+def test_a_missing_route_back_from_the_server_is_named_with_its_fix(deployed, undo):
+    aws, federation, outputs = deployed.aws, deployed.federation, deployed.outputs
     table = outputs["server"]["RouteTableId"]
-    aws.server.client("ec2").delete_route(RouteTableId=table, DestinationCidrBlock=CLIENT_CIDRS["hospital-b"])
-    failed = only_failure(doctor.diagnose(federation, aws.server), "hospital-b", "route from server")
     pcx = outputs["peering:hospital-b"]["PeeringConnectionId"]
+    ec2 = aws.server.client("ec2")
+    route = {"RouteTableId": table, "DestinationCidrBlock": CLIENT_CIDRS["hospital-b"]}
+    ec2.delete_route(**route)
+    undo(lambda: ec2.create_route(**route, VpcPeeringConnectionId=pcx))
+    failed = only_failure(diagnose(federation, aws.server), "hospital-b", "route from server")
     assert failed[0].fix.startswith(f"add a route 10.30.0.0/16 -> {pcx} to {table}")
 
 
-def test_a_missing_ingress_rule_is_named_with_its_fix(aws, deployed):
-    federation, outputs = deployed
+def test_a_missing_ingress_rule_is_named_with_its_fix(deployed, undo):
+    aws, federation, outputs = deployed.aws, deployed.federation, deployed.outputs
     group = outputs["server"]["HostSecurityGroupId"]
-    aws.server.client("ec2").revoke_security_group_ingress(
-        GroupId=group,
-        IpPermissions=[
-            {
-                "IpProtocol": "tcp",
-                "FromPort": PORT,
-                "ToPort": PORT,
-                "IpRanges": [{"CidrIp": CLIENT_CIDRS["hospital-b"]}],
-            }
-        ],
-    )
-    failed = only_failure(doctor.diagnose(federation, aws.server), "hospital-b", "server ingress")
+    ec2 = aws.server.client("ec2")
+    rule = {"IpProtocol": "tcp", "FromPort": PORT, "ToPort": PORT, "IpRanges": [{"CidrIp": CLIENT_CIDRS["hospital-b"]}]}
+    ec2.revoke_security_group_ingress(GroupId=group, IpPermissions=[rule])
+    undo(lambda: ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[rule]))
+    failed = only_failure(diagnose(federation, aws.server), "hospital-b", "server ingress")
     assert failed[0].detail == f"{group} admits no tcp {PORT} from 10.30.0.0/24"
     assert failed[0].fix.startswith(f"add ingress tcp {PORT} from 10.30.0.0/16 to {group}")
 
 
-def test_jobs_that_may_not_reach_the_server_are_named_with_the_fix(aws, deployed):
-    federation, outputs = deployed
+def test_jobs_that_may_not_reach_the_server_are_named_with_the_fix(deployed, undo):
+    aws, federation, outputs = deployed.aws, deployed.federation, deployed.outputs
     group = outputs["client:hospital-a"]["JobSecurityGroupId"]
-    aws.admin(CLIENT_ACCOUNTS[0]).client("ec2").revoke_security_group_egress(
-        GroupId=group,
-        IpPermissions=[
-            {"IpProtocol": "tcp", "FromPort": PORT, "ToPort": PORT, "IpRanges": [{"CidrIp": "10.10.0.0/16"}]}
-        ],
-    )
-    failed = only_failure(doctor.diagnose(federation, aws.server), "hospital-a", "jobs' egress to server")
+    ec2 = aws.admin(CLIENT_ACCOUNTS[0]).client("ec2")
+    rule = {"IpProtocol": "tcp", "FromPort": PORT, "ToPort": PORT, "IpRanges": [{"CidrIp": "10.10.0.0/16"}]}
+    ec2.revoke_security_group_egress(GroupId=group, IpPermissions=[rule])
+    undo(lambda: ec2.authorize_security_group_egress(GroupId=group, IpPermissions=[rule]))
+    failed = only_failure(diagnose(federation, aws.server), "hospital-a", "jobs' egress to server")
     assert failed[0].fix.startswith(f"add egress tcp {PORT} to 10.10.0.0/16 on {group}")
 
 
-def test_an_overlapping_cidr_is_named_with_a_free_range(aws, deployed):
-    federation, _ = deployed
+def test_an_overlapping_cidr_is_named_with_a_free_range(deployed, undo):
+    aws, federation = deployed.aws, deployed.federation
     ec2 = aws.admin(CLIENT_ACCOUNTS[1]).client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.10.0.0/16")["Vpc"]["VpcId"]  # the server's range, by mistake
+    undo(lambda: ec2.delete_vpc(VpcId=vpc))
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.10.5.0/24")["Subnet"]["SubnetId"]
+    undo(lambda: ec2.delete_subnet(SubnetId=subnet))
     group = ec2.create_security_group(VpcId=vpc, GroupName="jobs", Description="jobs")["GroupId"]
+    undo(lambda: ec2.delete_security_group(GroupId=group))
     clients = [
         federation.clients[0],
         federation.clients[1].model_copy(update={"subnets": [subnet], "security_groups": [group]}),
     ]
-    checks = doctor.diagnose(federation.model_copy(update={"clients": clients}), aws.server)
+    checks = diagnose(federation.model_copy(update={"clients": clients}), aws.server)
     overlap = [c for c in failures(checks) if c.name == "CIDR overlap"]
     assert len(overlap) == 1
     assert overlap[0].subject == "hospital-b"
@@ -138,10 +142,10 @@ def test_an_overlapping_cidr_is_named_with_a_free_range(aws, deployed):
     assert [c.status for c in checks if c.subject == "hospital-a" and c.name == "CIDR overlap"] == []
 
 
-def test_a_wrong_external_id_is_refused_and_named_with_its_fix(aws, deployed):
-    federation, _ = deployed
+def test_a_wrong_external_id_is_refused_and_named_with_its_fix(deployed):
+    aws, federation = deployed.aws, deployed.federation
     wrong = federation.clients[0].model_copy(update={"external_id": "not-the-agreed-one"})
-    checks = doctor.diagnose(federation.model_copy(update={"clients": [wrong, federation.clients[1]]}), aws.server)
+    checks = diagnose(federation.model_copy(update={"clients": [wrong, federation.clients[1]]}), aws.server)
     failed = [c for c in failures(checks) if c.subject == "hospital-a"]
     assert [(c.name, c.status) for c in failed] == [("kickoff role", "fail")]
     assert "AccessDenied" in failed[0].detail
@@ -149,26 +153,24 @@ def test_a_wrong_external_id_is_refused_and_named_with_its_fix(aws, deployed):
     assert {c.subject for c in failures(checks)} == {"hospital-a"}
 
 
-def test_missing_code_or_data_is_named_for_the_data_owner(aws, deployed):
-    federation, _ = deployed
+def test_missing_code_or_data_is_named_for_the_data_owner(deployed, undo):
+    aws, federation = deployed.aws, deployed.federation
     s3 = aws.admin(CLIENT_ACCOUNTS[1]).client("s3")
     bucket = f"fedsage-{CLIENT_ACCOUNTS[1]}-eu-west-1"
     s3.delete_object(Bucket=bucket, Key="code/source.tar.gz")
     s3.delete_object(Bucket=bucket, Key="data/train/part-0.csv")
-    failed = failures(doctor.diagnose(federation, aws.server))
+    undo(lambda: upload_client_objects(aws, [federation.clients[1]]))
+    failed = failures(diagnose(federation, aws.server))
     assert [(c.subject, c.name) for c in failed] == [("hospital-b", "code archive"), ("hospital-b", "train channel")]
     assert failed[0].fix == "the data owner uploads it (fedsage package)"
     assert failed[1].detail == f"nothing at s3://{bucket}/data/train/"
 
 
-def test_objects_the_kickoff_role_may_not_list_are_left_to_the_data_owner(aws, monkeypatch, tmp_path):
-    from infra_fixtures import federation_data
-
-    from orchestrator import config
-
-    client = config.parse(federation_data(tmp_path)).clients[0]
+def test_objects_the_kickoff_role_may_not_list_are_left_to_the_data_owner(deployed):
+    aws, federation = deployed.aws, deployed.federation
+    client = federation.clients[0]
     s3 = aws.admin(CLIENT_ACCOUNTS[0]).client("s3")
-    runner = doctor.Doctor(config.parse(federation_data(tmp_path)), aws.server, lambda c: None)
+    runner = Doctor(federation, aws.server, lambda c: None)
     with Stubber(s3) as stub:
         for _ in range(3):
             stub.add_client_error("list_objects_v2", service_error_code="AccessDenied", http_status_code=403)
@@ -177,7 +179,7 @@ def test_objects_the_kickoff_role_may_not_list_are_left_to_the_data_owner(aws, m
             def client(self, name):
                 return s3
 
-        runner._objects(client, Session())
+        check_objects(runner, client, Session())
     assert [(c.name, c.status) for c in runner.checks] == [
         ("code archive", "warn"),
         ("train channel", "warn"),
@@ -186,8 +188,8 @@ def test_objects_the_kickoff_role_may_not_list_are_left_to_the_data_owner(aws, m
     assert runner.checks[0].fix == f"the data owner checks it: aws s3 ls {client.code_uri} --profile <data owner>"
 
 
-def test_the_command_prints_the_table_and_exits_1_on_a_failure(aws, aws_profiles, deployed, tmp_path, capsys):
-    federation, outputs = deployed
+def test_the_command_prints_the_table_and_exits_1_on_a_failure(deployed, undo, aws_profiles, tmp_path, capsys):
+    aws, federation, outputs = deployed.aws, deployed.federation, deployed.outputs
     aws_profiles({"fl-server": SERVER_ACCOUNT})
     data = federation.model_dump(mode="json", by_alias=True, exclude_none=True)
     data["server"]["profile"] = "fl-server"
@@ -196,9 +198,10 @@ def test_the_command_prints_the_table_and_exits_1_on_a_failure(aws, aws_profiles
     code, out, _ = run_cli(capsys, "doctor", "-c", str(path))
     assert code == 0
     assert "0 failed" in out
-    aws.server.client("ec2").delete_route(
-        RouteTableId=outputs["server"]["RouteTableId"], DestinationCidrBlock=CLIENT_CIDRS["hospital-a"]
-    )
+    ec2 = aws.server.client("ec2")
+    route = {"RouteTableId": outputs["server"]["RouteTableId"], "DestinationCidrBlock": CLIENT_CIDRS["hospital-a"]}
+    ec2.delete_route(**route)
+    undo(lambda: ec2.create_route(**route, VpcPeeringConnectionId=outputs["peering:hospital-a"]["PeeringConnectionId"]))
     code, out, _ = run_cli(capsys, "doctor", "-c", str(path))
     assert code == 1
     assert "route from server" in out and "fix: add a route 10.20.0.0/16" in out

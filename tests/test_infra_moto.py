@@ -1,27 +1,24 @@
-"""The templates deploy into moto, each stack into its own account, in the order `fedsage infra` plans."""
+"""The templates deploy into moto, each stack into its own account, in the order `fedsage infra` plans.
+
+Every test reads the one federation the `deployed` fixture deploys (conftest.py) and changes nothing;
+deployments with other options are in test_infra_options_moto.py.
+"""
 
 import json
 
 import pytest
 from conftest import CLIENT_ACCOUNTS, REGION, SERVER_ACCOUNT
-from infra_fixtures import CLIENT_CIDRS, PORT, PREFIX, SERVER_CIDR, deploy_federation, deploy_steps, patch_moto
+from infra_fixtures import CLIENT_CIDRS, PORT, PREFIX, SERVER_CIDR
 
-from orchestrator import infra
-
-pytestmark = pytest.mark.slow  # each test deploys a whole federation into moto
-
-
-@pytest.fixture
-def deployed(aws, monkeypatch, tmp_path):
-    patch_moto(monkeypatch)
-    return deploy_federation(aws, tmp_path)
+pytestmark = pytest.mark.slow  # the module deploys a whole federation into moto
 
 
 def _stacks(session):
     return sorted(s["StackName"] for s in session.client("cloudformation").describe_stacks()["Stacks"])
 
 
-def test_every_stack_lands_in_its_own_account(aws, deployed):
+def test_every_stack_lands_in_its_own_account(deployed):
+    aws = deployed.aws
     assert _stacks(aws.server) == [
         f"{PREFIX}-fedsage-peering-hospital-a",
         f"{PREFIX}-fedsage-peering-hospital-b",
@@ -31,7 +28,8 @@ def test_every_stack_lands_in_its_own_account(aws, deployed):
         assert _stacks(aws.admin(account)) == [f"{PREFIX}-fedsage-client"]
 
 
-def test_the_client_bucket_is_encrypted_versioned_private_and_tls_only(aws, deployed):
+def test_the_client_bucket_is_encrypted_versioned_private_and_tls_only(deployed):
+    aws = deployed.aws
     for account in CLIENT_ACCOUNTS:
         s3 = aws.admin(account).client("s3")
         bucket = f"fedsage-{account}-{REGION}"
@@ -49,8 +47,8 @@ def test_the_client_bucket_is_encrypted_versioned_private_and_tls_only(aws, depl
         assert sorted(tls["Resource"]) == [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]
 
 
-def test_the_jobs_may_reach_only_the_flower_port_and_s3(aws, deployed):
-    _, outputs, _ = deployed
+def test_the_jobs_may_reach_only_the_flower_port_and_s3(deployed):
+    aws, outputs = deployed.aws, deployed.outputs
     for name, account in zip(CLIENT_CIDRS, CLIENT_ACCOUNTS, strict=True):
         made = outputs[f"client:{name}"]
         ec2 = aws.admin(account).client("ec2")
@@ -77,8 +75,8 @@ def test_the_jobs_may_reach_only_the_flower_port_and_s3(aws, deployed):
         assert len({s["AvailabilityZone"] for s in subnets}) == 2
 
 
-def test_the_server_admits_the_flower_port_from_the_client_vpcs_only(aws, deployed):
-    _, outputs, _ = deployed
+def test_the_server_admits_the_flower_port_from_the_client_vpcs_only(deployed):
+    aws, outputs = deployed.aws, deployed.outputs
     ec2 = aws.server.client("ec2")
     group = ec2.describe_security_groups(GroupIds=[outputs["server"]["HostSecurityGroupId"]])["SecurityGroups"][0]
     ingress = sorted(
@@ -94,8 +92,8 @@ def test_the_server_admits_the_flower_port_from_the_client_vpcs_only(aws, deploy
     assert routes["0.0.0.0/0"] is None  # the default route goes to the NAT gateway, not a peer
 
 
-def test_each_peering_is_active_between_the_server_vpc_and_one_client_vpc(aws, deployed):
-    _, outputs, _ = deployed
+def test_each_peering_is_active_between_the_server_vpc_and_one_client_vpc(deployed):
+    aws, outputs = deployed.aws, deployed.outputs
     for name, account in zip(CLIENT_CIDRS, CLIENT_ACCOUNTS, strict=True):
         pcx = outputs[f"peering:{name}"]["PeeringConnectionId"]
         seen = aws.admin(account).client("ec2").describe_vpc_peering_connections(VpcPeeringConnectionIds=[pcx])
@@ -107,8 +105,8 @@ def test_each_peering_is_active_between_the_server_vpc_and_one_client_vpc(aws, d
         assert connection["AccepterVpcInfo"]["VpcId"] == outputs[f"client:{name}"]["VpcId"]
 
 
-def test_the_server_host_is_a_private_notebook_with_the_kickoff_policy(aws, deployed):
-    _, outputs, _ = deployed
+def test_the_server_host_is_a_private_notebook_with_the_kickoff_policy(deployed):
+    aws, outputs = deployed.aws, deployed.outputs
     server = outputs["server"]
     notebook = aws.server.client("sagemaker").describe_notebook_instance(
         NotebookInstanceName=server["NotebookInstanceName"]
@@ -130,102 +128,3 @@ def _template(body):
     from cfnlint.decode.cfn_yaml import loads
 
     return json.loads(json.dumps(loads(body), default=str))
-
-
-def test_an_ec2_host_gets_the_advertised_address_and_interface_endpoints_replace_nat(aws, monkeypatch, tmp_path):
-    patch_moto(monkeypatch)
-    options = infra.InfraOptions(host="ec2", egress="endpoints")
-    _, outputs = deploy_steps(aws, tmp_path, ("server",), options)
-    server = outputs["server"]
-    assert server["HostPrivateIp"] == "10.10.1.10"
-    ec2 = aws.server.client("ec2")
-    instance = ec2.describe_instances(InstanceIds=[server["Ec2InstanceId"]])["Reservations"][0]["Instances"][0]
-    assert instance["SubnetId"] == server["PrivateSubnetId"]
-    services = {e["ServiceName"] for e in ec2.describe_vpc_endpoints()["VpcEndpoints"]}
-    assert {f"com.amazonaws.{REGION}.{s}" for s in ("s3", "sts", "sagemaker.api", "ec2", "logs", "ssm")} <= services
-    assert ec2.describe_nat_gateways()["NatGateways"] == []
-    assert (
-        ec2.describe_internet_gateways(Filters=[{"Name": "attachment.vpc-id", "Values": [server["VpcId"]]}])[
-            "InternetGateways"
-        ]
-        == []
-    )
-
-
-def test_interface_endpoints_in_a_client_vpc_are_reachable_from_the_jobs(aws, monkeypatch, tmp_path):
-    patch_moto(monkeypatch)
-    options = infra.InfraOptions(interface_endpoints=True)
-    _, outputs = deploy_steps(aws, tmp_path, ("client:hospital-a",), options)
-    made = outputs["client:hospital-a"]
-    ec2 = aws.admin(CLIENT_ACCOUNTS[0]).client("ec2")
-    endpoints = ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [made["VpcId"]]}])["VpcEndpoints"]
-    interfaces = [e for e in endpoints if e["VpcEndpointType"] == "Interface"]
-    assert {e["ServiceName"].rsplit(".", 1)[-1] if "ecr" not in e["ServiceName"] else e["ServiceName"][-7:]
-            for e in interfaces} == {"logs", "sts", "ecr.api", "ecr.dkr"}  # fmt: skip
-    endpoint_group = interfaces[0]["Groups"][0]["GroupId"]
-    group = ec2.describe_security_groups(GroupIds=[made["JobSecurityGroupId"]])["SecurityGroups"][0]
-    to_endpoints = [p for p in group["IpPermissionsEgress"] if p["UserIdGroupPairs"]]
-    assert [(p["FromPort"], p["UserIdGroupPairs"][0]["GroupId"]) for p in to_endpoints] == [(443, endpoint_group)]
-
-
-def test_a_stackset_rollout_creates_the_set_and_one_instance_per_account_with_overrides(aws, monkeypatch, tmp_path):
-    """Service-managed StackSet: the set in the management account, instances per OU account with overrides.
-
-    moto deploys a service-managed instance only into accounts it created inside the OU, so the
-    instance requests are checked as sent, and moto only has to accept them.
-    """
-    from infra_fixtures import federation_data, moto_sessions
-
-    from orchestrator import config
-
-    patch_moto(monkeypatch)
-    organizations = aws.server.client("organizations")
-    organizations.create_organization(FeatureSet="ALL")
-    root = organizations.list_roots()["Roots"][0]["Id"]
-    unit = organizations.create_organizational_unit(ParentId=root, Name="federation")["OrganizationalUnit"]["Id"]
-    options = infra.InfraOptions(stackset_ou=unit, org_profile="org")
-    federation = config.parse(federation_data(tmp_path))
-    steps = infra.plan_stacks(federation, options)
-    assert [(s.kind, s.update) for s in steps] == [
-        ("stack-set", False),
-        ("stack-instance", False),
-        ("stack-instance", False),
-        ("stack", False),
-        ("stack", False),
-        ("stack", False),
-        ("stack-instance", True),
-        ("stack-instance", True),
-    ]
-    deployer = infra.Deployer(moto_sessions(aws), options, lambda step, status: None, poll_seconds=0)
-    deployer.run(steps[:1])
-    cfn = aws.server.client("cloudformation")
-    stack_set = cfn.describe_stack_set(StackSetName=f"{PREFIX}-fedsage-clients")["StackSet"]
-    assert stack_set["PermissionModel"] == "SERVICE_MANAGED"
-    assert "ExternalId" in stack_set["TemplateBody"]
-    shared = {p["ParameterKey"]: p["ParameterValue"] for p in stack_set["Parameters"]}
-    assert shared["ExternalId"] == ""  # accounts the OU adds later get no role the server can assume
-    assert shared["ServerAccountId"] == SERVER_ACCOUNT
-    # each client account: the OU intersected with that one account, with the client's own values
-    for step, client in zip(steps[1:3], federation.clients, strict=True):
-        request = deployer.instance_request(step, deployer.parameters(step), {})
-        assert request["DeploymentTargets"] == {
-            "OrganizationalUnitIds": [unit],
-            "Accounts": [client.account_id],
-            "AccountFilterType": "INTERSECTION",
-        }
-        assert request["Regions"] == [REGION]
-        overrides = {p["ParameterKey"]: p["ParameterValue"] for p in request["ParameterOverrides"]}
-        assert overrides["ExternalId"] == client.external_id
-        assert overrides["VpcCidr"] == str(client.vpc_cidr)
-        assert overrides["BucketName"] == f"fedsage-{client.account_id}-{REGION}"
-        assert overrides["S3PrefixListId"].startswith("pl-")
-        operation = cfn.create_stack_instances(**request)["OperationId"]  # moto accepts the request as sent
-        assert (
-            cfn.describe_stack_set_operation(StackSetName=step.stack_name, OperationId=operation)["StackSetOperation"][
-                "Status"
-            ]
-            == "SUCCEEDED"
-        )
-    # the route update sends every override again (an omitted one would fall back to the set's value)
-    route = steps[6]
-    assert route.update and set(route.parameters) == {*steps[1].parameters, "PeeringConnectionId"}

@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 from conftest import CLIENT_ACCOUNTS, REGION, SERVER_ACCOUNT
 from iam_policy import ALLOW, EXPLICIT_DENY, IMPLICIT_DENY, evaluate
-from infra_fixtures import PREFIX, deploy_steps, patch_moto, upload_client_objects
+from infra_fixtures import PREFIX
 
 from orchestrator import plan
 from orchestrator.aws import sessions
@@ -24,14 +24,15 @@ LOG_GROUP = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/sagemaker/TrainingJ
 EXECUTION_ROLE = f"arn:aws:iam::{ACCOUNT}:role/FL-sagemaker-execution"
 
 
-class Deployed:
-    """The first client's stack, deployed, with its roles' policies."""
+class ClientRoles:
+    """The first client's stack, as the `deployed` federation has it, with its roles' policies."""
 
-    def __init__(self, aws, tmp_path):
-        self.aws = aws
-        self.federation, outputs = deploy_steps(aws, tmp_path, ("client:hospital-a",))
-        self.outputs = outputs["client:hospital-a"]
-        iam = aws.admin(ACCOUNT).client("iam")
+    def __init__(self, deployed):
+        self.aws = deployed.aws
+        self.federation = deployed.federation
+        self.server_outputs = deployed.outputs["server"]
+        self.outputs = deployed.outputs["client:hospital-a"]
+        iam = self.aws.admin(ACCOUNT).client("iam")
         self.kickoff = [
             iam.get_role_policy(RoleName="FL-kickoff-client-job", PolicyName="fedsage-kickoff")["PolicyDocument"]
         ]
@@ -39,13 +40,7 @@ class Deployed:
             iam.get_role_policy(RoleName="FL-sagemaker-execution", PolicyName="fedsage-training-job")["PolicyDocument"]
         ]
         self.trust = iam.get_role(RoleName="FL-kickoff-client-job")["Role"]["AssumeRolePolicyDocument"]
-        client = self.federation.clients[0].model_copy(
-            update={
-                "subnets": self.outputs["SubnetIds"].split(","),
-                "security_groups": [self.outputs["JobSecurityGroupId"]],
-                "tags": {"cost-centre": "fl-pilot"},
-            }
-        )
+        client = self.federation.clients[0].model_copy(update={"tags": {"cost-centre": "fl-pilot"}})
         self.client = client
         self.federation = self.federation.model_copy(update={"clients": [client, *self.federation.clients[1:]]})
 
@@ -67,10 +62,10 @@ class Deployed:
         return next(r for r in plan.plan(self.federation, context) if plan.client_of(r) == client.name)
 
 
-@pytest.fixture
-def deployed(aws, monkeypatch, tmp_path):
-    patch_moto(monkeypatch)
-    return Deployed(aws, tmp_path)
+@pytest.fixture(scope="module")
+def roles(deployed):
+    """The kickoff and execution roles of the first client, read once for the module's tests."""
+    return ClientRoles(deployed)
 
 
 def create_context(request):
@@ -148,29 +143,29 @@ def test_the_evaluator_follows_iam_semantics():
 # ----------------------------------------------------------------------------- what the runtime needs
 
 
-def test_launch_can_create_pass_and_tag_its_jobs(deployed):
-    request = deployed.request()
+def test_launch_can_create_pass_and_tag_its_jobs(roles):
+    request = roles.request()
     arn = job_arn(request["TrainingJobName"])
-    assert evaluate(deployed.kickoff, "sagemaker:CreateTrainingJob", arn, create_context(request)) == ALLOW
+    assert evaluate(roles.kickoff, "sagemaker:CreateTrainingJob", arn, create_context(request)) == ALLOW
     tagging = {**create_context(request), "sagemaker:TaggingAction": "CreateTrainingJob"}
-    assert evaluate(deployed.kickoff, "sagemaker:AddTags", arn, tagging) == ALLOW
+    assert evaluate(roles.kickoff, "sagemaker:AddTags", arn, tagging) == ALLOW
     passing = {"iam:PassedToService": "sagemaker.amazonaws.com"}
-    assert request["RoleArn"] == deployed.outputs["ExecutionRoleArn"]
-    assert evaluate(deployed.kickoff, "iam:PassRole", request["RoleArn"], passing) == ALLOW
+    assert request["RoleArn"] == roles.outputs["ExecutionRoleArn"]
+    assert evaluate(roles.kickoff, "iam:PassRole", request["RoleArn"], passing) == ALLOW
 
 
-def test_status_stop_and_logs_reach_the_federations_jobs(deployed):
-    name = deployed.request()["TrainingJobName"]
+def test_status_stop_and_logs_reach_the_federations_jobs(roles):
+    name = roles.request()["TrainingJobName"]
     for action in ("sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob", "sagemaker:ListTags"):
-        assert evaluate(deployed.kickoff, action, job_arn(name)) == ALLOW, action
-    assert evaluate(deployed.kickoff, "sagemaker:ListTrainingJobs", "*") == ALLOW
+        assert evaluate(roles.kickoff, action, job_arn(name)) == ALLOW, action
+    assert evaluate(roles.kickoff, "sagemaker:ListTrainingJobs", "*") == ALLOW
     for group in (LOG_GROUP, LOG_GROUP + ":*"):
-        assert evaluate(deployed.kickoff, "logs:DescribeLogStreams", group) == ALLOW
+        assert evaluate(roles.kickoff, "logs:DescribeLogStreams", group) == ALLOW
     stream = f"{LOG_GROUP}:log-stream:{name}/algo-1-1763719200"
-    assert evaluate(deployed.kickoff, "logs:GetLogEvents", stream) == ALLOW
+    assert evaluate(roles.kickoff, "logs:GetLogEvents", stream) == ALLOW
 
 
-def test_doctor_can_describe_the_network_and_list_code_and_data_keys(deployed):
+def test_doctor_can_describe_the_network_and_list_code_and_data_keys(roles):
     for action in (
         "ec2:DescribeVpcs",
         "ec2:DescribeSubnets",
@@ -178,67 +173,67 @@ def test_doctor_can_describe_the_network_and_list_code_and_data_keys(deployed):
         "ec2:DescribeRouteTables",
         "ec2:DescribeVpcPeeringConnections",
     ):
-        assert evaluate(deployed.kickoff, action, "*") == ALLOW, action
+        assert evaluate(roles.kickoff, action, "*") == ALLOW, action
     for prefix in ("code/source.tar.gz", "data/train/", "data/validation/"):
-        assert evaluate(deployed.kickoff, "s3:ListBucket", f"arn:aws:s3:::{BUCKET}", {"s3:prefix": prefix}) == ALLOW
+        assert evaluate(roles.kickoff, "s3:ListBucket", f"arn:aws:s3:::{BUCKET}", {"s3:prefix": prefix}) == ALLOW
 
 
 # ----------------------------------------------------------------------------- what it must not do
 
 
-def test_it_cannot_read_or_write_client_data(deployed):
+def test_it_cannot_read_or_write_client_data(roles):
     for key in ("data/train/part-0.csv", "data/validation/part-0.csv", "code/source.tar.gz", "artifacts/m.tar.gz"):
         for action in ("s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:DeleteObject"):
-            assert evaluate(deployed.kickoff, action, f"arn:aws:s3:::{BUCKET}/{key}") == IMPLICIT_DENY, (action, key)
+            assert evaluate(roles.kickoff, action, f"arn:aws:s3:::{BUCKET}/{key}") == IMPLICIT_DENY, (action, key)
     bucket = f"arn:aws:s3:::{BUCKET}"
-    assert evaluate(deployed.kickoff, "s3:ListBucket", bucket, {}) == IMPLICIT_DENY  # no prefix: the whole bucket
-    assert evaluate(deployed.kickoff, "s3:ListBucket", bucket, {"s3:prefix": "artifacts/"}) == IMPLICIT_DENY
-    assert evaluate(deployed.kickoff, "logs:FilterLogEvents", LOG_GROUP) == IMPLICIT_DENY  # reads every job's log
+    assert evaluate(roles.kickoff, "s3:ListBucket", bucket, {}) == IMPLICIT_DENY  # no prefix: the whole bucket
+    assert evaluate(roles.kickoff, "s3:ListBucket", bucket, {"s3:prefix": "artifacts/"}) == IMPLICIT_DENY
+    assert evaluate(roles.kickoff, "logs:FilterLogEvents", LOG_GROUP) == IMPLICIT_DENY  # reads every job's log
 
 
-def test_it_cannot_create_jobs_with_another_prefix_or_outside_the_job_network(deployed):
-    request = deployed.request()
+def test_it_cannot_create_jobs_with_another_prefix_or_outside_the_job_network(roles):
+    request = roles.request()
     context = create_context(request)
     other = request["TrainingJobName"].replace(f"{PREFIX}-", "other-", 1)
-    assert evaluate(deployed.kickoff, "sagemaker:CreateTrainingJob", job_arn(other), context) == IMPLICIT_DENY
+    assert evaluate(roles.kickoff, "sagemaker:CreateTrainingJob", job_arn(other), context) == IMPLICIT_DENY
     no_vpc = {k: v for k, v in context.items() if not k.startswith("sagemaker:Vpc")}
-    assert evaluate(deployed.kickoff, "sagemaker:CreateTrainingJob", job_arn(request["TrainingJobName"]), no_vpc) == (
+    assert evaluate(roles.kickoff, "sagemaker:CreateTrainingJob", job_arn(request["TrainingJobName"]), no_vpc) == (
         IMPLICIT_DENY
     )
     foreign = {**context, "sagemaker:VpcSubnets": ["subnet-0123456789abcdef0"]}
-    assert evaluate(deployed.kickoff, "sagemaker:CreateTrainingJob", job_arn(request["TrainingJobName"]), foreign) == (
+    assert evaluate(roles.kickoff, "sagemaker:CreateTrainingJob", job_arn(request["TrainingJobName"]), foreign) == (
         IMPLICIT_DENY
     )
     open_group = {**context, "sagemaker:VpcSecurityGroupIds": [*context["sagemaker:VpcSecurityGroupIds"], "sg-1"]}
-    assert evaluate(
-        deployed.kickoff, "sagemaker:CreateTrainingJob", job_arn(request["TrainingJobName"]), open_group
-    ) == (IMPLICIT_DENY)
+    assert evaluate(roles.kickoff, "sagemaker:CreateTrainingJob", job_arn(request["TrainingJobName"]), open_group) == (
+        IMPLICIT_DENY
+    )
     untagged = {k: v for k, v in context.items() if "fedsage:run-id" not in k}
-    assert evaluate(deployed.kickoff, "sagemaker:CreateTrainingJob", job_arn(request["TrainingJobName"]), untagged) == (
+    assert evaluate(roles.kickoff, "sagemaker:CreateTrainingJob", job_arn(request["TrainingJobName"]), untagged) == (
         IMPLICIT_DENY
     )
     retag = {"sagemaker:TaggingAction": "AddTags"}  # re-tagging an existing job, e.g. to hide it from a run
-    assert evaluate(deployed.kickoff, "sagemaker:AddTags", job_arn(request["TrainingJobName"]), retag) == IMPLICIT_DENY
+    assert evaluate(roles.kickoff, "sagemaker:AddTags", job_arn(request["TrainingJobName"]), retag) == IMPLICIT_DENY
     for action in ("sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob"):
-        assert evaluate(deployed.kickoff, action, job_arn("other-job")) == IMPLICIT_DENY
+        assert evaluate(roles.kickoff, action, job_arn("other-job")) == IMPLICIT_DENY
     stream = f"{LOG_GROUP}:log-stream:other-job/algo-1-1763719200"
-    assert evaluate(deployed.kickoff, "logs:GetLogEvents", stream) == IMPLICIT_DENY
+    assert evaluate(roles.kickoff, "logs:GetLogEvents", stream) == IMPLICIT_DENY
 
 
-def test_it_passes_only_the_execution_role_and_only_to_sagemaker(deployed):
+def test_it_passes_only_the_execution_role_and_only_to_sagemaker(roles):
     sagemaker = {"iam:PassedToService": "sagemaker.amazonaws.com"}
     admin = f"arn:aws:iam::{ACCOUNT}:role/OrganizationAccountAccessRole"
-    assert evaluate(deployed.kickoff, "iam:PassRole", admin, sagemaker) == IMPLICIT_DENY
-    assert evaluate(deployed.kickoff, "iam:PassRole", EXECUTION_ROLE, {"iam:PassedToService": "ec2.amazonaws.com"}) == (
+    assert evaluate(roles.kickoff, "iam:PassRole", admin, sagemaker) == IMPLICIT_DENY
+    assert evaluate(roles.kickoff, "iam:PassRole", EXECUTION_ROLE, {"iam:PassedToService": "ec2.amazonaws.com"}) == (
         IMPLICIT_DENY
     )
-    assert evaluate(deployed.kickoff, "iam:PassRole", EXECUTION_ROLE, {}) == IMPLICIT_DENY
+    assert evaluate(roles.kickoff, "iam:PassRole", EXECUTION_ROLE, {}) == IMPLICIT_DENY
 
 
-def test_it_grants_exactly_the_listed_actions_and_no_risky_class(deployed):
+def test_it_grants_exactly_the_listed_actions_and_no_risky_class(roles):
     from cloudsplaining.scan.policy_document import PolicyDocument
 
-    document = PolicyDocument(deployed.kickoff[0])
+    document = PolicyDocument(roles.kickoff[0])
     assert {a.lower() for a in document.all_allowed_actions} == {
         "sagemaker:createtrainingjob",
         "sagemaker:addtags",
@@ -267,33 +262,33 @@ def test_it_grants_exactly_the_listed_actions_and_no_risky_class(deployed):
     }
 
 
-def test_parliament_finds_nothing_in_the_roles(deployed):
+def test_parliament_finds_nothing_in_the_roles(roles):
     import json
 
     from parliament import analyze_policy_string
 
-    assert analyze_policy_string(json.dumps(deployed.kickoff[0])).findings == []
+    assert analyze_policy_string(json.dumps(roles.kickoff[0])).findings == []
     # ec2:CreateNetworkInterface authorizes the new interface and the subnet and security group it
     # goes into. The execution role grants the interface in one statement and the subnet and group
     # (only those of the job VPC, by ec2:Vpc, a key the interface itself lacks) in another; IAM
     # judges each resource on its own, parliament expects them in one statement.
-    findings = analyze_policy_string(json.dumps(deployed.execution[0])).findings
+    findings = analyze_policy_string(json.dumps(roles.execution[0])).findings
     split = {"action": "ec2:CreateNetworkInterface"}
     assert [f.issue for f in findings] in ([], ["RESOURCE_MISMATCH"], ["RESOURCE_MISMATCH", "RESOURCE_MISMATCH"])
     assert all(all(split.items() <= d.items() for d in f.detail) for f in findings)
     assert (
         evaluate(
-            deployed.execution,
+            roles.execution,
             "ec2:CreateNetworkInterface",
             f"arn:aws:ec2:{REGION}:{ACCOUNT}:subnet/subnet-1",
             {"ec2:Vpc": f"arn:aws:ec2:{REGION}:{ACCOUNT}:vpc/vpc-other"},
         )
         == IMPLICIT_DENY
     )
-    vpc = f"arn:aws:ec2:{REGION}:{ACCOUNT}:vpc/{deployed.outputs['VpcId']}"
+    vpc = f"arn:aws:ec2:{REGION}:{ACCOUNT}:vpc/{roles.outputs['VpcId']}"
     assert (
         evaluate(
-            deployed.execution,
+            roles.execution,
             "ec2:CreateNetworkInterface",
             f"arn:aws:ec2:{REGION}:{ACCOUNT}:subnet/s",
             {"ec2:Vpc": vpc},
@@ -302,11 +297,11 @@ def test_parliament_finds_nothing_in_the_roles(deployed):
     )
 
 
-def test_the_trust_policy_names_only_the_server_account_with_the_external_id(deployed):
-    statement = deployed.trust["Statement"]
+def test_the_trust_policy_names_only_the_server_account_with_the_external_id(roles):
+    statement = roles.trust["Statement"]
     assert len(statement) == 1
     assert statement[0]["Principal"] == {"AWS": f"arn:aws:iam::{SERVER_ACCOUNT}:root"}
-    assert statement[0]["Condition"]["StringEquals"] == {"sts:ExternalId": deployed.client.external_id}
+    assert statement[0]["Condition"]["StringEquals"] == {"sts:ExternalId": roles.client.external_id}
     assert statement[0]["Condition"]["StringLike"] == {"sts:RoleSessionName": "fedsage-*"}
 
 
@@ -331,9 +326,8 @@ def _denied(call):
     return raised.value.response["Error"]["Code"] in ("AccessDenied", "403")
 
 
-def test_through_its_real_credentials_the_kickoff_role_gets_no_object(deployed, monkeypatch):
-    upload_client_objects(deployed.aws, [deployed.client])
-    kickoff = sessions.client_session(deployed.aws.server, deployed.client, "20261121-101500-a1b2").client("s3")
+def test_through_its_real_credentials_the_kickoff_role_gets_no_object(roles, monkeypatch):
+    kickoff = sessions.client_session(roles.aws.server, roles.client, "20261121-101500-a1b2").client("s3")
     kickoff._request_signer._credentials.get_frozen_credentials()  # assume the role before enforcement starts
     with iam_enforced(monkeypatch):
         for key in ("data/train/part-0.csv", "code/source.tar.gz"):
@@ -341,10 +335,9 @@ def test_through_its_real_credentials_the_kickoff_role_gets_no_object(deployed, 
         assert _denied(lambda: kickoff.put_object(Bucket=BUCKET, Key="data/train/evil.csv", Body=b"x"))
 
 
-def test_through_its_real_credentials_the_execution_role_reads_data_and_writes_only_artifacts(deployed, monkeypatch):
-    upload_client_objects(deployed.aws, [deployed.client])
+def test_through_its_real_credentials_the_execution_role_reads_data_and_writes_only_artifacts(roles, monkeypatch):
     credentials = (
-        deployed.aws.admin(ACCOUNT)
+        roles.aws.admin(ACCOUNT)
         .client("sts")
         .assume_role(RoleArn=EXECUTION_ROLE, RoleSessionName="SageMaker")["Credentials"]
     )
@@ -363,11 +356,9 @@ def test_through_its_real_credentials_the_execution_role_reads_data_and_writes_o
         assert _denied(lambda: s3.put_object(Bucket=BUCKET, Key="code/source.tar.gz", Body=b"x"))
 
 
-def test_the_server_may_assume_only_the_listed_kickoff_roles(aws, monkeypatch, tmp_path):
-    patch_moto(monkeypatch)
-    _, outputs = deploy_steps(aws, tmp_path, ("server",))
-    iam = aws.admin(SERVER_ACCOUNT).client("iam")
-    arn = outputs["server"]["KickoffAccessPolicyArn"]
+def test_the_server_may_assume_only_the_listed_kickoff_roles(roles):
+    iam = roles.aws.admin(SERVER_ACCOUNT).client("iam")
+    arn = roles.server_outputs["KickoffAccessPolicyArn"]
     version = iam.get_policy(PolicyArn=arn)["Policy"]["DefaultVersionId"]
     document = iam.get_policy_version(PolicyArn=arn, VersionId=version)["PolicyVersion"]["Document"]
     kickoff = [f"arn:aws:iam::{account}:role/FL-kickoff-client-job" for account in CLIENT_ACCOUNTS]
@@ -375,5 +366,5 @@ def test_the_server_may_assume_only_the_listed_kickoff_roles(aws, monkeypatch, t
         assert evaluate([document], "sts:AssumeRole", role) == ALLOW
     for role in (f"arn:aws:iam::{CLIENT_ACCOUNTS[0]}:role/FL-sagemaker-execution", "arn:aws:iam::444444444444:role/x"):
         assert evaluate([document], "sts:AssumeRole", role) == IMPLICIT_DENY
-    attached = iam.list_attached_role_policies(RoleName=outputs["server"]["HostRoleArn"].rsplit("/", 1)[1])
+    attached = iam.list_attached_role_policies(RoleName=roles.server_outputs["HostRoleArn"].rsplit("/", 1)[1])
     assert [p["PolicyArn"] for p in attached["AttachedPolicies"]] == [arn]
