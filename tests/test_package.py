@@ -38,7 +38,7 @@ def test_the_archive_is_reproducible_and_holds_exactly_the_client_code(tmp_path)
     assert (tmp_path / "a" / "source.tar.gz").read_bytes() == (tmp_path / "b" / "source.tar.gz").read_bytes()
     assert content_digest(first.path) == first.content_sha256
     names, meta = _names(first.path)
-    assert names == ["client.py", "requirements.txt", "train.py", "transport.py", "utils.py"]
+    assert names == ["client.py", "constants.py", "requirements.txt", "train.py", "transport.py", "utils.py"]
     assert set(meta.values()) == {(315532800, 0, 0, 0o644)}
     with tarfile.open(first.path) as tar:
         assert tar.extractfile("train.py").read() == (CODE_DIR / "train.py").read_bytes()
