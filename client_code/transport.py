@@ -24,7 +24,6 @@ from flwr.client import NumPyClient
 from tenacity import (
     RetryCallState,
     Retrying,
-    before_sleep_log,
     retry_if_exception_type,
     stop_before_delay,
     wait_exponential,
@@ -153,6 +152,10 @@ def run_client(
         finally:
             _state.token = None
 
+    def log_wait(retry_state: RetryCallState) -> None:
+        code = retry_state.outcome.exception().code.name
+        log.info("server not reachable yet (%s); retrying in %.1f s", code, retry_state.upcoming_sleep)
+
     def give_up(retry_state: RetryCallState) -> None:
         raise ServerUnreachable(
             f"could not reach the server at {server_address} within {connect_timeout:g} s "
@@ -163,7 +166,7 @@ def run_client(
         retry=retry_if_exception_type(_NotJoined),
         wait=wait_exponential(multiplier=BACKOFF_FIRST, max=BACKOFF_MAX),
         stop=stop_before_delay(connect_timeout) | _not_retryable,
-        before_sleep=before_sleep_log(log, logging.INFO),
+        before_sleep=log_wait,
         retry_error_callback=give_up,
     )
     retrying(attempt)
