@@ -131,12 +131,12 @@ def relock(python_version: str) -> Path:
     path = lock_path(python_version)
     staged = path.with_name(path.name + ".tmp")
     if path.is_file():
-        staged.write_bytes(path.read_bytes())  # uv keeps the pins of its output file
+        staged.write_bytes(path.read_bytes())  # uv keeps the pins (and their hashes) of its output file
     command = [find_uv_bin(), "pip", "compile", "--quiet", "--generate-hashes", "--only-binary", ":all:"]
     command += ["--python-version", python_version, "--python-platform", UV_PLATFORM]
     command += ["--custom-compile-command", f"fedsage package --relock --python-version {python_version}"]
     # run beside requirements.txt so the lock names it relatively ("# via -r requirements.txt")
-    command += [REQUIREMENTS.name, "--output-file", staged.name]
+    command += [REQUIREMENTS.name, "--output-file", str(staged)]
     result = subprocess.run(command, cwd=REQUIREMENTS.parent, capture_output=True, text=True)
     if result.returncode != 0:
         staged.unlink(missing_ok=True)
@@ -178,7 +178,15 @@ def _archive_requirements(lock: str | None) -> str:
 
 
 def build(out: Path, python_version: str = "3.12", vendor_wheels: bool = True) -> Package:
-    """Build source.tar.gz at `out`; with `vendor_wheels`, include every dependency as a wheel."""
+    """Build source.tar.gz at `out`; with `vendor_wheels`, include every dependency as a wheel.
+
+    The wheels are those of the committed lock for CPython `python_version` ("3.12"), downloaded
+    by pip for manylinux x86_64 with every hash checked; without `vendor_wheels` the archive's
+    requirements.txt is client_code's plain pins (the container then needs a package index).
+    Returns the archive's path, sha256, content sha256, file and wheel counts and size in bytes.
+    Raises BadInput when there is no lock for `python_version` (before anything is written),
+    RunFailed when a wheel cannot be downloaded.
+    """
     out = Path(out)
     lock = None
     with tempfile.TemporaryDirectory() as tmp:

@@ -91,14 +91,27 @@ def test_a_python_without_a_lock_is_bad_input(tmp_path, capsys):
     assert not list(tmp_path.iterdir())
 
 
-def test_the_configs_container_python_chooses_the_lock(tmp_path, capsys):
+def _config(tmp_path, container=""):
     path = tmp_path / "federation.toml"
     path.write_text(
-        '[container]\npython_version = "3.14"\n\n[server]\ntest_data = "test.csv"\n\n'
-        '[[clients]]\nname = "a"\ntrain_uri = "s3://b/a/"\n'
+        f'{container}[server]\ntest_data = "test.csv"\n\n[[clients]]\nname = "a"\ntrain_uri = "s3://b/a/"\n'
     )
+    return path
+
+
+def test_the_configs_container_python_chooses_the_lock(tmp_path, capsys):
+    path = _config(tmp_path, '[container]\npython_version = "3.14"\n\n')
     code, _, err = run_cli(capsys, "package", "--out", str(tmp_path / "out" / "s.tar.gz"), "-c", str(path))
     assert code == 2 and "no dependency lock for Python 3.14" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_upload_target_that_cannot_be_reached_is_refused_before_anything_is_built(tmp_path, capsys):
+    upload = ("package", "--no-wheels", "--out", str(tmp_path / "out" / "s.tar.gz"), "--upload")
+    code, _, err = run_cli(capsys, *upload, "-c", str(_config(tmp_path)))
+    assert code == 2 and "client 'a' has no code_uri" in err
+    code, _, err = run_cli(capsys, *upload, "-c", str(_config(tmp_path)), "--client", "b")
+    assert code == 2 and "no client named 'b'" in err
     assert not (tmp_path / "out").exists()
 
 
