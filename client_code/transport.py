@@ -7,7 +7,7 @@ batch job needs on top of it:
 * the run's client token, sent as gRPC metadata so the server can refuse unknown clients before
   they receive anything;
 * retries with exponential backoff until the connect timeout, because a training job may start
-  before the server listens (the compat transport does not retry by itself).
+  before the server listens (the compat transport does not retry by itself); tenacity runs them.
 
 A Deployment Engine transport would replace this module and its server-side twin only.
 """
@@ -17,16 +17,23 @@ from __future__ import annotations
 import collections
 import logging
 import threading
-import time
 from collections.abc import Callable
 
 import grpc
 from flwr.client import NumPyClient
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_before_delay,
+    wait_exponential,
+)
 
 log = logging.getLogger(__name__)
 
 TOKEN_HEADER = "x-fedsage-client-token"
 _RETRYABLE = (grpc.StatusCode.UNAVAILABLE,)
+BACKOFF_FIRST, BACKOFF_MAX = 0.5, 10.0  # seconds: the first wait between connection attempts, then doubling to this
 
 
 class ServerRefused(RuntimeError):
@@ -35,6 +42,20 @@ class ServerRefused(RuntimeError):
 
 class ServerUnreachable(RuntimeError):
     """No connection to the server before the connect timeout, or the connection was lost."""
+
+
+class _NotJoined(Exception):
+    """A connection attempt that failed before the server sent anything: retried while UNAVAILABLE."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(f"{code.name}: {details}")
+        self.code = code
+
+
+def _not_retryable(retry_state: RetryCallState) -> bool:
+    """Tenacity stop condition: the last attempt failed with a status that waiting will not fix."""
+    error = retry_state.outcome.exception() if retry_state.outcome else None
+    return not (isinstance(error, _NotJoined) and error.code in _RETRYABLE)
 
 
 class _CallDetails(
@@ -104,27 +125,21 @@ def run_client(
 ) -> None:
     """Take part in the federation until the server ends it.
 
-    Connection failures are retried with exponential backoff (0.5 s doubling to 10 s) until
-    `connect_timeout` seconds have passed, as long as `has_joined()` says the server has not
-    sent any instruction yet. Once the client has joined, a lost connection is final: Flower's
-    gRPC transport cannot resume a round. Raises ServerRefused or ServerUnreachable.
+    Connection attempts that fail with UNAVAILABLE are retried by tenacity with exponential
+    backoff (0.5 s doubling to 10 s) as long as the next attempt would start within
+    `connect_timeout` seconds and `has_joined()` says the server has not sent any instruction
+    yet. Once the client has joined, a lost connection is final: Flower's gRPC transport cannot
+    resume a round. Raises ServerRefused (UNAUTHENTICATED: unknown or reused token) or
+    ServerUnreachable (timeout, another status, or the connection lost after joining).
     """
     from flwr.client import start_client
 
     _install_token_hook()
-    deadline = time.monotonic() + connect_timeout
-    delay = 0.5
-    attempt = 0
-    while True:
-        attempt += 1
+
+    def attempt() -> None:
+        _state.token = token
         try:
-            _state.token = token
-            start_client(
-                server_address=server_address,
-                client=client.to_client(),
-                root_certificates=root_certificate,
-            )
-            return
+            start_client(server_address=server_address, client=client.to_client(), root_certificates=root_certificate)
         except grpc.RpcError as error:
             code, details = error.code(), error.details()
             if code == grpc.StatusCode.UNAUTHENTICATED:
@@ -133,13 +148,25 @@ def run_client(
                 raise ServerUnreachable(
                     f"lost the connection to the server at {server_address} ({code.name}: {details})"
                 ) from None
-            if code not in _RETRYABLE or time.monotonic() + delay > deadline:
-                raise ServerUnreachable(
-                    f"could not reach the server at {server_address} within {connect_timeout:g} s "
-                    f"after {attempt} attempts ({code.name}: {details})"
-                ) from None
-            log.info("server not reachable yet (%s); retrying in %.1f s", code.name, delay)
-            time.sleep(delay)
-            delay = min(delay * 2, 10.0)
+            raise _NotJoined(code, details) from None
         finally:
             _state.token = None
+
+    def log_wait(retry_state: RetryCallState) -> None:
+        code = retry_state.outcome.exception().code.name
+        log.info("server not reachable yet (%s); retrying in %.1f s", code, retry_state.upcoming_sleep)
+
+    def give_up(retry_state: RetryCallState) -> None:
+        raise ServerUnreachable(
+            f"could not reach the server at {server_address} within {connect_timeout:g} s "
+            f"after {retry_state.attempt_number} attempts ({retry_state.outcome.exception()})"
+        )
+
+    retrying = Retrying(
+        retry=retry_if_exception_type(_NotJoined),
+        wait=wait_exponential(multiplier=BACKOFF_FIRST, max=BACKOFF_MAX),
+        stop=stop_before_delay(connect_timeout) | _not_retryable,
+        before_sleep=log_wait,
+        retry_error_callback=give_up,
+    )
+    retrying(attempt)

@@ -9,9 +9,14 @@ wheels/*.whl       every dependency, built for the container's Python and platfo
 ```
 
 Jobs in private subnets without NAT or PyPI install only from wheels/, and pip checks every
-wheel against its hash. Dependencies come from a lock committed next to the client code
-(`client_code/requirements-py3XX.lock`, regenerated with `fedsage package --relock`), so the
-same commit always packages the same bytes.
+wheel against its hash. Dependencies come from a lock committed next to the client code, one
+per supported container Python (`client_code/requirements-py311.lock`, `-py312`, `-py313`),
+so the same commit always packages the same bytes. uv writes the locks: `uv pip compile
+--generate-hashes --only-binary :all:` resolves requirements.txt for CPython 3.X on
+`x86_64-manylinux_2_28` and records the sha256 of every file of each pinned release (pip then
+accepts the one wheel that fits). Regenerate one with `fedsage package --relock --python-version
+3.12`: pins already in the lock are kept unless requirements.txt moves them; delete the lock
+first to take the newest releases. A new lock is how a new container Python becomes supported.
 
 The archive is reproducible: entries sorted, fixed timestamps and owners, gzip without a
 timestamp. Two digests are printed: the archive's sha256, and the sha256 of the uncompressed tar
@@ -24,6 +29,8 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -37,7 +44,15 @@ from orchestrator.errors import BadInput, RunFailed
 CODE_FILES = ("train.py", "client.py", "transport.py", "utils.py", "constants.py")
 CODE_DIR = Path(client_code.__file__).parent
 REQUIREMENTS = CODE_DIR / "requirements.txt"
-PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64", "any")
+GLIBC_MINOR = 28  # the container's platform: manylinux_2_28 x86_64 (glibc 2.28 or newer)
+UV_PLATFORM = f"x86_64-manylinux_2_{GLIBC_MINOR}"  # uv's name for it: wheels for glibc <= 2.28
+# pip's names for the same set (pip does not widen manylinux_2_28 to older glibc tags by itself;
+# manylinux2014 widens to manylinux2010 and manylinux1); "any" stays last
+PLATFORMS = (
+    *(f"manylinux_2_{minor}_x86_64" for minor in range(GLIBC_MINOR, 16, -1)),
+    "manylinux2014_x86_64",
+    "any",
+)
 FIXED_MTIME = 315532800  # 1980-01-01, as wheels and zip files use for reproducible builds
 
 
@@ -54,12 +69,42 @@ class Package:
 
 
 def lock_path(python_version: str) -> Path:
-    """The committed lock for a container Python version, e.g. requirements-py312.lock."""
+    """The committed lock for a container Python version ("3.12" -> requirements-py312.lock)."""
     return CODE_DIR / f"requirements-py{python_version.replace('.', '')}.lock"
 
 
+def supported_pythons() -> tuple[str, ...]:
+    """The container Python versions that have a committed lock, oldest first, e.g. ("3.11", "3.12")."""
+    found = (
+        re.fullmatch(r"requirements-py3(\d+)\.lock", path.name) for path in CODE_DIR.glob("requirements-py3*.lock")
+    )
+    return tuple(f"3.{minor}" for minor in sorted(int(match[1]) for match in found if match))
+
+
+def require_lock(python_version: str) -> Path:
+    """The lock for `python_version`, or BadInput naming the supported versions and how to add one."""
+    path = lock_path(python_version)
+    if not path.is_file():
+        raise BadInput(
+            f"no dependency lock for Python {python_version} ({path.name}); supported: "
+            f"{', '.join(supported_pythons()) or 'none'} (add one with "
+            f"`fedsage package --relock --python-version {python_version}`)"
+        )
+    return path
+
+
+def _one_line(stderr: str, default: str) -> str:
+    """One line from a tool's error output: its first line, with the first `cause:` line if any."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    if not lines:
+        return default
+    cause = next((line.removeprefix("cause:").strip() for line in lines if line.startswith("cause:")), None)
+    first = lines[0].removeprefix("error:").strip()
+    return f"{first} ({cause})" if cause else first
+
+
 def _pip_download(args: list[str], dest: Path, python_version: str) -> None:
-    """Download wheels for the container (CPython `python_version`, manylinux x86_64)."""
+    """Download wheels for the container (CPython `python_version`, manylinux x86_64) into `dest`."""
     abi = f"cp{python_version.replace('.', '')}"
     command = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--dest", str(dest)]
     command += ["--only-binary=:all:", "--implementation", "cp", "--python-version", python_version]
@@ -72,22 +117,32 @@ def _pip_download(args: list[str], dest: Path, python_version: str) -> None:
 
 
 def relock(python_version: str) -> Path:
-    """Resolve requirements.txt for the container and write the hash-pinned lock; return its path."""
-    from packaging.utils import parse_wheel_filename
+    """Resolve requirements.txt for a container Python with uv and write its hash-pinned lock.
 
-    with tempfile.TemporaryDirectory() as tmp:
-        _pip_download(["-r", str(REQUIREMENTS)], Path(tmp), python_version)
-        lines = []
-        for wheel in sorted(Path(tmp).glob("*.whl"), key=lambda p: p.name.lower()):
-            name, version, _, _ = parse_wheel_filename(wheel.name)
-            digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
-            lines.append(f"{name}=={version} \\\n    --hash=sha256:{digest}")
-    header = (
-        f"# Every dependency of client_code for CPython {python_version} on manylinux x86_64, with hashes.\n"
-        f"# Generated from requirements.txt by `fedsage package --relock --python-version {python_version}`.\n"
-    )
+    Runs `uv pip compile --generate-hashes --only-binary :all: --python-version X
+    --python-platform x86_64-manylinux_2_28` (uv's own index settings apply, e.g. UV_INDEX_URL).
+    Pins already in the lock are preferred. Returns the lock's path; the old lock stays untouched
+    unless uv succeeds. Raises BadInput for a malformed version, RunFailed when uv cannot resolve.
+    """
+    from uv import find_uv_bin
+
+    if not re.fullmatch(r"3\.\d+", python_version):
+        raise BadInput(f"--python-version {python_version!r} is not a Python version like 3.12")
     path = lock_path(python_version)
-    path.write_text(header + "\n".join(lines) + "\n")
+    staged = path.with_name(path.name + ".tmp")
+    if path.is_file():
+        staged.write_bytes(path.read_bytes())  # uv keeps the pins (and their hashes) of its output file
+    command = [find_uv_bin(), "pip", "compile", "--quiet", "--generate-hashes", "--only-binary", ":all:"]
+    command += ["--python-version", python_version, "--python-platform", UV_PLATFORM]
+    command += ["--custom-compile-command", f"fedsage package --relock --python-version {python_version}"]
+    # run beside requirements.txt so the lock names it relatively ("# via -r requirements.txt")
+    command += [REQUIREMENTS.name, "--output-file", str(staged)]
+    result = subprocess.run(command, cwd=REQUIREMENTS.parent, capture_output=True, text=True)
+    if result.returncode != 0:
+        staged.unlink(missing_ok=True)
+        reason = _one_line(result.stderr, "uv failed")
+        raise RunFailed(f"locking requirements.txt for Python {python_version} failed: {reason}")
+    os.replace(staged, path)
     return path
 
 
@@ -123,18 +178,21 @@ def _archive_requirements(lock: str | None) -> str:
 
 
 def build(out: Path, python_version: str = "3.12", vendor_wheels: bool = True) -> Package:
-    """Build source.tar.gz at `out`; with `vendor_wheels`, include every dependency as a wheel."""
+    """Build source.tar.gz at `out`; with `vendor_wheels`, include every dependency as a wheel.
+
+    The wheels are those of the committed lock for CPython `python_version` ("3.12"), downloaded
+    by pip for manylinux x86_64 with every hash checked; without `vendor_wheels` the archive's
+    requirements.txt is client_code's plain pins (the container then needs a package index).
+    Returns the archive's path, sha256, content sha256, file and wheel counts and size in bytes.
+    Raises BadInput when there is no lock for `python_version` (before anything is written),
+    RunFailed when a wheel cannot be downloaded.
+    """
     out = Path(out)
     lock = None
     with tempfile.TemporaryDirectory() as tmp:
         wheels: list[Path] = []
         if vendor_wheels:
-            path = lock_path(python_version)
-            if not path.is_file():
-                raise BadInput(
-                    f"no dependency lock for Python {python_version} ({path.name}); create it with "
-                    f"`fedsage package --relock --python-version {python_version}`"
-                )
+            path = require_lock(python_version)
             lock = path.read_text()
             _pip_download(["--no-deps", "--require-hashes", "-r", str(path)], Path(tmp), python_version)
             wheels = sorted(Path(tmp).glob("*.whl"), key=lambda p: p.name)

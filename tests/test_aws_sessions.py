@@ -1,11 +1,11 @@
 """Sessions into client accounts: assumed with the ExternalId, named after the run, self-refreshing."""
 
-import datetime as dt
-
 from conftest import CLIENT_ACCOUNTS, SERVER_ACCOUNT
 
 from orchestrator import config
 from orchestrator.aws import sessions
+
+KICKOFF_ROLE = "arn:aws:iam::222222222222:role/FL-kickoff-client-job"
 
 
 def _client(account="222222222222", external_id="ext-a"):
@@ -36,18 +36,30 @@ def test_client_session_is_the_kickoff_role_in_the_client_account(aws):
     assert aws.admin(SERVER_ACCOUNT).client("s3").list_buckets()["Buckets"] == []
 
 
-def test_credentials_refresh_themselves_when_they_expire(aws):
+def test_credentials_are_reused_until_botocore_refresh_window(aws):
     session = sessions.client_session(aws.server, _client(), run_id="r1")
     sts = session.client("sts")
-    sts.get_caller_identity()
-    credentials = session._session._credentials
+    keys = set()
+    for _ in range(3):
+        assert sts.get_caller_identity()["Account"] == "222222222222"
+        keys.add(session.get_credentials().get_frozen_credentials().access_key)
+    assert len(keys) == 1  # an hour-long credential is not renewed on every call
+    assert aws.assumed_roles("222222222222") == [(KICKOFF_ROLE, "fedsage-r1", "ext-a")]
+
+
+def test_credentials_refresh_themselves_before_they_expire(aws):
+    """Credentials that expire within 15 minutes are in botocore's refresh window: each use renews them."""
+    session = sessions.assume_role(
+        aws.server, KICKOFF_ROLE, "ext-a", sessions.session_name("r1"), "eu-west-1", duration_seconds=900
+    )
+    sts = session.client("sts")
+    credentials = session.get_credentials()
+    assert sts.get_caller_identity()["Account"] == "222222222222"
     first_key = credentials.get_frozen_credentials().access_key
-    # an hour later: the credentials and the fetcher's cached AssumeRole response have both expired
-    credentials._expiry_time = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
-    credentials._refresh_using.__self__._cache.clear()
     assert sts.get_caller_identity()["Account"] == "222222222222"
     assert credentials.get_frozen_credentials().access_key != first_key
-    assert len(aws.assumed_roles("222222222222")) == 2
+    renewals = aws.assumed_roles("222222222222")
+    assert len(renewals) >= 2 and set(renewals) == {(KICKOFF_ROLE, "fedsage-r1", "ext-a")}
 
 
 def test_session_name_carries_the_run_id_within_sts_limits():

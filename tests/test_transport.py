@@ -1,5 +1,7 @@
 """Only the clients a run launched are admitted: the token check happens before any message."""
 
+import logging
+import re
 import threading
 
 import numpy as np
@@ -86,7 +88,8 @@ def test_a_client_that_does_not_trust_the_server_certificate_cannot_connect(serv
         )
 
 
-def test_an_unreachable_server_is_retried_until_the_connect_timeout():
+def test_an_unreachable_server_is_retried_until_the_connect_timeout(caplog):
+    caplog.set_level(logging.INFO, logger=transport.__name__)
     port = free_port()
     with pytest.raises(transport.ServerUnreachable, match=r"within 2 s after [2-9] attempts"):
         transport.run_client(
@@ -97,3 +100,8 @@ def test_an_unreachable_server_is_retried_until_the_connect_timeout():
             connect_timeout=2,
             has_joined=lambda: False,
         )
+    # exponential backoff: 0.5 s doubling to 10 s (how many waits fit in 2 s depends on the machine);
+    # only this thread's: an earlier test's client may still be retrying in the background
+    mine = "\n".join(r.getMessage() for r in caplog.records if r.thread == threading.get_ident())
+    waits = [float(wait) for wait in re.findall(r"retrying in ([\d.]+) s", mine)]
+    assert waits and waits == [0.5, 1.0, 2.0, 4.0, 8.0, 10.0][: len(waits)]

@@ -8,6 +8,12 @@ ExternalId and a RoleSessionName that carries the run id (so CloudTrail in the c
 shows which run did what). Its credentials refresh themselves before they expire, so a
 federation that runs for hours can still poll and stop its jobs. Clients created here retry
 throttling and transient errors (botocore's standard retry mode).
+
+The refresh is botocore's own, through its public extension points: a `CredentialProvider`
+registered as the session's `credential_provider` component hands out
+`DeferredRefreshableCredentials` fed by an `AssumeRoleCredentialFetcher`, which renews them when
+fewer than 15 minutes remain (botocore's advisory refresh window; mandatory at 10). The maintained
+wrappers (boto3-assume, boto3-refresh-session) set the private `_credentials` attribute instead.
 """
 
 from __future__ import annotations
@@ -17,13 +23,19 @@ import re
 import boto3
 import botocore.session
 from botocore.config import Config
-from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshableCredentials
+from botocore.credentials import (
+    AssumeRoleCredentialFetcher,
+    CredentialProvider,
+    CredentialResolver,
+    DeferredRefreshableCredentials,
+)
 from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
 from orchestrator.config import ClientSettings, ServerSettings
 from orchestrator.errors import BadInput
 
 RETRIES = Config(retries={"mode": "standard", "max_attempts": 10})
+SESSION_SECONDS = 3600  # each AssumeRole credential's lifetime: STS's default, within every role's MaxSessionDuration
 
 
 def session_name(run_id: str, purpose: str = "fedsage") -> str:
@@ -46,17 +58,45 @@ def server_session(server: ServerSettings) -> boto3.Session:
     return profile_session(server.profile, server.region, "the server")
 
 
-def assume_role(source: boto3.Session, role_arn: str, external_id: str, name: str, region: str) -> boto3.Session:
-    """A session whose credentials come from (and are renewed by) sts:AssumeRole."""
+class _AssumedRoleProvider(CredentialProvider):
+    """The only credential source of an assumed-role session: refreshable AssumeRole credentials."""
+
+    METHOD = "assume-role"
+    CANONICAL_NAME = "custom-fedsage-assume-role"  # botocore asks custom providers for a "custom" prefix
+
+    def __init__(self, fetcher: AssumeRoleCredentialFetcher) -> None:
+        super().__init__()
+        self._fetcher = fetcher
+
+    def load(self) -> DeferredRefreshableCredentials:
+        """Credentials that call AssumeRole on first use and again before they expire."""
+        return DeferredRefreshableCredentials(refresh_using=self._fetcher.fetch_credentials, method=self.METHOD)
+
+
+def assume_role(
+    source: boto3.Session,
+    role_arn: str,
+    external_id: str,
+    name: str,
+    region: str,
+    duration_seconds: int = SESSION_SECONDS,
+) -> boto3.Session:
+    """A session in `region` whose credentials come from (and are renewed by) sts:AssumeRole.
+
+    `source` supplies the caller's credentials; AssumeRole is called on first use with
+    `external_id` and RoleSessionName `name`, each credential lasting `duration_seconds` (STS
+    allows 900 up to the role's MaxSessionDuration). The session has no other credential source,
+    so it never falls back to the environment's credentials. Errors surface on first use, as
+    botocore's ClientError (see check_assumable).
+    """
     fetcher = AssumeRoleCredentialFetcher(
         client_creator=lambda service, **kwargs: source.client(service, region_name=region, config=RETRIES, **kwargs),
         source_credentials=source.get_credentials(),
         role_arn=role_arn,
-        extra_args={"ExternalId": external_id, "RoleSessionName": name},
+        extra_args={"ExternalId": external_id, "RoleSessionName": name, "DurationSeconds": duration_seconds},
     )
-    credentials = DeferredRefreshableCredentials(refresh_using=fetcher.fetch_credentials, method="assume-role")
     core = botocore.session.Session()
-    core._credentials = credentials  # botocore has no public setter for refreshable credentials
+    core.register_component("credential_provider", CredentialResolver([_AssumedRoleProvider(fetcher)]))
     return boto3.Session(botocore_session=core, region_name=region)
 
 
