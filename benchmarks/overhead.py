@@ -36,7 +36,9 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from client_code import utils
+from client_code.metrics import classification_metrics
+from client_code.model import fit_local, get_model_parameters, make_model, set_initial_params, set_model_params
+from client_code.schema import load_data
 from orchestrator.data import datasets, layout
 from orchestrator.data.prepare import PrepareOptions, prepare
 
@@ -66,34 +68,34 @@ def one_process(run_dir: Path) -> dict:
 def _one_process(run_dir: Path) -> dict:
     started = time.perf_counter()
     data = layout.open_prepared(run_dir / "data")
-    load = lambda folder: utils.load_data(folder, data.label, data.classes, data.schema)  # noqa: E731
+    load = lambda folder: load_data(folder, data.label, data.classes, data.schema)  # noqa: E731
     clients = [(load(c.train), load(c.validation)) for c in data.clients]
     test = load(data.test)
     load_seconds = time.perf_counter() - started
 
     n_features = len(test.feature_names)
-    server = utils.set_initial_params(utils.make_model(), n_features, data.classes)
-    models = [utils.set_initial_params(utils.make_model(), n_features, data.classes) for _ in clients]
-    global_params = utils.get_model_parameters(server)
+    server = set_initial_params(make_model(), n_features, data.classes)
+    models = [set_initial_params(make_model(), n_features, data.classes) for _ in clients]
+    global_params = get_model_parameters(server)
     rounds, fits, evals, validations = [], [], [], []
     for _ in range(ROUNDS):
         round_start = time.perf_counter()
         updates = []
         for model, (train, _) in zip(models, clients, strict=True):
             t = time.perf_counter()
-            utils.set_model_params(model, global_params)
-            utils.fit_local(model, train)
-            utils.classification_metrics(model, train)
+            set_model_params(model, global_params)
+            fit_local(model, train)
+            classification_metrics(model, train)
             fits.append(time.perf_counter() - t)
-            updates.append((utils.get_model_parameters(model), len(train)))
+            updates.append((get_model_parameters(model), len(train)))
         total = sum(n for _, n in updates)
         global_params = [sum(p[i] * n for p, n in updates) / total for i in (0, 1)]
         t = time.perf_counter()
-        utils.classification_metrics(utils.set_model_params(server, global_params), test)
+        classification_metrics(set_model_params(server, global_params), test)
         evals.append(time.perf_counter() - t)
         for model, (_, validation) in zip(models, clients, strict=True):
             t = time.perf_counter()
-            utils.classification_metrics(utils.set_model_params(model, global_params), validation)
+            classification_metrics(set_model_params(model, global_params), validation)
             validations.append(time.perf_counter() - t)
         rounds.append(time.perf_counter() - round_start)
     return {
@@ -103,7 +105,7 @@ def _one_process(run_dir: Path) -> dict:
         "client_fit_seconds_mean": statistics.mean(fits),
         "server_eval_seconds_mean": statistics.mean(evals),
         "client_validation_seconds_mean": statistics.mean(validations),
-        "final_roc_auc": utils.classification_metrics(utils.set_model_params(server, global_params), test)["roc_auc"],
+        "final_roc_auc": classification_metrics(set_model_params(server, global_params), test)["roc_auc"],
     }
 
 

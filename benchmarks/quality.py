@@ -7,13 +7,13 @@ quantity:0.5) and client count (3, 10), with seed 42:
    20% validation per client, SMOTE on each client's training split);
 2. federated: the real local federation (`run_local`: one process per client, TLS on loopback,
    FedAvg, 10 local solver iterations per round) for --rounds rounds;
-3. centralized: the same LogisticRegression (`client_code.utils.make_model`, 1,000 iterations)
+3. centralized: the same LogisticRegression (`client_code.make_model`, 1,000 iterations)
    trained on the pooled training splits of all clients, i.e. the same rows the federation saw;
 4. single clients: the same model trained on each client's own training split alone; the one
    with the highest test ROC-AUC is reported as the best, and the mean over clients as what a
    typical participant would get without the federation.
 
-All three are scored by `client_code.utils.classification_metrics` on the same held-out test set.
+All three are scored by `client_code.classification_metrics` on the same held-out test set.
 "Rounds to 99%" is the first round whose test ROC-AUC reaches 99% of the run's final ROC-AUC.
 
 Writes benchmarks/results/quality.json and benchmarks/results/quality-roc-auc.png (test ROC-AUC
@@ -37,7 +37,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from client_code import utils
+from client_code.metrics import classification_metrics
+from client_code.model import fit_local, make_model, set_initial_params
+from client_code.schema import load_data
+from client_code.tabular import Dataset
 from orchestrator.data import datasets, layout
 from orchestrator.data.prepare import PrepareOptions, prepare
 from orchestrator.local import LocalOptions, run_local
@@ -51,23 +54,23 @@ SEED = 42
 CENTRAL_ITERATIONS = 1000
 
 
-def _metrics(model, data: utils.Dataset) -> dict[str, float]:
-    scores = utils.classification_metrics(model, data)
+def _metrics(model, data: Dataset) -> dict[str, float]:
+    scores = classification_metrics(model, data)
     return {name: scores[name] for name in METRICS}
 
 
-def _train(data: utils.Dataset, classes: list) -> object:
+def _train(data: Dataset, classes: list) -> object:
     """The federation's model, trained to convergence on one data set."""
-    model = utils.set_initial_params(utils.make_model(max_iter=CENTRAL_ITERATIONS), data.X.shape[1], classes)
-    return utils.fit_local(model, data)
+    model = set_initial_params(make_model(max_iter=CENTRAL_ITERATIONS), data.X.shape[1], classes)
+    return fit_local(model, data)
 
 
 def baselines(prepared: layout.PreparedData) -> dict:
     """Centralized (pooled training splits) and every single client alone, on the same test set."""
-    load = lambda folder: utils.load_data(folder, prepared.label, prepared.classes, prepared.schema)  # noqa: E731
+    load = lambda folder: load_data(folder, prepared.label, prepared.classes, prepared.schema)  # noqa: E731
     test = load(prepared.test)
     trains = {c.name: load(c.train) for c in prepared.clients}
-    pooled = utils.Dataset(
+    pooled = Dataset(
         np.vstack([d.X for d in trains.values()]),
         np.concatenate([d.y for d in trains.values()]),
         test.feature_names,

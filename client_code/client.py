@@ -14,10 +14,9 @@ import numpy as np
 from flwr.client import NumPyClient
 from sklearn.linear_model import LogisticRegression
 
-try:
-    from . import utils
-except ImportError:  # run as a script inside the SageMaker container (flat /opt/ml/code)
-    import utils  # type: ignore[no-redef]
+from .metrics import classification_metrics
+from .model import fit_local, get_model_parameters, set_model_params
+from .tabular import DataError, Dataset, feature_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +27,8 @@ class LogisticRegressionClient(NumPyClient):
     def __init__(
         self,
         model: LogisticRegression,
-        train: utils.Dataset,
-        validation: utils.Dataset | None = None,
+        train: Dataset,
+        validation: Dataset | None = None,
     ) -> None:
         self.model = model
         self.train = train
@@ -41,16 +40,16 @@ class LogisticRegressionClient(NumPyClient):
     def get_parameters(self, config):
         """Return the current local parameters [coef, intercept]."""
         self.instructions_received += 1
-        return utils.get_model_parameters(self.model)
+        return get_model_parameters(self.model)
 
     def fit(self, parameters, config):
         """Train locally from the global parameters; return new parameters, example count, metrics."""
         self.instructions_received += 1
         started = time.perf_counter()
         self._load_global(parameters)
-        utils.fit_local(self.model, self.train)
+        fit_local(self.model, self.train)
         self.rounds_trained += 1
-        scores = utils.classification_metrics(self.model, self.train)
+        scores = classification_metrics(self.model, self.train)
         log.info(
             "round %s: trained on %d rows, train loss %.4f, accuracy %.4f",
             config.get("server_round", "?"),
@@ -62,30 +61,30 @@ class LogisticRegressionClient(NumPyClient):
             "train_loss": scores["loss"],
             "train_accuracy": scores["accuracy"],
             "fit_seconds": time.perf_counter() - started,  # local training and scoring
-            "features": utils.feature_fingerprint(self.train.feature_names),
+            "features": feature_fingerprint(self.train.feature_names),
         }
-        return utils.get_model_parameters(self.model), len(self.train), metrics
+        return get_model_parameters(self.model), len(self.train), metrics
 
     def evaluate(self, parameters, config):
         """Score the global parameters on the validation channel (the training data if absent)."""
         self.instructions_received += 1
         self._load_global(parameters)
         data, split = (self.validation, "validation") if self.validation else (self.train, "train")
-        scores = utils.classification_metrics(self.model, data)
+        scores = classification_metrics(self.model, data)
         return scores["loss"], len(data), {"accuracy": scores["accuracy"], "split": split}
 
     def global_model(self) -> LogisticRegression:
         """The last global model the server sent: after the final round, the federation's model."""
         if self.global_parameters is None:
             raise RuntimeError("the server never sent global parameters")
-        return utils.set_model_params(self.model, self.global_parameters)
+        return set_model_params(self.model, self.global_parameters)
 
     def _load_global(self, parameters) -> None:
         """Check the global parameters fit this client's data, then load them into the model."""
         coef_shape = np.shape(parameters[0]) if parameters else ()
         n_features = len(self.train.feature_names)
         if len(coef_shape) != 2 or coef_shape[1] != n_features:
-            raise utils.DataError(
+            raise DataError(
                 f"this client's data has {n_features} features but the global model expects "
                 f"{coef_shape[-1] if coef_shape else 'none'}; prepare every party's data with "
                 "the same feature schema"
@@ -93,4 +92,4 @@ class LogisticRegressionClient(NumPyClient):
         if not all(np.all(np.isfinite(p)) for p in parameters):
             raise ValueError("the server sent global parameters with NaN or infinite values; refusing them")
         self.global_parameters = [np.array(p, copy=True) for p in parameters]
-        utils.set_model_params(self.model, parameters)
+        set_model_params(self.model, parameters)

@@ -27,13 +27,14 @@ from pathlib import Path
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")  # no calls home from a data owner's account
 
-try:
-    from . import client as client_module
-    from . import transport, utils
-except ImportError:  # run as a script inside the SageMaker container (flat /opt/ml/code)
-    import client as client_module  # type: ignore[no-redef]
-    import transport  # type: ignore[no-redef]
-    import utils  # type: ignore[no-redef]
+from . import client as client_module
+from . import transport
+from .constants import PENALTIES, SCHEMA_FILE
+from .metrics import peak_memory_mb
+from .model import make_model, set_initial_params
+from .persist import save_model
+from .schema import load_data, load_schema
+from .tabular import DataError, Dataset, parse_classes
 
 log = logging.getLogger("fedsage.client")
 
@@ -71,7 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--root-certificate", required=True, help="base64 PEM of the run's TLS root certificate")
     parser.add_argument("--label-column", required=True)
     parser.add_argument("--classes", required=True, help="comma-separated class labels")
-    parser.add_argument("--penalty", default="l2", choices=utils.PENALTIES)
+    parser.add_argument("--penalty", default="l2", choices=PENALTIES)
     parser.add_argument("--inverse-regularization", type=_positive(float), default=1.0, help="C: smaller is stronger")
     parser.add_argument("--l1-ratio", type=float, default=0.5, help="for penalty=elasticnet")
     parser.add_argument("--max-iter", type=_positive(int), default=10, help="local solver iterations per round")
@@ -82,7 +83,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.root_certificate = base64.b64decode(args.root_certificate, validate=True)
     except (binascii.Error, ValueError):
         raise BadHyperparameter("bad hyperparameters: --root-certificate is not base64") from None
-    args.classes = utils.parse_classes(args.classes)
+    args.classes = parse_classes(args.classes)
     if len(args.classes) < 2:
         raise BadHyperparameter("bad hyperparameters: --classes needs at least two classes")
     return args
@@ -97,11 +98,11 @@ def _channel(name: str) -> Path | None:
     return default if default.exists() else None
 
 
-def _load_channel(folder: Path, args: argparse.Namespace) -> utils.Dataset:
+def _load_channel(folder: Path, args: argparse.Namespace) -> Dataset:
     """Load one channel with the federation's schema when the channel carries it."""
-    schema_path = folder / utils.SCHEMA_FILE
-    schema = utils.load_schema(schema_path) if schema_path.exists() else None
-    return utils.load_data(folder, args.label_column, args.classes, schema)
+    schema_path = folder / SCHEMA_FILE
+    schema = load_schema(schema_path) if schema_path.exists() else None
+    return load_data(folder, args.label_column, args.classes, schema)
 
 
 def write_failure(reason: str) -> None:
@@ -119,7 +120,7 @@ def run(args: argparse.Namespace) -> Path:
     """Join the federation, train until the server ends it, save the final global model."""
     train_dir = _channel("train")
     if train_dir is None:
-        raise utils.DataError("the job has no train channel (SM_CHANNEL_TRAIN is not set)")
+        raise DataError("the job has no train channel (SM_CHANNEL_TRAIN is not set)")
     train = _load_channel(train_dir, args)
     validation_dir = _channel("validation")
     validation = _load_channel(validation_dir, args) if validation_dir else None
@@ -131,8 +132,8 @@ def run(args: argparse.Namespace) -> Path:
         len(train.feature_names),
     )
 
-    model = utils.make_model(args.penalty, args.inverse_regularization, args.l1_ratio, args.max_iter, args.seed)
-    utils.set_initial_params(model, len(train.feature_names), args.classes)
+    model = make_model(args.penalty, args.inverse_regularization, args.l1_ratio, args.max_iter, args.seed)
+    set_initial_params(model, len(train.feature_names), args.classes)
     client = client_module.LogisticRegressionClient(model, train, validation)
     transport.run_client(
         client,
@@ -153,12 +154,12 @@ def run(args: argparse.Namespace) -> Path:
         "feature_names": train.feature_names,
         "classes": args.classes,
     }
-    utils.save_model(client.global_model(), model_path, provenance)
+    save_model(client.global_model(), model_path, provenance)
     log.info(
         "federation finished after %d rounds; model saved to %s; peak memory %.0f MB",
         client.rounds_trained,
         model_path,
-        utils.peak_memory_mb(),
+        peak_memory_mb(),
     )
     return model_path
 
@@ -171,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         flower.removeHandler(handler)
     try:
         run(parse_args(argv))
-    except (BadHyperparameter, utils.DataError) as exc:
+    except (BadHyperparameter, DataError) as exc:
         write_failure(str(exc))
         log.error("%s", exc)
         return EXIT_BAD_INPUT

@@ -174,7 +174,9 @@ def describe(model: Any, path: Path, digest: str, top: int = 10) -> dict[str, An
 
 def test_metrics(model: Any, test: Path) -> dict[str, Any]:
     """Metrics of the model on a CSV file, read with the feature schema the model was trained with."""
-    from client_code import utils
+    from client_code.metrics import classification_metrics
+    from client_code.schema import load_data
+    from client_code.tabular import DataError
 
     provenance = model.fedsage_provenance_
     schema = provenance.get("schema")
@@ -182,15 +184,15 @@ def test_metrics(model: Any, test: Path) -> dict[str, Any]:
     if not label:
         raise BadInput("the model's provenance names no label column, so a test file cannot be scored")
     try:
-        data = utils.load_data(test, label, model.classes_.tolist(), schema)
-    except utils.DataError as exc:
+        data = load_data(test, label, model.classes_.tolist(), schema)
+    except DataError as exc:
         raise BadInput(str(exc)) from None
     if data.X.shape[1] != model.coef_.shape[1]:
         raise BadInput(
             f"{test} gives {data.X.shape[1]} features but the model has {model.coef_.shape[1]}; "
             "use a file with the columns the model was trained on"
         )
-    return _clean({"file": str(test), "rows": len(data), "metrics": utils.classification_metrics(model, data)})
+    return _clean({"file": str(test), "rows": len(data), "metrics": classification_metrics(model, data)})
 
 
 def inspect_model(path: Path, test: Path | None = None, top: int = 10) -> dict[str, Any]:

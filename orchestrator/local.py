@@ -12,7 +12,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from client_code import utils
+from client_code.tabular import DataError, read_csv_folder
 from orchestrator import config, defaults
 from orchestrator.backends.process import ProcessBackend
 from orchestrator.data import datasets, layout
@@ -92,8 +92,8 @@ def _prepared_folder(options: LocalOptions) -> tuple[list[layout.ClientFolders],
             f"in {options.data_dir}; drop --clients or prepare the data again"
         )
     try:
-        test = utils.read_csv_folder(prepared.test)
-    except utils.DataError as exc:
+        test = read_csv_folder(prepared.test)
+    except DataError as exc:
         raise BadInput(str(exc)) from None
     data = server_data(prepared.schema, test, str(prepared.test))
     return prepared.clients, prepared.test, prepared.root / layout.SCHEMA, data
@@ -112,7 +112,7 @@ def build_local_run(options: LocalOptions, observer: Observer = ignore) -> Feder
     if options.data_dir is not None:
         clients, test, schema, data = _prepared_folder(options)
         federation = _federation(settings, test, schema, clients)
-        backend = ProcessBackend(folder.clients, expected_jobs=len(federation.clients))
+        backend = ProcessBackend(folder.clients, len(federation.clients), code_dir=folder.path("code"))
         backend.check_inputs(federation, data)
         return FederationRun(federation, data, backend, folder, observer)
     assert dataset is not None
@@ -133,7 +133,7 @@ def build_local_run(options: LocalOptions, observer: Observer = ignore) -> Feder
     observer(DataPrepared(dataset.name, summary))
     # the data was just written by us: handed over in memory, not read back
     data = server_data(summary.schema, summary.test, str(test))
-    backend = ProcessBackend(folder.clients, expected_jobs=len(federation.clients))
+    backend = ProcessBackend(folder.clients, len(federation.clients), code_dir=folder.path("code"))
     return FederationRun(federation, data, backend, folder, observer)
 
 

@@ -3,7 +3,8 @@
 The archive is what SageMaker unpacks into /opt/ml/code:
 
 ```
-train.py client.py transport.py utils.py   client_code/, the sagemaker_program and its modules
+fedsage_client.py  the sagemaker_program: runs client_code.train
+client_code/*.py   the client package (every module under client_code/, nothing else)
 requirements.txt   --no-index --find-links wheels, then every pin with its sha256
 wheels/*.whl       every dependency, built for the container's Python and platform
 ```
@@ -39,9 +40,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import client_code
+from client_code.constants import ENTRY_POINT, ENTRY_SOURCE
 from orchestrator.errors import BadInput, RunFailed
 
-CODE_FILES = ("train.py", "client.py", "transport.py", "utils.py", "constants.py")
 CODE_DIR = Path(client_code.__file__).parent
 REQUIREMENTS = CODE_DIR / "requirements.txt"
 GLIBC_MINOR = 28  # the container's platform: manylinux_2_28 x86_64 (glibc 2.28 or newer)
@@ -177,6 +178,15 @@ def _archive_requirements(lock: str | None) -> str:
     return header + "--no-index\n--find-links wheels\n" + lock
 
 
+def code_entries() -> dict[str, bytes]:
+    """The client code as archive entries: the entry script, then every .py file of the client_code package."""
+    entries = {ENTRY_POINT: ENTRY_SOURCE.encode()}
+    for path in sorted(CODE_DIR.rglob("*.py")):
+        if "__pycache__" not in path.parts:
+            entries[f"client_code/{path.relative_to(CODE_DIR).as_posix()}"] = path.read_bytes()
+    return entries
+
+
 def build(out: Path, python_version: str = "3.12", vendor_wheels: bool = True) -> Package:
     """Build source.tar.gz at `out`; with `vendor_wheels`, include every dependency as a wheel.
 
@@ -196,7 +206,7 @@ def build(out: Path, python_version: str = "3.12", vendor_wheels: bool = True) -
             lock = path.read_text()
             _pip_download(["--no-deps", "--require-hashes", "-r", str(path)], Path(tmp), python_version)
             wheels = sorted(Path(tmp).glob("*.whl"), key=lambda p: p.name)
-        entries = {name: (CODE_DIR / name).read_bytes() for name in CODE_FILES}
+        entries = code_entries()
         entries["requirements.txt"] = _archive_requirements(lock).encode()
         entries.update({f"wheels/{wheel.name}": wheel.read_bytes() for wheel in wheels})
 

@@ -14,11 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
-from client_code import utils
+from client_code.constants import ENTRY_POINT
+from client_code.tabular import format_classes
 from orchestrator.config import ClientSettings, Federation
 from orchestrator.errors import BadInput
 
-PROGRAM = "train.py"
+PROGRAM = ENTRY_POINT  # the sagemaker_program (client_code/constants.py)
 RUN_ID_TAG = "fedsage:run-id"
 CLIENT_TAG = "fedsage:client"
 TOKEN_HYPERPARAMETER = "client-token"
@@ -93,7 +94,7 @@ def _hyperparameters(federation: Federation, context: RunContext, client: Client
         TOKEN_HYPERPARAMETER: context.tokens[client.name],
         "root-certificate": base64.b64encode(context.root_certificate).decode(),
         "label-column": context.label,
-        "classes": utils.format_classes(context.classes),
+        "classes": format_classes(context.classes),
         "penalty": model.penalty,
         "inverse-regularization": model.c,
         "l1-ratio": model.l1_ratio,

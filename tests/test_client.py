@@ -3,16 +3,18 @@
 import numpy as np
 import pytest
 
-from client_code import utils
 from client_code.client import LogisticRegressionClient
+from client_code.model import make_model, set_initial_params
+from client_code.schema import load_data
+from client_code.tabular import DataError, feature_fingerprint
 
 
 @pytest.fixture
 def client(prepared):
     schema, folders = prepared.schema, prepared.clients[0]
-    train = utils.load_data(folders.train, prepared.label, prepared.classes, schema)
-    validation = utils.load_data(folders.validation, prepared.label, prepared.classes, schema)
-    model = utils.set_initial_params(utils.make_model(max_iter=5), len(train.feature_names), prepared.classes)
+    train = load_data(folders.train, prepared.label, prepared.classes, schema)
+    validation = load_data(folders.validation, prepared.label, prepared.classes, schema)
+    model = set_initial_params(make_model(max_iter=5), len(train.feature_names), prepared.classes)
     return LogisticRegressionClient(model, train, validation)
 
 
@@ -23,7 +25,7 @@ def test_fit_returns_parameters_example_count_and_train_metrics(client):
     assert any(p.any() for p in params)
     assert n == len(client.train)
     assert set(metrics) == {"train_loss", "train_accuracy", "fit_seconds", "features"}
-    assert metrics["features"] == utils.feature_fingerprint(client.train.feature_names)
+    assert metrics["features"] == feature_fingerprint(client.train.feature_names)
     assert metrics["train_loss"] < np.log(2)
 
 
@@ -48,7 +50,7 @@ def test_evaluate_scores_the_given_parameters_on_the_validation_channel(client):
 
 def test_global_parameters_that_do_not_fit_the_data_are_refused(client):
     wrong = [np.zeros((1, 3)), np.zeros(1)]
-    with pytest.raises(utils.DataError, match="global model expects 3"):
+    with pytest.raises(DataError, match="global model expects 3"):
         client.fit(wrong, {})
 
 

@@ -10,7 +10,8 @@ import psutil
 import pytest
 from flwr.common import parameters_to_ndarrays
 
-from client_code import utils
+from client_code.metrics import classification_metrics
+from client_code.schema import load_data
 from orchestrator.backends import COMPLETED, FAILED, IN_PROGRESS, JobStatus
 from orchestrator.errors import RunFailed
 from orchestrator.federation.strategy import ValidatingFedAvg
@@ -78,10 +79,10 @@ def test_three_clients_three_rounds(prepared_dir, prepared, tmp_path, fit_result
     assert last["loss"] < first["loss"] and last["pr_auc"] > first["pr_auc"] and last["f1"] > first["f1"]
 
     # model.joblib loads, predicts, carries its provenance and matches the last checkpoint
-    test = utils.load_data(prepared.test, prepared.label, prepared.classes, prepared.schema)
+    test = load_data(prepared.test, prepared.label, prepared.classes, prepared.schema)
     model = joblib.load(outcome.model_path)
     assert set(model.predict(test.X)) <= {0, 1}
-    assert utils.classification_metrics(model, test)["roc_auc"] == pytest.approx(last["roc_auc"])
+    assert classification_metrics(model, test)["roc_auc"] == pytest.approx(last["roc_auc"])
     provenance = model.fedsage_provenance_
     assert provenance["run_id"] == outcome.run_id and provenance["rounds"] == 3
     assert provenance["feature_names"] == test.feature_names and provenance["classes"] == [0, 1]

@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 from cli_runner import assert_bad_input, run_cli
 
-from client_code import utils
+from client_code.model import fit_local, make_model, set_initial_params
+from client_code.persist import save_model
+from client_code.tabular import Dataset
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +118,7 @@ def test_other_estimators_and_plain_models_are_refused(capsys, tmp_path):
     _assert_refused(
         capsys, _save(tree, tmp_path / "tree.joblib"), "refers to sklearn.tree._classes.DecisionTreeClassifier"
     )
-    plain = utils.set_initial_params(utils.make_model(), 3, [0, 1])
+    plain = set_initial_params(make_model(), 3, [0, 1])
     _assert_refused(capsys, _save(plain, tmp_path / "plain.joblib"), "no LogisticRegression with fedsage_provenance_")
     (tmp_path / "junk.joblib").write_bytes(pickle.dumps([1, 2, 3])[:5])
     _save_checksum = hashlib.sha256((tmp_path / "junk.joblib").read_bytes()).hexdigest()
@@ -141,8 +143,8 @@ def multiclass_model(tmp_path):
     }
     X = rng.normal(size=(300, 4))
     y = np.array(["a", "b", "c"])[np.argmax(X[:, :3] + 0.3 * rng.normal(size=(300, 3)), axis=1)]
-    model = utils.set_initial_params(utils.make_model(max_iter=100), 4, ["a", "b", "c"])
-    utils.fit_local(model, utils.Dataset(X, y, [f"f{i}" for i in range(4)]))
+    model = set_initial_params(make_model(max_iter=100), 4, ["a", "b", "c"])
+    fit_local(model, Dataset(X, y, [f"f{i}" for i in range(4)]))
     provenance = {
         "run_id": "20261121-101500-a1b2",
         "rounds": 7,
@@ -155,7 +157,7 @@ def multiclass_model(tmp_path):
         "final_metrics": {"roc_auc": 0.9, "loss": float("nan")},
     }
     path = tmp_path / "model.joblib"
-    utils.save_model(model, path, provenance)
+    save_model(model, path, provenance)
     test = tmp_path / "test.csv"
     import pandas as pd
 

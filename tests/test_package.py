@@ -17,6 +17,7 @@ from conftest import CLIENT_ACCOUNTS, REGION
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
+from client_code.constants import ENTRY_POINT
 from orchestrator.errors import RunFailed
 from orchestrator.package import CODE_DIR, PLATFORMS, build, content_digest, lock_path, relock, supported_pythons
 
@@ -45,10 +46,17 @@ def test_the_archive_is_reproducible_and_holds_exactly_the_client_code(tmp_path)
     assert (tmp_path / "a" / "source.tar.gz").read_bytes() == (tmp_path / "b" / "source.tar.gz").read_bytes()
     assert content_digest(first.path) == first.content_sha256
     names, meta = _names(first.path)
-    assert names == ["client.py", "constants.py", "requirements.txt", "train.py", "transport.py", "utils.py"]
+    package_files = sorted(
+        f"client_code/{p.relative_to(CODE_DIR).as_posix()}"
+        for p in CODE_DIR.rglob("*.py")
+        if "__pycache__" not in p.parts
+    )
+    assert names == sorted([ENTRY_POINT, "requirements.txt", *package_files])
+    assert "client_code/train.py" in names and "client_code/tabular.py" in names
     assert set(meta.values()) == {(315532800, 0, 0, 0o644)}
     with tarfile.open(first.path) as tar:
-        assert tar.extractfile("train.py").read() == (CODE_DIR / "train.py").read_bytes()
+        assert tar.extractfile("client_code/train.py").read() == (CODE_DIR / "train.py").read_bytes()
+        assert b"from client_code.train import main" in tar.extractfile(ENTRY_POINT).read()
 
 
 def test_the_archive_changes_when_the_client_code_does(tmp_path, monkeypatch):
@@ -57,7 +65,7 @@ def test_the_archive_changes_when_the_client_code_does(tmp_path, monkeypatch):
     before = build(tmp_path / "a.tar.gz", vendor_wheels=False)
     copy = tmp_path / "client_code"
     shutil.copytree(CODE_DIR, copy)
-    with open(copy / "utils.py", "a") as handle:
+    with open(copy / "tabular.py", "a") as handle:
         handle.write("# one more line\n")
     monkeypatch.setattr(package, "CODE_DIR", copy)
     after = build(tmp_path / "b.tar.gz", vendor_wheels=False)

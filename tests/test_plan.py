@@ -58,7 +58,7 @@ def test_one_request_per_client_with_its_own_channels_token_and_tags():
 
 def test_hyperparameters_are_json_encoded_script_mode_arguments():
     hp = {k: json.loads(v) for k, v in plan(_federation(), CONTEXT)[0]["HyperParameters"].items()}
-    assert hp["sagemaker_program"] == "train.py"
+    assert hp["sagemaker_program"] == "fedsage_client.py"
     assert hp["sagemaker_submit_directory"] == "s3://code/source.tar.gz"
     assert hp["server-address"] == "10.0.0.10:8080"
     assert hp["client-name"] == "hospital-a" and hp["client-token"] == "token-a"

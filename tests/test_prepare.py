@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from client_code import utils
+from client_code.schema import apply_schema, load_data, load_schema
 from orchestrator.data import layout
 from orchestrator.data.prepare import PrepareOptions, prepare
 from orchestrator.data.synth import LABEL, generate_fraud
@@ -47,7 +47,7 @@ def test_iid_split_keeps_every_original_row_once_and_balances_train_only(tmp_pat
     assert data.schema["label"] == LABEL and data.schema["classes"] == [0, 1]
     assert [f["name"] for f in data.schema["features"] if f["kind"] == "categorical"] == ["region"]
     assert (
-        utils.load_data(data.clients[0].train, LABEL, [0, 1], data.schema).X.shape[1] == 22 + 5
+        load_data(data.clients[0].train, LABEL, [0, 1], data.schema).X.shape[1] == 22 + 5
     )  # numeric columns + one-hot regions
 
 
@@ -106,11 +106,11 @@ def test_bad_input_writes_nothing(tmp_path, frame, options, message):
 def test_schema_round_trip_every_party_gets_the_same_matrix(tmp_path, fraud_frame):
     prepare(fraud_frame, PrepareOptions(label=LABEL, clients=2, categorical=("region",)), tmp_path / "out")
     data = layout.open_prepared(tmp_path / "out")
-    schema = utils.load_schema(tmp_path / "out" / layout.SCHEMA)
+    schema = load_schema(tmp_path / "out" / layout.SCHEMA)
     # the schema travels with every channel, unchanged
     for client in data.clients:
         for channel in (client.train, client.validation):
-            assert utils.load_schema(channel / layout.SCHEMA) == schema
+            assert load_schema(channel / layout.SCHEMA) == schema
     # column order, categorical levels, scaling parameters and classes, as fitted on training rows
     assert [f["name"] for f in schema["features"]] == [c for c in fraud_frame.columns if c != LABEL]
     region = next(f for f in schema["features"] if f["name"] == "region")
@@ -125,8 +125,8 @@ def test_schema_round_trip_every_party_gets_the_same_matrix(tmp_path, fraud_fram
     assert schema["classes"] == [0, 1] and schema["label"] == LABEL
     # applying it: scaled numerics, one-hot regions, the schema's column order whatever the file's
     test = pd.read_csv(data.test)
-    matrix, names = utils.apply_schema(test, schema, "test")
-    shuffled, shuffled_names = utils.apply_schema(test[test.columns[::-1]], schema, "test")
+    matrix, names = apply_schema(test, schema, "test")
+    shuffled, shuffled_names = apply_schema(test[test.columns[::-1]], schema, "test")
     assert names == shuffled_names and np.array_equal(matrix, shuffled)
     assert names[:5] == [f"region={level}" for level in region["levels"]]
     assert np.array_equal(matrix[:, :5].sum(axis=1), np.ones(len(test)))
@@ -135,7 +135,7 @@ def test_schema_round_trip_every_party_gets_the_same_matrix(tmp_path, fraud_fram
     # a JSON round trip changes nothing
     copy = tmp_path / "schema-copy.json"
     copy.write_text(json.dumps(json.loads((tmp_path / "out" / layout.SCHEMA).read_text())))
-    assert np.array_equal(utils.apply_schema(test, utils.load_schema(copy), "test")[0], matrix)
+    assert np.array_equal(apply_schema(test, load_schema(copy), "test")[0], matrix)
 
 
 def _train_parts(out):
@@ -159,5 +159,5 @@ def test_string_labels_and_no_smote(tmp_path, fraud_frame):
     data = layout.open_prepared(tmp_path / "out")
     assert data.classes == ["no", "yes"]
     assert all(p.rows_before_smote is None for p in summary.parts)
-    loaded = utils.load_data(data.clients[0].train, LABEL, data.classes, data.schema)
+    loaded = load_data(data.clients[0].train, LABEL, data.classes, data.schema)
     assert set(loaded.y) == {"no", "yes"}

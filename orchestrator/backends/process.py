@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -19,7 +20,6 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-import client_code
 from orchestrator.backends import COMPLETED, FAILED, IN_PROGRESS, STOPPED, JobStatus, RunJob
 from orchestrator.backends.container import (
     Container,
@@ -31,6 +31,7 @@ from orchestrator.backends.container import (
 )
 from orchestrator.config import ClientSettings, Federation
 from orchestrator.errors import BadInput
+from orchestrator.package import code_entries
 from orchestrator.plan import JobPlacement, TrainingJobRequest, client_of, run_of
 from orchestrator.run.inputs import ServerData, check_channel
 
@@ -38,7 +39,6 @@ log = logging.getLogger(__name__)
 
 STOP_GRACE_SECONDS = 5.0
 IMAGE = "local-process"  # no image: this machine's Python runs the program
-CODE_URI = Path(client_code.__file__).parent.as_uri()  # this checkout's client code, unpacked as is
 
 
 @dataclass
@@ -65,8 +65,16 @@ class ProcessBackend:
     poll_interval = 0.5
     completion_timeout = 120.0
 
-    def __init__(self, workdir: Path, expected_jobs: int = 1, storage: Storage | None = None) -> None:
+    def __init__(
+        self, workdir: Path, expected_jobs: int = 1, storage: Storage | None = None, code_dir: Path | None = None
+    ) -> None:
+        """Jobs go to `workdir`/<client>/; `code_dir` receives the client code the jobs run (placement needs it).
+
+        `storage` fetches channels and code and stores models (default: file:// URIs only);
+        `expected_jobs` sizes each job's share of the cores.
+        """
         self.workdir = Path(workdir)
+        self.code_dir = Path(code_dir) if code_dir is not None else None
         self.storage = storage or FileStorage()
         self.threads_per_job = max(1, (os.cpu_count() or 1) // max(1, expected_jobs))
         self._jobs: dict[str, _Job] = {}
@@ -74,8 +82,20 @@ class ProcessBackend:
 
     def placement(self, client: ClientSettings) -> JobPlacement:
         """Run this checkout's client code with no image; the model goes to the client's folder under the workdir."""
+        assert self.code_dir is not None, "placement needs a code_dir"
         output = (self.workdir / client.name / "output").resolve().as_uri()
-        return JobPlacement(code_uri=CODE_URI, output_uri=output, image=IMAGE)
+        return JobPlacement(code_uri=self.code_dir.resolve().as_uri(), output_uri=output, image=IMAGE)
+
+    def _write_code(self) -> None:
+        """Lay out the code location once, the way `fedsage package` lays out the archive (without wheels)."""
+        if self.code_dir is None or self.code_dir.is_dir():
+            return
+        staging = self.code_dir.with_name(f".{self.code_dir.name}.tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        for name, content in code_entries().items():
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
+            (staging / name).write_bytes(content)
+        staging.rename(self.code_dir)
 
     def check_inputs(self, federation: Federation, server: ServerData) -> None:
         """Read every client's channels as its process will; BadInput for one that is not a usable local folder."""
@@ -107,6 +127,8 @@ class ProcessBackend:
     def launch(self, request: TrainingJobRequest) -> None:
         """Lay out the container for `request` and start its program as a process."""
         name = request["TrainingJobName"]
+        with self._lock:
+            self._write_code()
         folder = self.job_dir(request)
         container = build_container(request, folder / "opt" / "ml", self.storage)
         env = {**container.env, **{v: str(self.threads_per_job) for v in THREAD_VARIABLES if v not in os.environ}}

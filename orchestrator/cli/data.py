@@ -126,7 +126,7 @@ def prepare_command(
 
 def _load_input(input_: Path | None, dataset: str | None, label: str | None, seed: int):
     """The frame to prepare, where it came from, and (label, categorical columns) it implies."""
-    from client_code import utils
+    from client_code.tabular import DataError, read_csv_folder
     from orchestrator.data import datasets
 
     if input_ is not None and dataset is not None:
@@ -141,8 +141,8 @@ def _load_input(input_: Path | None, dataset: str | None, label: str | None, see
     if not input_.exists():
         raise BadInput(f"input {input_} does not exist; give a CSV file with a header row")
     try:
-        frame = utils.read_csv_folder(input_)
-    except utils.DataError as exc:
+        frame = read_csv_folder(input_)
+    except DataError as exc:
         raise BadInput(str(exc)) from None
     return frame, str(input_), (label, ())
 

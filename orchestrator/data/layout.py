@@ -2,7 +2,7 @@
 
 ```
 DIR/
-  schema.json                    feature schema every party applies (client_code.utils)
+  schema.json                    feature schema every party applies (client_code/schema.py)
   test.csv                       the server's held-out test set (never resampled)
   manifest.json                  how the folder was made: source, seed, rows per client
   clients/<name>/train/          one folder per client = the client's train channel
@@ -22,10 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from client_code import utils
+from client_code.constants import SCHEMA_FILE
+from client_code.schema import load_schema
+from client_code.tabular import DataError
 from orchestrator.errors import BadInput
 
-SCHEMA = utils.SCHEMA_FILE
+SCHEMA = SCHEMA_FILE
 TEST = "test.csv"
 MANIFEST = "manifest.json"
 CLIENTS = "clients"
@@ -87,8 +89,8 @@ def open_prepared(root: Path) -> PreparedData:
         if not (root / required).is_file():
             raise BadInput(f"data folder {root} has no {required}; {hint}")
     try:
-        schema = utils.load_schema(root / SCHEMA)
-    except utils.DataError as exc:
+        schema = load_schema(root / SCHEMA)
+    except DataError as exc:
         raise BadInput(str(exc)) from None
     for key in ("label", "classes"):
         if key not in schema:

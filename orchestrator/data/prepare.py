@@ -30,7 +30,8 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from client_code import utils
+from client_code.schema import apply_schema
+from client_code.tabular import DataError, numeric_column
 from orchestrator import defaults
 from orchestrator.data import layout, partition
 from orchestrator.errors import BadInput
@@ -162,13 +163,13 @@ def check_frame(frame: pd.DataFrame, options: PrepareOptions, clients: int) -> l
     for name in kept:
         if name not in options.categorical:
             try:
-                utils.numeric_column(
+                numeric_column(
                     frame[name],
                     name,
                     "input",
                     f"declare it with --categorical {name} or leave it out with --drop {name}",
                 )
-            except utils.DataError as exc:
+            except DataError as exc:
                 raise BadInput(str(exc)) from None
     counts = frame[label].value_counts()
     if len(counts) < 2:
@@ -241,7 +242,7 @@ def smote_balance(train: pd.DataFrame, label: str, schema: dict[str, Any], ratio
     if not strategy:
         return train
     k = int(min(5, min(counts[cls] for cls in strategy) - 1))
-    encoded, _ = utils.apply_schema(train, schema, "training split")
+    encoded, _ = apply_schema(train, schema, "training split")
     sampler = SMOTE(sampling_strategy=strategy, k_neighbors=k, random_state=seed)
     resampled, labels = sampler.fit_resample(encoded, train[label].to_numpy())
     synthetic, synthetic_labels = resampled[len(train) :], labels[len(train) :]

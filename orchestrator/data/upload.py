@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from client_code import utils
+from client_code.schema import load_data, load_schema
+from client_code.tabular import DataError
 from orchestrator.aws import s3
 from orchestrator.config import ClientSettings, Federation
 from orchestrator.data import layout
@@ -97,8 +98,8 @@ def _server_schema(federation: Federation) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
-        return utils.load_schema(path)
-    except utils.DataError as exc:
+        return load_schema(path)
+    except DataError as exc:
         raise BadInput(str(exc)) from None
 
 
@@ -146,9 +147,9 @@ def _check_channel(client: str, channel: str, folder: Path, server_schema: dict[
     where = f"client {client!r} {channel} data ({folder})"
     schema_path = folder / layout.SCHEMA
     try:
-        schema = utils.load_schema(schema_path)
-        utils.load_data(folder, schema["label"], list(schema["classes"]), schema)
-    except (utils.DataError, KeyError) as exc:
+        schema = load_schema(schema_path)
+        load_data(folder, schema["label"], list(schema["classes"]), schema)
+    except (DataError, KeyError) as exc:
         raise BadInput(f"{where}: {exc}; prepare it with `fedsage data prepare`") from None
     if server_schema is not None and _canonical(schema) != _canonical(server_schema):
         raise BadInput(

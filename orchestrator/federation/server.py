@@ -15,7 +15,8 @@ from flwr.common import NDArrays
 from flwr.server import Server, ServerConfig
 from flwr.server.server import run_fl
 
-from client_code import utils
+from client_code.model import parameter_shapes
+from client_code.tabular import Dataset, feature_fingerprint
 from orchestrator.config import Federation
 from orchestrator.federation.evaluation import TestSetEvaluator
 from orchestrator.federation.history import RoundRecord
@@ -34,7 +35,7 @@ class FederationServer:
     def __init__(
         self,
         federation: Federation,
-        test: utils.Dataset,
+        test: Dataset,
         classes: list[Any],
         tokens: dict[str, str],
         tls: TlsMaterial,
@@ -49,8 +50,8 @@ class FederationServer:
         run = federation.federation
         self.roster = Roster([c.name for c in federation.clients], run.join_timeout, emit)
         self.strategy = ValidatingFedAvg(
-            shapes=utils.parameter_shapes(len(test.feature_names), len(classes)),
-            feature_fingerprint=utils.feature_fingerprint(test.feature_names),
+            shapes=parameter_shapes(len(test.feature_names), len(classes)),
+            feature_fingerprint=feature_fingerprint(test.feature_names),
             min_clients=federation.min_clients(),
             roster=self.roster,
             evaluator=self.evaluator,

@@ -9,6 +9,7 @@ runs/<run-id>/
   federation.toml            the resolved configuration
   requests/<client>.json     the training job requests as sent (client tokens masked)
   clients/<client>/          what the backend keeps per client (local backends: log, /opt/ml tree)
+  code/                      the client code the jobs ran (local backends)
   server.log                 the Flower server's and fedsage's log
   run.json                   RunSummary: status, reason, timings, each job's final state
 ```
@@ -40,6 +41,7 @@ FILES = {
     "federation.toml": "the resolved configuration",
     "requests": "the training job requests sent (client tokens masked)",
     "clients": "each client's log and /opt/ml tree, with its model",
+    "code": "the client code every job ran (entry script and client_code package)",
     "server.log": "the Flower server's and fedsage's log",
     "metrics.json": "server test metrics and client metrics per round",
     "metrics.csv": "the same, one row per round",

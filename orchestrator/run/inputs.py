@@ -13,7 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from client_code import utils
+from client_code.schema import load_schema, to_dataset
+from client_code.tabular import DataError, Dataset, read_csv_folder
 from orchestrator.config import Federation
 from orchestrator.data.layout import SchemaFields
 from orchestrator.errors import BadInput
@@ -24,7 +25,7 @@ class ServerData(SchemaFields):
     """What the server holds: the feature schema, its held-out test set and the test set's raw columns."""
 
     schema: dict[str, Any]
-    test: utils.Dataset
+    test: Dataset
     columns: list[str]
 
 
@@ -33,8 +34,8 @@ def server_data(schema: dict[str, Any], test: pd.DataFrame, where: str) -> Serve
     if "label" not in schema or "classes" not in schema:
         raise BadInput(f"the feature schema for {where} has no label or classes; prepare the data again")
     try:
-        dataset = utils.to_dataset(test, schema["label"], list(schema["classes"]), schema, where)
-    except utils.DataError as exc:
+        dataset = to_dataset(test, schema["label"], list(schema["classes"]), schema, where)
+    except DataError as exc:
         raise BadInput(str(exc)) from None
     return ServerData(schema=schema, test=dataset, columns=[str(c) for c in test.columns])
 
@@ -46,9 +47,9 @@ def load_server_data(federation: Federation) -> ServerData:
     if not schema_path.is_file():
         raise BadInput(f"feature schema {schema_path} not found; set [server] schema or run `fedsage data prepare`")
     try:
-        schema = utils.load_schema(schema_path)
-        frame = utils.read_csv_folder(server.test_data)
-    except utils.DataError as exc:
+        schema = load_schema(schema_path)
+        frame = read_csv_folder(server.test_data)
+    except DataError as exc:
         raise BadInput(str(exc)) from None
     return server_data(schema, frame, str(server.test_data))
 
@@ -62,18 +63,18 @@ def check_channel(client: str, channel: str, folder: Path, server: ServerData) -
     """
     where = f"client {client!r} {channel} data"
     try:
-        frame = utils.read_csv_folder(folder)
+        frame = read_csv_folder(folder)
         columns = [str(c) for c in frame.columns]
         if columns != server.columns:
             missing = [c for c in server.columns if c not in columns]
             extra = [c for c in columns if c not in server.columns]
             parts = [f"missing {', '.join(missing)}"] if missing else []
             parts += [f"extra {', '.join(extra)}"] if extra else []
-            raise utils.DataError(
+            raise DataError(
                 f"{where} ({folder}) has different feature columns from the server's test set "
                 f"({'; '.join(parts) or 'different order'}); prepare every client's data with the same columns"
             )
-        utils.to_dataset(frame, server.label, server.classes, server.schema, str(folder))
-    except utils.DataError as exc:
+        to_dataset(frame, server.label, server.classes, server.schema, str(folder))
+    except DataError as exc:
         message = str(exc)
         raise BadInput(message if message.startswith(where) else f"{where}: {message}") from None

@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 from flwr.common import NDArrays
 
-from client_code import utils
+from client_code.metrics import peak_memory_mb
+from client_code.persist import save_model
 from orchestrator.backends import Backend, JobStatus
 from orchestrator.config import Federation, host_port
 from orchestrator.errors import BadInput, RunFailed
@@ -291,7 +292,7 @@ class FederationRun:
             "versions": versions(),
             "final_metrics": self.history.final().server,
         }
-        utils.save_model(model, self.folder.model, provenance)
+        save_model(model, self.folder.model, provenance)
         return self.folder.model
 
     def _finish(self, status: str, reason: str) -> None:
@@ -336,7 +337,7 @@ class FederationRun:
             backend=self.backend.description,
             rounds=self.federation.federation.rounds,
             seconds=time.monotonic() - self._started,
-            peak_memory_mb=round(utils.peak_memory_mb(), 1),
+            peak_memory_mb=round(peak_memory_mb(), 1),
             versions=versions(),
             clients=clients,
             warnings=self.warnings,

@@ -1,4 +1,4 @@
-"""client_code.utils: parameters, data loading with the feature schema, scoring, saving."""
+"""client_code: parameters, data loading with the feature schema, scoring, saving."""
 
 import hashlib
 
@@ -7,48 +7,52 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from client_code import utils
+from client_code.metrics import classification_metrics
+from client_code.model import fit_local, get_model_parameters, make_model, set_initial_params, set_model_params
+from client_code.persist import save_model
+from client_code.schema import load_data
+from client_code.tabular import DataError, Dataset, format_classes, parse_classes, read_csv_folder
 
 
 def test_parameters_round_trip_binary():
-    model = utils.set_initial_params(utils.make_model(), n_features=4, classes=[0, 1])
-    coef, intercept = utils.get_model_parameters(model)
+    model = set_initial_params(make_model(), n_features=4, classes=[0, 1])
+    coef, intercept = get_model_parameters(model)
     assert coef.shape == (1, 4) and intercept.shape == (1,)
     assert not coef.any() and not intercept.any()
 
     new = [np.arange(4.0).reshape(1, 4), np.array([0.5])]
-    utils.set_model_params(model, new)
-    back = utils.get_model_parameters(model)
+    set_model_params(model, new)
+    back = get_model_parameters(model)
     assert all(np.array_equal(a, b) for a, b in zip(back, new, strict=True))
     new[0][0, 0] = 99  # the model keeps its own copy
-    assert utils.get_model_parameters(model)[0][0, 0] == 0
+    assert get_model_parameters(model)[0][0, 0] == 0
 
 
 def test_parameters_round_trip_multiclass_and_zero_model_predicts_uniformly():
-    model = utils.set_initial_params(utils.make_model(), n_features=3, classes=[1, 2, 3])
-    assert [p.shape for p in utils.get_model_parameters(model)] == [(3, 3), (3,)]
+    model = set_initial_params(make_model(), n_features=3, classes=[1, 2, 3])
+    assert [p.shape for p in get_model_parameters(model)] == [(3, 3), (3,)]
     proba = model.predict_proba(np.ones((2, 3)))
     assert np.allclose(proba, 1 / 3)
 
 
 def test_set_model_params_rejects_wrong_shapes():
-    model = utils.set_initial_params(utils.make_model(), n_features=4, classes=[0, 1])
+    model = set_initial_params(make_model(), n_features=4, classes=[0, 1])
     with pytest.raises(ValueError, match="do not fit"):
-        utils.set_model_params(model, [np.zeros((2, 4)), np.zeros(2)])
+        set_model_params(model, [np.zeros((2, 4)), np.zeros(2)])
     with pytest.raises(ValueError, match="expected 2 parameter arrays"):
-        utils.set_model_params(model, [np.zeros((1, 4))])
+        set_model_params(model, [np.zeros((1, 4))])
 
 
 @pytest.mark.parametrize(
     ("penalty", "solver", "ratio"), [("l2", "lbfgs", 0.0), ("l1", "saga", 1.0), ("elasticnet", "saga", 0.3)]
 )
 def test_make_model_translates_penalty(penalty, solver, ratio):
-    model = utils.make_model(penalty=penalty, c=0.5, l1_ratio=0.3, max_iter=7)
+    model = make_model(penalty=penalty, c=0.5, l1_ratio=0.3, max_iter=7)
     assert (model.solver, model.l1_ratio, model.C, model.max_iter, model.warm_start) == (solver, ratio, 0.5, 7, True)
 
 
 def test_make_model_none_penalty_is_unregularised():
-    assert np.inf == utils.make_model(penalty="none").C
+    assert np.inf == make_model(penalty="none").C
 
 
 def _write(folder, frame, name="part.csv"):
@@ -60,7 +64,7 @@ def _write(folder, frame, name="part.csv"):
 def test_load_data_concatenates_the_csv_files_of_a_channel(tmp_path):
     _write(tmp_path, pd.DataFrame({"a": [1, 2], "y": [0, 1]}), "1.csv")
     _write(tmp_path, pd.DataFrame({"a": [3], "y": [1]}), "2.csv")
-    data = utils.load_data(tmp_path, "y", classes=[0, 1])
+    data = load_data(tmp_path, "y", classes=[0, 1])
     assert data.X.tolist() == [[1.0], [2.0], [3.0]] and data.y.tolist() == [0, 1, 1]
     assert data.feature_names == ["a"]
 
@@ -76,18 +80,18 @@ def test_load_data_concatenates_the_csv_files_of_a_channel(tmp_path):
 )
 def test_load_data_names_the_problem(tmp_path, frame, message):
     _write(tmp_path, frame)
-    with pytest.raises(utils.DataError, match=message):
-        utils.load_data(tmp_path, "y", classes=[0, 1])
+    with pytest.raises(DataError, match=message):
+        load_data(tmp_path, "y", classes=[0, 1])
 
 
 def test_load_data_empty_or_missing_channel(tmp_path):
-    with pytest.raises(utils.DataError, match="does not exist"):
-        utils.read_csv_folder(tmp_path / "nope")
-    with pytest.raises(utils.DataError, match="holds no .csv files"):
-        utils.read_csv_folder(tmp_path)
+    with pytest.raises(DataError, match="does not exist"):
+        read_csv_folder(tmp_path / "nope")
+    with pytest.raises(DataError, match="holds no .csv files"):
+        read_csv_folder(tmp_path)
     (tmp_path / "empty.csv").write_text("")
-    with pytest.raises(utils.DataError, match="is empty"):
-        utils.read_csv_folder(tmp_path)
+    with pytest.raises(DataError, match="is empty"):
+        read_csv_folder(tmp_path)
 
 
 def test_schema_scales_numeric_one_hot_encodes_categorical_and_fixes_column_order(tmp_path):
@@ -101,7 +105,7 @@ def test_schema_scales_numeric_one_hot_encodes_categorical_and_fixes_column_orde
     }
     # columns in another order, and a level the schema has never seen
     _write(tmp_path, pd.DataFrame({"region": ["west", "east", "north"], "y": [0, 1, 0], "amount": [10, 20, 0]}))
-    data = utils.load_data(tmp_path, "y", [0, 1], schema)
+    data = load_data(tmp_path, "y", [0, 1], schema)
     assert data.feature_names == ["amount", "region=east", "region=west"]
     assert data.X.tolist() == [[0.0, 0.0, 1.0], [2.0, 1.0, 0.0], [-2.0, 0.0, 0.0]]
 
@@ -109,41 +113,41 @@ def test_schema_scales_numeric_one_hot_encodes_categorical_and_fixes_column_orde
 def test_schema_requires_its_columns(tmp_path):
     schema = {"features": [{"name": "amount", "kind": "numeric", "mean": 0, "scale": 1}]}
     _write(tmp_path, pd.DataFrame({"other": [1], "y": [0]}))
-    with pytest.raises(utils.DataError, match="column 'amount' required by the feature schema is missing"):
-        utils.load_data(tmp_path, "y", [0, 1], schema)
+    with pytest.raises(DataError, match="column 'amount' required by the feature schema is missing"):
+        load_data(tmp_path, "y", [0, 1], schema)
 
 
 def test_string_labels_are_supported(tmp_path):
     _write(tmp_path, pd.DataFrame({"a": [1.0, 2.0, 3.0], "y": ["no", "yes", "no"]}))
-    assert utils.parse_classes(utils.format_classes(["no", "yes"])) == ["no", "yes"]
-    assert utils.parse_classes("0,1") == [0, 1]
-    data = utils.load_data(tmp_path, "y", ["no", "yes"])
-    model = utils.fit_local(utils.set_initial_params(utils.make_model(max_iter=50), 1, ["no", "yes"]), data)
+    assert parse_classes(format_classes(["no", "yes"])) == ["no", "yes"]
+    assert parse_classes("0,1") == [0, 1]
+    data = load_data(tmp_path, "y", ["no", "yes"])
+    model = fit_local(set_initial_params(make_model(max_iter=50), 1, ["no", "yes"]), data)
     assert set(model.predict(data.X)) <= {"no", "yes"}
 
 
 def test_fit_local_requires_every_class(tmp_path):
-    model = utils.set_initial_params(utils.make_model(), 1, [0, 1])
-    with pytest.raises(utils.DataError, match="no rows of class 1"):
-        utils.fit_local(model, utils.Dataset(np.ones((3, 1)), np.zeros(3, dtype=int), ["a"]))
+    model = set_initial_params(make_model(), 1, [0, 1])
+    with pytest.raises(DataError, match="no rows of class 1"):
+        fit_local(model, Dataset(np.ones((3, 1)), np.zeros(3, dtype=int), ["a"]))
 
 
 def test_classification_metrics_on_a_perfect_and_a_zero_model():
     X = np.array([[-2.0], [-1.0], [1.0], [2.0]])
-    data = utils.Dataset(X, np.array([0, 0, 1, 1]), ["x"])
-    model = utils.set_initial_params(utils.make_model(), 1, [0, 1])
-    zero = utils.classification_metrics(model, data)
+    data = Dataset(X, np.array([0, 0, 1, 1]), ["x"])
+    model = set_initial_params(make_model(), 1, [0, 1])
+    zero = classification_metrics(model, data)
     assert zero["loss"] == pytest.approx(np.log(2)) and zero["roc_auc"] == 0.5
-    utils.set_model_params(model, [np.array([[10.0]]), np.array([0.0])])
-    perfect = utils.classification_metrics(model, data)
+    set_model_params(model, [np.array([[10.0]]), np.array([0.0])])
+    perfect = classification_metrics(model, data)
     assert perfect["accuracy"] == perfect["f1"] == perfect["roc_auc"] == perfect["pr_auc"] == 1.0
     assert set(perfect) == {"loss", "accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc"}
 
 
 def test_save_model_writes_a_loadable_model_and_its_checksum(tmp_path):
-    model = utils.set_initial_params(utils.make_model(), 2, [0, 1])
+    model = set_initial_params(make_model(), 2, [0, 1])
     path = tmp_path / "out" / "model.joblib"
-    digest = utils.save_model(model, path, {"run_id": "r1"})
+    digest = save_model(model, path, {"run_id": "r1"})
     assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
     assert (tmp_path / "out" / "model.joblib.sha256").read_text() == f"{digest}  model.joblib\n"
     loaded = joblib.load(path)
