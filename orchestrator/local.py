@@ -45,9 +45,10 @@ class LocalOptions:
 
 
 SOURCE = "fedsage local"
+Settings = tuple[config.RunSettings, config.ModelSettings]  # [federation] and [model], from the options
 
 
-def _settings(options: LocalOptions) -> tuple[config.RunSettings, config.ModelSettings]:
+def _settings(options: LocalOptions) -> Settings:
     """The [federation] and [model] sections the options give, validated before anything is written."""
     run = options.given("rounds", "min_clients", "join_timeout", "round_timeout", "seed")
     return config.build(config.RunSettings, SOURCE, **run), config.build(
@@ -56,7 +57,7 @@ def _settings(options: LocalOptions) -> tuple[config.RunSettings, config.ModelSe
 
 
 def _federation(
-    settings: tuple[config.RunSettings, config.ModelSettings],
+    settings: Settings,
     test: Path,
     schema: Path,
     clients: list[layout.ClientFolders],
@@ -99,23 +100,14 @@ def _prepared_folder(options: LocalOptions) -> tuple[list[layout.ClientFolders],
     return prepared.clients, prepared.test, prepared.root / layout.SCHEMA, data
 
 
-def build_local_run(options: LocalOptions, observer: Observer = ignore) -> FederationRun:
-    """Validate the options and data and set up a run on the process backend, ready to execute.
-
-    Raises BadInput before anything is written; a built-in data set is generated into the new
-    run folder only once the options are known to be good, and handed to the run in memory.
-    """
-    settings = _settings(options)
-    dataset = datasets.get(options.dataset) if options.data_dir is None else None
-    folder = RunFolder.new(options.out, new_run_id())
-    folder.check_writable()
-    if options.data_dir is not None:
-        clients, test, schema, data = _prepared_folder(options)
-        federation = _federation(settings, test, schema, clients)
-        backend = ProcessBackend(folder.clients, len(federation.clients), code_dir=folder.path("code"))
-        backend.check_inputs(federation, data)
-        return FederationRun(federation, data, backend, folder, observer)
-    assert dataset is not None
+def _builtin(
+    options: LocalOptions,
+    settings: Settings,
+    folder: RunFolder,
+    observer: Observer,
+) -> tuple[config.Federation, ServerData]:
+    """Generate and split a built-in data set into the new run folder; hand the server's part over in memory."""
+    dataset = datasets.get(options.dataset)
     prep = PrepareOptions(
         label=dataset.label,
         clients=options.clients or defaults.CLIENTS,
@@ -131,9 +123,29 @@ def build_local_run(options: LocalOptions, observer: Observer = ignore) -> Feder
         shutil.rmtree(folder.root, ignore_errors=True)
         raise
     observer(DataPrepared(dataset.name, summary))
-    # the data was just written by us: handed over in memory, not read back
-    data = server_data(summary.schema, summary.test, str(test))
+    return federation, server_data(summary.schema, summary.test, str(test))
+
+
+def build_local_run(options: LocalOptions, observer: Observer = ignore) -> FederationRun:
+    """Validate the options and data and set up a run on the process backend, ready to execute.
+
+    Raises BadInput before anything is written; a built-in data set is generated into the new
+    run folder only once the options are known to be good, and handed to the run in memory
+    (it is not read back: only a --data-dir folder is read and checked here).
+    """
+    settings = _settings(options)
+    if options.data_dir is None:
+        datasets.get(options.dataset)  # an unknown name is bad input before anything is written
+    folder = RunFolder.new(options.out, new_run_id())
+    folder.check_writable()
+    if options.data_dir is not None:
+        clients, test, schema, data = _prepared_folder(options)
+        federation = _federation(settings, test, schema, clients)
+    else:
+        federation, data = _builtin(options, settings, folder, observer)
     backend = ProcessBackend(folder.clients, len(federation.clients), code_dir=folder.path("code"))
+    if options.data_dir is not None:
+        backend.check_inputs(federation, data)
     return FederationRun(federation, data, backend, folder, observer)
 
 

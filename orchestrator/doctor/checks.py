@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.config import FIXED_PORT
+from orchestrator.config.base import FIXED_PORT
 from orchestrator.doctor.clients import check_client
 from orchestrator.doctor.findings import Check, Doctor
 from orchestrator.doctor.paths import check_overlaps, check_paths

@@ -1,0 +1,34 @@
+"""federation.toml: the schema of a federation, validated by pydantic; the home of its defaults.
+
+Every error names the key, the bad value and what to put there instead; `load` turns pydantic's
+errors into one BadInput line per problem. `fedsage local` builds the same `Federation` object in
+memory from its options (`build`), and writes the resolved configuration into the run folder.
+
+Modules: base.py (what sections share), run.py ([federation], [model]), server.py ([server],
+[server.tls], [container]), clients.py ([[clients]]), federation.py (the whole file, checked
+together), loading.py (reading and error messages). Field defaults come from orchestrator/defaults.py.
+"""
+
+from orchestrator.config.base import NAME_PATTERN, Purpose
+from orchestrator.config.clients import ClientSettings
+from orchestrator.config.federation import Federation
+from orchestrator.config.loading import build, describe_errors, load, parse
+from orchestrator.config.run import ModelSettings, RunSettings
+from orchestrator.config.server import ContainerSettings, ServerSettings, TlsSettings, host_port
+
+__all__ = [
+    "NAME_PATTERN",
+    "ClientSettings",
+    "ContainerSettings",
+    "Federation",
+    "ModelSettings",
+    "Purpose",
+    "RunSettings",
+    "ServerSettings",
+    "TlsSettings",
+    "build",
+    "describe_errors",
+    "host_port",
+    "load",
+    "parse",
+]

@@ -1,0 +1,66 @@
+"""The whole federation.toml: run settings, model, container, server and clients, checked together."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import tomli_w
+from pydantic import Field, model_validator
+
+from orchestrator.config.base import _NOT_READY, Purpose, _Section
+from orchestrator.config.clients import ClientSettings
+from orchestrator.config.run import ModelSettings, RunSettings
+from orchestrator.config.server import ContainerSettings, ServerSettings
+from orchestrator.errors import BadInput
+
+
+class Federation(_Section):
+    """A whole federation: run settings, model, server and clients."""
+
+    federation: RunSettings = RunSettings()
+    model: ModelSettings = ModelSettings()
+    container: ContainerSettings = ContainerSettings()
+    server: ServerSettings
+    clients: Annotated[list[ClientSettings], Field(min_length=1, description="at least one [[clients]] table")]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Federation:
+        names = [c.name for c in self.clients]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"client name {duplicates[0]!r} is used twice; give every client its own name")
+        if self.federation.min_clients and self.federation.min_clients > len(self.clients):
+            raise ValueError(
+                f"federation.min_clients = {self.federation.min_clients} is more than the "
+                f"{len(self.clients)} clients configured; lower it or add clients"
+            )
+        return self
+
+    def require_ready(self, purpose: Purpose, also: list[str] | None = None) -> None:
+        """Raise BadInput listing every key `fedsage launch` or `fedsage infra` needs that the config lacks.
+
+        `also`: further problems of the caller's own (infra: the templates' constraints), in the same line.
+        """
+        problems = [f"server: set {', '.join(missing)}"] if (missing := self.server.missing_for(purpose)) else []
+        problems += [
+            f"clients[{i}] ({client.name}): set {', '.join(missing)}"
+            for i, client in enumerate(self.clients)
+            if (missing := client.missing_for(purpose))
+        ]
+        problems += also or []
+        if problems:
+            command, hint = _NOT_READY[purpose]
+            raise BadInput(f"federation.toml is not ready for {command}: " + "; ".join(problems) + hint)
+
+    def require_launchable(self) -> None:
+        """Raise BadInput listing every key `fedsage launch` needs that the config lacks."""
+        self.require_ready("launch")
+
+    def min_clients(self) -> int:
+        """Clients every round needs: the configured minimum, or all of them."""
+        return self.federation.min_clients or len(self.clients)
+
+    def to_toml(self) -> str:
+        """The resolved configuration as TOML (defaults filled in)."""
+        data = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return tomli_w.dumps(data)

@@ -1,0 +1,106 @@
+"""Reading federation.toml: pydantic's errors as one line per problem (key, value, what is wrong, the fix)."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from orchestrator.config.clients import ClientSettings
+from orchestrator.config.federation import Federation
+from orchestrator.config.run import ModelSettings, RunSettings
+from orchestrator.config.server import ContainerSettings, ServerSettings
+from orchestrator.errors import BadInput
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    """Render a pydantic error location as the TOML key a user edits: clients[2].name."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def describe_errors(error: ValidationError, source: str) -> str:
+    """One line per problem: the key, the bad value, what is wrong and what is expected."""
+    lines = []
+    for item in error.errors():
+        key = _location(item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "missing":
+            lines.append(f"{source}: {key} is required")
+            continue
+        if item["type"] == "extra_forbidden":
+            lines.append(f"{source}: unknown key {key}; remove it or check its spelling")
+            continue
+        value = item.get("input")
+        shown = "" if isinstance(value, dict | list) else f" = {value!r}"
+        hint = _field_description(item["loc"], _SECTIONS.get(error.title))
+        lines.append(f"{source}: {key}{shown}: {message}" + (f" (expected {hint})" if hint else ""))
+    return "; ".join(lines)
+
+
+def _field_description(loc: tuple[Any, ...], root: type[BaseModel] | None = None) -> str | None:
+    """The description of the field at a location (from `root`, default Federation), used as the 'how to fix' hint."""
+    model: Any = root or Federation
+    description = None
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        fields = getattr(model, "model_fields", {})
+        info = fields.get(part) or next((f for f in fields.values() if f.alias == part), None)
+        if info is None:
+            return description
+        description = info.description
+        annotation = info.annotation
+        args = getattr(annotation, "__args__", ())
+        model = next((a for a in (annotation, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None)
+    return description
+
+
+_SECTIONS: dict[str, type[BaseModel]] = {
+    model.__name__: model
+    for model in (Federation, RunSettings, ModelSettings, ContainerSettings, ServerSettings, ClientSettings)
+}
+T = TypeVar("T", bound=BaseModel)
+
+
+def build(section: type[T], source: str, **values: Any) -> T:
+    """Construct one config section from typed values, validated as a config file would be; BadInput if not."""
+    try:
+        return section(**values)
+    except ValidationError as error:
+        raise BadInput(describe_errors(error, source)) from None
+
+
+def parse(data: dict[str, Any], source: str = "federation.toml") -> Federation:
+    """Validate a configuration mapping; raise BadInput describing every problem."""
+    try:
+        return Federation.model_validate(data)
+    except ValidationError as error:
+        raise BadInput(describe_errors(error, source)) from None
+
+
+def load(path: Path) -> Federation:
+    """Read and validate a federation.toml file; relative paths are relative to the file."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise BadInput(f"config file {path} not found; pass an existing federation.toml with -c") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise BadInput(f"{path} is not valid TOML: {exc}") from None
+    federation = parse(data, str(path))
+    server = federation.server
+    if not server.test_data.is_absolute():
+        server.test_data = path.parent / server.test_data
+    if server.schema_path is not None and not server.schema_path.is_absolute():
+        server.schema_path = path.parent / server.schema_path
+    if server.tls is not None:
+        for key in ("ca_certificate", "certificate", "private_key"):
+            value = getattr(server.tls, key)
+            if not value.is_absolute():
+                setattr(server.tls, key, path.parent / value)
+    return federation

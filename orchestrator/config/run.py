@@ -1,0 +1,53 @@
+"""[federation] and [model]: how the federation runs and what every client trains."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from client_code.constants import PENALTIES
+from orchestrator import defaults
+from orchestrator.config.base import PREFIX_PATTERN, _Section
+
+
+class RunSettings(_Section):
+    """[federation]: how the federation runs."""
+
+    name: Annotated[
+        str,
+        Field(
+            pattern=PREFIX_PATTERN,
+            max_length=16,
+            description=(
+                "job name prefix: up to 16 lowercase letters, digits and single hyphens (SageMaker lowercases "
+                "training job ARNs, so the kickoff role's name condition only matches a lowercase prefix)"
+            ),
+        ),
+    ] = "fedsage"
+    rounds: Annotated[int, Field(ge=1, description="number of federated rounds, at least 1")] = defaults.ROUNDS
+    min_clients: Annotated[
+        int | None,
+        Field(ge=1, description="clients that must take part in every round; leave unset to require all"),
+    ] = None
+    join_timeout: Annotated[float, Field(gt=0, description="seconds to wait for every client to join")] = (
+        defaults.JOIN_TIMEOUT
+    )
+    round_timeout: Annotated[float, Field(gt=0, description="seconds a client may take for one round")] = (
+        defaults.ROUND_TIMEOUT
+    )
+    seed: Annotated[int, Field(description="seed for data preparation and model initialisation")] = defaults.SEED
+    strategy: Annotated[Literal["fedavg"], Field(description="aggregation strategy: fedavg (example-weighted)")] = (
+        "fedavg"
+    )
+
+
+class ModelSettings(_Section):
+    """[model]: the LogisticRegression every client trains."""
+
+    penalty: Annotated[Literal[PENALTIES], Field(description=f"one of {', '.join(PENALTIES)}")] = "l2"
+    c: Annotated[float, Field(gt=0, description="inverse regularisation strength, a positive number")] = 1.0
+    l1_ratio: Annotated[float, Field(ge=0, le=1, description="elastic-net mixing, between 0 and 1")] = 0.5
+    max_iter: Annotated[int, Field(ge=1, le=10_000, description="local solver iterations per round, 1 to 10000")] = (
+        defaults.MAX_ITER
+    )

@@ -1,0 +1,100 @@
+"""[server], [server.tls] and [container]: where the Flower server listens, what it evaluates on, the image."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Network
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field
+
+from client_code.constants import SCHEMA_FILE
+from orchestrator.config.base import FIXED_PORT, REGION_PATTERN, SERVER_NEEDS, Purpose, _Section
+
+
+def host_port(host: str, port: int) -> str:
+    """HOST:PORT as gRPC dials and binds it; an IPv6 address is bracketed ([::1]:8080, RFC 3986)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+class TlsSettings(_Section):
+    """[server.tls]: bring your own certificates instead of a per-run CA."""
+
+    ca_certificate: Annotated[Path, Field(description="PEM file of the CA that signed the server certificate")]
+    certificate: Annotated[Path, Field(description="PEM file of the server certificate (SAN: advertised_address)")]
+    private_key: Annotated[Path, Field(description="PEM file of the server's private key")]
+
+
+class ContainerSettings(_Section):
+    """[container]: the SageMaker image the client jobs run in."""
+
+    framework_version: Annotated[
+        str,
+        Field(
+            min_length=1, description="SageMaker scikit-learn image version whose Python runs flwr, e.g. 1.4-2-py312"
+        ),
+    ] = "1.4-2-py312"
+    python_version: Annotated[
+        str,
+        Field(
+            pattern=r"^3\.(1[1-9])$",
+            description="the image's Python, 3.11 or newer (flwr needs it); wheels are built for it",
+        ),
+    ] = "3.12"
+    image_uri: Annotated[str | None, Field(min_length=1, description="an explicit image URI instead of the lookup")] = (
+        None
+    )
+
+
+class ServerSettings(_Section):
+    """[server]: where the Flower server listens and what it evaluates on."""
+
+    bind_address: Annotated[str, Field(min_length=1, description="address the server binds, e.g. 0.0.0.0")] = (
+        "127.0.0.1"
+    )
+    port: Annotated[int, Field(ge=0, le=65535, description="port to listen on, 0 for any free port")] = 0
+    advertised_address: Annotated[
+        str | None, Field(description="host the clients dial (the server's private IP); default bind_address")
+    ] = None
+    test_data: Annotated[Path, Field(description="CSV file of the server's held-out test set")]
+    schema_path: Annotated[
+        Path | None, Field(alias="schema", description="feature schema JSON; default schema.json beside test_data")
+    ] = None
+    region: Annotated[
+        str | None, Field(pattern=REGION_PATTERN, description="the server account's AWS region, e.g. eu-west-1")
+    ] = None
+    profile: Annotated[
+        str | None, Field(min_length=1, description="AWS profile of the server account; default credential chain")
+    ] = None
+    account_id: Annotated[
+        str | None, Field(pattern=r"^\d{12}$", description="the server's 12-digit AWS account id (fedsage infra)")
+    ] = None
+    vpc_cidr: Annotated[
+        IPv4Network | None,
+        Field(description="the server VPC's CIDR block, e.g. 10.10.0.0/16; no client's may overlap it (fedsage infra)"),
+    ] = None
+    vpc_id: Annotated[
+        str | None,
+        Field(pattern=r"^vpc-[0-9a-f]+$", description="the server VPC's id (vpc-...): VpcId of the server stack"),
+    ] = None
+    security_group: Annotated[
+        str | None,
+        Field(
+            pattern=r"^sg-[0-9a-f]+$",
+            description="the server host's security group (sg-...), output HostSecurityGroupId of the server stack",
+        ),
+    ] = None
+    tls: TlsSettings | None = None
+
+    def missing_for(self, purpose: Purpose) -> list[str]:
+        """The [server] keys `fedsage launch` or `fedsage infra` needs that are unset (port 0 counts)."""
+        missing = [key for key in SERVER_NEEDS[purpose] if getattr(self, key) is None]
+        return missing + ([FIXED_PORT] if self.port == 0 else [])
+
+    def dial_host(self) -> str:
+        """The host clients connect to."""
+        return self.advertised_address or self.bind_address
+
+    def resolved_schema(self) -> Path:
+        """The schema file, defaulting to schema.json next to the test set."""
+        return self.schema_path or self.test_data.with_name(SCHEMA_FILE)
