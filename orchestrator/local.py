@@ -83,6 +83,14 @@ def _federation(
     )
 
 
+def _check_min_clients(options: LocalOptions, clients: int) -> None:
+    """--min-clients above the number of clients is bad input, named by its option, before anything is written."""
+    if options.min_clients is not None and options.min_clients > clients:
+        raise BadInput(
+            f"--min-clients {options.min_clients} is more than the {clients} clients; lower it or add clients"
+        )
+
+
 def _prepared_folder(options: LocalOptions) -> tuple[list[layout.ClientFolders], Path, Path, ServerData]:
     """A prepared-data folder's clients, test set and schema paths, and the server's data (each file read once)."""
     assert options.data_dir is not None
@@ -136,10 +144,12 @@ def build_local_run(options: LocalOptions, observer: Observer = ignore) -> Feder
     settings = _settings(options)
     if options.data_dir is None:
         datasets.get(options.dataset)  # an unknown name is bad input before anything is written
+        _check_min_clients(options, options.clients or defaults.CLIENTS)
     folder = RunFolder.new(options.out, new_run_id())
     folder.check_writable()
     if options.data_dir is not None:
         clients, test, schema, data = _prepared_folder(options)
+        _check_min_clients(options, len(clients))
         federation = _federation(settings, test, schema, clients)
     else:
         federation, data = _builtin(options, settings, folder, observer)

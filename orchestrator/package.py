@@ -178,9 +178,14 @@ def _archive_requirements(lock: str | None) -> str:
     return header + "--no-index\n--find-links wheels\n" + lock
 
 
-def code_entries() -> dict[str, bytes]:
-    """The client code as archive entries: the entry script, then every .py file of the client_code package."""
-    entries = {ENTRY_POINT: ENTRY_SOURCE.encode()}
+def code_entries(lock: str | None = None) -> dict[str, bytes]:
+    """The archive's code entries: the entry script, every .py file of client_code, and requirements.txt.
+
+    `lock` is the hash-pinned lock whose wheels the archive vendors (requirements.txt then installs
+    them offline); None gives requirements.txt with client_code's plain pins (what `--no-wheels` ships,
+    and what the process backend lays out: it runs this machine's packages and installs nothing).
+    """
+    entries = {ENTRY_POINT: ENTRY_SOURCE.encode(), "requirements.txt": _archive_requirements(lock).encode()}
     for path in sorted(CODE_DIR.rglob("*.py")):
         if "__pycache__" not in path.parts:
             entries[f"client_code/{path.relative_to(CODE_DIR).as_posix()}"] = path.read_bytes()
@@ -199,15 +204,14 @@ def build(out: Path, python_version: str = "3.12", vendor_wheels: bool = True) -
     """
     out = Path(out)
     lock = None
+    path = require_lock(python_version)  # an unsupported Python is refused with or without wheels
     with tempfile.TemporaryDirectory() as tmp:
         wheels: list[Path] = []
         if vendor_wheels:
-            path = require_lock(python_version)
             lock = path.read_text()
             _pip_download(["--no-deps", "--require-hashes", "-r", str(path)], Path(tmp), python_version)
             wheels = sorted(Path(tmp).glob("*.whl"), key=lambda p: p.name)
-        entries = code_entries()
-        entries["requirements.txt"] = _archive_requirements(lock).encode()
+        entries = code_entries(lock)
         entries.update({f"wheels/{wheel.name}": wheel.read_bytes() for wheel in wheels})
 
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,18 @@ def test_zero_rounds(capsys, tmp_path):
     )
 
 
+def test_min_clients_above_the_clients_is_refused_before_any_data_is_generated(capsys, tmp_path):
+    _assert_bad_input(
+        capsys,
+        tmp_path / "runs",
+        "--clients",
+        "2",
+        "--min-clients",
+        "5",
+        message="--min-clients 5 is more than the 2 clients; lower it or add clients",
+    )
+
+
 def test_unknown_option(capsys, tmp_path):
     _assert_bad_input(capsys, tmp_path / "runs", "--clientz", "3", message="No such option '--clientz'")
 

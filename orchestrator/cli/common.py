@@ -17,8 +17,13 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
-ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="The federation.toml to use.")]
-OptionalConfigOption = Annotated[Path | None, typer.Option("--config", "-c", help="The federation.toml to use.")]
+
+def config_option(purpose: str = "to use") -> typer.models.OptionInfo:
+    """The --config/-c option, with what this command reads from the file: "naming the clients" -> its help."""
+    return typer.Option("--config", "-c", help=f"The federation.toml {purpose}.")
+
+
+ConfigOption = Annotated[Path, config_option()]
 OutOption = Annotated[Path, typer.Option(help="Folder that receives the run folder <run-id>/.")]
 
 

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.cli.common import ConfigOption, console, items
+from orchestrator.cli.common import config_option, console, items
 from orchestrator.errors import BadInput
 
 data_app = typer.Typer(
@@ -194,7 +194,7 @@ def synth_command(
 )
 def upload_command(
     dir_: Annotated[Path, typer.Option("--dir", help="Prepared-data folder (from `fedsage data prepare`).")],
-    config_path: ConfigOption,
+    config_path: Annotated[Path, config_option("naming the clients, their S3 URIs and profiles")],
     client: Annotated[
         list[str] | None, typer.Option(help="Upload only these clients (repeat); default: every client.")
     ] = None,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from orchestrator.cli.common import ConfigOption, console
+from orchestrator.cli.common import config_option, console
 
 if TYPE_CHECKING:  # loaded when the command runs, so `fedsage --help` stays fast
     from orchestrator.doctor.findings import Check
@@ -16,7 +17,9 @@ DOCTOR_EPILOG = (
 )
 
 
-def doctor_command(config_path: ConfigOption) -> None:
+def doctor_command(
+    config_path: Annotated[Path, config_option("of the federation to check")],
+) -> None:
     """Check roles, network paths, image and data of every account before a run; exit 1 if anything fails."""
     from orchestrator import config
     from orchestrator.aws import sessions

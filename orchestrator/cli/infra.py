@@ -7,12 +7,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from orchestrator.cli.common import ConfigOption, console
+from orchestrator.cli.common import config_option, console
 from orchestrator.errors import BadInput
 
 if TYPE_CHECKING:  # loaded when a command runs, so `fedsage --help` stays fast
     from orchestrator.infra.deploy import SessionFor
     from orchestrator.infra.plan import InfraOptions, StackStep
+
+InfraConfigOption = Annotated[Path, config_option("naming the accounts, VPCs and buckets")]
 
 infra_app = typer.Typer(
     name="infra",
@@ -76,7 +78,7 @@ def _options(
     ),
 )
 def render_command(
-    config_path: ConfigOption,
+    config_path: InfraConfigOption,
     out: Annotated[Path, typer.Option(help="New folder for the templates, parameter files and deploy.sh.")],
     host: HostOption = "notebook",
     egress: EgressOption = "nat",
@@ -110,7 +112,7 @@ def render_command(
     ),
 )
 def deploy_command(
-    config_path: ConfigOption,
+    config_path: InfraConfigOption,
     host: HostOption = "notebook",
     egress: EgressOption = "nat",
     interface_endpoints: EndpointsOption = False,

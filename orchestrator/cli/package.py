@@ -8,7 +8,7 @@ from typing import Annotated
 import click
 import typer
 
-from orchestrator.cli.common import OptionalConfigOption, console
+from orchestrator.cli.common import config_option, console
 
 PACKAGE_EPILOG = (
     "Examples:\n\n"
@@ -24,7 +24,7 @@ def package(
         str | None,
         typer.Option(
             help="The container's Python, one with a committed lock in client_code/ "
-            "(default: the config's [container] python_version)."
+            "(default: the config's \\[container] python_version)."
         ),
     ] = None,
     wheels: Annotated[
@@ -34,7 +34,7 @@ def package(
         bool, typer.Option(help="Re-resolve requirements.txt into the hash-pinned lock first (uv pip compile).")
     ] = False,
     upload: Annotated[bool, typer.Option(help="Put the archive at each client's code_uri (needs -c).")] = False,
-    config: OptionalConfigOption = None,
+    config: Annotated[Path | None, config_option("with the clients' code_uri and [container] python_version")] = None,
     client: Annotated[str | None, typer.Option(help="With --upload: only this client (default: all).")] = None,
 ) -> None:
     """Build source.tar.gz: the client code with its dependencies as wheels, reproducibly.

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from orchestrator import defaults
-from orchestrator.cli.common import ConfigOption, OutOption, console
+from orchestrator.cli.common import ConfigOption, OutOption, config_option, console
 
 LOCAL_EPILOG = (
     "Examples:\n\n"
@@ -49,9 +49,9 @@ def local(
 ) -> None:
     """Run a whole federation on this machine, no AWS: one process per client.
 
-    Each client runs client_code/train.py exactly as the SageMaker container would (its own
-    /opt/ml tree, SM_* environment, hyperparameters as arguments), connecting over TLS to a
-    Flower server on 127.0.0.1.
+    Each client runs its training job's program (fedsage_client.py, which runs client_code/train.py)
+    exactly as the SageMaker container would (its own /opt/ml tree, SM_* environment,
+    hyperparameters as arguments), connecting over TLS to a Flower server on 127.0.0.1.
     """
     from orchestrator.cli.progress import RunView, print_outcome
     from orchestrator.local import LocalOptions, run_local
@@ -134,7 +134,7 @@ STATUS_EPILOG = (
 
 
 def status(
-    config: ConfigOption,
+    config: Annotated[Path, config_option("naming the client accounts and kickoff roles")],
     run_id: Annotated[str | None, typer.Option(help="Only this run's jobs (default: every run).")] = None,
 ) -> None:
     """Show the training jobs of a run (or of every run) in every client account."""
@@ -161,7 +161,7 @@ STOP_EPILOG = "Example:\n\n  fedsage stop -c federation.toml --run-id 20261121-1
 
 
 def stop(
-    config: ConfigOption,
+    config: Annotated[Path, config_option("naming the client accounts and kickoff roles")],
     run_id: Annotated[str, typer.Option(help="The run whose jobs to stop (see fedsage status).")],
 ) -> None:
     """Stop every still-running training job of a run, in every client account."""

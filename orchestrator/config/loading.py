@@ -35,6 +35,9 @@ def describe_errors(error: ValidationError, source: str) -> str:
         if item["type"] == "extra_forbidden":
             lines.append(f"{source}: unknown key {key}; remove it or check its spelling")
             continue
+        if not item["loc"]:  # a check across keys: its message names the keys itself
+            lines.append(f"{source}: {message}")
+            continue
         value = item.get("input")
         shown = "" if isinstance(value, dict | list) else f" = {value!r}"
         hint = _field_description(item["loc"], _SECTIONS.get(error.title))

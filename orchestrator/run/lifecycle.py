@@ -141,18 +141,17 @@ class FederationRun:
     # -- the lifecycle
 
     def execute(self) -> RunOutcome:
-        """Run the federation to the end; raise RunFailed (after writing what exists) if it fails."""
-        self._bind()
+        """Run the federation to the end; raise RunFailed (after writing what exists) if it fails.
+
+        Bad input found before the run folder exists (a taken port, a request SageMaker would refuse)
+        leaves nothing behind; once the folder exists, run.json and the reports record whatever happened.
+        """
+        status, reason = "failed", ""
         try:
+            self._bind()
             requests = self._plan()
             if not self.folder.created:
                 self.folder.create()
-        except BaseException:
-            assert self._server is not None
-            self._server.stop()
-            raise
-        status, reason = "failed", ""
-        try:
             self._log = ServerLog(self.folder.path("server.log"))
             self.folder.path("federation.toml").write_text(self.federation.to_toml())
             self._launch(requests)
