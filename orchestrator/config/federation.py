@@ -13,6 +13,20 @@ from orchestrator.config.run import ModelSettings, RunSettings
 from orchestrator.config.server import ContainerSettings, ServerSettings
 from orchestrator.errors import BadInput
 
+# What no two clients may share: (key, what sharing it means, the fix).
+_UNIQUE = (
+    (
+        "name",
+        "differ only in case",
+        "SageMaker lowercases job ARNs and a case-insensitive disk merges their folders: rename one",
+    ),
+    (
+        "account_id",
+        "are in the same account",
+        "each client is one data owner's account, with its own kickoff role, bucket and network",
+    ),
+)
+
 
 class Federation(_Section):
     """A whole federation: run settings, model, server and clients."""
@@ -29,6 +43,23 @@ class Federation(_Section):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"client name {duplicates[0]!r} is used twice; give every client its own name")
+        for key, what, fix in _UNIQUE:
+            seen: dict[str, str] = {}
+            for client in self.clients:
+                value = getattr(client, key)
+                if value is None:
+                    continue
+                if key == "name":
+                    value = value.lower()
+                if value in seen:
+                    raise ValueError(f"clients {seen[value]!r} and {client.name!r} {what}; {fix}")
+                seen[value] = client.name
+            if key == "account_id" and self.server.account_id in seen:
+                raise ValueError(
+                    f"server.account_id {self.server.account_id} is also the account of client "
+                    f"{seen[self.server.account_id]!r}; the server runs in its own account, apart from every "
+                    "data owner's"
+                )
         if self.federation.min_clients and self.federation.min_clients > len(self.clients):
             raise ValueError(
                 f"federation.min_clients = {self.federation.min_clients} is more than the "
