@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import secrets
+import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
@@ -49,6 +50,11 @@ FILES = {
     "report.md": "this summary",
     "run.json": "status, timings and every job's final state",
 }
+
+
+# Room a run needs on the disk of --out before it starts: the built-in data set takes ~25 MiB, and
+# every round adds a checkpoint and log lines. A fuller disk is refused before anything is written.
+MIN_FREE_BYTES = 32 * 2**20
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:
@@ -194,14 +200,30 @@ class RunFolder:
             raise BadInput(f"cannot create the run folder {self.root} ({exc.strerror}); choose another --out") from None
 
     def check_writable(self) -> None:
-        """Check, without creating anything, that the run folder could be created (BadInput otherwise)."""
-        parent = self.root.parent
+        """Check, leaving nothing behind, that the run folder could be created and has room (BadInput otherwise).
+
+        The nearest existing folder on the way to --out must be a folder this process can write
+        to (a file that is created and removed at once tells, whatever the reason: permissions,
+        a read-only mount, no inodes left), on a disk with at least MIN_FREE_BYTES free.
+        """
+        out = self.root.parent
+        parent = out
         while not parent.exists():
             parent = parent.parent
         if not parent.is_dir():
-            raise BadInput(f"--out {self.root.parent} is inside a file ({parent}); choose a folder")
-        if not os.access(parent, os.W_OK | os.X_OK):
-            raise BadInput(f"cannot write to {parent}; choose another --out")
+            where = "is a file" if parent == out else f"is inside a file ({parent})"
+            raise BadInput(f"--out {out} {where}; choose a folder")
+        try:
+            with tempfile.TemporaryFile(dir=parent):
+                pass
+        except OSError as exc:
+            raise BadInput(f"cannot write to {parent} ({exc.strerror}); choose another --out") from None
+        free = shutil.disk_usage(parent).free
+        if free < MIN_FREE_BYTES:
+            raise BadInput(
+                f"only {free / 2**20:.1f} MiB free on the disk of {parent}; a run needs at least "
+                f"{MIN_FREE_BYTES // 2**20} MiB: free some space or choose another --out"
+            )
 
     def present(self, to_come: tuple[str, ...] = ()) -> dict[str, str]:
         """The run folder's files that exist now or are about to be written (`to_come`), with what each holds."""
