@@ -124,6 +124,7 @@ class RunSummary:
 
     `seconds` is the run's wall time; `peak_memory_mb` the server process's peak resident
     memory (VmHWM). `files` maps each file present in the run folder to what it holds.
+    `refused_connections`: every connection the server refused (time, peer, claimed_name, reason).
     """
 
     run_id: str
@@ -137,6 +138,7 @@ class RunSummary:
     clients: dict[str, ClientSummary] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
+    refused_connections: list[dict[str, str | None]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view."""

@@ -25,7 +25,7 @@ import secrets
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,15 @@ from orchestrator.federation.server import FederationServer
 from orchestrator.federation.strategy import RoundFailed
 from orchestrator.plan import TrainingJobRequest, client_of, plan_run, redacted
 from orchestrator.run import report
-from orchestrator.run.events import Observer, RoundFinished, RunEvent, ServerListening, UpdateRejected, ignore
+from orchestrator.run.events import (
+    ClientRefused,
+    Observer,
+    RoundFinished,
+    RunEvent,
+    ServerListening,
+    UpdateRejected,
+    ignore,
+)
 from orchestrator.run.folder import ClientSummary, RunFolder, RunSummary, versions, write_json
 from orchestrator.run.inputs import ServerData
 from orchestrator.run.logs import ServerLog
@@ -89,6 +97,7 @@ class FederationRun:
         self.observer = observer
         self.history = RunHistory()
         self.warnings: list[str] = []
+        self.refused: list[dict[str, str | None]] = []  # every refused connection, as run.json records it
         self.address = ""
         self.watcher = JobWatcher(backend, observer, self._job_ended_early)
         self._events: queue.Queue[RunEvent] = queue.Queue()
@@ -113,6 +122,8 @@ class FederationRun:
     def _emit(self, event: RunEvent) -> None:
         if isinstance(event, UpdateRejected):
             self.warnings.append(f"round {event.round}: update of client {event.name!r} left out: {event.reason}")
+        if isinstance(event, ClientRefused):
+            self.refused.append(asdict(event))
         self._events.put(event)
 
     def _on_round(self, record: RoundRecord, parameters: NDArrays) -> None:
@@ -342,4 +353,5 @@ class FederationRun:
             clients=clients,
             warnings=self.warnings,
             files=self.folder.present(report.outputs(self.history)),
+            refused_connections=self.refused,
         )
