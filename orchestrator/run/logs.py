@@ -3,8 +3,8 @@
 While a run is on, these loggers write to server.log and, unless --verbose asked for debug logs
 on stderr, stop there: the console shows the run's progress view and, at the end, one line. A
 log file cannot be written atomically (it grows while the run goes on); when it can no longer be
-written (a full disk), it keeps what it has, stops, and says why through `error`, instead of
-printing a traceback for every record.
+written (a full disk), it keeps what was written, stops, and says why through `error`, instead
+of printing a traceback for every record (logging's default).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ class ServerLog:
     """
 
     def __init__(self, path: Path) -> None:
+        self.path = Path(path)
         self.handler = _StoppingFileHandler(path)
         self.handler.setFormatter(logging.Formatter(FORMAT))
         self.handler.setLevel(logging.DEBUG)
@@ -57,8 +58,9 @@ class ServerLog:
 
     @property
     def error(self) -> OSError | None:
-        """Why server.log stopped being written (a full disk), or None while it is complete."""
-        return self.handler.error
+        """Why server.log stopped being written (a full disk), naming the file; None while it is complete."""
+        failure = self.handler.error
+        return None if failure is None else OSError(failure.errno, failure.strerror, str(self.path))
 
     def release(self) -> None:
         """Detach the file handler, close the file and give the console its handlers back."""
