@@ -222,6 +222,32 @@ def test_ctrl_c_stops_every_job_of_the_run(cloud, aws, tmp_path):
     assert json.loads((run.run_dir / "run.json").read_text())["status"] == "interrupted"
 
 
+@pytest.mark.slow
+def test_sigterm_stops_every_job_of_the_run_like_ctrl_c(cloud, aws, tmp_path):
+    """Issue 10, item 7: `fedsage launch` terminated by a service manager or `kill` stops its jobs first."""
+    import os
+    import signal
+
+    from orchestrator.run.interrupts import Interrupted
+
+    federation, sagemaker = cloud
+    federation.federation.rounds = 30
+
+    def observer(event):
+        if isinstance(event, RoundFinished) and event.record.round == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    with _executor(sagemaker, aws, tmp_path):
+        run = _build(federation, aws, tmp_path, observer)
+        with pytest.raises(Interrupted) as interrupted:
+            run.execute()
+        jobs = [job for account in CLIENTS.values() for job in sagemaker.jobs(account).values()]
+        assert {job.training_job_status for job in jobs} <= {"Stopping", STOPPED}
+    assert interrupted.value.exit_code == 143
+    summary = json.loads((run.run_dir / "run.json").read_text())
+    assert (summary["status"], summary["reason"]) == ("interrupted", "terminated (SIGTERM)")
+
+
 def _create_job(aws, account, name, run_id):
     aws.admin(account).client("sagemaker").create_training_job(
         TrainingJobName=name,
