@@ -116,6 +116,20 @@ def test_launch_needs_a_complete_config(cloud):
         launch.build_launch(federation, None, "runs")
 
 
+def test_an_advertised_address_that_is_not_this_machines_is_a_warning(cloud, aws, tmp_path):
+    """Issue 10, item 18: a warning, not an error (a load balancer or NAT may forward it); nothing written."""
+    federation, _ = cloud
+    assert launch.build_launch(federation, aws.server, tmp_path / "runs").warnings == []  # 127.0.0.1 is ours
+    federation.server.bind_address = "0.0.0.0"
+    federation.server.advertised_address = "192.0.2.10"  # TEST-NET-1 (RFC 5737): never this machine's
+    run = launch.build_launch(federation, aws.server, tmp_path / "runs")
+    assert run.warnings == [
+        "advertised_address 192.0.2.10 (192.0.2.10) is not an address of this machine; the clients will dial it, "
+        "so it must forward to this server (a load balancer or NAT), or set it to this host's private IP"
+    ]
+    assert not (tmp_path / "runs").exists()
+
+
 @pytest.mark.slow
 def test_launch_end_to_end(cloud, aws, tmp_path):
     federation, sagemaker = cloud
