@@ -218,14 +218,29 @@ def test_a_failed_job_is_reported_with_its_reason_and_log_and_the_others_are_sto
     assert status["clients"]["hospital-a"]["status"] in ("Stopping", STOPPED)
 
 
+def _sigterm():
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _ctrl_c():
+    raise KeyboardInterrupt
+
+
 @pytest.mark.slow
-def test_ctrl_c_stops_every_job_of_the_run(cloud, aws, tmp_path):
+@pytest.mark.parametrize(
+    ("interrupt", "reason"),
+    [(_ctrl_c, "interrupted by the user (Ctrl-C)"), (_sigterm, "terminated (SIGTERM)")],  # item 7 of issue 10
+)
+def test_ctrl_c_or_sigterm_stops_every_job_of_the_run(cloud, aws, tmp_path, interrupt, reason):
     federation, sagemaker = cloud
     federation.federation.rounds = 30
 
     def observer(event):
         if isinstance(event, RoundFinished) and event.record.round == 1:
-            raise KeyboardInterrupt
+            interrupt()
 
     with _executor(sagemaker, aws, tmp_path):
         run = _build(federation, aws, tmp_path, observer)
@@ -233,33 +248,8 @@ def test_ctrl_c_stops_every_job_of_the_run(cloud, aws, tmp_path):
             run.execute()
         jobs = [job for account in CLIENTS.values() for job in sagemaker.jobs(account).values()]
         assert {job.training_job_status for job in jobs} <= {"Stopping", STOPPED}
-    assert json.loads((run.run_dir / "run.json").read_text())["status"] == "interrupted"
-
-
-@pytest.mark.slow
-def test_sigterm_stops_every_job_of_the_run_like_ctrl_c(cloud, aws, tmp_path):
-    """Issue 10, item 7: `fedsage launch` terminated by a service manager or `kill` stops its jobs first."""
-    import os
-    import signal
-
-    from orchestrator.run.interrupts import Interrupted
-
-    federation, sagemaker = cloud
-    federation.federation.rounds = 30
-
-    def observer(event):
-        if isinstance(event, RoundFinished) and event.record.round == 1:
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    with _executor(sagemaker, aws, tmp_path):
-        run = _build(federation, aws, tmp_path, observer)
-        with pytest.raises(Interrupted) as interrupted:
-            run.execute()
-        jobs = [job for account in CLIENTS.values() for job in sagemaker.jobs(account).values()]
-        assert {job.training_job_status for job in jobs} <= {"Stopping", STOPPED}
-    assert interrupted.value.exit_code == 143
     summary = json.loads((run.run_dir / "run.json").read_text())
-    assert (summary["status"], summary["reason"]) == ("interrupted", "terminated (SIGTERM)")
+    assert (summary["status"], summary["reason"]) == ("interrupted", reason)
 
 
 def _create_job(aws, account, name, run_id):

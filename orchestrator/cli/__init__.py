@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(exc.exit_code)
     if code == EXIT_INTERRUPTED:
         signum = received.signals[0] if received.signals else signal.SIGINT
-        what = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted"
+        what = interrupts.REASONS[signum] if signum == signal.SIGTERM else "interrupted"
         err_console.print(f"{what}: every job this run started was stopped", highlight=False)
         sys.exit(128 + signum)
     sys.exit(code if isinstance(code, int) else 0)

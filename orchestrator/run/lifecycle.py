@@ -26,6 +26,7 @@ import datetime as dt
 import logging
 import queue
 import secrets
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -262,7 +263,7 @@ class FederationRun:
         try:
             wait(futures.values())
         finally:  # even on Ctrl-C: let started launches finish and record them, so that every job is stopped
-            with interrupts.deferred():
+            with interrupts.deferred(reraise=sys.exc_info()[0] is None):
                 pool.shutdown(wait=True, cancel_futures=True)
                 for request in requests:
                     future = futures[client_of(request)]
