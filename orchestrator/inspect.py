@@ -26,6 +26,8 @@ from client_code.constants import CHECKSUM_SUFFIX
 from orchestrator.errors import BadInput
 
 MAX_MODEL_BYTES = 1 << 30
+# A checksum file is one `sha256sum` line: 64 hex digits, two spaces, the file name (at most 255 bytes).
+MAX_CHECKSUM_BYTES = 4096
 ALLOWED_GLOBALS = frozenset(
     {
         ("sklearn.linear_model._logistic", "LogisticRegression"),
@@ -41,7 +43,11 @@ ALLOWED_GLOBALS = frozenset(
 
 
 def read_verified(path: Path) -> tuple[bytes, str]:
-    """The model file's bytes and SHA-256, after checking them against `<path>.sha256`."""
+    """The model file's bytes and SHA-256, after checking them against `<path>.sha256`.
+
+    Reads at most MAX_CHECKSUM_BYTES of the checksum file and MAX_MODEL_BYTES of the model;
+    raises BadInput for a missing, oversized or mismatching file.
+    """
     path = Path(path)
     checksum = path.with_name(path.name + CHECKSUM_SUFFIX)
     if not path.is_file():
@@ -51,7 +57,14 @@ def read_verified(path: Path) -> tuple[bytes, str]:
             f"{checksum.name} is missing next to {path}; refusing to unpickle an unverified file "
             "(inspect the model.joblib of a run folder, which has its checksum)"
         )
-    match = re.match(r"\s*([0-9a-fA-F]{64})\b", checksum.read_text(errors="replace"))
+    with open(checksum, "rb") as file:  # read a bounded head: the file may be anything, of any size
+        head = file.read(MAX_CHECKSUM_BYTES + 1)
+    if len(head) > MAX_CHECKSUM_BYTES:
+        raise BadInput(
+            f"{checksum} is larger than {MAX_CHECKSUM_BYTES} bytes, not a checksum file; "
+            f"refusing to unpickle {path.name}"
+        )
+    match = re.match(r"\s*([0-9a-fA-F]{64})\b", head.decode(errors="replace"))
     if match is None:
         raise BadInput(f"{checksum} does not hold a SHA-256 checksum; refusing to unpickle {path.name}")
     if path.stat().st_size > MAX_MODEL_BYTES:

@@ -5,7 +5,8 @@ step, the same run folder. What is specific to the cloud happens here:
 
 * preflight, before anything is created or written: the config has everything a launch needs,
   an image exists for every client's region, every request is within SageMaker's limits, and
-  every client's kickoff role can be assumed with its ExternalId (backends/sagemaker.py);
+  every client's kickoff role can be assumed with its ExternalId (backends/sagemaker.py); an
+  advertised address that is not this machine's is a warning (a load balancer or NAT may forward it);
 * `--dry-run` plans the exact requests per account with the same planning function as a real
   run and makes no AWS call;
 * `status` and `stop` find a run's jobs in every client account through the backend.
@@ -14,6 +15,7 @@ step, the same run folder. What is specific to the cloud happens here:
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +79,36 @@ def build_launch(
     folder = RunFolder.new(out, new_run_id())
     folder.check_writable()
     backend = SageMakerBackend.connect(federation, server, folder.run_id)
-    return FederationRun(federation, server_data, backend, folder, observer)
+    run = FederationRun(federation, server_data, backend, folder, observer)
+    warning = foreign_address_warning(federation.server.dial_host())
+    if warning:
+        run.warnings.append(warning)
+    return run
+
+
+def foreign_address_warning(host: str) -> str | None:
+    """A warning when `host` (what the clients dial) is not an address of this machine, else None.
+
+    An address is this machine's when a socket can be bound to it (EADDRNOTAVAIL otherwise); a
+    name is resolved first (the system resolver's own timeouts apply). Not an error: a load
+    balancer, NAT or DNS name may legitimately forward to this host.
+    """
+    try:
+        addresses = sorted({info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)})
+    except OSError as exc:
+        return f"advertised_address {host} does not resolve on this machine ({exc}); the clients may not reach it"
+    for address in addresses:
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as probe:
+                probe.bind((address, 0))
+            return None
+        except OSError:
+            continue
+    return (
+        f"advertised_address {host} ({', '.join(addresses)}) is not an address of this machine; the clients will "
+        "dial it, so it must forward to this server (a load balancer or NAT), or set it to this host's private IP"
+    )
 
 
 def launch(federation: Federation, server: boto3.Session, out: Path, observer: Observer = ignore) -> RunOutcome:

@@ -38,8 +38,6 @@ class TrainingJobRequest(TypedDict, total=False):
     ResourceConfig: dict[str, Any]
     VpcConfig: dict[str, Any]
     StoppingCondition: dict[str, Any]
-    EnableManagedSpotTraining: bool
-    CheckpointConfig: dict[str, Any]
     Tags: list[dict[str, str]]
 
 
@@ -129,10 +127,7 @@ def _channel(name: str, uri: str) -> dict[str, Any]:
 def _stopping_condition(federation: Federation, client: ClientSettings) -> dict[str, int]:
     run = federation.federation
     runtime = client.max_runtime_seconds or int(run.join_timeout + run.rounds * run.round_timeout)
-    condition = {"MaxRuntimeInSeconds": min(runtime, MAX_RUNTIME_SECONDS)}
-    if client.spot:
-        condition["MaxWaitTimeInSeconds"] = client.max_wait_seconds or condition["MaxRuntimeInSeconds"]
-    return condition
+    return {"MaxRuntimeInSeconds": min(runtime, MAX_RUNTIME_SECONDS)}
 
 
 def request_for(federation: Federation, context: RunContext, client: ClientSettings) -> TrainingJobRequest:
@@ -168,9 +163,6 @@ def request_for(federation: Federation, context: RunContext, client: ClientSetti
         request["RoleArn"] = client.execution_role_arn
     if client.subnets or client.security_groups:
         request["VpcConfig"] = {"SecurityGroupIds": list(client.security_groups), "Subnets": list(client.subnets)}
-    if client.spot:
-        request["EnableManagedSpotTraining"] = True
-        request["CheckpointConfig"] = {"S3Uri": client.checkpoint_uri}
     check_limits(request, client.name)
     return request
 
@@ -208,11 +200,6 @@ def check_limits(request: TrainingJobRequest, client: str) -> None:
                 raise BadInput(f"{where}: {label} has {len(vpc[key])} entries; SageMaker needs {low} to {high}")
     if len(request["Tags"]) > MAX_TAGS:
         raise BadInput(f"{where}: {len(request['Tags'])} tags; SageMaker allows {MAX_TAGS} (fedsage uses 2)")
-    stopping = request["StoppingCondition"]
-    if stopping.get("MaxWaitTimeInSeconds", stopping["MaxRuntimeInSeconds"]) < stopping["MaxRuntimeInSeconds"]:
-        raise BadInput(
-            f"{where}: max_wait_seconds must be at least the job's max runtime ({stopping['MaxRuntimeInSeconds']} s)"
-        )
 
 
 def plan(federation: Federation, context: RunContext) -> list[TrainingJobRequest]:

@@ -50,6 +50,50 @@ def prepared(prepared_dir) -> layout.PreparedData:
     return layout.open_prepared(prepared_dir)
 
 
+@pytest.fixture
+def small_disk(tmp_path):
+    """Mount small tmpfs file systems in tmp_path: `small_disk("out", "1m", read_only=False)` -> its path.
+
+    Needs root (CAP_SYS_ADMIN); elsewhere the test is skipped, saying so. Unmounted afterwards.
+    """
+    import subprocess
+
+    mounted: list[Path] = []
+
+    def mount(name: str, size: str = "1m", read_only: bool = False) -> Path:
+        target = tmp_path / name
+        target.mkdir()
+        options = f"size={size},mode=0777" + (",ro" if read_only else "")
+        result = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)], capture_output=True, text=True
+        )
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a small tmpfs here ({result.stderr.strip()}); run as root to test a full disk")
+        mounted.append(target)
+        return target
+
+    yield mount
+    for target in reversed(mounted):
+        subprocess.run(["umount", "--lazy", str(target)], check=False)
+
+
+def fill(disk: Path) -> int:
+    """Write zeros into disk/filler until the disk is full (ENOSPC); return the bytes written."""
+    import errno
+
+    written = 0
+    with open(disk / "filler", "wb", buffering=0) as file:
+        chunk = b"\0" * 65536
+        while True:
+            try:
+                written += file.write(chunk)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC, exc
+                chunk = chunk[: len(chunk) // 2]
+                if not chunk:
+                    return written
+
+
 RUN_OUTPUTS = (
     "model.joblib",
     "model.joblib.sha256",

@@ -177,3 +177,35 @@ def test_ctrl_c_stops_every_job_and_exits_130(tmp_path):
     status = json.loads((run_dir / "run.json").read_text())
     assert status["status"] == "interrupted"
     assert {c["status"] for c in status["clients"].values()} == {"Stopped"}
+
+
+# ----------------------------------------------------------------------------- issue 10, item 11: a bad --out
+
+
+def test_out_is_a_file(capsys, tmp_path):
+    (tmp_path / "runs").write_text("not a folder")
+    _assert_bad_input(
+        capsys, tmp_path / "runs", message="--out {} is a file; choose a folder".format(tmp_path / "runs")
+    )
+
+
+def test_out_inside_a_file(capsys, tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    _assert_bad_input(capsys, tmp_path / "file" / "runs", message="is inside a file")
+
+
+def test_out_on_a_read_only_disk(capsys, tmp_path, small_disk):
+    disk = small_disk("ro", read_only=True)
+    _assert_bad_input(capsys, disk / "runs", message=f"cannot write to {disk} (Read-only file system)")
+
+
+@pytest.mark.parametrize("data", ["built-in", "data-dir"])
+def test_out_on_a_full_small_disk(capsys, tmp_path, small_disk, prepared_dir, data):
+    from conftest import fill
+
+    disk = small_disk("full", "64m")
+    fill(disk)
+    args = ("--data-dir", str(prepared_dir)) if data == "data-dir" else ()
+    _assert_bad_input(
+        capsys, disk / "runs", *args, message=f"only 0.0 MiB free on the disk of {disk}; a run needs at least 32 MiB"
+    )

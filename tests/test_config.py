@@ -109,7 +109,7 @@ def _cloud_client(**changes):
         ({"security_groups": ["sg-1", "sg-2", "sg-3", "sg-4", "sg-5", "sg-6"]}, r"security_groups.*at most 5 items"),
         ({"subnets": ["vpc-123"]}, r"clients\[0\]\.subnets\[0\] = 'vpc-123'"),
         ({"instance_count": 2}, r"instance_count = 2.*\(expected 1: each training job is exactly one Flower client\)"),
-        ({"spot": True}, "spot = true needs checkpoint_uri"),
+        ({"spot": True}, r"clients\[0\]: spot = true is not supported yet: .* cannot rejoin .*; remove spot$"),
         ({"tags": {"fedsage:run-id": "x"}}, "reserved"),
         ({"code_uri": "s3://b/code/"}, r"code_uri = 's3://b/code/'.*source.tar.gz"),
     ],

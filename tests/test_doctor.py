@@ -69,6 +69,18 @@ def test_a_correct_setup_passes_every_check(deployed):
         ) in aws.assumed_roles(account)
 
 
+def test_an_advertised_address_outside_the_server_stacks_subnet_is_named_with_its_fix(deployed):
+    """Issue 10, item 18: the address the clients dial must be the server host's, in the server stack's subnet."""
+    aws, federation = deployed.aws, deployed.federation
+    server = federation.server.model_copy(update={"advertised_address": "10.10.200.10"})  # in the VPC, no subnet
+    checks = diagnose(federation.model_copy(update={"server": server}), aws.server)
+    (row,) = [c for c in checks if (c.subject, c.name) == ("server", "advertised address")]
+    assert (row.status, row.detail) == ("fail", f"10.10.200.10 is in no subnet of {federation.server.vpc_id}")
+    assert row.fix == "set [server] advertised_address to the host's private IP in the server VPC"
+    passing = [c for c in diagnose(federation, aws.server) if (c.subject, c.name) == ("server", "advertised address")]
+    assert passing[0].status == "pass" and passing[0].detail.startswith("10.10.1.10 in subnet-")
+
+
 def test_a_missing_route_to_the_server_is_named_with_its_fix(deployed, undo):
     aws, federation, outputs = deployed.aws, deployed.federation, deployed.outputs
     made = outputs["client:hospital-a"]

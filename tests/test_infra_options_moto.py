@@ -108,3 +108,23 @@ def test_a_stackset_rollout_creates_the_set_and_one_instance_per_account_with_ov
     # the route update sends every override again (an omitted one would fall back to the set's value)
     route = steps[6]
     assert route.update and set(route.parameters) == {*steps[1].parameters, "PeeringConnectionId"}
+
+
+def test_with_a_kms_key_the_execution_role_may_encrypt_the_jobs_output(aws, monkeypatch, tmp_path):
+    """Issue 10, item 21: SageMaker's OutputDataConfig.KmsKeyId needs kms:Encrypt on the execution role."""
+    from iam_policy import ALLOW, IMPLICIT_DENY, evaluate
+    from infra_fixtures import moto_sessions
+
+    patch_moto(monkeypatch)
+    key = f"arn:aws:kms:{REGION}:{CLIENT_ACCOUNTS[0]}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    data = federation_data(tmp_path)
+    data["clients"][0]["kms_key_id"] = key
+    options = InfraOptions()
+    steps = [s for s in plan_stacks(config.parse(data), options) if s.key == "client:hospital-a"]
+    Deployer(moto_sessions(aws), options, lambda step, status: None, poll_seconds=0).run(steps)
+    iam = aws.admin(CLIENT_ACCOUNTS[0]).client("iam")
+    policy = iam.get_role_policy(RoleName="FL-sagemaker-execution", PolicyName="fedsage-training-job")
+    documents = [policy["PolicyDocument"]]
+    for action in ("kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"):
+        assert evaluate(documents, action, key) == ALLOW, action
+    assert evaluate(documents, "kms:Encrypt", key.replace("1234abcd", "99999999")) == IMPLICIT_DENY

@@ -111,6 +111,20 @@ def test_a_pickle_that_would_run_code_is_refused_even_with_a_valid_checksum(caps
     assert not marker.exists()
 
 
+def test_a_huge_checksum_file_is_refused_without_reading_it(capsys, tmp_path):
+    """Issue 10, item 15: a multi-GB .sha256 (sparse here) is refused after reading a few KB of it."""
+    import tracemalloc
+
+    path = _save(set_initial_params(make_model(), 3, [0, 1]), tmp_path / "model.joblib")
+    with open(tmp_path / "model.joblib.sha256", "r+b") as file:
+        file.truncate(4 << 30)  # 4 GiB that start with the right digest; sparse, so it takes no disk
+    tracemalloc.start()
+    _assert_refused(capsys, path, "model.joblib.sha256 is larger than 4096 bytes, not a checksum file; refusing")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 64 << 20
+
+
 def test_other_estimators_and_plain_models_are_refused(capsys, tmp_path):
     from sklearn.tree import DecisionTreeClassifier
 

@@ -116,6 +116,20 @@ def test_launch_needs_a_complete_config(cloud):
         launch.build_launch(federation, None, "runs")
 
 
+def test_an_advertised_address_that_is_not_this_machines_is_a_warning(cloud, aws, tmp_path):
+    """Issue 10, item 18: a warning, not an error (a load balancer or NAT may forward it); nothing written."""
+    federation, _ = cloud
+    assert launch.build_launch(federation, aws.server, tmp_path / "runs").warnings == []  # 127.0.0.1 is ours
+    federation.server.bind_address = "0.0.0.0"
+    federation.server.advertised_address = "192.0.2.10"  # TEST-NET-1 (RFC 5737): never this machine's
+    run = launch.build_launch(federation, aws.server, tmp_path / "runs")
+    assert run.warnings == [
+        "advertised_address 192.0.2.10 (192.0.2.10) is not an address of this machine; the clients will dial it, "
+        "so it must forward to this server (a load balancer or NAT), or set it to this host's private IP"
+    ]
+    assert not (tmp_path / "runs").exists()
+
+
 @pytest.mark.slow
 def test_launch_end_to_end(cloud, aws, tmp_path):
     federation, sagemaker = cloud
@@ -204,14 +218,29 @@ def test_a_failed_job_is_reported_with_its_reason_and_log_and_the_others_are_sto
     assert status["clients"]["hospital-a"]["status"] in ("Stopping", STOPPED)
 
 
+def _sigterm():
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _ctrl_c():
+    raise KeyboardInterrupt
+
+
 @pytest.mark.slow
-def test_ctrl_c_stops_every_job_of_the_run(cloud, aws, tmp_path):
+@pytest.mark.parametrize(
+    ("interrupt", "reason"),
+    [(_ctrl_c, "interrupted by the user (Ctrl-C)"), (_sigterm, "terminated (SIGTERM)")],  # item 7 of issue 10
+)
+def test_ctrl_c_or_sigterm_stops_every_job_of_the_run(cloud, aws, tmp_path, interrupt, reason):
     federation, sagemaker = cloud
     federation.federation.rounds = 30
 
     def observer(event):
         if isinstance(event, RoundFinished) and event.record.round == 1:
-            raise KeyboardInterrupt
+            interrupt()
 
     with _executor(sagemaker, aws, tmp_path):
         run = _build(federation, aws, tmp_path, observer)
@@ -219,7 +248,8 @@ def test_ctrl_c_stops_every_job_of_the_run(cloud, aws, tmp_path):
             run.execute()
         jobs = [job for account in CLIENTS.values() for job in sagemaker.jobs(account).values()]
         assert {job.training_job_status for job in jobs} <= {"Stopping", STOPPED}
-    assert json.loads((run.run_dir / "run.json").read_text())["status"] == "interrupted"
+    summary = json.loads((run.run_dir / "run.json").read_text())
+    assert (summary["status"], summary["reason"]) == ("interrupted", reason)
 
 
 def _create_job(aws, account, name, run_id):

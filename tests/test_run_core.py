@@ -1,7 +1,10 @@
 """The run's building blocks: the run folder, atomic writes, TLS brought by the operator, shared planning."""
 
+import errno
 import json
 import math
+import os
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -10,7 +13,7 @@ from orchestrator import config, launch
 from orchestrator.backends.process import ProcessBackend
 from orchestrator.errors import BadInput
 from orchestrator.federation import tls
-from orchestrator.run.folder import RunFolder, RunSummary, write_json
+from orchestrator.run.folder import RunFolder, RunSummary, file_error, write_json
 from orchestrator.run.inputs import load_server_data
 
 
@@ -42,6 +45,63 @@ def test_run_summary_round_trips_through_run_json(tmp_path):
     summary = RunSummary("r", "completed", "", "process", 5, 1.5, 200.0, {"flwr": "1.41.0"})
     write_json(tmp_path / "run.json", summary.to_dict())
     assert RunSummary.load(tmp_path / "run.json") == summary
+
+
+# ------------------------------------------------------------------ a full disk, injected at the write layer
+# (issue 10, item 4; tests/test_run_faults.py fills a real tmpfs where it can mount one)
+
+
+def _enospc(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_failed_atomic_write_keeps_the_old_file_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+    path = tmp_path / "run.json"
+    write_json(path, {"status": "running"})
+    monkeypatch.setattr(os, "fsync", _enospc)
+    with pytest.raises(OSError) as failure:
+        write_json(path, {"status": "completed"})
+    assert (failure.value.errno, failure.value.filename) == (errno.ENOSPC, str(path))
+    assert json.loads(path.read_text()) == {"status": "running"}
+    assert [p.name for p in tmp_path.iterdir()] == ["run.json"]
+    assert str(file_error(failure.value)) == (
+        f"could not write {path}: No space left on device; free space on that disk (or choose another --out) "
+        "and run again - the files already in the run folder are complete"
+    )
+
+
+def test_a_model_is_published_whole_with_its_checksum_or_not_at_all(tmp_path, monkeypatch):
+    from client_code.model import make_model, set_initial_params
+
+    folder = RunFolder.new(tmp_path, "run")
+    folder.create()
+    model = set_initial_params(make_model(), 3, [0, 1])
+    replace = os.replace
+    monkeypatch.setattr(os, "replace", lambda a, b: _enospc() if Path(b) == folder.model else replace(a, b))
+    with pytest.raises(OSError, match="No space left on device"):
+        folder.save_model(model, {"run_id": "run"})
+    assert sorted(p.name for p in folder.root.iterdir()) == ["model.joblib.sha256"]  # no model without a checksum
+    monkeypatch.setattr(os, "replace", replace)
+    folder.save_model(model, {"run_id": "run"})
+    assert sorted(p.name for p in folder.root.iterdir()) == ["model.joblib", "model.joblib.sha256"]
+
+
+def test_server_log_stops_quietly_when_it_cannot_be_written_and_says_why(tmp_path, capsys):
+    import logging
+
+    from orchestrator.run.logs import ServerLog
+
+    server_log = ServerLog(tmp_path / "server.log")
+    try:
+        logging.getLogger("orchestrator.test").warning("written")
+        server_log.handler.stream.write = _enospc  # the disk fills up
+        for _ in range(100):
+            logging.getLogger("orchestrator.test").warning("lost")
+    finally:
+        server_log.release()
+    assert server_log.error.errno == errno.ENOSPC and server_log.error.filename == str(tmp_path / "server.log")
+    assert capsys.readouterr().err == ""  # not a traceback per record
+    assert (tmp_path / "server.log").read_text().count("\n") == 1
 
 
 # ------------------------------------------------------------------ [server.tls]

@@ -1,5 +1,6 @@
 """Only the clients a run launched are admitted: the token check happens before any message."""
 
+import contextlib
 import logging
 import re
 import threading
@@ -36,7 +37,7 @@ def server():
         roster,
         {"hospital-a": "right-token"},
         material,
-        on_refused=lambda peer, reason: events.append(ClientRefused(peer, reason)),
+        on_refused=lambda peer, claimed, reason: events.append(ClientRefused(peer, reason, claimed)),
     )
     yield roster, events, material, port
     grpc_server.stop(None)
@@ -105,3 +106,33 @@ def test_an_unreachable_server_is_retried_until_the_connect_timeout(caplog):
     mine = "\n".join(r.getMessage() for r in caplog.records if r.thread == threading.get_ident())
     waits = [float(wait) for wait in re.findall(r"retrying in ([\d.]+) s", mine)]
     assert waits and waits == [0.5, 1.0, 2.0, 4.0, 8.0, 10.0][: len(waits)]
+
+
+def test_every_refused_connection_is_logged_with_time_claimed_name_and_reason(server, caplog):
+    """Issue 10, item 13: the name a connection's token claims, the time and the reason, in the log and the event."""
+    import datetime as dt
+
+    caplog.set_level(logging.WARNING, logger="orchestrator.federation.transport")
+    roster, events, material, port = server
+
+    def connect():
+        with contextlib.suppress(transport.ServerUnreachable):  # the server goes away when the test ends
+            _connect(port, material, "right-token", _Recorder())
+
+    threading.Thread(target=connect, daemon=True).start()
+    assert roster.wait_for(1, timeout=10)
+    with pytest.raises(transport.ServerRefused, match="client 'hospital-a' is already connected"):
+        _connect(port, material, "right-token", _Recorder())
+    with pytest.raises(transport.ServerRefused, match="unknown client token"):
+        _connect(port, material, "stolen?", _Recorder())
+    refused = [e for e in events if isinstance(e, ClientRefused)]
+    assert [(e.claimed_name, e.reason) for e in refused] == [
+        ("hospital-a", "client 'hospital-a' is already connected"),
+        (None, "no valid client token"),
+    ]
+    assert all(dt.datetime.fromisoformat(e.time).tzinfo == dt.UTC and "127.0.0.1" in e.peer for e in refused)
+    logged = [r.getMessage() for r in caplog.records if r.name == "orchestrator.federation.transport"]
+    assert re.search(
+        r"refused a connection from ipv4:127\.0\.0\.1:\d+ \(claimed client: hospital-a\): client", logged[0]
+    )
+    assert re.search(r"\(claimed client: none\): no valid client token", logged[1])

@@ -180,7 +180,8 @@ def _refused_offline(capsys, tmp_path, data, tables, message, *extra):
 
 
 def test_a_client_without_a_folder(capsys, tmp_path, named_data):
-    tables = [_client_table(n) for n in CLIENTS] + [_client_table("hospital-a").replace('"hospital-a"', '"clinic-c"')]
+    clinic = _client_table("hospital-a").replace('"hospital-a"', '"clinic-c"')
+    tables = [_client_table(n) for n in CLIENTS] + [clinic.replace(CLIENTS["hospital-a"], "444444444444")]
     _refused_offline(capsys, tmp_path, named_data, tables, "client 'clinic-c' has no folder")
 
 

@@ -7,7 +7,9 @@ Every client session comes from sts:AssumeRole on the client's kickoff role with
 ExternalId and a RoleSessionName that carries the run id (so CloudTrail in the client account
 shows which run did what). Its credentials refresh themselves before they expire, so a
 federation that runs for hours can still poll and stop its jobs. Clients created here retry
-throttling and transient errors (botocore's standard retry mode).
+throttling and transient errors (botocore's standard retry mode) and give up connecting after
+CONNECT_TIMEOUT seconds. The server's session is checked once before a command uses it
+(`require_credentials`): no credentials, refused ones and no network are each one line.
 
 The refresh is botocore's own, through its public extension points: a `CredentialProvider`
 registered as the session's `credential_provider` component hands out
@@ -29,13 +31,31 @@ from botocore.credentials import (
     CredentialResolver,
     DeferredRefreshableCredentials,
 )
-from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError, ProfileNotFound
+from botocore.exceptions import ConnectionError as EndpointUnreachable
 
 from orchestrator.config import ClientSettings, ServerSettings
 from orchestrator.errors import BadInput
 
-RETRIES = Config(retries={"mode": "standard", "max_attempts": 10})
+# botocore waits 60 s to connect by default; with 10 attempts an unreachable endpoint would hang a
+# command for minutes. Connecting takes well under a second when the network works.
+CONNECT_TIMEOUT, READ_TIMEOUT = 5, 60
+RETRIES = Config(
+    retries={"mode": "standard", "max_attempts": 10}, connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT
+)
+# The first call of a command: fail fast (two attempts) with a message that names the cause.
+PREFLIGHT = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=CONNECT_TIMEOUT, read_timeout=15)
+DEFAULT_CHAIN = (
+    "the default credential chain (environment variables, AWS_PROFILE, ~/.aws, SSO, container or instance role)"
+)
 SESSION_SECONDS = 3600  # each AssumeRole credential's lifetime: STS's default, within every role's MaxSessionDuration
+
+
+def _bounded() -> botocore.session.Session:
+    """A botocore session whose clients default to RETRIES (a client's own config is merged over it)."""
+    core = botocore.session.Session()
+    core.set_default_client_config(RETRIES)
+    return core
 
 
 def session_name(run_id: str, purpose: str = "fedsage") -> str:
@@ -44,9 +64,12 @@ def session_name(run_id: str, purpose: str = "fedsage") -> str:
 
 
 def profile_session(profile: str | None, region: str | None, who: str) -> boto3.Session:
-    """A session from a named profile (or the default credential chain when profile is None)."""
+    """A session from a named profile (or the default credential chain when profile is None).
+
+    Its clients default to RETRIES (bounded timeouts, standard retries); BadInput if the profile is unknown.
+    """
     try:
-        return boto3.Session(profile_name=profile, region_name=region)
+        return boto3.Session(botocore_session=_bounded(), profile_name=profile, region_name=region)
     except ProfileNotFound:
         raise BadInput(
             f"AWS profile {profile!r} for {who} not found; add it to ~/.aws/config or fix the name"
@@ -54,8 +77,44 @@ def profile_session(profile: str | None, region: str | None, who: str) -> boto3.
 
 
 def server_session(server: ServerSettings) -> boto3.Session:
-    """The server account's session: its profile, or the default credential chain."""
-    return profile_session(server.profile, server.region, "the server")
+    """The server account's session (its profile, or the default credential chain), checked to work.
+
+    Raises BadInput (exit 2) when no credentials are found, AWS refuses them, or AWS cannot be
+    reached (see require_credentials).
+    """
+    session = profile_session(server.profile, server.region, "the server")
+    require_credentials(session, server.profile, "the server", "[server] profile")
+    return session
+
+
+def require_credentials(session: boto3.Session, profile: str | None, who: str, setting: str) -> str:
+    """Check that `session` has credentials AWS accepts, with one sts:GetCallerIdentity; return the account id.
+
+    `who` names the party in messages, `setting` the config key that chooses its profile. Each
+    failure is one BadInput line naming the profile (or the default chain) and the fix: no
+    credentials, credentials refused or expired, or no network (bounded: PREFLIGHT's two attempts
+    with a CONNECT_TIMEOUT-second connect timeout each).
+    """
+    source = f"profile {profile!r}" if profile else DEFAULT_CHAIN
+    try:
+        found = session.get_credentials()
+        if found is None:
+            raise BadInput(
+                f"no AWS credentials for {who} in {source}; set {setting} or AWS_PROFILE, or log in "
+                "(aws configure / aws sso login)"
+            )
+        return session.client("sts", config=PREFLIGHT).get_caller_identity()["Account"]
+    except (EndpointUnreachable, HTTPClientError) as exc:
+        raise BadInput(
+            f"cannot reach AWS to check {who}'s credentials ({exc}); check the network, proxy or STS endpoint"
+        ) from None
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        raise BadInput(
+            f"AWS refused the credentials of {who} from {source} ({code}); log in again or set {setting}"
+        ) from None
+    except BotoCoreError as exc:
+        raise BadInput(f"cannot use the AWS credentials of {who} from {source} ({exc}); log in again") from None
 
 
 class _AssumedRoleProvider(CredentialProvider):
@@ -95,7 +154,7 @@ def assume_role(
         role_arn=role_arn,
         extra_args={"ExternalId": external_id, "RoleSessionName": name, "DurationSeconds": duration_seconds},
     )
-    core = botocore.session.Session()
+    core = _bounded()
     core.register_component("credential_provider", CredentialResolver([_AssumedRoleProvider(fetcher)]))
     return boto3.Session(botocore_session=core, region_name=region)
 

@@ -15,6 +15,7 @@ cloud backend sends:
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -26,6 +27,7 @@ from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
 from orchestrator.plan import TrainingJobRequest
+from orchestrator.run.folder import write_atomic
 
 HOST = "algo-1"
 
@@ -63,10 +65,10 @@ class FileStorage:
             raise FileNotFoundError(f"{uri} does not exist")
 
     def upload(self, path: Path, uri: str) -> None:
-        """Copy `path` to the file:// location `uri`."""
+        """Copy `path` to the file:// location `uri`, whole or not at all."""
         target = file_path(uri)
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(path, target)
+        write_atomic(target, path.read_bytes())
 
 
 def decode_hyperparameters(raw: dict[str, str]) -> dict[str, Any]:
@@ -163,16 +165,17 @@ def build_container(
         storage.download(channel["DataSource"]["S3DataSource"]["S3Uri"], data_dir / name)
         channels.append(name)
 
-    (config_dir / "hyperparameters.json").write_text(json.dumps(request["HyperParameters"]))
-    (config_dir / "inputdataconfig.json").write_text(
+    write_atomic(config_dir / "hyperparameters.json", json.dumps(request["HyperParameters"]))
+    write_atomic(
+        config_dir / "inputdataconfig.json",
         json.dumps(
             {
                 c["ChannelName"]: {"ContentType": c.get("ContentType", ""), "TrainingInputMode": "File"}
                 for c in request.get("InputDataConfig", [])
             }
-        )
+        ),
     )
-    (config_dir / "resourceconfig.json").write_text(json.dumps({"current_host": HOST, "hosts": [HOST]}))
+    write_atomic(config_dir / "resourceconfig.json", json.dumps({"current_host": HOST, "hosts": [HOST]}))
 
     args = to_cmd_args(hyperparameters)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SM_")}
@@ -202,9 +205,11 @@ def build_container(
 def package_model(container: Container, storage: Storage) -> str:
     """Pack model/ into model.tar.gz and store it at the job's output path; return its URI."""
     archive = container.root / "output" / "model.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
+    packed = io.BytesIO()
+    with tarfile.open(fileobj=packed, mode="w:gz") as tar:
         for path in sorted(container.model_dir.iterdir()):
             tar.add(path, arcname=path.name)
+    write_atomic(archive, packed.getvalue())
     uri = container.artifact_uri()
     storage.upload(archive, uri)
     return uri

@@ -92,10 +92,13 @@ class ProcessBackend:
             return
         staging = self.code_dir.with_name(f".{self.code_dir.name}.tmp")
         shutil.rmtree(staging, ignore_errors=True)
-        for name, content in code_entries().items():
-            (staging / name).parent.mkdir(parents=True, exist_ok=True)
-            (staging / name).write_bytes(content)
-        staging.rename(self.code_dir)
+        try:
+            for name, content in code_entries().items():
+                (staging / name).parent.mkdir(parents=True, exist_ok=True)
+                (staging / name).write_bytes(content)
+            staging.rename(self.code_dir)
+        finally:  # a failed copy (a full disk) leaves nothing half-written
+            shutil.rmtree(staging, ignore_errors=True)
 
     def check_inputs(self, federation: Federation, server: ServerData) -> None:
         """Read every client's channels as its process will; BadInput for one that is not a usable local folder."""

@@ -1,13 +1,15 @@
 """The `fedsage` command line (Typer + Rich): the app, its commands, and the exit-code mapping.
 
 Exit codes: 0 success, 1 runtime failure (a run that could not finish), 2 bad input (config,
-data, arguments). Every error is one line on stderr, never a traceback (use --verbose for the
+data, arguments), 130 Ctrl-C, 143 SIGTERM (both stop every job the run started and write its
+run.json first). Every error is one line on stderr, never a traceback (use --verbose for the
 debug log).
 """
 
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from typing import Annotated
 
@@ -18,6 +20,7 @@ from orchestrator import __version__
 from orchestrator.cli import data, doctor, infra, inspect, package, run
 from orchestrator.cli.common import EXIT_INTERRUPTED, console, err_console
 from orchestrator.errors import FedsageError
+from orchestrator.run import interrupts
 
 app = typer.Typer(
     name="fedsage",
@@ -71,25 +74,28 @@ app.command("doctor", epilog=doctor.DOCTOR_EPILOG)(doctor.doctor_command)
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the CLI and map every outcome to one line and an exit code."""
     command = typer.main.get_command(app)
-    try:
-        # Typer returns exit codes in this mode (Ctrl-C becomes 130) instead of raising them.
-        code = command.main(args=argv, prog_name="fedsage", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        code = exc.exit_code
-    except click.UsageError as exc:
-        if not exc.format_message():  # no arguments at all: the help was printed
+    with interrupts.as_interrupts() as received:  # SIGTERM is handled like Ctrl-C
+        try:
+            # Typer returns exit codes in this mode (Ctrl-C becomes 130) instead of raising them.
+            code = command.main(args=argv, prog_name="fedsage", standalone_mode=False)
+        except click.exceptions.Exit as exc:
+            code = exc.exit_code
+        except click.UsageError as exc:
+            if not exc.format_message():  # no arguments at all: the help was printed
+                sys.exit(2)
+            name = exc.ctx.command_path if exc.ctx else "fedsage"
+            err_console.print(
+                f"error: {exc.format_message()} (see '{name} --help')", highlight=False, soft_wrap=True, markup=False
+            )
             sys.exit(2)
-        name = exc.ctx.command_path if exc.ctx else "fedsage"
-        err_console.print(
-            f"error: {exc.format_message()} (see '{name} --help')", highlight=False, soft_wrap=True, markup=False
-        )
-        sys.exit(2)
-    except (KeyboardInterrupt, click.exceptions.Abort):
-        err_console.print("interrupted: every job this run started was stopped", highlight=False)
-        sys.exit(EXIT_INTERRUPTED)
-    except FedsageError as exc:
-        err_console.print(f"error: {exc}", highlight=False, soft_wrap=True, markup=False)
-        sys.exit(exc.exit_code)
+        except (KeyboardInterrupt, click.exceptions.Abort):
+            code = EXIT_INTERRUPTED
+        except FedsageError as exc:
+            err_console.print(f"error: {exc}", highlight=False, soft_wrap=True, markup=False)
+            sys.exit(exc.exit_code)
     if code == EXIT_INTERRUPTED:
-        err_console.print("interrupted: every job this run started was stopped", highlight=False)
+        signum = received.signals[0] if received.signals else signal.SIGINT
+        what = interrupts.REASONS[signum] if signum == signal.SIGTERM else "interrupted"
+        err_console.print(f"{what}: every job this run started was stopped", highlight=False)
+        sys.exit(128 + signum)
     sys.exit(code if isinstance(code, int) else 0)

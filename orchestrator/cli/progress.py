@@ -129,7 +129,8 @@ class RunView:
             if not self._finished:
                 c.print(f"  [yellow]client {event.name} disconnected[/]")
         elif isinstance(event, ClientRefused):
-            c.print(f"  [red]refused a connection from {event.peer}: {event.reason}[/]")
+            claimed = f" claiming to be {event.claimed_name}" if event.claimed_name else ""
+            c.print(f"  [red]refused a connection from {escape(event.peer)}{claimed}: {escape(event.reason)}[/]")
         elif isinstance(event, UpdateRejected):
             c.print(f"  [red]round {event.round}: update of {event.name} left out: {event.reason}[/]")
         elif isinstance(event, RoundFinished):

@@ -113,7 +113,10 @@ def launch(
         f"[bold]fedsage launch[/]: {len(federation.clients)} client accounts x {federation.federation.rounds} rounds"
     )
     with RunView(console) as view:
-        outcome = launching.launch(federation, session, out, observer=view)
+        run = launching.build_launch(federation, session, out, observer=view)
+        for warning in run.warnings:
+            console.print(f"[yellow]warning: {warning}[/]")
+        outcome = run.execute()
     print_outcome(console, outcome)
 
 

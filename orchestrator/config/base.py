@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import typing
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 # SageMaker training job names: ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$. A job is named
 # <prefix>-<run id>-<client>, so prefix and client names use the same alphabet.
@@ -40,6 +41,23 @@ _NOT_READY = {"launch": ("launch", " (see examples/federation.toml)"), "infra": 
 
 
 class _Section(BaseModel):
-    """A config table: unknown keys are errors, so typos do not pass silently."""
+    """A config table: unknown keys are errors, so typos do not pass silently.
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+    Numbers are finite (`inf` and `nan` are refused) and never booleans: pydantic's lax mode
+    would read `rounds = true` as 1 and `c = inf` as a number.
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_as_number(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool) and info.field_name and bool not in _types(cls.model_fields[info.field_name]):
+            raise ValueError("true/false is not a valid value here")
+        return value
+
+
+def _types(field: Any) -> set[Any]:
+    """The types a field's annotation admits (Optional and unions unpacked one level)."""
+    annotation = field.annotation
+    return {annotation, *typing.get_args(annotation)}

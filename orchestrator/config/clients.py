@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from ipaddress import IPv4Network
 from typing import Annotated
 
@@ -16,6 +17,18 @@ from orchestrator.config.base import (
     Purpose,
     _Section,
 )
+
+# SageMaker's Tag (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_Tag.html): a key of
+# 1-128 and a value of 0-256 characters matching ([\p{L}\p{Z}\p{N}_.:/=+\-@]*): Unicode letters,
+# separators and numbers, and this punctuation.
+TAG_KEY_LENGTH = (1, 128)
+TAG_VALUE_MAX = 256
+TAG_PUNCTUATION = "_.:/=+-@"
+
+
+def _tag_character(character: str) -> bool:
+    """Whether SageMaker accepts `character` in a tag key or value (Unicode category L, Z or N, or TAG_PUNCTUATION)."""
+    return unicodedata.category(character)[0] in "LZN" or character in TAG_PUNCTUATION
 
 
 class ClientSettings(_Section):
@@ -82,10 +95,9 @@ class ClientSettings(_Section):
         int | None,
         Field(ge=1, le=28 * 24 * 3600, description="job time limit; default join timeout + rounds x round timeout"),
     ] = None
-    spot: Annotated[bool, Field(description="use managed spot training (needs checkpoint_uri)")] = False
-    max_wait_seconds: Annotated[
-        int | None, Field(ge=1, description="spot: how long to wait for capacity, above max runtime")
-    ] = None
+    spot: Annotated[
+        bool, Field(description="managed spot training: not supported yet (an interrupted client cannot rejoin)")
+    ] = False
     checkpoint_uri: Annotated[str | None, Field(pattern=r"^s3://", description="s3:// prefix for spot checkpoints")] = (
         None
     )
@@ -110,12 +122,23 @@ class ClientSettings(_Section):
                 raise ValueError(
                     f"{key} {arn} is not in account_id {self.account_id}; use a role of the client's account"
                 )
-        if self.spot and not self.checkpoint_uri:
+        if self.spot:
             raise ValueError(
-                "spot = true needs checkpoint_uri, where SageMaker keeps checkpoints between interruptions"
+                "spot = true is not supported yet: a spot interruption restarts the job, and a restarted client "
+                "cannot rejoin a running federation (no resume design yet); remove spot"
             )
         if any(key.lower().startswith(("aws:", "fedsage:")) for key in self.tags):
             raise ValueError("tags may not start with aws: or fedsage: (reserved)")
+        for key, value in self.tags.items():
+            for text, what, low, high in (
+                (key, "tag key", TAG_KEY_LENGTH[0], TAG_KEY_LENGTH[1]),
+                (value, f"value of tag {key!r}", 0, TAG_VALUE_MAX),
+            ):
+                if not low <= len(text) <= high or not all(_tag_character(c) for c in text):
+                    raise ValueError(
+                        f"{what} {text!r} is not a SageMaker tag: {low} to {high} letters, digits, spaces "
+                        f"and {TAG_PUNCTUATION} only"
+                    )
         return self
 
     def missing_for(self, purpose: Purpose) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import tomli_w
@@ -29,6 +30,24 @@ class Federation(_Section):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"client name {duplicates[0]!r} is used twice; give every client its own name")
+        same_name = _shared(self.clients, lambda c: c.name.lower())
+        if same_name:
+            raise ValueError(
+                f"clients {same_name[0]!r} and {same_name[1]!r} differ only in case; SageMaker lowercases job ARNs "
+                "and a case-insensitive disk merges their folders: rename one"
+            )
+        same_account = _shared(self.clients, lambda c: c.account_id)
+        if same_account:
+            raise ValueError(
+                f"clients {same_account[0]!r} and {same_account[1]!r} are in the same account; each client is one "
+                "data owner's account, with its own kickoff role, bucket and network"
+            )
+        server_account = next((c.name for c in self.clients if c.account_id == self.server.account_id), None)
+        if self.server.account_id and server_account:
+            raise ValueError(
+                f"server.account_id {self.server.account_id} is also the account of client {server_account!r}; "
+                "the server runs in its own account, apart from every data owner's"
+            )
         if self.federation.min_clients and self.federation.min_clients > len(self.clients):
             raise ValueError(
                 f"federation.min_clients = {self.federation.min_clients} is more than the "
@@ -64,3 +83,15 @@ class Federation(_Section):
         """The resolved configuration as TOML (defaults filled in)."""
         data = self.model_dump(mode="json", by_alias=True, exclude_none=True)
         return tomli_w.dumps(data)
+
+
+def _shared(clients: list[ClientSettings], key: Callable[[ClientSettings], str | None]) -> tuple[str, str] | None:
+    """The names of the first two clients with the same (set) `key`, or None."""
+    seen: dict[str, str] = {}
+    for client in clients:
+        value = key(client)
+        if value is not None and value in seen:
+            return seen[value], client.name
+        if value is not None:
+            seen[value] = client.name
+    return None

@@ -40,7 +40,8 @@ def describe_errors(error: ValidationError, source: str) -> str:
             continue
         value = item.get("input")
         shown = "" if isinstance(value, dict | list) else f" = {value!r}"
-        hint = _field_description(item["loc"], _SECTIONS.get(error.title))
+        # a whole table's own check (a model validator) says what to do; a field's description would mislead
+        hint = None if isinstance(value, dict) else _field_description(item["loc"], _SECTIONS.get(error.title))
         lines.append(f"{source}: {key}{shown}: {message}" + (f" (expected {hint})" if hint else ""))
     return "; ".join(lines)
 
@@ -87,12 +88,24 @@ def parse(data: dict[str, Any], source: str = "federation.toml") -> Federation:
 
 
 def load(path: Path) -> Federation:
-    """Read and validate a federation.toml file; relative paths are relative to the file."""
+    """Read and validate a federation.toml file; relative paths are relative to the file.
+
+    Raises BadInput (one line) for a missing, unreadable, non-UTF-8 or invalid file, or a folder.
+    """
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))  # TOML is UTF-8 (toml.io, v1.0.0)
     except FileNotFoundError:
         raise BadInput(f"config file {path} not found; pass an existing federation.toml with -c") from None
+    except IsADirectoryError:
+        raise BadInput(f"config file {path} is a folder; pass the federation.toml file inside it with -c") from None
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise BadInput(
+            f"{path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} on line {line}); save it as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise BadInput(f"cannot read config file {path} ({exc.strerror}); check the path and its permissions") from None
     except tomllib.TOMLDecodeError as exc:
         raise BadInput(f"{path} is not valid TOML: {exc}") from None
     federation = parse(data, str(path))

@@ -36,7 +36,10 @@ class RunSettings(_Section):
     round_timeout: Annotated[float, Field(gt=0, description="seconds a client may take for one round")] = (
         defaults.ROUND_TIMEOUT
     )
-    seed: Annotated[int, Field(description="seed for data preparation and model initialisation")] = defaults.SEED
+    # numpy's RandomState, which scikit-learn's random_state uses, takes seeds from 0 to 2**32 - 1
+    seed: Annotated[
+        int, Field(ge=0, le=2**32 - 1, description="seed for data preparation and model initialisation, 0 to 2**32-1")
+    ] = defaults.SEED
     strategy: Annotated[Literal["fedavg"], Field(description="aggregation strategy: fedavg (example-weighted)")] = (
         "fedavg"
     )

@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Network
+import re
+from ipaddress import IPv4Network, ip_address
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from client_code.constants import SCHEMA_FILE
 from orchestrator.config.base import FIXED_PORT, REGION_PATTERN, SERVER_NEEDS, Purpose, _Section
+
+# A DNS host name (RFC 1123 section 2.1): dot-separated labels of 1-63 letters, digits and inner
+# hyphens, at most 253 characters in all.
+_HOST_NAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (an IP address or a name) can only be reached from this machine: 127.0.0.0/8, ::1, localhost."""
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return host.lower() == "localhost" or host.lower().endswith(".localhost")
 
 
 def host_port(host: str, port: int) -> str:
@@ -85,6 +100,27 @@ class ServerSettings(_Section):
         ),
     ] = None
     tls: TlsSettings | None = None
+
+    @field_validator("bind_address", "advertised_address")
+    @classmethod
+    def _a_host(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            ip_address(value)
+        except ValueError:
+            if not _HOST_NAME.match(value):
+                raise ValueError("is neither an IP address nor a DNS host name") from None
+        return value
+
+    @model_validator(mode="after")
+    def _reachable(self) -> ServerSettings:
+        if self.advertised_address and is_loopback(self.bind_address) and not is_loopback(self.advertised_address):
+            raise ValueError(
+                f"bind_address {self.bind_address} accepts connections from this machine only, but the clients "
+                f'dial advertised_address {self.advertised_address}; set bind_address = "0.0.0.0" (or that address)'
+            )
+        return self
 
     def missing_for(self, purpose: Purpose) -> list[str]:
         """The [server] keys `fedsage launch` or `fedsage infra` needs that are unset (port 0 counts)."""

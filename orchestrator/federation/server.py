@@ -70,7 +70,7 @@ class FederationServer:
             self.roster,
             self.tokens,
             self.tls,
-            on_refused=lambda peer, reason: self.emit(ClientRefused(peer, reason)),
+            on_refused=lambda peer, claimed, reason: self.emit(ClientRefused(peer, reason, claimed)),
         )
         log.info("Flower server listening on %s:%d (TLS)", server.bind_address, self.port)
         return self.port

@@ -4,7 +4,8 @@ It starts Flower's bidirectional gRPC service (the one `start_server` uses) with
 its `Join` call so that:
 
 * a connection must present one of this run's client tokens in its metadata, or it is refused
-  with UNAUTHENTICATED before any message, the model included, is sent to it;
+  with UNAUTHENTICATED before any message, the model included, is sent to it; every refusal is
+  logged and reported (peer, the client name its token claims if any, reason);
 * each admitted connection is registered under its client's name, so rounds, failures and
   metrics are reported per named client;
 * a client name already connected cannot join twice.
@@ -22,6 +23,7 @@ import grpc
 from flwr.proto.transport_pb2_grpc import add_FlowerServiceServicer_to_server
 from flwr.server.client_manager import ClientManager
 from flwr.server.superlink.fleet.grpc_bidi.flower_service_servicer import FlowerServiceServicer
+from flwr.server.superlink.fleet.grpc_bidi.grpc_bridge import GrpcBridgeClosed
 from flwr.server.superlink.fleet.grpc_bidi.grpc_client_proxy import GrpcClientProxy
 from flwr.supercore.grpc import generic_create_grpc_server
 
@@ -40,7 +42,7 @@ class AdmittingServicer(FlowerServiceServicer):
         self,
         client_manager: ClientManager,
         tokens: dict[str, str],
-        on_refused: Callable[[str, str], None],
+        on_refused: Callable[[str, str | None, str], None],
     ) -> None:
         super().__init__(client_manager)
         self._tokens = tokens
@@ -53,20 +55,28 @@ class AdmittingServicer(FlowerServiceServicer):
                 return name
         return None
 
+    def _refuse(self, context: grpc.ServicerContext, claimed: str | None, reason: str, details: str) -> None:
+        """Log and report a refused connection, then end it with UNAUTHENTICATED (raises)."""
+        log.warning("refused a connection from %s (claimed client: %s): %s", context.peer(), claimed or "none", reason)
+        self._on_refused(context.peer(), claimed, reason)
+        context.abort(grpc.StatusCode.UNAUTHENTICATED, details)
+
     def Join(self, request_iterator, context):  # noqa: N802 - gRPC method name
         """Check the client's token, then run Flower's Join under the client's name."""
         name = self._client_name(context)
         if name is None:
-            self._on_refused(context.peer(), "no valid client token")
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, "unknown client token for this run")
+            self._refuse(context, None, "no valid client token", "unknown client token for this run")
         if name in self.client_manager.all():
-            self._on_refused(context.peer(), f"client {name!r} is already connected")
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, f"client {name!r} is already connected")
+            reason = f"client {name!r} is already connected"
+            self._refuse(context, name, reason, reason)
         named = FlowerServiceServicer(
             self.client_manager,
             grpc_client_proxy_factory=lambda _cid, bridge: GrpcClientProxy(cid=name, bridge=bridge),
         )
-        yield from named.Join(request_iterator, context)
+        try:
+            yield from named.Join(request_iterator, context)
+        except GrpcBridgeClosed:  # the stream ended (the server stopped, or the client left): nothing to report
+            log.debug("stream of client %r closed", name)
 
 
 def start_grpc_server(
@@ -75,9 +85,12 @@ def start_grpc_server(
     client_manager: ClientManager,
     tokens: dict[str, str],
     tls: TlsMaterial,
-    on_refused: Callable[[str, str], None],
+    on_refused: Callable[[str, str | None, str], None],
 ) -> tuple[grpc.Server, int]:
-    """Start the TLS gRPC server on bind_address:port (0 = any free port); return it and its port."""
+    """Start the TLS gRPC server on bind_address:port (0 = any free port); return it and its port.
+
+    `on_refused(peer, claimed client name or None, reason)` is called for every refused connection.
+    """
     servicer = AdmittingServicer(client_manager, tokens, on_refused)
     try:
         server = generic_create_grpc_server(

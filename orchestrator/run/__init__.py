@@ -9,6 +9,8 @@ Modules, in the order a run uses them:
   them and writes the run folder;
 * `watcher.py`: polls a backend's jobs and calls back on changes;
 * `events.py`: every event a run emits, for the console view and tests;
+* `interrupts.py`: Ctrl-C and SIGTERM stop a run the same way, and stopping is never cut short;
+* `logs.py`: server.log, where Flower's, gRPC's and fedsage's log records go during a run;
 * `report.py`: metrics.json/.csv/.png and report.md from the history and the summary.
 
 Import the submodules directly; this package module imports nothing, so the federation

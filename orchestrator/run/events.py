@@ -6,8 +6,9 @@ tests observe them. Events are plain frozen dataclasses: nothing here does I/O.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.federation.history import RoundRecord
@@ -37,10 +38,16 @@ class ClientLeft:
 
 @dataclass(frozen=True)
 class ClientRefused:
-    """A connection was refused (no valid token, or a name already connected)."""
+    """A connection was refused (no valid token, or a name already connected).
+
+    `claimed_name`: the client whose token it presented (None without a valid token); `time`:
+    when, in UTC (ISO 8601).
+    """
 
     peer: str
     reason: str
+    claimed_name: str | None = None
+    time: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
 
 
 @dataclass(frozen=True)

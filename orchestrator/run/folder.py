@@ -14,25 +14,36 @@ runs/<run-id>/
   run.json                   RunSummary: status, reason, timings, each job's final state
 ```
 
-Every file is written whole or not at all (`write_atomic`), so a crash or a full disk never
-leaves a truncated run.json or model behind.
+Every file is written whole or not at all (`write_atomic`, `RunFolder.staging`), so a crash or a
+full disk never leaves a truncated run.json, checkpoint or model behind; server.log, which grows
+while the run goes on, keeps what was written and stops (run/logs.py). `file_error` turns a failed
+write into the run's one-line failure.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import errno
+import io
 import json
 import os
 import platform
 import secrets
+import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from client_code.constants import CHECKSUM_SUFFIX
+from client_code.persist import save_model
 from orchestrator import __version__
-from orchestrator.errors import BadInput
+from orchestrator.errors import BadInput, RunFailed
 
 FILES = {
     "model.joblib": "final global model (scikit-learn LogisticRegression) with provenance",
@@ -49,6 +60,11 @@ FILES = {
     "report.md": "this summary",
     "run.json": "status, timings and every job's final state",
 }
+
+
+# Room a run needs on the disk of --out before it starts: the built-in data set takes ~25 MiB, and
+# every round adds a checkpoint and log lines. A fuller disk is refused before anything is written.
+MIN_FREE_BYTES = 32 * 2**20
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:
@@ -68,21 +84,36 @@ def versions() -> dict[str, str]:
 def write_atomic(path: Path, data: bytes | str) -> None:
     """Write `data` to `path` whole or not at all: a temporary file in the same folder, fsync, rename.
 
-    Raises OSError (a full disk, a read-only folder) with `path` unchanged and no temporary
-    file left behind.
+    Raises OSError naming `path` (a full disk, a read-only folder) with `path` unchanged and no
+    temporary file left behind.
     """
     path = Path(path)
     payload = data.encode() if isinstance(data, str) else data
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(handle, "wb") as file:
             file.write(payload)
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
+    finally:
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def file_error(error: OSError) -> RunFailed:
+    """The one line a run fails with when it cannot write a file: which file and why; for a full disk, what to do."""
+    where = f"{error.filename}: " if error.filename else ""
+    hint = ""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        hint = (
+            "; free space on that disk (or choose another --out) and run again - the files already in the run "
+            "folder are complete"
+        )
+    return RunFailed(f"could not write {where}{error.strerror or error}{hint}")
 
 
 def write_json(path: Path, payload: Any) -> None:
@@ -118,6 +149,7 @@ class RunSummary:
 
     `seconds` is the run's wall time; `peak_memory_mb` the server process's peak resident
     memory (VmHWM). `files` maps each file present in the run folder to what it holds.
+    `refused_connections`: every connection the server refused (time, peer, claimed_name, reason).
     """
 
     run_id: str
@@ -131,6 +163,7 @@ class RunSummary:
     clients: dict[str, ClientSummary] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
+    refused_connections: list[dict[str, str | None]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view."""
@@ -179,6 +212,43 @@ class RunFolder:
         """checkpoints/round-NNN.npz."""
         return self.root / "checkpoints" / f"round-{round_number:03d}.npz"
 
+    def write_checkpoint(self, round_number: int, **arrays: np.ndarray) -> Path:
+        """Write checkpoints/round-NNN.npz (numpy's .npz of `arrays`) atomically; OSError naming it if it fails."""
+        path = self.checkpoint(round_number)
+        path.parent.mkdir(exist_ok=True)
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        write_atomic(path, buffer.getvalue())
+        return path
+
+    def save_model(self, model: Any, provenance: dict[str, Any]) -> Path:
+        """Write model.joblib and its .sha256 (client_code.persist), each whole: staged, flushed, then moved in.
+
+        The checksum is moved in first, so a model file is never there without it (`fedsage
+        inspect` refuses a model without its checksum). OSError naming the file if it fails,
+        with nothing staged left behind.
+        """
+        names = (self.model.name + CHECKSUM_SUFFIX, self.model.name)
+        with self._staging() as staging:
+            try:
+                save_model(model, staging / self.model.name, provenance)
+                for name in names:
+                    with open(staging / name, "rb+") as file:
+                        os.fsync(file.fileno())
+                    os.replace(staging / name, self.path(name))
+            except OSError as exc:
+                raise OSError(exc.errno, exc.strerror, str(self.model)) from exc
+        return self.model
+
+    @contextlib.contextmanager
+    def _staging(self) -> Iterator[Path]:
+        """A fresh hidden folder inside the run folder, removed afterwards with whatever is left in it."""
+        folder = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
     def create(self) -> None:
         """Create the folder; its parent may exist, the folder itself must not (two runs never share one).
 
@@ -194,14 +264,30 @@ class RunFolder:
             raise BadInput(f"cannot create the run folder {self.root} ({exc.strerror}); choose another --out") from None
 
     def check_writable(self) -> None:
-        """Check, without creating anything, that the run folder could be created (BadInput otherwise)."""
-        parent = self.root.parent
+        """Check, leaving nothing behind, that the run folder could be created and has room (BadInput otherwise).
+
+        The nearest existing folder on the way to --out must be a folder this process can write
+        to (a file that is created and removed at once tells, whatever the reason: permissions,
+        a read-only mount, no inodes left), on a disk with at least MIN_FREE_BYTES free.
+        """
+        out = self.root.parent
+        parent = out
         while not parent.exists():
             parent = parent.parent
         if not parent.is_dir():
-            raise BadInput(f"--out {self.root.parent} is inside a file ({parent}); choose a folder")
-        if not os.access(parent, os.W_OK | os.X_OK):
-            raise BadInput(f"cannot write to {parent}; choose another --out")
+            where = "is a file" if parent == out else f"is inside a file ({parent})"
+            raise BadInput(f"--out {out} {where}; choose a folder")
+        try:
+            with tempfile.TemporaryFile(dir=parent):
+                pass
+        except OSError as exc:
+            raise BadInput(f"cannot write to {parent} ({exc.strerror}); choose another --out") from None
+        free = shutil.disk_usage(parent).free
+        if free < MIN_FREE_BYTES:
+            raise BadInput(
+                f"only {free / 2**20:.1f} MiB free on the disk of {parent}; a run needs at least "
+                f"{MIN_FREE_BYTES // 2**20} MiB: free some space or choose another --out"
+            )
 
     def present(self, to_come: tuple[str, ...] = ()) -> dict[str, str]:
         """The run folder's files that exist now or are about to be written (`to_come`), with what each holds."""

@@ -13,6 +13,10 @@
 5. after the last round, wait for the jobs to save their models and exit, then save model.joblib;
 6. whatever happened: stop every job still running, write run.json and the reports.
 
+Ctrl-C and SIGTERM end a run the same way (run/interrupts.py), and step 6 runs to its end even if
+they come again. Every file is written whole or not at all; when the run folder's disk is full
+the run stops with one line naming the file (run/folder.py `file_error`), keeping what is complete.
+
 The backend is injected, so the same run works on every backend and tests can pass their own.
 """
 
@@ -22,18 +26,17 @@ import datetime as dt
 import logging
 import queue
 import secrets
+import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from flwr.common import NDArrays
 
 from client_code.metrics import peak_memory_mb
-from client_code.persist import save_model
 from orchestrator.backends import Backend, JobStatus
 from orchestrator.config import Federation, host_port
 from orchestrator.errors import BadInput, RunFailed
@@ -43,9 +46,25 @@ from orchestrator.federation.roster import FederationAborted, JoinTimeout
 from orchestrator.federation.server import FederationServer
 from orchestrator.federation.strategy import RoundFailed
 from orchestrator.plan import TrainingJobRequest, client_of, plan_run, redacted
-from orchestrator.run import report
-from orchestrator.run.events import Observer, RoundFinished, RunEvent, ServerListening, UpdateRejected, ignore
-from orchestrator.run.folder import ClientSummary, RunFolder, RunSummary, versions, write_json
+from orchestrator.run import interrupts, report
+from orchestrator.run.events import (
+    ClientRefused,
+    Observer,
+    RoundFinished,
+    RunEvent,
+    ServerListening,
+    UpdateRejected,
+    ignore,
+)
+from orchestrator.run.folder import (
+    ClientSummary,
+    RunFolder,
+    RunSummary,
+    file_error,
+    versions,
+    write_atomic,
+    write_json,
+)
 from orchestrator.run.inputs import ServerData
 from orchestrator.run.logs import ServerLog
 from orchestrator.run.watcher import JobWatcher, describe
@@ -89,6 +108,7 @@ class FederationRun:
         self.observer = observer
         self.history = RunHistory()
         self.warnings: list[str] = []
+        self.refused: list[dict[str, str | None]] = []  # every refused connection, as run.json records it
         self.address = ""
         self.watcher = JobWatcher(backend, observer, self._job_ended_early)
         self._events: queue.Queue[RunEvent] = queue.Queue()
@@ -113,13 +133,14 @@ class FederationRun:
     def _emit(self, event: RunEvent) -> None:
         if isinstance(event, UpdateRejected):
             self.warnings.append(f"round {event.round}: update of client {event.name!r} left out: {event.reason}")
+        if isinstance(event, ClientRefused):
+            self.refused.append(asdict(event))
         self._events.put(event)
 
     def _on_round(self, record: RoundRecord, parameters: NDArrays) -> None:
         self.history.rounds.append(record)
-        path = self.folder.checkpoint(record.round)
-        path.parent.mkdir(exist_ok=True)
-        np.savez(path, coef=parameters[0], intercept=parameters[1])
+        # an OSError (a full disk) ends the server thread: _failure_message says which file and why
+        self.folder.write_checkpoint(record.round, coef=parameters[0], intercept=parameters[1])
         self._emit(RoundFinished(record, self.federation.federation.rounds))
 
     def _drain(self) -> None:
@@ -144,8 +165,14 @@ class FederationRun:
         """Run the federation to the end; raise RunFailed (after writing what exists) if it fails.
 
         Bad input found before the run folder exists (a taken port, a request SageMaker would refuse)
-        leaves nothing behind; once the folder exists, run.json and the reports record whatever happened.
+        leaves nothing behind; once the folder exists, run.json and the reports record whatever
+        happened. SIGINT and SIGTERM raise interrupts.Interrupted (a KeyboardInterrupt) once every
+        job is stopped and run.json written; a full disk or a job that could not be stopped is RunFailed.
         """
+        with interrupts.as_interrupts():
+            return self._execute()
+
+    def _execute(self) -> RunOutcome:
         status, reason = "failed", ""
         try:
             self._bind()
@@ -153,7 +180,7 @@ class FederationRun:
             if not self.folder.created:
                 self.folder.create()
             self._log = ServerLog(self.folder.path("server.log"))
-            self.folder.path("federation.toml").write_text(self.federation.to_toml())
+            write_atomic(self.folder.path("federation.toml"), self.federation.to_toml())
             self._launch(requests)
             self._watch()
             self.watcher.federation_done = True
@@ -175,17 +202,23 @@ class FederationRun:
                 time.monotonic() - self._started,
                 self.warnings,
             )
-        except KeyboardInterrupt:
-            status, reason = "interrupted", "interrupted by the user (Ctrl-C)"
+        except KeyboardInterrupt as exc:
+            status, reason = "interrupted", interrupts.reason_of(exc)
             raise
         except (RunFailed, BadInput) as exc:
             reason = str(exc)
             raise
+        except OSError as exc:  # a file of the run folder could not be written (a full disk)
+            failure = file_error(exc)
+            reason = str(failure)
+            raise failure from None
         except Exception as exc:
             reason = f"{type(exc).__name__}: {exc}"
             raise
         finally:
-            self._finish(status, reason)
+            problems = self._finish(status, reason)
+            if problems:  # a job left running or results not written: say so, whatever else happened
+                raise RunFailed("; ".join([reason, *problems] if reason else problems)) from None
 
     def _bind(self) -> None:
         """Create the run's secrets and TLS material and start the server listening."""
@@ -222,12 +255,18 @@ class FederationRun:
         log.info("run %s: %d clients x %d rounds", self.run_id, len(requests), self.federation.federation.rounds)
         self._thread = threading.Thread(target=self._serve, name="flower-server", daemon=True)
         self._thread.start()
-        with ThreadPoolExecutor(max_workers=min(8, len(requests))) as pool:
-            futures = {client_of(r): pool.submit(self.backend.launch, r) for r in requests}
+        pool = ThreadPoolExecutor(max_workers=min(8, len(requests)))
+        futures = {client_of(r): pool.submit(self.backend.launch, r) for r in requests}
+        try:
+            wait(futures.values())
+        finally:  # even on Ctrl-C: let started launches finish and record them, so that every job is stopped
+            with interrupts.deferred(reraise=sys.exc_info()[0] is None):
+                pool.shutdown(wait=True, cancel_futures=True)
+                for request in requests:
+                    future = futures[client_of(request)]
+                    if future.done() and not future.cancelled() and future.exception() is None:
+                        self.watcher.add(client_of(request), request)
         failed = {client: future.exception() for client, future in futures.items() if future.exception()}
-        for request in requests:  # record every job that was created, so a failure below stops them all
-            if client_of(request) not in failed:
-                self.watcher.add(client_of(request), request)
         if failed:
             client, error = next(iter(failed.items()))
             raise RunFailed(f"could not launch client {client!r}'s training job: {error}")
@@ -245,6 +284,8 @@ class FederationRun:
         next_poll = 0.0
         while self._thread.is_alive():
             self._drain()
+            if self._log is not None and self._log.error is not None and self._server is not None:
+                self._server.abort(str(file_error(self._log.error)))
             if time.monotonic() >= next_poll:
                 self.watcher.poll()
                 next_poll = time.monotonic() + self.backend.poll_interval
@@ -255,6 +296,8 @@ class FederationRun:
         """Explain why the server stopped, with the failure reasons of the jobs involved."""
         if isinstance(error, FederationAborted):
             return str(error)
+        if isinstance(error, OSError):
+            return str(file_error(error))
         names: list[str] = []
         if isinstance(error, RoundFailed):
             names = list(error.clients)
@@ -291,23 +334,38 @@ class FederationRun:
             "versions": versions(),
             "final_metrics": self.history.final().server,
         }
-        save_model(model, self.folder.model, provenance)
-        return self.folder.model
+        return self.folder.save_model(model, provenance)
 
-    def _finish(self, status: str, reason: str) -> None:
-        """Stop whatever still runs, then write run.json and the reports, whatever happened."""
-        if self._server is not None:
-            if status != "completed":
-                self._server.abort(reason or status)
-            self._server.stop()
-        self.warnings += self.watcher.stop_all(reason or "the run ended")
-        self._drain()
-        if self.folder.created:
-            summary = self._summary(status, reason)
-            write_json(self.folder.path("run.json"), summary.to_dict())
-            report.write_all(self.folder, self.history, summary)
-        if self._log is not None:
-            self._log.release()
+    def _finish(self, status: str, reason: str) -> list[str]:
+        """Stop whatever still runs, then write run.json and the reports, whatever happened.
+
+        Neither a second Ctrl-C nor a SIGTERM cuts this short (interrupts.deferred). Returns
+        what went wrong here, one line each: jobs that could not be stopped, files not written.
+        """
+        problems: list[str] = []
+        with interrupts.deferred(reraise=False):
+            if self._server is not None:
+                if status != "completed":
+                    self._server.abort(reason or status)
+                self._server.stop()
+            unstopped = self.watcher.stop_all(reason or "the run ended")
+            self.warnings += unstopped
+            if unstopped:
+                problems.append(f"{'; '.join(unstopped)}; stop it with `fedsage stop --run-id {self.run_id}`")
+            self._drain()
+            if self._log is not None:
+                self._log.release()
+                if self._log.error is not None:
+                    self.warnings.append(f"server.log is incomplete: {file_error(self._log.error)}")
+            if self.folder.created:
+                try:
+                    summary = self._summary(status, reason)
+                    write_json(self.folder.path("run.json"), summary.to_dict())
+                    report.write_all(self.folder, self.history, summary)
+                except OSError as exc:  # the reason may already say why (a full disk): then only add what is lost
+                    lost = f"run.json and the reports were not written either ({exc.strerror})"
+                    problems.append(lost if reason else str(file_error(exc)))
+        return problems
 
     def _summary(self, status: str, reason: str) -> RunSummary:
         """run.json's content: status, timings, and every client's job and example count."""
@@ -341,4 +399,5 @@ class FederationRun:
             clients=clients,
             warnings=self.warnings,
             files=self.folder.present(report.outputs(self.history)),
+            refused_connections=self.refused,
         )

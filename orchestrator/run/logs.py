@@ -1,38 +1,75 @@
-"""The run's server.log: Flower's and fedsage's log records go to the run folder, not the console."""
+"""The run's server.log: Flower's, gRPC's and fedsage's log records go to the run folder, not the console.
+
+While a run is on, these loggers write to server.log and, unless --verbose asked for debug logs
+on stderr, stop there: the console shows the run's progress view and, at the end, one line. A
+log file cannot be written atomically (it grows while the run goes on); when it can no longer be
+written (a full disk), it keeps what was written, stops, and says why through `error`, instead
+of printing a traceback for every record (logging's default).
+"""
 
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
-CAPTURED = ("flwr", "orchestrator")
+CAPTURED = ("flwr", "grpc", "orchestrator")
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-class ServerLog:
-    """Routes the `flwr` and `orchestrator` loggers to a file while a run is on; `release` undoes it.
+class _StoppingFileHandler(logging.FileHandler):
+    """A FileHandler that stops at its first failed write and keeps the error (logging's default prints it)."""
 
-    Flower's own console handler is detached meanwhile (the console shows the run's progress
-    view instead) and put back on release.
+    error: OSError | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.error is None:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        failure = sys.exc_info()[1]
+        self.error = failure if isinstance(failure, OSError) else OSError(str(failure))
+
+
+class ServerLog:
+    """Routes the CAPTURED loggers to a file while a run is on; `release` undoes it.
+
+    Flower's own console handler is detached meanwhile and put back on release; unless the root
+    logger is at DEBUG (--verbose), the captured loggers do not propagate to the console either.
     """
 
     def __init__(self, path: Path) -> None:
-        self.handler = logging.FileHandler(path)
+        self.path = Path(path)
+        self.handler = _StoppingFileHandler(path)
         self.handler.setFormatter(logging.Formatter(FORMAT))
         self.handler.setLevel(logging.DEBUG)
         flower = logging.getLogger("flwr")
         self._detached = [h for h in flower.handlers if type(h) is not logging.FileHandler]
         for console in self._detached:
             flower.removeHandler(console)
+        echo = logging.getLogger().isEnabledFor(logging.DEBUG)
+        self._propagate = {name: logging.getLogger(name).propagate for name in CAPTURED}
         for name in CAPTURED:
-            logging.getLogger(name).addHandler(self.handler)
+            logger = logging.getLogger(name)
+            logger.addHandler(self.handler)
+            logger.propagate = logger.propagate and echo
         ours = logging.getLogger("orchestrator")
         ours.setLevel(min(ours.getEffectiveLevel(), logging.INFO))
 
+    @property
+    def error(self) -> OSError | None:
+        """Why server.log stopped being written (a full disk), naming the file; None while it is complete."""
+        failure = self.handler.error
+        return None if failure is None else OSError(failure.errno, failure.strerror, str(self.path))
+
     def release(self) -> None:
-        """Detach the file handler, close the file and give Flower its console handler back."""
-        for name in CAPTURED:
+        """Detach the file handler, close the file and give the console its handlers back."""
+        for name, propagate in self._propagate.items():
             logging.getLogger(name).removeHandler(self.handler)
+            logging.getLogger(name).propagate = propagate
         for console in self._detached:
             logging.getLogger("flwr").addHandler(console)
-        self.handler.close()
+        try:
+            self.handler.close()
+        except OSError as exc:  # the last buffered lines could not be written
+            self.handler.error = self.handler.error or exc

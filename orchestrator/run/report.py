@@ -117,6 +117,18 @@ def write_report(path: Path, history: RunHistory, summary: RunSummary) -> None:
     lines += [f"- `{name}`: {what}" for name, what in summary.files.items()]
     if summary.warnings:
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in summary.warnings]
+    if summary.refused_connections:
+        lines += [
+            "",
+            "## Refused connections",
+            "",
+            "| time (UTC) | peer | claimed client | reason |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {r['time']} | {r['peer']} | {r['claimed_name'] or ''} | {r['reason']} |"
+            for r in summary.refused_connections
+        ]
     write_atomic(path, "\n".join(lines) + "\n")
 
 

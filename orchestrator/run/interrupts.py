@@ -1,0 +1,115 @@
+"""Ctrl-C and SIGTERM: both stop a run the same way, and stopping is never cut short.
+
+* `as_interrupts()`: while active, SIGINT and SIGTERM raise `Interrupted` (a KeyboardInterrupt
+  that knows its signal) in the main thread, so `finally` blocks run: every job is stopped and
+  run.json written. A service manager's or `kill`'s SIGTERM is thus handled like Ctrl-C instead of
+  ending the process with its jobs still running.
+* `deferred()`: while active, the signals are recorded instead of raised. The run stops its jobs
+  and writes its results inside it, so a second Ctrl-C (or a SIGTERM after a Ctrl-C) cannot leave a
+  job running or run.json unwritten.
+
+Signals can only be handled in the main thread (Python's `signal` module); elsewhere both are
+no-ops. A signal the process was started with ignored (SIG_IGN, e.g. `nohup`) stays ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+REASONS = {signal.SIGINT: "interrupted by the user (Ctrl-C)", signal.SIGTERM: "terminated (SIGTERM)"}
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived; `reason` says which, `exit_code` is 128 + the signal number (as shells report)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(REASONS[signum])
+        self.signum = signum
+
+    @property
+    def reason(self) -> str:
+        """One line for run.json: which signal stopped the run."""
+        return REASONS[self.signum]
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal number: 130 for Ctrl-C, 143 for SIGTERM."""
+        return 128 + self.signum
+
+
+def reason_of(error: KeyboardInterrupt) -> str:
+    """Why the run was interrupted: the signal's reason, or Ctrl-C for a plain KeyboardInterrupt."""
+    return error.reason if isinstance(error, Interrupted) else REASONS[signal.SIGINT]
+
+
+_handled: list[int] = []  # every signal the handlers below took, in order (they run in the main thread only)
+
+
+@dataclass(frozen=True)
+class Received:
+    """The signals handled since a context below was entered, in order, nested contexts' included."""
+
+    start: int = field(default_factory=lambda: len(_handled))
+
+    @property
+    def signals(self) -> list[int]:
+        """SIGINT/SIGTERM numbers, first first."""
+        return _handled[self.start :]
+
+
+@contextmanager
+def _handling(handler) -> Iterator[None]:
+    """Install `handler` for SIGINT and SIGTERM (main thread only, ignored signals left alone); restore after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.getsignal(signum) for signum in SIGNALS}
+    for signum, old in previous.items():
+        if old is not signal.SIG_IGN:
+            signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old if old is not None else signal.SIG_DFL)
+
+
+@contextmanager
+def as_interrupts() -> Iterator[Received]:
+    """While active, SIGINT and SIGTERM raise Interrupted in the main thread; yields what arrived."""
+    received = Received()
+
+    def interrupt(signum: int, frame: object) -> None:
+        _handled.append(signum)
+        raise Interrupted(signum)
+
+    with _handling(interrupt):
+        yield received
+
+
+@contextmanager
+def deferred(reraise: bool = True) -> Iterator[Received]:
+    """While active, SIGINT and SIGTERM are recorded, not raised; yields what arrived.
+
+    On leaving without an exception, the first recorded signal is raised as Interrupted when
+    `reraise` is true (a Ctrl-C is never lost), and dropped otherwise (the caller is already
+    stopping, or has finished).
+    """
+    received = Received()
+
+    def record(signum: int, frame: object) -> None:
+        _handled.append(signum)
+        log.info("%s while stopping: the jobs are stopped and the results written first", REASONS[signum])
+
+    with _handling(record):
+        yield received
+    if reraise and received.signals:
+        raise Interrupted(received.signals[0])
