@@ -12,7 +12,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from client_code.tabular import DataError, read_csv_folder
+from client_code.tabular import DataError, read_channel
 from orchestrator import config, defaults
 from orchestrator.backends.process import ProcessBackend
 from orchestrator.data import datasets, layout
@@ -38,6 +38,9 @@ class LocalOptions:
     join_timeout: float | None = None
     round_timeout: float | None = None
     seed: int | None = None
+    balance: str | None = None
+    smote_ratio: float | None = None
+    positive_class: str | None = None
 
     def given(self, *names: str) -> dict[str, object]:
         """The options among `names` that were set (not None), by name."""
@@ -45,14 +48,16 @@ class LocalOptions:
 
 
 SOURCE = "fedsage local"
-Settings = tuple[config.RunSettings, config.ModelSettings]  # [federation] and [model], from the options
+Settings = tuple[config.RunSettings, config.ModelSettings, config.DataSettings]  # from the options
 
 
 def _settings(options: LocalOptions) -> Settings:
-    """The [federation] and [model] sections the options give, validated before anything is written."""
+    """The [federation], [model] and [data] sections the options give, validated before anything is written."""
     run = options.given("rounds", "min_clients", "join_timeout", "round_timeout", "seed")
-    return config.build(config.RunSettings, SOURCE, **run), config.build(
-        config.ModelSettings, SOURCE, **options.given("max_iter")
+    return (
+        config.build(config.RunSettings, SOURCE, **run),
+        config.build(config.ModelSettings, SOURCE, **options.given("max_iter", "balance", "smote_ratio")),
+        config.build(config.DataSettings, SOURCE, **options.given("positive_class")),
     )
 
 
@@ -69,6 +74,7 @@ def _federation(
         source,
         federation=settings[0],
         model=settings[1],
+        data=settings[2],
         server=config.build(config.ServerSettings, source, test_data=test, schema_path=schema),
         clients=[
             config.build(
@@ -93,7 +99,7 @@ def _prepared_folder(options: LocalOptions) -> tuple[list[layout.ClientFolders],
             f"in {options.data_dir}; drop --clients or prepare the data again"
         )
     try:
-        test = read_csv_folder(prepared.test)
+        test, _ = read_channel(prepared.test)
     except DataError as exc:
         raise BadInput(str(exc)) from None
     data = server_data(prepared.schema, test, str(prepared.test))
@@ -113,6 +119,7 @@ def _builtin(
         clients=options.clients or defaults.CLIENTS,
         categorical=dataset.categorical,
         seed=settings[0].seed,
+        positive_class=options.positive_class,
     )
     folder.create()
     try:

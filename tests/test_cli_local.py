@@ -89,7 +89,7 @@ def test_clients_whose_feature_columns_differ(capsys, tmp_path, data_copy):
         message="client 'client-3' validation data",
     )
     code, _, err = run_cli(capsys, "local", "--out", str(tmp_path / "runs"), "--data-dir", str(data_copy))
-    assert "different feature columns from the server's test set (missing n_beneficiaries; extra beneficiaries)" in err
+    assert "column 'n_beneficiaries' required by the feature schema is missing" in err
 
 
 def test_non_numeric_values(capsys, tmp_path, data_copy):
@@ -103,7 +103,7 @@ def test_non_numeric_values(capsys, tmp_path, data_copy):
         tmp_path / "runs",
         "--data-dir",
         str(data_copy),
-        message="column 'inpatient_share' has the non-numeric value 'twelve' (row 7)",
+        message="column 'inpatient_share' has the non-numeric value 'twelve' (train.csv line 7)",
     )
 
 

@@ -27,7 +27,7 @@ def test_prepare_a_csv_prints_rows_and_class_balance_per_client_and_test_set(cap
     for name in ("server", "central", "east", "north", "south", "west"):
         assert name in stdout
     assert "test" in stdout and "validation" in stdout and "class 0" in stdout and "class 1" in stdout
-    assert "5 clients; schema: 23 feature columns, 27 model inputs" in stdout
+    assert "5 clients; schema: 23 feature columns, 28 model inputs; positive class 1" in stdout
     assert f"fedsage local --data-dir {out}" in stdout
     data = layout.open_prepared(out)
     assert [c.name for c in data.clients] == ["central", "east", "north", "south", "west"]
@@ -56,7 +56,7 @@ def test_names_and_class_lists(capsys, tmp_path):
     code, stdout, err = run_cli(
         capsys,
         *("data", "prepare", "--input", str(csv), "--label", "target", "--classes", "1,2,3/4,5,6/7,8,9,0"),
-        *("--other-fraction", "0.05", "--names", "low,mid,high", "--no-smote", "--out", str(out)),
+        *("--other-fraction", "0.05", "--names", "low,mid,high", "--out", str(out)),
     )
     assert code == 0, err
     assert "partition classes:1,2,3/4,5,6/7,8,9,0 (selected 1, other 0.05)" in stdout
@@ -99,8 +99,8 @@ def _prepare(path, *extra):
     [
         (("--label", "fraud", "--categorical", "region"), "label column 'fraud' not found; choose one of: region,"),
         (
-            ("--label", synth.LABEL),
-            "column 'region' has the non-numeric value 'east' (row 2); declare it with --categorical region",
+            ("--label", synth.LABEL, "--max-levels", "3"),
+            "column 'region' has 5 distinct text values in",
         ),
         (("--label", synth.LABEL, "--drop", "region", "--categorical", "nope"), "column 'nope' given to --categorical"),
         (("--categorical", "region"), "--input needs --label"),

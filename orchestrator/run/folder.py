@@ -2,7 +2,10 @@
 
 ```
 runs/<run-id>/
-  model.joblib (+ .sha256)   the final global model with its provenance
+  model.joblib (+ .sha256)   the final global model (a Pipeline that scores raw rows) with its provenance
+  model.skops (+ .sha256)    the same Pipeline in skops.io's format (loads without running pickled code)
+  schema.json                the feature schema the run used (merged in the statistics phase, or given)
+  calibration.png            the final model's calibration curve on the test set (binary tasks)
   checkpoints/round-NNN.npz  the global parameters after every round
   metrics.json/.csv/.png     per-round metrics (run/report.py)
   report.md                  a readable summary (run/report.py)
@@ -35,8 +38,13 @@ from orchestrator import __version__
 from orchestrator.errors import BadInput
 
 FILES = {
-    "model.joblib": "final global model (scikit-learn LogisticRegression) with provenance",
-    "model.joblib.sha256": "checksum `fedsage inspect` verifies before loading",
+    "model.joblib": "final global model: a scikit-learn Pipeline (schema preprocessing + LogisticRegression) "
+    "that scores raw rows, with provenance",
+    "model.joblib.sha256": "checksum `fedsage inspect` and `fedsage predict` verify before loading",
+    "model.skops": "the same Pipeline in skops.io's format (loads without running pickled code)",
+    "model.skops.sha256": "its checksum",
+    "schema.json": "the feature schema the run used (from the statistics phase or a file)",
+    "calibration.png": "calibration curve of the final model on the test set",
     "checkpoints": "global parameters after every round (.npz)",
     "federation.toml": "the resolved configuration",
     "requests": "the training job requests sent (client tokens masked)",
@@ -110,6 +118,11 @@ class ClientSummary:
     failure_reason: str | None = None
     model_artifact: str | None = None
     num_examples: int | None = None
+    rows: dict[str, int] = field(default_factory=dict)
+    files: dict[str, int] = field(default_factory=dict)
+    class_counts: dict[str, int] = field(default_factory=dict)
+    trained_counts: dict[str, float] = field(default_factory=dict)
+    unseen: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -118,6 +131,10 @@ class RunSummary:
 
     `seconds` is the run's wall time; `peak_memory_mb` the server process's peak resident
     memory (VmHWM). `files` maps each file present in the run folder to what it holds.
+    `statistics` is the statistics phase (schema source, seconds, inferred columns), `unseen` the
+    values outside the schema's levels on the server's test set, `calibration` the final model's
+    (client_code.metrics.calibration); each client's rows, files, class counts and unseen values
+    are in `clients`.
     """
 
     run_id: str
@@ -131,6 +148,10 @@ class RunSummary:
     clients: dict[str, ClientSummary] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
+    positive_class: Any = None
+    statistics: dict[str, Any] = field(default_factory=dict)
+    unseen: dict[str, int] = field(default_factory=dict)
+    calibration: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view."""

@@ -9,8 +9,10 @@
 3. create the run folder (run/folder.py), keep the masked requests, start the server thread,
    launch every job on the backend in parallel;
 4. watch: drain the server's events to the observer, poll the jobs (run/watcher.py); a job that
-   ends early aborts the server when fewer than min_clients remain;
-5. after the last round, wait for the jobs to save their models and exit, then save model.joblib;
+   ends early aborts the server when fewer than min_clients remain; the server's statistics phase
+   hands over the schema (`_on_phase`: schema.json in the run folder, the test set encoded);
+5. after the last round, wait for the jobs to save their models and exit, then save the model
+   (a Pipeline that scores raw rows: model.joblib and model.skops) and the calibration curve;
 6. whatever happened: stop every job still running, write run.json and the reports.
 
 The backend is injected, so the same run works on every backend and tests can pass their own.
@@ -25,15 +27,16 @@ import secrets
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from flwr.common import NDArrays
 
-from client_code.metrics import peak_memory_mb
-from client_code.persist import save_model
+from client_code.metrics import calibration, peak_memory_mb
+from client_code.persist import model_pipeline, save_model
+from client_code.schema import feature_names, unseen_counts
 from orchestrator.backends import Backend, JobStatus
 from orchestrator.config import Federation, host_port
 from orchestrator.errors import BadInput, RunFailed
@@ -41,10 +44,20 @@ from orchestrator.federation import tls as tls_module
 from orchestrator.federation.history import RoundRecord, RunHistory
 from orchestrator.federation.roster import FederationAborted, JoinTimeout
 from orchestrator.federation.server import FederationServer
+from orchestrator.federation.statistics import PhaseResult
 from orchestrator.federation.strategy import RoundFailed
 from orchestrator.plan import TrainingJobRequest, client_of, plan_run, redacted
 from orchestrator.run import report
-from orchestrator.run.events import Observer, RoundFinished, RunEvent, ServerListening, UpdateRejected, ignore
+from orchestrator.run.events import (
+    Observer,
+    RoundFinished,
+    RunEvent,
+    RunWarning,
+    ServerListening,
+    StatisticsDone,
+    UpdateRejected,
+    ignore,
+)
 from orchestrator.run.folder import ClientSummary, RunFolder, RunSummary, versions, write_json
 from orchestrator.run.inputs import ServerData
 from orchestrator.run.logs import ServerLog
@@ -64,6 +77,8 @@ class RunOutcome:
     jobs: dict[str, JobStatus]
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    positive_class: Any = None
+    calibration: dict[str, Any] = field(default_factory=dict)
 
     @property
     def final_metrics(self) -> dict[str, float]:
@@ -97,6 +112,8 @@ class FederationRun:
         self._server_error: BaseException | None = None
         self._thread: threading.Thread | None = None
         self._log: ServerLog | None = None
+        self.phase: PhaseResult | None = None
+        self.calibration: dict[str, Any] = {}
 
     @property
     def run_id(self) -> str:
@@ -113,7 +130,37 @@ class FederationRun:
     def _emit(self, event: RunEvent) -> None:
         if isinstance(event, UpdateRejected):
             self.warnings.append(f"round {event.round}: update of client {event.name!r} left out: {event.reason}")
+        if isinstance(event, RunWarning):
+            self.warnings.append(event.message)
         self._events.put(event)
+
+    def _on_phase(self, phase: PhaseResult) -> ServerData:
+        """The statistics phase ended (server thread): keep its result, write schema.json, encode the test set."""
+        self.phase = phase
+        self.data = data = self.data.with_schema(phase.schema)
+        schema = data.schema
+        write_json(self.folder.path("schema.json"), schema)
+        for cls in data.missing_classes():
+            self._emit(
+                RunWarning(
+                    f"the server's test set has no rows of class {cls!r}: ROC-AUC/PR-AUC are undefined; "
+                    "use a larger --test-size"
+                )
+            )
+        unseen = {name: report.unseen for name, report in phase.clients.items()}
+        unseen["server test set"] = {"test": unseen_counts(data.frame, schema)}
+        for name, channels in unseen.items():
+            for channel, columns in channels.items():
+                for column, count in columns.items():
+                    self._emit(
+                        RunWarning(
+                            f"{name} {channel} data: {count} value(s) of {column!r} are not among the schema's "
+                            "levels (encoded as 'other')"
+                        )
+                    )
+        features = len(feature_names(schema))
+        self._emit(StatisticsDone(phase.source, features, phase.inferred, schema.get("positive_class"), phase.seconds))
+        return data
 
     def _on_round(self, record: RoundRecord, parameters: NDArrays) -> None:
         self.history.rounds.append(record)
@@ -158,6 +205,8 @@ class FederationRun:
             self._launch(requests)
             self._watch()
             self.watcher.federation_done = True
+            if isinstance(self._server_error, BadInput):  # a client's data, found in the statistics phase
+                raise self._server_error
             if self._server_error is not None:
                 raise RunFailed(self._failure_message(self._server_error))
             late = self.watcher.wait_all(self.backend.completion_timeout, self._drain)
@@ -175,6 +224,8 @@ class FederationRun:
                 {c: self.watcher.final_status(c) for c in self.watcher.requests},
                 time.monotonic() - self._started,
                 self.warnings,
+                self.data.schema.get("positive_class"),
+                self.calibration,
             )
         except KeyboardInterrupt:
             status, reason = "interrupted", "interrupted by the user (Ctrl-C)"
@@ -195,7 +246,7 @@ class FederationRun:
         server = self.federation.server
         self._tls = tls_module.for_server(server)
         self._server = FederationServer(
-            self.federation, self.data.test, self.data.classes, self._tokens, self._tls, self._emit, self._on_round
+            self.federation, self.data, self._tokens, self._tls, self._emit, self._on_round, self._on_phase
         )
         port = self._server.start()
         self.address = host_port(server.dial_host(), port)
@@ -210,8 +261,6 @@ class FederationRun:
             server_address=self.address,
             root_certificate=self._tls.ca_certificate,
             tokens=self._tokens,
-            label=self.data.label,
-            classes=self.data.classes,
         )
 
     def _launch(self, requests: list[TrainingJobRequest]) -> None:
@@ -272,8 +321,11 @@ class FederationRun:
             self.warnings.append(f"{status}; the federation went on without it (min_clients allows it)")
 
     def _save_model(self) -> Path:
-        assert self._server is not None
+        """Save the final global model (prior-corrected) as a Pipeline with provenance; keep its calibration."""
+        assert self._server is not None and self._server.evaluator is not None and self.data.test is not None
         model = self._server.evaluator.model(self._server.final_parameters())
+        positive = self.data.schema.get("positive_class")
+        self.calibration = calibration(model, self.data.test, positive)
         participants: dict[str, dict[str, Any]] = {}
         for record in self.history.rounds:
             for name, metrics in record.clients.items():
@@ -286,13 +338,15 @@ class FederationRun:
             "clients": participants,
             "label": self.data.label,
             "classes": self.data.classes,
+            "positive_class": positive,
             "feature_names": self.data.test.feature_names,
             "schema": self.data.schema,
+            "prior": self.phase.prior() if self.phase else None,
             "model": self.federation.model.model_dump(),
             "versions": versions(),
             "final_metrics": self.history.final().server,
         }
-        save_model(model, self.folder.model, provenance)
+        save_model(model_pipeline(self.data.schema, model), self.folder.model, provenance, skops=True)
         return self.folder.model
 
     def _finish(self, status: str, reason: str) -> None:
@@ -323,12 +377,14 @@ class FederationRun:
                 ),
                 {},
             )
+            report_ = self.phase.clients.get(config.name) if self.phase else None
             clients[config.name] = ClientSummary(
                 job_name=self.watcher.job_name(config.name),
                 status=job.status,
                 failure_reason=job.failure_reason,
                 model_artifact=job.model_artifact,
                 num_examples=int(last["num_examples"]) if last else None,
+                **(asdict(report_) if report_ else {}),
             )
         return RunSummary(
             run_id=self.run_id,
@@ -341,5 +397,21 @@ class FederationRun:
             versions=versions(),
             clients=clients,
             warnings=self.warnings,
-            files=self.folder.present(report.outputs(self.history)),
+            files=self.folder.present(report.outputs(self.history, self.calibration)),
+            positive_class=self.data.schema.get("positive_class") if self.data.schema else None,
+            statistics=self._phase_summary(),
+            unseen=unseen_counts(self.data.frame, self.data.schema) if self.data.schema else {},
+            calibration=self.calibration,
         )
+
+    def _phase_summary(self) -> dict[str, Any]:
+        """run.json's view of the statistics phase: where the schema came from, how long it took."""
+        if self.phase is None:
+            return {}
+        return {
+            "schema": self.phase.source,
+            "seconds": round(self.phase.seconds, 3),
+            "inferred_categorical": self.phase.inferred,
+            "class_counts": {str(c): n for c, n in self.phase.raw_counts.items()},
+            "trained_counts": {str(c): n for c, n in self.phase.trained_counts.items()},
+        }
