@@ -60,6 +60,10 @@ def prepared(prepared_dir) -> layout.PreparedData:
 RUN_OUTPUTS = (
     "model.joblib",
     "model.joblib.sha256",
+    "model.skops",
+    "model.skops.sha256",
+    "schema.json",
+    "calibration.png",
     "metrics.json",
     "metrics.csv",
     "metrics.png",
