@@ -30,7 +30,15 @@ import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from .tabular import DataError, Dataset, canonical_labels, check_labels, numeric_column, read_channel
+from .tabular import (
+    DataError,
+    Dataset,
+    canonical_class,
+    canonical_labels,
+    check_labels,
+    numeric_column,
+    read_channel,
+)
 
 OTHER = "other"
 _SENTINEL = "\x00fedsage-other"  # a placeholder value seen once when fitting, so unknown values become "other"
@@ -44,14 +52,23 @@ def normalise_schema(schema: Any, where: str) -> dict[str, Any]:
         if key not in schema:
             raise DataError(f"{where} has no {key!r}; prepare the data again or let the statistics phase make one")
     schema = dict(schema)
-    classes = list(schema["classes"])
-    if len(classes) < 2:
-        raise DataError(f"{where}: a classifier needs at least two classes, got {classes!r}")
+    if not isinstance(schema["classes"], list) or len(schema["classes"]) < 2:
+        raise DataError(f"{where}: a classifier needs at least two classes, got {schema['classes']!r}")
+    # as the channels read them: "0.0" -> 0, " <=50K" -> "<=50K" (version 1 files kept such spellings)
+    classes = canonical_labels(pd.Series([str(c) for c in schema["classes"]], dtype=object)).tolist()
+    schema["classes"] = classes
     schema.setdefault("task", "binary" if len(classes) == 2 else "multiclass")
+    if schema.get("positive_class") is not None:
+        schema["positive_class"] = canonical_class(schema["positive_class"], classes)
     schema.setdefault("positive_class", None)
+    features = []
     for feature in schema["features"]:
         if feature.get("kind") not in ("numeric", "categorical") or "name" not in feature:
             raise DataError(f"{where}: feature {feature!r} is neither numeric nor categorical")
+        if feature["kind"] == "categorical":
+            feature = {**feature, "levels": [str(level).lstrip(" ") for level in feature.get("levels", [])]}
+        features.append(feature)
+    schema["features"] = features
     return schema
 
 

@@ -10,12 +10,13 @@ A client computes, from its raw training rows and nothing else (`compute_statist
 The server merges them (`merge_statistics`): numeric means and population standard deviations
 (ddof=0) with the parallel formula of Chan, Golub & LeVeque (1979, "Updating formulae and a
 pairwise algorithm for computing sample variances"), equal to the pooled ones up to rounding;
-column kinds (declared categorical/drop win; numbers at every client -> numeric; text with few
-distinct values -> categorical, announced; text with many -> refused as an identifier); classes
-and their counts. A text level is kept when it occurs at least k (`min_level_count`) times over
-the whole federation; only kept levels' names are then asked from a client that holds them
-(`reveal_levels`), every other value folds into one "other" level, so a rare value never crosses
-an account boundary by name. `name_levels` completes the schema (version 2, see schema.py).
+features in column-name order; column kinds (declared categorical/drop win; numbers at every
+client -> numeric; text with few distinct values -> categorical, announced; text with many ->
+refused as an identifier); classes and their counts. A text level is kept when it occurs at
+least k (`min_level_count`) times over the whole federation; only kept levels' names are then
+asked from a client that holds them (`reveal_levels`), every other value folds into one "other"
+level, so a rare value never crosses an account boundary by name. `name_levels` completes the
+schema (version 2, see schema.py).
 """
 
 from __future__ import annotations
@@ -138,10 +139,14 @@ def _classes(statistics: dict[str, dict[str, Any]]) -> tuple[list[Any], dict[Any
     return classes, totals
 
 
-def choose_positive(classes: list[Any], counts: dict[Any, int], given: Any = None) -> Any:
-    """The positive class of a binary task: `given` (canonicalised), else the minority class (ties: the last).
+def choose_positive(
+    classes: list[Any], counts: dict[Any, int], given: Any = None, tie_break: dict[Any, int] | None = None
+) -> Any:
+    """The positive class of a binary task: `given` (canonicalised), else the minority class of `counts`.
 
-    Returns None for multiclass tasks. Raises DataError when `given` is not one of the classes.
+    When the counts tie (training data balanced before it reached fedsage), the minority of
+    `tie_break` (the server's test set) decides, then the last class. Returns None for multiclass
+    tasks. Raises DataError when `given` is not one of the classes.
     """
     if given is not None and given != "":
         value = canonical_class(given, classes)
@@ -150,7 +155,8 @@ def choose_positive(classes: list[Any], counts: dict[Any, int], given: Any = Non
         return value
     if len(classes) != 2:
         return None
-    return min(reversed(classes), key=lambda c: counts.get(c, 0))
+    tie_break = tie_break or {}
+    return min(reversed(classes), key=lambda c: (counts.get(c, 0), tie_break.get(c, 0)))
 
 
 def merge_statistics(
@@ -170,7 +176,7 @@ def merge_statistics(
     the owners) for: columns that differ between owners, a column with numbers at some owners and
     text at others, a text column with too many distinct values (an identifier), fewer than two classes.
     """
-    names = list(statistics)
+    names = sorted(statistics)
     column_sets = {name: list(stats["columns"]) for name, stats in statistics.items()}
     first = names[0]
     for name in names[1:]:
@@ -189,7 +195,7 @@ def merge_statistics(
     rows = sum(int(s["rows"]) for s in statistics.values())
     features: list[dict[str, Any]] = []
     inferred: list[str] = []
-    for column in column_sets[first]:
+    for column in sorted(column_sets[first]):  # by name: whichever owner answers first, the same schema
         parts = {name: statistics[name]["columns"][column] for name in names}
         numeric = [name for name, part in parts.items() if part["numeric"]]
         if len(numeric) == len(names):

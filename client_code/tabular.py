@@ -177,7 +177,7 @@ def label_array(values: list[Any]) -> np.ndarray:
 
 def canonical_class(value: Any, classes: list[Any] | None = None) -> Any:
     """One label (from a file, a config or a CLI option) as canonical_labels would give it."""
-    return canonical_labels(pd.Series([str(value)], dtype=object), classes)[0]
+    return canonical_labels(pd.Series([str(value)], dtype=object), classes).tolist()[0]
 
 
 def sort_classes(classes: list[Any]) -> list[Any]:

@@ -41,6 +41,7 @@ class LocalOptions:
     balance: str | None = None
     smote_ratio: float | None = None
     positive_class: str | None = None
+    label: str | None = None
 
     def given(self, *names: str) -> dict[str, object]:
         """The options among `names` that were set (not None), by name."""
@@ -57,14 +58,14 @@ def _settings(options: LocalOptions) -> Settings:
     return (
         config.build(config.RunSettings, SOURCE, **run),
         config.build(config.ModelSettings, SOURCE, **options.given("max_iter", "balance", "smote_ratio")),
-        config.build(config.DataSettings, SOURCE, **options.given("positive_class")),
+        config.build(config.DataSettings, SOURCE, **options.given("positive_class", "label")),
     )
 
 
 def _federation(
     settings: Settings,
     test: Path,
-    schema: Path,
+    schema: Path | None,
     clients: list[layout.ClientFolders],
 ) -> config.Federation:
     """The federation a local run executes, validated like a federation.toml."""
@@ -89,10 +90,19 @@ def _federation(
     )
 
 
-def _prepared_folder(options: LocalOptions) -> tuple[list[layout.ClientFolders], Path, Path, ServerData]:
-    """A prepared-data folder's clients, test set and schema paths, and the server's data (each file read once)."""
+def _prepared_folder(options: LocalOptions) -> tuple[list[layout.ClientFolders], Path, Path | None, ServerData]:
+    """A data folder's clients, test set and schema paths, and the server's data (each file read once).
+
+    A folder without schema.json (the owners' raw exports) needs --label: the statistics phase
+    computes the schema.
+    """
     assert options.data_dir is not None
-    prepared = layout.open_prepared(options.data_dir)
+    prepared = layout.open_prepared(options.data_dir, require_schema=False)
+    if prepared.schema is None and options.label is None:
+        raise BadInput(
+            f"data folder {options.data_dir} has no {layout.SCHEMA}: give --label so the statistics phase can "
+            "compute the schema from the clients' data, or prepare it with `fedsage data prepare`"
+        )
     if options.clients is not None and options.clients != len(prepared.clients):
         raise BadInput(
             f"--clients {options.clients} does not match the {len(prepared.clients)} client folders "
@@ -103,7 +113,8 @@ def _prepared_folder(options: LocalOptions) -> tuple[list[layout.ClientFolders],
     except DataError as exc:
         raise BadInput(str(exc)) from None
     data = server_data(prepared.schema, test, str(prepared.test))
-    return prepared.clients, prepared.test, prepared.root / layout.SCHEMA, data
+    schema = prepared.root / layout.SCHEMA if prepared.schema is not None else None
+    return prepared.clients, prepared.test, schema, data
 
 
 def _builtin(

@@ -21,8 +21,8 @@ PROFILE_EPILOG = (
 )
 MERGE_EPILOG = (
     "Examples:\n\n"
-    "  fedsage data merge --profiles hospital-a.profile.json hospital-b.profile.json --out schema.json\n\n"
-    "  fedsage data merge --profiles a.profile.json b.profile.json --names a.names.json --out schema.json"
+    "  fedsage data merge --profiles hospital-a.profile.json --profiles hospital-b.profile.json --out schema.json\n\n"
+    "  fedsage data merge --profiles a.profile.json --profiles b.profile.json --names a.names.json --out schema.json"
 )
 
 

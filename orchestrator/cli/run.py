@@ -15,7 +15,8 @@ LOCAL_EPILOG = (
     "  fedsage local                          # 3 clients x 5 rounds on built-in data\n\n"
     "  fedsage local --clients 5 --rounds 10\n\n"
     "  fedsage local --dataset breast-cancer\n\n"
-    "  fedsage local --data-dir prepared/     # folders from `fedsage data prepare`"
+    "  fedsage local --data-dir prepared/     # folders from `fedsage data prepare`\n\n"
+    "  fedsage local --data-dir owners/ --label potential_fraud   # raw exports: statistics phase"
 )
 
 
@@ -55,6 +56,10 @@ def local(
     positive_class: Annotated[
         str | None, typer.Option(help="The class binary metrics score (default: the minority class).")
     ] = None,
+    label: Annotated[
+        str | None,
+        typer.Option(help="With a --data-dir of raw exports (no schema.json): the label column of every client."),
+    ] = None,
 ) -> None:
     """Run a whole federation on this machine, no AWS: one process per client.
 
@@ -79,6 +84,7 @@ def local(
         balance=balance,
         smote_ratio=smote_ratio,
         positive_class=positive_class,
+        label=label,
     )
     source = f"data in {data_dir}" if data_dir else f"built-in data set '{dataset}'"
     console.print(

@@ -79,7 +79,9 @@ class FederationServer:
         run = self.federation.federation
         self.roster.wait_for_all(self.federation.min_clients())
         proxies = dict(self.roster.all())
-        phase = run_phase(proxies, self.data.schema, self.federation.data, run.round_timeout)
+        phase = run_phase(
+            proxies, self.data.schema, self.federation.data, run.round_timeout, self.data.label_counts(self.federation)
+        )
         self.roster.check_aborted()
         self.data = data = self.on_phase(phase)
         assert data.test is not None

@@ -134,8 +134,13 @@ def run_phase(
     schema: dict[str, Any] | None,
     settings: DataSettings,
     timeout: float,
+    tie_break: dict[str, int] | None = None,
 ) -> PhaseResult:
-    """The whole phase (see the module docstring). Raises BadInput (a client's data, named) or RuntimeError."""
+    """The whole phase (see the module docstring). Raises BadInput (a client's data, named) or RuntimeError.
+
+    `tie_break`: class counts (by class text) of the server's test set, which decide the default
+    positive class when the clients' training counts tie.
+    """
     started = time.monotonic()
     inferred: list[str] = []
     source = "schema file"
@@ -167,7 +172,11 @@ def run_phase(
             rows=answer["rows"], files=answer["files"], class_counts=answer["class_counts"], unseen=answer["unseen"]
         )
     if schema.get("positive_class") is None or settings.positive_class:
-        schema["positive_class"] = choose_positive(classes, raw, settings.positive_class or None)
+        test_counts = {c: (tie_break or {}).get(str(c), 0) for c in classes}
+        try:
+            schema["positive_class"] = choose_positive(classes, raw, settings.positive_class or None, test_counts)
+        except DataError as exc:
+            raise BadInput(str(exc)) from None
     request = {"class_counts": {str(c): n for c, n in raw.items()}}
     trained_answers = _ask(proxies, "train", dict.fromkeys(proxies, request), timeout)
     trained: dict[Any, float] = dict.fromkeys(classes, 0.0)

@@ -19,7 +19,7 @@ import pandas as pd
 
 from client_code.schema import load_schema, normalise_schema, to_dataset
 from client_code.statistics import compute_statistics, merge_statistics
-from client_code.tabular import DataError, Dataset, read_channel
+from client_code.tabular import DataError, Dataset, canonical_labels, read_channel
 from orchestrator.config import Federation
 from orchestrator.errors import BadInput
 
@@ -58,6 +58,17 @@ class ServerData:
         except DataError as exc:
             raise BadInput(str(exc)) from None
         return replace(self, schema=schema, test=dataset)
+
+    def label_counts(self, federation: Federation) -> dict[str, int]:
+        """Rows of each label value in the test set (canonical, as text); empty if its label is unknown or absent."""
+        label = self.schema["label"] if self.schema is not None else federation.data.label
+        if not label or label not in self.frame.columns:
+            return {}
+        try:
+            values = canonical_labels(self.frame[label])
+        except DataError:
+            return {}
+        return {str(k): int(n) for k, n in pd.Series(values).value_counts().items()}
 
     def missing_classes(self) -> list[Any]:
         """Classes with no row in the test set (their AUCs are undefined)."""
