@@ -70,12 +70,6 @@ class ServerData:
             return {}
         return {str(k): int(n) for k, n in pd.Series(values).value_counts().items()}
 
-    def missing_classes(self) -> list[Any]:
-        """Classes with no row in the test set (their AUCs are undefined)."""
-        assert self.test is not None
-        present = {str(v) for v in self.test.y}
-        return [c for c in self.classes if str(c) not in present]
-
 
 def server_data(schema: dict[str, Any] | None, test: pd.DataFrame, where: str) -> ServerData:
     """The server's data from a raw test frame in memory, encoded when a schema is given; BadInput if unusable."""

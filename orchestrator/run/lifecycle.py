@@ -61,6 +61,7 @@ from orchestrator.run.events import (
 from orchestrator.run.folder import ClientSummary, RunFolder, RunSummary, versions, write_json
 from orchestrator.run.inputs import ServerData
 from orchestrator.run.logs import ServerLog
+from orchestrator.run.phase import phase_summary, phase_warnings
 from orchestrator.run.watcher import JobWatcher, describe
 
 log = logging.getLogger(__name__)
@@ -140,24 +141,8 @@ class FederationRun:
         self.data = data = self.data.with_schema(phase.schema)
         schema = data.schema
         write_json(self.folder.path("schema.json"), schema)
-        for cls in data.missing_classes():
-            self._emit(
-                RunWarning(
-                    f"the server's test set has no rows of class {cls!r}: ROC-AUC/PR-AUC are undefined; "
-                    "use a larger --test-size"
-                )
-            )
-        unseen = {name: report.unseen for name, report in phase.clients.items()}
-        unseen["server test set"] = {"test": unseen_counts(data.frame, schema)}
-        for name, channels in unseen.items():
-            for channel, columns in channels.items():
-                for column, count in columns.items():
-                    self._emit(
-                        RunWarning(
-                            f"{name} {channel} data: {count} value(s) of {column!r} are not among the schema's "
-                            "levels (encoded as 'other')"
-                        )
-                    )
+        for warning in phase_warnings(phase, data):
+            self._emit(RunWarning(warning))
         features = len(feature_names(schema))
         self._emit(StatisticsDone(phase.source, features, phase.inferred, schema.get("positive_class"), phase.seconds))
         return data
@@ -399,19 +384,7 @@ class FederationRun:
             warnings=self.warnings,
             files=self.folder.present(report.outputs(self.history, self.calibration)),
             positive_class=self.data.schema.get("positive_class") if self.data.schema else None,
-            statistics=self._phase_summary(),
+            statistics=phase_summary(self.phase),
             unseen=unseen_counts(self.data.frame, self.data.schema) if self.data.schema else {},
             calibration=self.calibration,
         )
-
-    def _phase_summary(self) -> dict[str, Any]:
-        """run.json's view of the statistics phase: where the schema came from, how long it took."""
-        if self.phase is None:
-            return {}
-        return {
-            "schema": self.phase.source,
-            "seconds": round(self.phase.seconds, 3),
-            "inferred_categorical": self.phase.inferred,
-            "class_counts": {str(c): n for c, n in self.phase.raw_counts.items()},
-            "trained_counts": {str(c): n for c, n in self.phase.trained_counts.items()},
-        }
