@@ -121,8 +121,9 @@ def _data_lines(summary: RunSummary) -> list[str]:
     if stats:
         inferred = ", ".join(stats.get("inferred_categorical") or []) or "none"
         lines.append(
-            f"- schema: from the {stats['schema']} ({stats['seconds']:.2f} s); inferred categorical: {inferred}; "
-            f"raw training class counts: {stats.get('class_counts')}, trained (balanced): {stats.get('trained_counts')}"
+            f"- statistics phase: {stats['seconds']:.2f} s; schema from the {stats['schema']}; inferred categorical: "
+            f"{inferred}; raw training class counts: {stats.get('class_counts')}, trained (balanced): "
+            f"{stats.get('trained_counts')}"
         )
     cal = summary.calibration
     if cal and "positive_class" in cal:
