@@ -23,23 +23,19 @@ def _run(data, tmp_path, **options):
     return run_local(LocalOptions(data_dir=data, out=tmp_path / "runs", rounds=2, join_timeout=120, **options))
 
 
-def test_case_10_a_client_without_the_rare_class_is_refused_by_name_before_anything_starts(capsys, tmp_path):
-    data = _copy("10-client-missing-class", tmp_path)
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        # a client without the rare class is refused by name before anything starts
+        ("10-client-missing-class", "client 'client-2' has no training rows of class 1"),
+        # empty cells left by an old preparation (NA read as missing) are refused with file and line
+        ("04-na-country-code", "column 'continent' has an empty cell ("),
+    ],
+)
+def test_cases_refused_in_one_line_before_anything_starts(capsys, tmp_path, case, message):
+    data = _copy(case, tmp_path)
     assert_bad_input(
-        capsys,
-        *("local", "--data-dir", str(data), "--out", str(tmp_path / "runs")),
-        message="client 'client-2' has no training rows of class 1",
-        folder=tmp_path,
-    )
-
-
-def test_case_04_empty_cells_left_by_an_old_preparation_are_refused_with_file_and_line(capsys, tmp_path):
-    data = _copy("04-na-country-code", tmp_path)
-    assert_bad_input(
-        capsys,
-        *("local", "--data-dir", str(data), "--out", str(tmp_path / "runs")),
-        message="column 'continent' has an empty cell (",
-        folder=tmp_path,
+        capsys, "local", "--data-dir", str(data), "--out", str(tmp_path / "runs"), message=message, folder=tmp_path
     )
 
 

@@ -32,3 +32,12 @@ class DataSettings(_Section):
     positive_class: Annotated[
         str | int | None, Field(description="the class binary metrics score; default the minority class")
     ] = None
+
+    def merge_options(self) -> dict[str, object]:
+        """The keyword arguments of client_code.statistics.merge_statistics these settings give."""
+        return {
+            "min_level_count": self.min_level_count,
+            "max_levels": self.max_levels,
+            "categorical": tuple(self.categorical),
+            "positive_class": self.positive_class,
+        }

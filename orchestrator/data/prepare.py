@@ -289,9 +289,8 @@ def prepare(
         inferred=inferred,
         warnings=test_set_warnings(test, label, classes),
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+
+    def write(staging: Path) -> None:
         layout.write_json(staging / layout.SCHEMA, schema)
         test.to_csv(staging / layout.TEST, index=False)
         summary.parts.append(PartSummary("server", "test", len(test), _class_counts(test, label, classes)))
@@ -309,13 +308,23 @@ def prepare(
                 PartSummary(UNASSIGNED, "not used", len(unassigned), _class_counts(unassigned, label, classes))
             )
         layout.write_json(staging / layout.MANIFEST, _manifest(summary, options, source))
+
+    _write_whole(out, write)
+    return summary
+
+
+def _write_whole(out: Path, write: Callable[[Path], None]) -> None:
+    """Run `write(folder)` on a temporary folder beside `out`, then rename it to `out`: whole or not at all."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        write(staging)
         if out.exists():
             out.rmdir()
         staging.rename(out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return summary
 
 
 def _write_channel(root: Path, channel: str, frame: pd.DataFrame) -> None:
@@ -356,20 +365,16 @@ def prepare_own(
     frame = frame.reset_index(drop=True)
     frame[label] = dataset.y
     train, validation = split_client(frame, label, validation_size, seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     parts = [PartSummary("own", "train", len(train), _class_counts(train, label, classes))]
-    try:
+    if validation is not None:
+        parts.append(PartSummary("own", "validation", len(validation), _class_counts(validation, label, classes)))
+
+    def write(staging: Path) -> None:
         _write_channel(staging, layout.TRAIN, train)
         if validation is not None:
             _write_channel(staging, layout.VALIDATION, validation)
-            parts.append(PartSummary("own", "validation", len(validation), _class_counts(validation, label, classes)))
-        if out.exists():
-            out.rmdir()
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+
+    _write_whole(out, write)
     return parts
 
 

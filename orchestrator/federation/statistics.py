@@ -39,19 +39,9 @@ from client_code.statistics import choose_positive, merge_statistics, name_level
 from client_code.tabular import DataError, canonical_class, feature_fingerprint
 from orchestrator.config import DataSettings
 from orchestrator.errors import BadInput
+from orchestrator.run.folder import ClientReport
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class ClientReport:
-    """One client's phase report: rows and files per channel, raw and trained class counts, unseen values."""
-
-    rows: dict[str, int] = field(default_factory=dict)
-    files: dict[str, int] = field(default_factory=dict)
-    class_counts: dict[str, int] = field(default_factory=dict)
-    trained_counts: dict[str, float] = field(default_factory=dict)
-    unseen: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -106,14 +96,7 @@ def merged_schema(
     }
     statistics = _ask(proxies, "statistics", dict.fromkeys(proxies, request), timeout)
     try:
-        merged = merge_statistics(
-            statistics,
-            label,
-            min_level_count=settings.min_level_count,
-            max_levels=settings.max_levels,
-            categorical=settings.categorical,
-            positive_class=settings.positive_class,
-        )
+        merged = merge_statistics(statistics, label, **settings.merge_options())
     except DataError as exc:
         raise BadInput(str(exc)) from None
     asks = reveal_requests(merged)

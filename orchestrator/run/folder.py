@@ -109,20 +109,26 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+@dataclass(kw_only=True)
+class ClientReport:
+    """One client's statistics-phase report (rows, files, class counts, unseen values per channel and column)."""
+
+    rows: dict[str, int] = field(default_factory=dict)
+    files: dict[str, int] = field(default_factory=dict)
+    class_counts: dict[str, int] = field(default_factory=dict)
+    trained_counts: dict[str, float] = field(default_factory=dict)
+    unseen: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
 @dataclass
-class ClientSummary:
-    """One client's job at the end of a run, as run.json records it."""
+class ClientSummary(ClientReport):
+    """One client's job at the end of a run, with its statistics-phase report, as run.json records it."""
 
     job_name: str | None
     status: str
     failure_reason: str | None = None
     model_artifact: str | None = None
     num_examples: int | None = None
-    rows: dict[str, int] = field(default_factory=dict)
-    files: dict[str, int] = field(default_factory=dict)
-    class_counts: dict[str, int] = field(default_factory=dict)
-    trained_counts: dict[str, float] = field(default_factory=dict)
-    unseen: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 @dataclass

@@ -138,13 +138,7 @@ def check_local_channels(federation: Federation, channels: dict[str, dict[str, P
     classes = list(server.schema["classes"]) if server.schema is not None else None
     if server.schema is None:
         try:
-            classes = merge_statistics(
-                statistics,
-                label,
-                min_level_count=settings.min_level_count,
-                max_levels=settings.max_levels,
-                categorical=settings.categorical,
-            )["classes"]
+            classes = merge_statistics(statistics, label, **settings.merge_options())["classes"]
         except DataError as exc:
             raise BadInput(str(exc)) from None
     for client, stats in statistics.items():
