@@ -165,3 +165,20 @@ def test_ctrl_c_stops_every_job_and_exits_130(tmp_path):
     status = json.loads((run_dir / "run.json").read_text())
     assert status["status"] == "interrupted"
     assert {c["status"] for c in status["clients"].values()} == {"Stopped"}
+
+
+@pytest.mark.slow
+def test_class_weight_balancing_keeps_probabilities_calibrated(capsys, tmp_path):
+    """--balance class_weight instead of SMOTE: no new rows, the same prior correction, calibrated output."""
+    import json
+
+    code, stdout, err = run_cli(capsys, "local", "--rounds", "3", "--balance", "class_weight", "--out", str(tmp_path))
+    assert code == 0, err
+    (run_dir,) = tmp_path.iterdir()
+    summary = json.loads((run_dir / "run.json").read_text())
+    trained = summary["statistics"]["trained_counts"]
+    assert trained["0"] == pytest.approx(trained["1"])  # weighted shares are equal: w_c = N / (K N_c)
+    raw = summary["statistics"]["class_counts"]
+    rows = json.loads((run_dir / "metrics.json").read_text())["rounds"][-1]["clients"]
+    assert sum(c["num_examples"] for c in rows.values()) == raw["0"] + raw["1"]  # no synthetic rows
+    assert summary["calibration"]["mean_predicted"] == pytest.approx(summary["calibration"]["observed"], abs=0.02)

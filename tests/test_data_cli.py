@@ -5,6 +5,7 @@ import json
 import pandas as pd
 import pytest
 from cli_runner import assert_bad_input, run_cli
+from conftest import CASES, needs_cases
 
 from orchestrator.data import layout, synth
 
@@ -183,3 +184,20 @@ def test_synth_refuses_to_overwrite(capsys, tmp_path):
     code, _, err = run_cli(capsys, "data", "synth", "--rows", "10", "--out", str(path))
     assert code == 2 and "already exists; choose another --out" in err
     assert path.read_text() == "precious\n"
+
+
+@needs_cases
+def test_spaced_header_names_can_be_named_in_options(capsys, tmp_path):
+    """Case 01: ', '-separated header names are stripped, so --drop and --categorical can name them."""
+    source = CASES / "01-adult-leading-spaces" / "adult_like_spacedheader.csv"
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(
+        capsys,
+        *("data", "prepare", "--input", str(source), "--label", "income", "--drop", "education_num"),
+        *("--categorical", "workclass", "--positive-class", ">50K", "--out", str(out)),
+    )
+    assert code == 0, err
+    schema = json.loads((out / layout.SCHEMA).read_text())
+    assert [f["name"] for f in schema["features"]] == ["age", "hours_per_week", "workclass"]
+    assert schema["classes"] == ["<=50K", ">50K"] and schema["positive_class"] == ">50K"
+    assert "positive class >50K" in stdout
