@@ -181,7 +181,7 @@ def write_report(path: Path, history: RunHistory, summary: RunSummary) -> None:
     for name, client in summary.clients.items():
         reason = f" ({client.failure_reason})" if client.failure_reason else ""
         examples, artifact = client.num_examples or "", client.model_artifact or ""
-        read = ", ".join(f"{ch}: {client.files.get(ch, 0)} files, {n} rows" for ch, n in client.rows.items())
+        read = ", ".join(f"{ch}: {client.files.get(ch, 0)} file(s), {n:,} rows" for ch, n in client.rows.items())
         lines.append(f"| {name} | {read} | {examples} | {client.status}{reason} | {artifact} |")
     lines += ["", "## Files", ""]
     lines += [f"- `{name}`: {what}" for name, what in summary.files.items()]
