@@ -38,6 +38,7 @@ from threadpoolctl import threadpool_limits
 
 from client_code.metrics import classification_metrics
 from client_code.model import fit_local, get_model_parameters, make_model, set_initial_params, set_model_params
+from client_code.resample import balance
 from client_code.schema import load_data
 from orchestrator.data import datasets, layout
 from orchestrator.data.prepare import PrepareOptions, prepare
@@ -68,8 +69,12 @@ def one_process(run_dir: Path) -> dict:
 def _one_process(run_dir: Path) -> dict:
     started = time.perf_counter()
     data = layout.open_prepared(run_dir / "data")
-    load = lambda folder: load_data(folder, data.label, data.classes, data.schema)  # noqa: E731
-    clients = [(load(c.train), load(c.validation)) for c in data.clients]
+
+    def load(folder, smote=False):
+        loaded = load_data(folder, data.schema)
+        return balance(loaded, data.classes, "smote", 1.0, 42).data if smote else loaded  # as each job balances
+
+    clients = [(load(c.train, smote=True), load(c.validation)) for c in data.clients]
     test = load(data.test)
     load_seconds = time.perf_counter() - started
 

@@ -4,11 +4,12 @@ For each built-in data set (synthetic-fraud, breast-cancer), partition (iid, dir
 quantity:0.5) and client count (3, 10), with seed 42:
 
 1. `fedsage data prepare`'s code splits the data (20% test set held out first, the partition,
-   20% validation per client, SMOTE on each client's training split);
+   20% validation per client); each job balances its training split with SMOTE (ADR 0003);
 2. federated: the real local federation (`run_local`: one process per client, TLS on loopback,
    FedAvg, 10 local solver iterations per round) for --rounds rounds;
 3. centralized: the same LogisticRegression (`client_code.make_model`, 1,000 iterations)
-   trained on the pooled training splits of all clients, i.e. the same rows the federation saw;
+   trained on the pooled training splits of all clients, each balanced with SMOTE as its job
+   balances it, i.e. the same rows the federation saw;
 4. single clients: the same model trained on each client's own training split alone; the one
    with the highest test ROC-AUC is reported as the best, and the mean over clients as what a
    typical participant would get without the federation.
@@ -35,10 +36,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from client_code.metrics import classification_metrics
 from client_code.model import fit_local, make_model, set_initial_params
+from client_code.resample import balance
 from client_code.schema import load_data
 from client_code.tabular import Dataset
 from orchestrator.data import datasets, layout
@@ -67,9 +68,11 @@ def _train(data: Dataset, classes: list) -> object:
 
 def baselines(prepared: layout.PreparedData) -> dict:
     """Centralized (pooled training splits) and every single client alone, on the same test set."""
-    load = lambda folder: load_data(folder, prepared.label, prepared.classes, prepared.schema)  # noqa: E731
-    test = load(prepared.test)
-    trains = {c.name: load(c.train) for c in prepared.clients}
+    test = load_data(prepared.test, prepared.schema)
+    trains = {
+        c.name: balance(load_data(c.train, prepared.schema), prepared.classes, "smote", 1.0, SEED).data
+        for c in prepared.clients
+    }
     pooled = Dataset(
         np.vstack([d.X for d in trains.values()]),
         np.concatenate([d.y for d in trains.values()]),
@@ -86,7 +89,7 @@ def baselines(prepared: layout.PreparedData) -> dict:
 
 
 def partition_summary(out: Path) -> dict:
-    """Each client's rows before SMOTE and share of the positive class, from the manifest."""
+    """Each client's rows (before its job's SMOTE) and share of the positive class, from the manifest."""
     manifest = json.loads((out / layout.MANIFEST).read_text())
     clients = {}
     for part in manifest["parts"]:
@@ -94,12 +97,7 @@ def partition_summary(out: Path) -> dict:
             continue
         entry = clients.setdefault(part["name"], {"rows": 0, "positive": 0})
         counts = part["class_counts"]
-        if part["split"] == "train":
-            before = part["rows_before_smote"] or part["rows"]
-            positive = pd.read_csv(out / "clients" / part["name"] / "train" / "train.csv", nrows=before)
-            entry["rows"] += before
-            entry["positive"] += int((positive[manifest["label"]] == manifest["classes"][1]).sum())
-        elif part["split"] == "validation":
+        if part["split"] in ("train", "validation"):
             entry["rows"] += part["rows"]
             entry["positive"] += counts[str(manifest["classes"][1])]
     return {

@@ -15,3 +15,6 @@ from client_code.train import main
 
 sys.exit(main())
 '''
+
+SKOPS_SUFFIX = ".skops"  # model.joblib -> model.skops: the same Pipeline in skops.io's format (no pickled code)
+PHASE_KEY = "fedsage"  # the key of every statistics-phase message (Flower get_properties config), see client.py

@@ -1,7 +1,9 @@
 """The model every party trains: scikit-learn's LogisticRegression, warm-started from the global parameters.
 
-The parameters that travel between client and server are [coef, intercept], in that order, with
-the shapes of `parameter_shapes`.
+The interface the client, the strategy and the server use (a model family implements all of it):
+`make_model`, `parameter_shapes`, `get_model_parameters`, `set_model_params`, `set_initial_params`,
+`fit_local` and `prior_correction`. The parameters that travel between client and server are
+[coef, intercept], in that order, with the shapes of `parameter_shapes`.
 """
 
 from __future__ import annotations
@@ -23,13 +25,15 @@ def make_model(
     l1_ratio: float = 0.5,
     max_iter: int = 10,
     seed: int = 0,
+    class_weight: dict[Any, float] | None = None,
 ) -> LogisticRegression:
     """Build the LogisticRegression every party trains, warm-started from the global model.
 
     `penalty` keeps the familiar names (l2, l1, elasticnet, none) and is translated to the
     `l1_ratio`/`C` parameters scikit-learn uses since 1.8, so the model is configured the same
     way on every scikit-learn version fedsage supports. `max_iter` is the number of local solver
-    iterations per federated round.
+    iterations per federated round; `class_weight` ({class: weight}) weighs each class's rows in
+    the loss (resample.py's "class_weight" balancing).
     """
     if penalty not in PENALTIES:
         raise ValueError(f"penalty must be one of {', '.join(PENALTIES)}, got {penalty!r}")
@@ -46,6 +50,7 @@ def make_model(
         max_iter=max_iter,
         warm_start=True,
         random_state=seed,
+        class_weight=class_weight,
     )
 
 
@@ -114,3 +119,25 @@ def fit_local(model: LogisticRegression, data: Dataset) -> LogisticRegression:
         warnings.simplefilter("ignore", ConvergenceWarning)
         model.fit(data.X, data.y)
     return model
+
+
+def prior_correction(
+    params: list[np.ndarray], classes: list[Any], true_counts: dict[Any, float], trained_counts: dict[Any, float]
+) -> list[np.ndarray]:
+    """Parameters whose probabilities refer to the true class prior instead of the resampled one.
+
+    A logistic model trained where class k had the share pi~_k (after SMOTE or class weights)
+    predicts odds inflated by pi~_k / pi_k; adding log(pi_k / pi~_k) to class k's intercept undoes it
+    (King & Zeng 2001, "Logistic Regression in Rare Events Data", prior correction). Binary models
+    have one intercept, for the second class: it moves by log(pi_1 pi~_0 / (pi_0 pi~_1)). Counts are
+    by class (any positive scale); classes missing from either count leave the parameters as they are.
+    Returns new arrays [coef, intercept]; the input is not changed.
+    """
+    coef, intercept = (np.array(p, dtype=np.float64, copy=True) for p in params)
+    true = np.array([float(true_counts.get(c, 0)) for c in classes])
+    trained = np.array([float(trained_counts.get(c, 0)) for c in classes])
+    if np.any(true <= 0) or np.any(trained <= 0):
+        return [coef, intercept]
+    offset = np.log(true / true.sum()) - np.log(trained / trained.sum())
+    intercept += offset[1] - offset[0] if len(classes) == 2 else offset
+    return [coef, intercept]

@@ -1,30 +1,67 @@
-"""Writing a model file with its provenance and checksum."""
+"""The saved model: a scikit-learn Pipeline that scores raw rows, with its provenance and checksums.
+
+`model.joblib` is Pipeline([("preprocess", schema.preprocessor(schema)), ("model", estimator)]),
+so `joblib.load(path).predict_proba(raw_dataframe)` works without fedsage. The provenance travels
+inside it as `fedsage_provenance_`. `model.skops` is the same Pipeline in skops.io's format, which
+loads without running pickled code (the format to use for a file that comes from elsewhere); it is
+written when skops is installed (the server always has it; a training job writes joblib only).
+Each file has a `<file>.sha256` beside it, which `fedsage inspect` and `fedsage predict` check.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import joblib
-from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
 
-from .constants import CHECKSUM_SUFFIX
+from .constants import CHECKSUM_SUFFIX, SKOPS_SUFFIX
+from .schema import preprocessor
 
 
-def save_model(model: LogisticRegression, path: Path, provenance: dict[str, Any]) -> str:
-    """Write the model to `path` with joblib, plus a `<path>.sha256` checksum; return the digest.
+def model_pipeline(schema: dict[str, Any], estimator: Any) -> Pipeline:
+    """The schema's preprocessing followed by the trained estimator: a model that scores raw rows."""
+    return Pipeline([("preprocess", preprocessor(schema)), ("model", estimator)])
 
-    The provenance travels inside the estimator as `fedsage_provenance_`, so `joblib.load` gives
-    back a plain scikit-learn model that still says where it came from. The checksum lets
-    `fedsage inspect` refuse a file that was changed after the run, before unpickling it.
+
+def _write_with_checksum(path: Path, dump) -> str:
+    """Write a file through `dump(tmp_path)` atomically, then `<path>.sha256`; return the digest."""
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        dump(tmp)
+        digest = hashlib.sha256(Path(tmp).read_bytes()).hexdigest()
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    checksum = path.with_name(path.name + CHECKSUM_SUFFIX)
+    checksum.write_text(f"{digest}  {path.name}\n")
+    return digest
+
+
+def save_model(model: Any, path: Path, provenance: dict[str, Any], skops: bool | None = None) -> str:
+    """Write `model` (a Pipeline) to `path` with joblib, its `.sha256`, and model.skops beside it; return the digest.
+
+    `skops`: write `<stem>.skops` too (None: when skops.io is importable). The provenance is attached
+    as `fedsage_provenance_` before writing. Raises OSError when the folder cannot be written.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model.fedsage_provenance_ = provenance
-    tmp = path.with_name(path.name + ".tmp")
-    joblib.dump(model, tmp)
-    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
-    tmp.replace(path)
-    path.with_name(path.name + CHECKSUM_SUFFIX).write_text(f"{digest}  {path.name}\n")
+    digest = _write_with_checksum(path, lambda tmp: joblib.dump(model, tmp))
+    if skops is None:
+        try:
+            import skops.io  # noqa: F401
+        except ImportError:
+            skops = False
+        else:
+            skops = True
+    if skops:
+        import skops.io as sio
+
+        _write_with_checksum(path.with_suffix(SKOPS_SUFFIX), lambda tmp: sio.dump(model, tmp))
     return digest

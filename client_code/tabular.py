@@ -1,13 +1,23 @@
-"""Reading a channel's CSV files: the error type, the Dataset, labels, numeric columns, feature fingerprints.
+"""Reading a channel's CSV files as real exports are written: the error type, the Dataset, labels, numbers.
 
-Shared by the client (inside its training job) and the server (its test set): a channel means
-the same rows and the same values on both sides of the federation.
+Shared by the client (inside its training job) and the server (its test set), so a channel means
+the same rows and the same values on both sides of the federation:
+
+* every `*.csv` file below the folder is read, recursively and in sorted order (SageMaker copies
+  the whole S3 prefix, and Spark or Hive write `month=2024-02/part-00001.csv`); hidden files and
+  folders (`.x`) and markers such as `_SUCCESS` or `.crc` files are ignored;
+* columns are matched by name, in any order, and their names are stripped of spaces;
+* every cell is read as text after the spaces that follow a comma (`skipinitialspace`, as the UCI
+  Adult export writes them); only a truly empty cell is missing, so `NA` (North America), `None`
+  and `null` are values;
+* labels are canonical (`canonical_labels`): `0.0`/`1.0` and `0`/`1` are the classes 0 and 1,
+  `-1`/`+1` are -1 and 1, any other label is its text.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +31,7 @@ class DataError(ValueError):
 
 @dataclass(frozen=True)
 class Dataset:
-    """A feature matrix with its labels, as the model sees them."""
+    """A feature matrix with its labels, as the model sees them (X: rows x features, float64)."""
 
     X: np.ndarray
     y: np.ndarray
@@ -32,93 +42,186 @@ class Dataset:
         return len(self.y)
 
 
-def parse_classes(text: str) -> list[Any]:
-    """Parse a comma-separated class list ("0,1" or "no,yes"); integers stay integers."""
-    items = [item.strip() for item in text.split(",") if item.strip()]
-    try:
-        return [int(item) for item in items]
-    except ValueError:
-        return items
+@dataclass(frozen=True)
+class ChannelInfo:
+    """Where a channel's rows came from: each file read (relative to the channel) with its row count."""
+
+    folder: str
+    files: list[tuple[str, int]] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        """Data rows read, over every file."""
+        return sum(rows for _, rows in self.files)
+
+    def locate(self, row: int) -> str:
+        """`file line N` of the 0-based row `row` of the concatenated frame (line 1 is the header)."""
+        for name, rows in self.files:
+            if row < rows:
+                return f"{name} line {row + 2}"
+            row -= rows
+        return f"row {row}"
+
+    def describe(self) -> str:
+        """How much was read, e.g. `3 files, 246 rows`, for a log line."""
+        count = len(self.files)
+        return f"{count} file{'s' if count != 1 else ''}, {self.rows:,} rows"
 
 
-def format_classes(classes: list[Any]) -> str:
-    """Format classes for a hyperparameter, the inverse of parse_classes."""
-    for item in classes:
-        if "," in str(item):
-            raise ValueError(f"class label {item!r} contains a comma, which cannot be passed on")
-    return ",".join(str(item) for item in classes)
+def _ignored(relative: Path) -> bool:
+    """Hidden files and folders, and Spark/Hive markers (`_SUCCESS`, `_temporary/`), are not data."""
+    return any(part.startswith((".", "_")) for part in relative.parts)
 
 
-def normalise_labels(labels: pd.Series, classes: list[Any] | None, where: str) -> np.ndarray:
-    """Turn a label column into an array comparable with the federation's class list."""
-    if labels.isna().any():
-        raise DataError(f"{where}: the label column has empty values; drop or fill those rows")
-    values = labels.to_numpy()
-    if classes is None:
-        return values
-    if all(isinstance(c, int) for c in classes):
-        numeric = pd.to_numeric(labels, errors="coerce")
-        if numeric.isna().any() or not np.all(np.equal(np.mod(numeric, 1), 0)):
-            raise DataError(f"{where}: labels must be the integers {classes}")
-        values = numeric.astype(np.int64).to_numpy()
-    else:
-        values = labels.astype(str).to_numpy()
-    unknown = sorted(set(np.unique(values).tolist()) - set(classes), key=str)
-    if unknown:
-        raise DataError(
-            f"{where}: label value {unknown[0]!r} is not one of the federation's classes "
-            f"{classes}; relabel the data or prepare it again"
-        )
-    return values
-
-
-def read_csv_folder(folder: Path) -> pd.DataFrame:
-    """Read every CSV file of a channel folder (or a single CSV file) into one frame.
-
-    SageMaker copies a channel's S3 prefix into a folder, which may hold several files; they
-    must share the same columns.
-    """
+def channel_files(folder: Path) -> list[Path]:
+    """Every CSV file below `folder` (or `folder` itself if it is a file), sorted; DataError if there is none."""
     folder = Path(folder)
     if not folder.exists():
         raise DataError(f"{folder} does not exist; point to a folder of CSV files")
-    files = [folder] if folder.is_file() else sorted(folder.glob("*.csv"))
+    if folder.is_file():
+        return [folder]
+    files = sorted(p for p in folder.rglob("*.csv") if p.is_file() and not _ignored(p.relative_to(folder)))
     if not files:
-        raise DataError(f"{folder} holds no .csv files; put the data in CSV files with a header")
-    frames = []
+        raise DataError(f"{folder} holds no .csv files (searched every subfolder); put the data in CSV files")
+    return files
+
+
+def read_csv_file(path: Path) -> pd.DataFrame:
+    """One CSV file as text cells (see the module docstring); DataError for an empty or unreadable file."""
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path} is empty; it needs a header row and data rows") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        first_line = str(exc).strip().splitlines()[0]
+        raise DataError(f"{path} is not a readable CSV file ({first_line})") from None
+    frame.columns = [str(name).strip() for name in frame.columns]
+    duplicated = frame.columns[frame.columns.duplicated()]
+    if len(duplicated):
+        raise DataError(f"{path} has the column {duplicated[0]!r} twice; give every column its own name")
+    return frame
+
+
+def read_channel(folder: Path) -> tuple[pd.DataFrame, ChannelInfo]:
+    """Read every CSV file of a channel into one frame of text cells, with where its rows came from.
+
+    The files must hold the same columns (in any order); the frame has the first file's order.
+    Raises DataError naming the file and the fix for a missing folder, no CSV file, an unreadable
+    file, different columns, or no data rows.
+    """
+    folder = Path(folder)
+    files = channel_files(folder)
+    base = folder if folder.is_dir() else folder.parent
+    frames: list[pd.DataFrame] = []
+    info = ChannelInfo(str(folder))
     for path in files:
-        try:
-            frame = pd.read_csv(path)
-        except pd.errors.EmptyDataError:
-            raise DataError(f"{path} is empty; it needs a header row and data rows") from None
-        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-            first_line = str(exc).strip().splitlines()[0]
-            raise DataError(f"{path} is not a readable CSV file ({first_line})") from None
-        if frames and list(frame.columns) != list(frames[0].columns):
-            raise DataError(f"{path} has different columns from {files[0].name}; align the files")
+        frame = read_csv_file(path)
+        if frames:
+            expected = list(frames[0].columns)
+            if set(frame.columns) != set(expected):
+                missing = sorted(set(expected) - set(frame.columns))
+                extra = sorted(set(frame.columns) - set(expected))
+                detail = "; ".join(
+                    [f"missing {', '.join(missing)}"] * bool(missing) + [f"extra {', '.join(extra)}"] * bool(extra)
+                )
+                raise DataError(f"{path} has different columns from {files[0]} ({detail}); align the files")
+            frame = frame[expected]
         frames.append(frame)
+        info.files.append((path.relative_to(base).as_posix(), len(frame)))
     data = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     if data.empty:
         raise DataError(f"{folder} has a header but no data rows")
-    return data
+    return data, info
+
+
+def read_csv_folder(folder: Path) -> pd.DataFrame:
+    """The rows of a channel folder (or one CSV file) as text cells; see read_channel."""
+    return read_channel(folder)[0]
+
+
+def _not_integral(text: pd.Series) -> np.ndarray:
+    """Which values are not numbers with a zero fractional part (bool per value)."""
+    numbers = pd.to_numeric(text, errors="coerce").to_numpy(dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return ~np.isfinite(numbers) | (np.mod(np.nan_to_num(numbers, nan=0.5), 1) != 0)
+
+
+def canonical_labels(labels: pd.Series, classes: list[Any] | None = None) -> np.ndarray:
+    """Labels as the federation compares them: integers when every label is an integral number, else text.
+
+    With `classes` (the federation's), the classes decide: integer classes read every label as an
+    integer, text classes as its stripped text. Without them the labels decide. So `0.0`/`1.0`
+    become 0/1 and `-1`/`+1` become -1/1, and any text label survives unchanged (JSON end to end).
+    Returns `label_array`'s array. Raises DataError for an empty label or, with integer classes, a
+    label that is not an integer; the caller names the file.
+    """
+    if labels.isna().any():
+        row = int(np.argmax(labels.isna().to_numpy()))
+        raise DataError(f"the label column has an empty value (row {row + 2}); drop or fill those rows")
+    text = labels.astype(str).str.strip()
+    bad = _not_integral(text)
+    as_int = all(isinstance(c, int | np.integer) for c in classes) if classes else not bad.any()
+    if not as_int:
+        return label_array(text.tolist())
+    if bad.any():
+        raise DataError(f"label value {text.iloc[int(np.argmax(bad))]!r} is not one of the classes {classes}")
+    return label_array([int(float(v)) for v in text])
+
+
+def label_array(values: list[Any]) -> np.ndarray:
+    """Labels as scikit-learn takes them: an int64 array for integer classes, else an object array of text."""
+    if all(isinstance(v, int | np.integer) for v in values):
+        return np.asarray(values, dtype=np.int64)
+    return np.asarray([str(v) for v in values], dtype=object)
+
+
+def canonical_class(value: Any, classes: list[Any] | None = None) -> Any:
+    """One label (from a file, a config or a CLI option) as canonical_labels would give it."""
+    return canonical_labels(pd.Series([str(value)], dtype=object), classes).tolist()[0]
+
+
+def sort_classes(classes: list[Any]) -> list[Any]:
+    """Classes in the federation's order: numbers numerically, text lexicographically."""
+    return sorted(classes, key=lambda c: (isinstance(c, str), c))
+
+
+def check_labels(values: np.ndarray, classes: list[Any], where: str) -> None:
+    """Raise DataError naming `where` when a label is not one of the federation's classes."""
+    unknown = sorted(set(values.tolist()) - set(classes), key=str)
+    if unknown:
+        raise DataError(
+            f"{where}: label value {unknown[0]!r} is not one of the federation's classes {classes}; "
+            "relabel the data or prepare it again"
+        )
 
 
 def numeric_column(
-    column: pd.Series, name: str, where: str, fix: str = "encode it as a number or declare the column categorical"
+    column: pd.Series,
+    name: str,
+    where: str,
+    fix: str = "encode it as a number or declare the column categorical",
+    locate: Any = None,
 ) -> np.ndarray:
     """Return a column as float64, or raise DataError naming the first bad value, its row and `fix`.
 
-    Empty cells and infinities are refused too: the model and the schema's scaling need finite numbers.
+    Empty cells and infinities are refused too: the model and the schema's scaling need finite
+    numbers (no imputation). `locate(row)` names a row ("part-1.csv line 7"); default: its line number.
     """
+    where_row = locate or (lambda row: f"row {row + 2}")
     numeric = pd.to_numeric(column, errors="coerce")
     bad = numeric.isna() & column.notna()
     if bad.any():
         row = int(np.argmax(bad.to_numpy()))
         raise DataError(
-            f"{where}: column {name!r} has the non-numeric value {column.iloc[row]!r} (row {row + 2}); {fix}"
+            f"{where}: column {name!r} has the non-numeric value {column.iloc[row]!r} ({where_row(row)}); {fix}"
         )
-    if numeric.isna().any():
-        raise DataError(f"{where}: column {name!r} has missing values; fill or drop those rows")
     values = numeric.to_numpy(dtype=np.float64)
+    if np.isnan(values).any():
+        row = int(np.argmax(np.isnan(values)))
+        raise DataError(
+            f"{where}: column {name!r} has an empty cell ({where_row(row)}); fill it or drop the row "
+            "(fedsage does not impute)"
+        )
     if not np.all(np.isfinite(values)):
         raise DataError(f"{where}: column {name!r} has infinite values; replace them first")
     return values

@@ -4,10 +4,11 @@ Runs inside the client account's training job, as the SageMaker scikit-learn con
 script-mode program:
 
 * hyperparameters arrive as `--key value` arguments;
-* the training data is in `SM_CHANNEL_TRAIN` (and optionally `SM_CHANNEL_VALIDATION`), as CSV
-  files, with the federation's `schema.json` beside them when the data was prepared by fedsage;
-* the final global model is written to `SM_MODEL_DIR/model.joblib`, which SageMaker uploads
-  as model.tar.gz to the job's output path in this account;
+* the training data is in `SM_CHANNEL_TRAIN` (and optionally `SM_CHANNEL_VALIDATION`), as raw CSV
+  files anywhere below the channel folder; the label, the classes and the feature schema come from
+  the server in the statistics phase (client.py), never from a file beside the data;
+* the final global model is written to `SM_MODEL_DIR/model.joblib` (a Pipeline that scores raw
+  rows), which SageMaker uploads as model.tar.gz to the job's output path in this account;
 * on any error a one-line reason goes to `SM_OUTPUT_DIR/failure` (`/opt/ml/output/failure`),
   which SageMaker shows as the job's FailureReason, and the process exits non-zero
   (2 for bad hyperparameters or data, 1 for anything else).
@@ -29,12 +30,13 @@ os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")  # no calls home from a dat
 
 from . import client as client_module
 from . import transport
-from .constants import PENALTIES, SCHEMA_FILE
+from .constants import PENALTIES
 from .metrics import peak_memory_mb
-from .model import make_model, set_initial_params
-from .persist import save_model
-from .schema import load_data, load_schema
-from .tabular import DataError, Dataset, parse_classes
+from .model import make_model
+from .persist import model_pipeline, save_model
+from .resample import BALANCES
+from .schema import feature_names
+from .tabular import DataError, read_channel
 
 log = logging.getLogger("fedsage.client")
 
@@ -70,12 +72,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--client-name", required=True, help="this client's name in the federation")
     parser.add_argument("--client-token", required=True, help="per-run token the server admits")
     parser.add_argument("--root-certificate", required=True, help="base64 PEM of the run's TLS root certificate")
-    parser.add_argument("--label-column", required=True)
-    parser.add_argument("--classes", required=True, help="comma-separated class labels")
     parser.add_argument("--penalty", default="l2", choices=PENALTIES)
     parser.add_argument("--inverse-regularization", type=_positive(float), default=1.0, help="C: smaller is stronger")
     parser.add_argument("--l1-ratio", type=float, default=0.5, help="for penalty=elasticnet")
     parser.add_argument("--max-iter", type=_positive(int), default=10, help="local solver iterations per round")
+    parser.add_argument("--balance", default="smote", choices=BALANCES, help="class balancing of the training split")
+    parser.add_argument("--smote-ratio", type=_positive(float), default=1.0, help="SMOTE: minority / majority rows")
     parser.add_argument("--connect-timeout", type=_positive(float), default=300.0, help="seconds")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -83,9 +85,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.root_certificate = base64.b64decode(args.root_certificate, validate=True)
     except (binascii.Error, ValueError):
         raise BadHyperparameter("bad hyperparameters: --root-certificate is not base64") from None
-    args.classes = parse_classes(args.classes)
-    if len(args.classes) < 2:
-        raise BadHyperparameter("bad hyperparameters: --classes needs at least two classes")
+    if args.smote_ratio > 1:
+        raise BadHyperparameter(f"bad hyperparameters: --smote-ratio must be in (0, 1], got {args.smote_ratio}")
     return args
 
 
@@ -98,11 +99,11 @@ def _channel(name: str) -> Path | None:
     return default if default.exists() else None
 
 
-def _load_channel(folder: Path, args: argparse.Namespace) -> Dataset:
-    """Load one channel with the federation's schema when the channel carries it."""
-    schema_path = folder / SCHEMA_FILE
-    schema = load_schema(schema_path) if schema_path.exists() else None
-    return load_data(folder, args.label_column, args.classes, schema)
+def _load_channel(name: str, folder: Path) -> client_module.Channel:
+    """Read one channel's raw rows (every CSV below it); say how many files and rows."""
+    frame, info = read_channel(folder)
+    log.info("%s channel %s: read %s", name, folder, info.describe())
+    return client_module.Channel(name, frame, info)
 
 
 def write_failure(reason: str) -> None:
@@ -121,20 +122,16 @@ def run(args: argparse.Namespace) -> Path:
     train_dir = _channel("train")
     if train_dir is None:
         raise DataError("the job has no train channel (SM_CHANNEL_TRAIN is not set)")
-    train = _load_channel(train_dir, args)
+    train = _load_channel("train", train_dir)
     validation_dir = _channel("validation")
-    validation = _load_channel(validation_dir, args) if validation_dir else None
-    log.info(
-        "client %s: %d training rows, %s validation rows, %d features",
-        args.client_name,
-        len(train),
-        len(validation) if validation else "no",
-        len(train.feature_names),
-    )
+    validation = _load_channel("validation", validation_dir) if validation_dir else None
 
-    model = make_model(args.penalty, args.inverse_regularization, args.l1_ratio, args.max_iter, args.seed)
-    set_initial_params(model, len(train.feature_names), args.classes)
-    client = client_module.LogisticRegressionClient(model, train, validation)
+    def model_factory(class_weight):
+        return make_model(
+            args.penalty, args.inverse_regularization, args.l1_ratio, args.max_iter, args.seed, class_weight
+        )
+
+    client = client_module.FederationClient(train, validation, model_factory, args.balance, args.smote_ratio, args.seed)
     transport.run_client(
         client,
         server_address=args.server_address,
@@ -147,14 +144,18 @@ def run(args: argparse.Namespace) -> Path:
         raise RuntimeError("the server ended the federation before this client trained a round")
 
     model_path = Path(os.environ.get("SM_MODEL_DIR", "/opt/ml/model")) / "model.joblib"
+    schema = client.schema
     provenance = {
         "client_name": args.client_name,
         "rounds_trained": client.rounds_trained,
-        "train_rows": len(train),
-        "feature_names": train.feature_names,
-        "classes": args.classes,
+        "train_rows": train.info.rows,
+        "feature_names": feature_names(schema),
+        "label": schema["label"],
+        "classes": schema["classes"],
+        "positive_class": schema.get("positive_class"),
+        "schema": schema,
     }
-    save_model(client.global_model(), model_path, provenance)
+    save_model(model_pipeline(schema, client.global_model()), model_path, provenance, skops=False)
     log.info(
         "federation finished after %d rounds; model saved to %s; peak memory %.0f MB",
         client.rounds_trained,

@@ -3,11 +3,16 @@
 Unpickling runs code, so a model file is opened in three guarded steps:
 
 1. its bytes are read once and checked against the `<file>.sha256` the run wrote next to it
-   (a missing or different checksum is refused), and the same bytes are what gets unpickled;
-2. the unpickler only resolves the few classes a fedsage model is made of (scikit-learn's
-   LogisticRegression, numpy arrays and dtypes, joblib's array wrapper); any other reference,
-   such as `os.system`, is refused before it is imported or called;
-3. the result must be a LogisticRegression carrying `fedsage_provenance_`.
+   (a missing or different checksum is refused), and the same bytes are what gets loaded;
+2. when `model.skops` lies beside it (runs since issue 9 write one), that file is checked the
+   same way and loaded with skops.io, which rebuilds only the types it trusts (the explicit
+   `trusted` list is empty: a fedsage Pipeline needs none beyond skops' defaults) and runs no
+   pickled code; otherwise the joblib file is unpickled with an allow-list that resolves only the
+   classes a fedsage model is made of (scikit-learn's Pipeline, ColumnTransformer, StandardScaler,
+   OneHotEncoder and LogisticRegression, numpy arrays and dtypes, joblib's array wrapper); any
+   other reference, such as `os.system`, is refused before it is imported or called;
+3. the result must be a Pipeline ending in a LogisticRegression (or, from older runs, a bare
+   LogisticRegression) carrying `fedsage_provenance_`.
 
 The checksum catches a file changed or damaged after the run; it does not authenticate who
 wrote the run folder, which is what the allow-list is for.
@@ -22,7 +27,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from client_code.constants import CHECKSUM_SUFFIX
+from client_code.constants import CHECKSUM_SUFFIX, SKOPS_SUFFIX
 from orchestrator.errors import BadInput
 
 MAX_MODEL_BYTES = 1 << 30
@@ -31,9 +36,16 @@ MAX_CHECKSUM_BYTES = 4096
 ALLOWED_GLOBALS = frozenset(
     {
         ("sklearn.linear_model._logistic", "LogisticRegression"),
+        ("sklearn.pipeline", "Pipeline"),
+        ("sklearn.compose._column_transformer", "ColumnTransformer"),
+        ("sklearn.preprocessing._data", "StandardScaler"),
+        ("sklearn.preprocessing._encoders", "OneHotEncoder"),
+        ("builtins", "slice"),
         ("joblib.numpy_pickle", "NumpyArrayWrapper"),
         ("numpy", "ndarray"),
         ("numpy", "dtype"),
+        ("numpy", "float64"),
+        ("numpy", "int64"),
         ("numpy._core.multiarray", "_reconstruct"),
         ("numpy._core.multiarray", "scalar"),
         ("numpy.core.multiarray", "_reconstruct"),
@@ -78,14 +90,18 @@ def read_verified(path: Path) -> tuple[bytes, str]:
     return data, digest
 
 
-def load_model(path: Path) -> tuple[Any, str]:
-    """Load a fedsage model after the checks in the module docstring; return it and its SHA-256."""
+def estimator_of(model: Any) -> Any:
+    """The trained estimator: a Pipeline's last step, or the model itself (older runs saved a bare estimator)."""
+    from sklearn.pipeline import Pipeline
+
+    return model[-1] if isinstance(model, Pipeline) else model
+
+
+def _unpickle(path: Path, data: bytes) -> Any:
+    """Unpickle joblib bytes resolving only ALLOWED_GLOBALS; BadInput for anything else."""
     import warnings
 
     from joblib.numpy_pickle import NumpyUnpickler
-    from sklearn.linear_model import LogisticRegression
-
-    data, digest = read_verified(path)
 
     class _AllowListUnpickler(NumpyUnpickler):
         def find_class(self, module: str, name: str) -> Any:
@@ -101,14 +117,51 @@ def load_model(path: Path) -> tuple[Any, str]:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # version differences are reported from the provenance
-            model = _AllowListUnpickler(str(path), io.BytesIO(data), ensure_native_byte_order=True).load()
+            return _AllowListUnpickler(str(path), io.BytesIO(data), ensure_native_byte_order=True).load()
     except BadInput:
         raise
     except Exception as exc:  # noqa: BLE001 - any failure to unpickle means: not a readable model
         raise BadInput(f"{path} is not a readable fedsage model ({type(exc).__name__}: {exc})") from None
-    if not isinstance(model, LogisticRegression) or not isinstance(getattr(model, "fedsage_provenance_", None), dict):
-        raise BadInput(f"{path} is not a fedsage model (no LogisticRegression with fedsage_provenance_)")
-    if not all(hasattr(model, attribute) for attribute in ("coef_", "intercept_", "classes_")):
+
+
+def _load_skops(path: Path, data: bytes) -> Any:
+    """Load skops.io bytes trusting nothing beyond skops' default types; BadInput naming any other type."""
+    import skops.io as sio
+
+    try:
+        untrusted = sio.get_untrusted_types(data=data)
+        if untrusted:
+            raise BadInput(f"{path} holds types a fedsage model never contains ({', '.join(untrusted[:3])})")
+        return sio.loads(data, trusted=[])
+    except BadInput:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any failure to load means: not a readable model
+        raise BadInput(f"{path} is not a readable fedsage model ({type(exc).__name__}: {exc})") from None
+
+
+def load_model(path: Path) -> tuple[Any, str]:
+    """Load a fedsage model after the checks in the module docstring; return it and the given file's SHA-256."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    path = Path(path)
+    data, digest = read_verified(path)
+    sibling = path.with_suffix(SKOPS_SUFFIX)
+    if path.suffix == SKOPS_SUFFIX:
+        model = _load_skops(path, data)
+    elif sibling.is_file():
+        model = _load_skops(sibling, read_verified(sibling)[0])
+    else:
+        model = _unpickle(path, data)
+    estimator = estimator_of(model)
+    pipeline_ok = not isinstance(model, Pipeline) or len(model.steps) == 2
+    if (
+        not pipeline_ok
+        or not isinstance(estimator, LogisticRegression)
+        or not isinstance(getattr(model, "fedsage_provenance_", None), dict)
+    ):
+        raise BadInput(f"{path} is not a fedsage model (no Pipeline or LogisticRegression with fedsage_provenance_)")
+    if not all(hasattr(estimator, attribute) for attribute in ("coef_", "intercept_", "classes_")):
         raise BadInput(f"{path} holds a LogisticRegression without parameters; it is not a trained fedsage model")
     return model, digest
 
@@ -133,10 +186,15 @@ def describe(model: Any, path: Path, digest: str, top: int = 10) -> dict[str, An
     import numpy as np
 
     provenance = model.fedsage_provenance_
-    classes = model.classes_.tolist()
-    coef = np.asarray(model.coef_)
+    estimator = estimator_of(model)
+    classes = estimator.classes_.tolist()
+    coef = np.asarray(estimator.coef_)
     n_features = coef.shape[1]
     names = list(provenance.get("feature_names") or [])
+    if not names and provenance.get("schema"):
+        from client_code.schema import feature_names
+
+        names = feature_names(provenance["schema"])
     notes = []
     if len(names) != n_features:
         if names:
@@ -151,20 +209,21 @@ def describe(model: Any, path: Path, digest: str, top: int = 10) -> dict[str, An
     installed = version("scikit-learn")
     if versions.get("scikit-learn") and versions["scikit-learn"] != installed:
         notes.append(f"saved with scikit-learn {versions['scikit-learn']}, loaded with {installed}")
-    params = model.get_params()
+    params = estimator.get_params()
     return _clean(
         {
             "path": str(path),
             "sha256": digest,
             "checksum": "verified",
             "model": {
-                "type": type(model).__name__,
+                "type": type(model).__name__ + (f"({type(estimator).__name__})" if estimator is not model else ""),
                 "classes": classes,
+                "positive_class": provenance.get("positive_class"),
                 "n_features": n_features,
                 "solver": params.get("solver"),
                 "C": params.get("C"),
                 "l1_ratio": params.get("l1_ratio"),
-                "intercept": np.asarray(model.intercept_).tolist(),
+                "intercept": np.asarray(estimator.intercept_).tolist(),
             },
             "top_coefficients": [
                 {"class": cls, "feature": name, "coefficient": float(value)} for _, cls, name, value in ranked
@@ -188,24 +247,25 @@ def describe(model: Any, path: Path, digest: str, top: int = 10) -> dict[str, An
 def test_metrics(model: Any, test: Path) -> dict[str, Any]:
     """Metrics of the model on a CSV file, read with the feature schema the model was trained with."""
     from client_code.metrics import classification_metrics
-    from client_code.schema import load_data
+    from client_code.schema import load_data, normalise_schema
     from client_code.tabular import DataError
 
     provenance = model.fedsage_provenance_
+    estimator = estimator_of(model)
     schema = provenance.get("schema")
-    label = provenance.get("label") or (schema or {}).get("label")
-    if not label:
-        raise BadInput("the model's provenance names no label column, so a test file cannot be scored")
+    if not schema or not schema.get("label"):
+        raise BadInput("the model's provenance holds no schema with a label column, so a test file cannot be scored")
     try:
-        data = load_data(test, label, model.classes_.tolist(), schema)
+        data = load_data(test, normalise_schema(schema, "the model's schema"))
     except DataError as exc:
         raise BadInput(str(exc)) from None
-    if data.X.shape[1] != model.coef_.shape[1]:
+    if data.X.shape[1] != estimator.coef_.shape[1]:
         raise BadInput(
-            f"{test} gives {data.X.shape[1]} features but the model has {model.coef_.shape[1]}; "
+            f"{test} gives {data.X.shape[1]} features but the model has {estimator.coef_.shape[1]}; "
             "use a file with the columns the model was trained on"
         )
-    return _clean({"file": str(test), "rows": len(data), "metrics": classification_metrics(model, data)})
+    metrics = classification_metrics(estimator, data, provenance.get("positive_class"))
+    return _clean({"file": str(test), "rows": len(data), "metrics": metrics})
 
 
 def inspect_model(path: Path, test: Path | None = None, top: int = 10) -> dict[str, Any]:

@@ -35,13 +35,22 @@ from orchestrator.run.lifecycle import FederationRun, RunOutcome
 PLACEHOLDER_TOKEN = "0" * 64  # a dry run shows requests of the real size without a real token
 
 
-def dry_run(federation: Federation) -> list[dict[str, Any]]:
-    """The requests a launch would send, per client account, with tokens masked. No AWS call.
+def schema_source(federation: Federation) -> str:
+    """Where a launch's feature schema will come from: the schema file, or the statistics phase."""
+    path = federation.server.resolved_schema()
+    if path.is_file() or federation.server.schema_path is not None:
+        return f"the schema file {path}"
+    return "the statistics phase (computed from the clients' raw data before round 1)"
 
-    Raises BadInput when the config is not ready for launch or a request would be refused.
+
+def dry_run(federation: Federation) -> list[dict[str, Any]]:
+    """The requests a launch would send, per client account, with tokens masked. No AWS call, no data read.
+
+    The requests carry no label, classes or schema (the statistics phase sends them), so a dry run
+    needs neither a prepared schema nor the test set. Raises BadInput when the config is not ready
+    for launch or a request would be refused.
     """
     federation.require_launchable()
-    data = load_server_data(federation)
     server = federation.server
     requests = plan_run(
         federation,
@@ -50,8 +59,6 @@ def dry_run(federation: Federation) -> list[dict[str, Any]]:
         server_address=host_port(server.dial_host(), server.port),
         root_certificate=tls.for_server(server).ca_certificate,
         tokens=dict.fromkeys((c.name for c in federation.clients), PLACEHOLDER_TOKEN),
-        label=data.label,
-        classes=data.classes,
     )
     return [
         {

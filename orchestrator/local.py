@@ -12,7 +12,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from client_code.tabular import DataError, read_csv_folder
+from client_code.tabular import DataError, read_channel
 from orchestrator import config, defaults
 from orchestrator.backends.process import ProcessBackend
 from orchestrator.data import datasets, layout
@@ -38,6 +38,10 @@ class LocalOptions:
     join_timeout: float | None = None
     round_timeout: float | None = None
     seed: int | None = None
+    balance: str | None = None
+    smote_ratio: float | None = None
+    positive_class: str | None = None
+    label: str | None = None
 
     def given(self, *names: str) -> dict[str, object]:
         """The options among `names` that were set (not None), by name."""
@@ -45,21 +49,23 @@ class LocalOptions:
 
 
 SOURCE = "fedsage local"
-Settings = tuple[config.RunSettings, config.ModelSettings]  # [federation] and [model], from the options
+Settings = tuple[config.RunSettings, config.ModelSettings, config.DataSettings]  # from the options
 
 
 def _settings(options: LocalOptions) -> Settings:
-    """The [federation] and [model] sections the options give, validated before anything is written."""
+    """The [federation], [model] and [data] sections the options give, validated before anything is written."""
     run = options.given("rounds", "min_clients", "join_timeout", "round_timeout", "seed")
-    return config.build(config.RunSettings, SOURCE, **run), config.build(
-        config.ModelSettings, SOURCE, **options.given("max_iter")
+    return (
+        config.build(config.RunSettings, SOURCE, **run),
+        config.build(config.ModelSettings, SOURCE, **options.given("max_iter", "balance", "smote_ratio")),
+        config.build(config.DataSettings, SOURCE, **options.given("positive_class", "label")),
     )
 
 
 def _federation(
     settings: Settings,
     test: Path,
-    schema: Path,
+    schema: Path | None,
     clients: list[layout.ClientFolders],
 ) -> config.Federation:
     """The federation a local run executes, validated like a federation.toml."""
@@ -69,6 +75,7 @@ def _federation(
         source,
         federation=settings[0],
         model=settings[1],
+        data=settings[2],
         server=config.build(config.ServerSettings, source, test_data=test, schema_path=schema),
         clients=[
             config.build(
@@ -91,21 +98,31 @@ def _check_min_clients(options: LocalOptions, clients: int) -> None:
         )
 
 
-def _prepared_folder(options: LocalOptions) -> tuple[list[layout.ClientFolders], Path, Path, ServerData]:
-    """A prepared-data folder's clients, test set and schema paths, and the server's data (each file read once)."""
+def _prepared_folder(options: LocalOptions) -> tuple[list[layout.ClientFolders], Path, Path | None, ServerData]:
+    """A data folder's clients, test set and schema paths, and the server's data (each file read once).
+
+    A folder without schema.json (the owners' raw exports) needs --label: the statistics phase
+    computes the schema.
+    """
     assert options.data_dir is not None
-    prepared = layout.open_prepared(options.data_dir)
+    prepared = layout.open_prepared(options.data_dir, require_schema=False)
+    if prepared.schema is None and options.label is None:
+        raise BadInput(
+            f"data folder {options.data_dir} has no {layout.SCHEMA}: give --label so the statistics phase can "
+            "compute the schema from the clients' data, or prepare it with `fedsage data prepare`"
+        )
     if options.clients is not None and options.clients != len(prepared.clients):
         raise BadInput(
             f"--clients {options.clients} does not match the {len(prepared.clients)} client folders "
             f"in {options.data_dir}; drop --clients or prepare the data again"
         )
     try:
-        test = read_csv_folder(prepared.test)
+        test, _ = read_channel(prepared.test)
     except DataError as exc:
         raise BadInput(str(exc)) from None
     data = server_data(prepared.schema, test, str(prepared.test))
-    return prepared.clients, prepared.test, prepared.root / layout.SCHEMA, data
+    schema = prepared.root / layout.SCHEMA if prepared.schema is not None else None
+    return prepared.clients, prepared.test, schema, data
 
 
 def _builtin(
@@ -121,6 +138,7 @@ def _builtin(
         clients=options.clients or defaults.CLIENTS,
         categorical=dataset.categorical,
         seed=settings[0].seed,
+        positive_class=options.positive_class,
     )
     folder.create()
     try:

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any, TypedDict
 
 from client_code.constants import ENTRY_POINT
-from client_code.tabular import format_classes
 from orchestrator.config import ClientSettings, Federation
 from orchestrator.errors import BadInput
 
@@ -58,8 +57,6 @@ class RunContext:
     server_address: str
     root_certificate: bytes
     tokens: dict[str, str]
-    label: str
-    classes: list[Any]
     placements: dict[str, JobPlacement]
 
 
@@ -91,12 +88,12 @@ def _hyperparameters(federation: Federation, context: RunContext, client: Client
         "client-name": client.name,
         TOKEN_HYPERPARAMETER: context.tokens[client.name],
         "root-certificate": base64.b64encode(context.root_certificate).decode(),
-        "label-column": context.label,
-        "classes": format_classes(context.classes),
         "penalty": model.penalty,
         "inverse-regularization": model.c,
         "l1-ratio": model.l1_ratio,
         "max-iter": model.max_iter,
+        "balance": model.balance,
+        "smote-ratio": model.smote_ratio,
         "connect-timeout": federation.federation.join_timeout,
         "seed": federation.federation.seed,
     }
@@ -215,21 +212,18 @@ def plan_run(
     server_address: str,
     root_certificate: bytes,
     tokens: dict[str, str],
-    label: str,
-    classes: list[Any],
 ) -> list[TrainingJobRequest]:
     """Every client's request for one run: the one planning step a run and a dry run share.
 
     `placement` is the backend's (Backend.placement); `server_address` is HOST:PORT as the
-    clients dial it (config.host_port). Raises BadInput if SageMaker would refuse a request.
+    clients dial it (config.host_port). The label, classes and schema are not in the requests:
+    the clients receive them in the statistics phase. Raises BadInput if SageMaker would refuse a request.
     """
     context = RunContext(
         run_id=run_id,
         server_address=server_address,
         root_certificate=root_certificate,
         tokens=tokens,
-        label=label,
-        classes=classes,
         placements={client.name: placement(client) for client in federation.clients},
     )
     return plan(federation, context)

@@ -101,7 +101,7 @@ def test_clients_whose_feature_columns_differ(capsys, tmp_path, data_copy):
         message="client 'client-3' validation data",
     )
     code, _, err = run_cli(capsys, "local", "--out", str(tmp_path / "runs"), "--data-dir", str(data_copy))
-    assert "different feature columns from the server's test set (missing n_beneficiaries; extra beneficiaries)" in err
+    assert "column 'n_beneficiaries' required by the feature schema is missing" in err
 
 
 def test_non_numeric_values(capsys, tmp_path, data_copy):
@@ -115,7 +115,7 @@ def test_non_numeric_values(capsys, tmp_path, data_copy):
         tmp_path / "runs",
         "--data-dir",
         str(data_copy),
-        message="column 'inpatient_share' has the non-numeric value 'twelve' (row 7)",
+        message="column 'inpatient_share' has the non-numeric value 'twelve' (train.csv line 7)",
     )
 
 
@@ -209,3 +209,20 @@ def test_out_on_a_full_small_disk(capsys, tmp_path, small_disk, prepared_dir, da
     _assert_bad_input(
         capsys, disk / "runs", *args, message=f"only 0.0 MiB free on the disk of {disk}; a run needs at least 32 MiB"
     )
+
+
+@pytest.mark.slow
+def test_class_weight_balancing_keeps_probabilities_calibrated(capsys, tmp_path):
+    """--balance class_weight instead of SMOTE: no new rows, the same prior correction, calibrated output."""
+    import json
+
+    code, stdout, err = run_cli(capsys, "local", "--rounds", "3", "--balance", "class_weight", "--out", str(tmp_path))
+    assert code == 0, err
+    (run_dir,) = tmp_path.iterdir()
+    summary = json.loads((run_dir / "run.json").read_text())
+    trained = summary["statistics"]["trained_counts"]
+    assert trained["0"] == pytest.approx(trained["1"])  # weighted shares are equal: w_c = N / (K N_c)
+    raw = summary["statistics"]["class_counts"]
+    rows = json.loads((run_dir / "metrics.json").read_text())["rounds"][-1]["clients"]
+    assert sum(c["num_examples"] for c in rows.values()) == raw["0"] + raw["1"]  # no synthetic rows
+    assert summary["calibration"]["mean_predicted"] == pytest.approx(summary["calibration"]["observed"], abs=0.02)

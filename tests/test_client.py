@@ -1,21 +1,76 @@
-"""The Flower NumPyClient on its own: fit and evaluate without a server."""
+"""The Flower NumPyClient on its own: the statistics phase, fit and evaluate without a server."""
+
+import json
 
 import numpy as np
 import pytest
 
-from client_code.client import LogisticRegressionClient
-from client_code.model import make_model, set_initial_params
-from client_code.schema import load_data
-from client_code.tabular import DataError, feature_fingerprint
+from client_code.client import Channel, FederationClient
+from client_code.model import make_model
+from client_code.schema import feature_names
+from client_code.tabular import DataError, feature_fingerprint, read_channel
+
+
+def _channel(name, folder):
+    frame, info = read_channel(folder)
+    return Channel(name, frame, info)
+
+
+def _ask(client, phase, payload):
+    answer = client.get_properties({"fedsage": phase, "payload": json.dumps(payload)})
+    assert "error" not in answer, answer
+    return json.loads(answer["payload"])
 
 
 @pytest.fixture
 def client(prepared):
-    schema, folders = prepared.schema, prepared.clients[0]
-    train = load_data(folders.train, prepared.label, prepared.classes, schema)
-    validation = load_data(folders.validation, prepared.label, prepared.classes, schema)
-    model = set_initial_params(make_model(max_iter=5), len(train.feature_names), prepared.classes)
-    return LogisticRegressionClient(model, train, validation)
+    folders = prepared.clients[0]
+    client = FederationClient(
+        _channel("train", folders.train),
+        _channel("validation", folders.validation),
+        lambda weights: make_model(max_iter=5, class_weight=weights),
+        balance_method="none",
+    )
+    report = _ask(client, "schema", prepared.schema)
+    _ask(client, "train", {"class_counts": report["class_counts"]})
+    return client
+
+
+def test_the_schema_phase_reports_counts_rows_files_and_the_fingerprint(prepared):
+    folders = prepared.clients[0]
+    client = FederationClient(_channel("train", folders.train), _channel("validation", folders.validation))
+    report = _ask(client, "schema", prepared.schema)
+    frame, _ = read_channel(folders.train)
+    label = prepared.label
+    assert report["class_counts"] == {str(c): int((frame[label] == str(c)).sum()) for c in prepared.classes}
+    assert report["rows"] == {"train": len(frame), "validation": len(read_channel(folders.validation)[0])}
+    assert report["files"] == {"train": 1, "validation": 1}
+    assert report["features"] == feature_fingerprint(feature_names(prepared.schema))
+    assert report["unseen"] == {"train": {}, "validation": {}}
+    trained = _ask(client, "train", {"class_counts": report["class_counts"]})["trained_counts"]
+    counts = report["class_counts"]
+    majority = max(counts.values())
+    assert trained == {c: float(majority) for c in counts}  # SMOTE (the default) raises the minority to the majority
+
+
+def test_a_round_before_the_schema_is_refused(prepared):
+    client = FederationClient(_channel("train", prepared.clients[0].train))
+    with pytest.raises(DataError, match="before the statistics phase"):
+        client.fit([np.zeros((1, 3)), np.zeros(1)], {})
+
+
+def test_a_data_problem_in_the_phase_is_an_error_answer_not_a_crash(prepared, tmp_path):
+    (tmp_path / "a.csv").write_text("x,y\n1,0\n,1\n")
+    frame, info = read_channel(tmp_path)
+    client = FederationClient(Channel("train", frame, info))
+    answer = client.get_properties(
+        {"fedsage": "statistics", "payload": json.dumps({"label": "y", "salt": "s", "drop": []})}
+    )
+    assert answer == {
+        "error": "train data (" + str(tmp_path) + "): column 'x' has an empty cell (a.csv line 3); "
+        "fill it or drop the row (fedsage does not impute)"
+    }
+    assert "unknown request" in client.get_properties({"fedsage": "nonsense"})["error"]
 
 
 def test_fit_returns_parameters_example_count_and_train_metrics(client):
@@ -46,6 +101,14 @@ def test_evaluate_scores_the_given_parameters_on_the_validation_channel(client):
     better, _, _ = client.evaluate(trained, {})
     assert better < loss
     assert all(np.array_equal(a, b) for a, b in zip(client.global_parameters, trained, strict=True))
+
+
+def test_the_saved_global_model_carries_the_prior_correction(client):
+    trained, _, _ = client.fit(client.get_parameters({}), {})
+    prior = {"true": {"0": 9.0, "1": 1.0}, "trained": {"0": 1.0, "1": 1.0}}
+    client.evaluate(trained, {"prior": json.dumps(prior)})
+    corrected = client.global_model().intercept_[0]
+    assert corrected == pytest.approx(trained[1][0] + np.log(1 / 9))
 
 
 def test_global_parameters_that_do_not_fit_the_data_are_refused(client):

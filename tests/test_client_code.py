@@ -9,9 +9,13 @@ import pytest
 
 from client_code.metrics import classification_metrics
 from client_code.model import fit_local, get_model_parameters, make_model, set_initial_params, set_model_params
-from client_code.persist import save_model
-from client_code.schema import load_data
-from client_code.tabular import DataError, Dataset, format_classes, parse_classes, read_csv_folder
+from client_code.persist import model_pipeline, save_model
+from client_code.schema import load_data, normalise_schema, unseen_counts
+from client_code.tabular import DataError, Dataset
+
+
+def load_schema_dict(schema):
+    return normalise_schema(schema, "test")
 
 
 def test_parameters_round_trip_binary():
@@ -61,67 +65,52 @@ def _write(folder, frame, name="part.csv"):
     return folder
 
 
-def test_load_data_concatenates_the_csv_files_of_a_channel(tmp_path):
-    _write(tmp_path, pd.DataFrame({"a": [1, 2], "y": [0, 1]}), "1.csv")
-    _write(tmp_path, pd.DataFrame({"a": [3], "y": [1]}), "2.csv")
-    data = load_data(tmp_path, "y", classes=[0, 1])
-    assert data.X.tolist() == [[1.0], [2.0], [3.0]] and data.y.tolist() == [0, 1, 1]
-    assert data.feature_names == ["a"]
-
-
-@pytest.mark.parametrize(
-    ("frame", "message"),
-    [
-        (pd.DataFrame({"a": [1, 2], "label": [0, 1]}), "label column 'y' not found"),
-        (pd.DataFrame({"a": [1, "x"], "y": [0, 1]}), "column 'a' has the non-numeric value 'x' \\(row 3\\)"),
-        (pd.DataFrame({"a": [1, None], "y": [0, 1]}), "column 'a' has missing values"),
-        (pd.DataFrame({"a": [1, 2], "y": [0, 7]}), "label value 7 is not one of the federation's classes"),
+SCHEMA = {
+    "label": "y",
+    "classes": [0, 1],
+    "features": [
+        {"name": "amount", "kind": "numeric", "mean": 10.0, "scale": 5.0},
+        {"name": "region", "kind": "categorical", "levels": ["east", "west"], "other": True},
     ],
-)
-def test_load_data_names_the_problem(tmp_path, frame, message):
-    _write(tmp_path, frame)
-    with pytest.raises(DataError, match=message):
-        load_data(tmp_path, "y", classes=[0, 1])
-
-
-def test_load_data_empty_or_missing_channel(tmp_path):
-    with pytest.raises(DataError, match="does not exist"):
-        read_csv_folder(tmp_path / "nope")
-    with pytest.raises(DataError, match="holds no .csv files"):
-        read_csv_folder(tmp_path)
-    (tmp_path / "empty.csv").write_text("")
-    with pytest.raises(DataError, match="is empty"):
-        read_csv_folder(tmp_path)
+}
 
 
 def test_schema_scales_numeric_one_hot_encodes_categorical_and_fixes_column_order(tmp_path):
-    schema = {
-        "label": "y",
-        "classes": [0, 1],
-        "features": [
-            {"name": "amount", "kind": "numeric", "mean": 10.0, "scale": 5.0},
-            {"name": "region", "kind": "categorical", "levels": ["east", "west"]},
-        ],
-    }
-    # columns in another order, and a level the schema has never seen
+    # columns in another order, and a level the schema has never seen: it lands in "other"
     _write(tmp_path, pd.DataFrame({"region": ["west", "east", "north"], "y": [0, 1, 0], "amount": [10, 20, 0]}))
-    data = load_data(tmp_path, "y", [0, 1], schema)
-    assert data.feature_names == ["amount", "region=east", "region=west"]
-    assert data.X.tolist() == [[0.0, 0.0, 1.0], [2.0, 1.0, 0.0], [-2.0, 0.0, 0.0]]
+    data = load_data(tmp_path, SCHEMA)
+    assert data.feature_names == ["amount", "region=east", "region=west", "region=other"]
+    assert data.X.tolist() == [[0.0, 0.0, 1.0, 0.0], [2.0, 1.0, 0.0, 0.0], [-2.0, 0.0, 0.0, 1.0]]
+    assert unseen_counts(pd.read_csv(tmp_path / "part.csv"), SCHEMA) == {"region": 1}
 
 
-def test_schema_requires_its_columns(tmp_path):
-    schema = {"features": [{"name": "amount", "kind": "numeric", "mean": 0, "scale": 1}]}
+def test_a_version_1_schema_encodes_an_unknown_level_as_zeros(tmp_path):
+    v1 = {**SCHEMA, "features": [{**SCHEMA["features"][1], "other": None}], "version": 1}
+    del v1["features"][0]["other"]
+    _write(tmp_path, pd.DataFrame({"region": ["west", "north"], "y": [0, 1]}))
+    data = load_data(tmp_path, v1)
+    assert data.feature_names == ["region=east", "region=west"]
+    assert data.X.tolist() == [[0.0, 1.0], [0.0, 0.0]]
+    assert load_schema_dict(v1)["task"] == "binary"
+
+
+def test_schema_requires_its_columns_and_labels_in_its_classes(tmp_path):
     _write(tmp_path, pd.DataFrame({"other": [1], "y": [0]}))
     with pytest.raises(DataError, match="column 'amount' required by the feature schema is missing"):
-        load_data(tmp_path, "y", [0, 1], schema)
+        load_data(tmp_path, SCHEMA)
+    _write(tmp_path, pd.DataFrame({"amount": [1, 2], "region": ["east", "east"], "y": [0, 7]}))
+    with pytest.raises(DataError, match="label value 7 is not one of the federation's classes"):
+        load_data(tmp_path, SCHEMA)
 
 
 def test_string_labels_are_supported(tmp_path):
     _write(tmp_path, pd.DataFrame({"a": [1.0, 2.0, 3.0], "y": ["no", "yes", "no"]}))
-    assert parse_classes(format_classes(["no", "yes"])) == ["no", "yes"]
-    assert parse_classes("0,1") == [0, 1]
-    data = load_data(tmp_path, "y", ["no", "yes"])
+    schema = {
+        "label": "y",
+        "classes": ["no", "yes"],
+        "features": [{"name": "a", "kind": "numeric", "mean": 0, "scale": 1}],
+    }
+    data = load_data(tmp_path, schema)
     model = fit_local(set_initial_params(make_model(max_iter=50), 1, ["no", "yes"]), data)
     assert set(model.predict(data.X)) <= {"no", "yes"}
 
@@ -141,16 +130,28 @@ def test_classification_metrics_on_a_perfect_and_a_zero_model():
     set_model_params(model, [np.array([[10.0]]), np.array([0.0])])
     perfect = classification_metrics(model, data)
     assert perfect["accuracy"] == perfect["f1"] == perfect["roc_auc"] == perfect["pr_auc"] == 1.0
-    assert set(perfect) == {"loss", "accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc"}
+    assert set(perfect) == {"loss", "accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "brier"}
+    assert zero["brier"] == pytest.approx(0.25) and perfect["brier"] < 1e-6
 
 
-def test_save_model_writes_a_loadable_model_and_its_checksum(tmp_path):
-    model = set_initial_params(make_model(), 2, [0, 1])
+def test_save_model_writes_a_pipeline_that_scores_raw_rows_with_its_checksums(tmp_path):
+    model = set_initial_params(make_model(), 4, [0, 1])
+    model.coef_ = np.array([[1.0, 0.0, 2.0, -1.0]])
     path = tmp_path / "out" / "model.joblib"
-    digest = save_model(model, path, {"run_id": "r1"})
+    digest = save_model(model_pipeline(SCHEMA, model), path, {"run_id": "r1"}, skops=True)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
     assert (tmp_path / "out" / "model.joblib.sha256").read_text() == f"{digest}  model.joblib\n"
+    skops_file = tmp_path / "out" / "model.skops"
+    skops_digest = hashlib.sha256(skops_file.read_bytes()).hexdigest()
+    assert (tmp_path / "out" / "model.skops.sha256").read_text() == f"{skops_digest}  model.skops\n"
     loaded = joblib.load(path)
     assert loaded.fedsage_provenance_ == {"run_id": "r1"}
-    assert loaded.predict(np.zeros((1, 2))).tolist() == [0]
+    raw = pd.DataFrame({"extra": ["x", "y"], "region": ["west", "somewhere"], "amount": [15.0, 10.0]})
+    # amount 15 -> 1.0; west -> 0 weight... region=other -> -1
+    expected = 1 / (1 + np.exp(-np.array([1.0 + 2.0, 0.0 - 1.0])))
+    assert loaded.predict_proba(raw)[:, 1] == pytest.approx(expected)
+    import skops.io
+
+    same = skops.io.load(skops_file, trusted=[])
+    assert same.predict_proba(raw)[:, 1] == pytest.approx(expected)
     assert not list((tmp_path / "out").glob("*.tmp"))

@@ -5,6 +5,7 @@ import json
 import pandas as pd
 import pytest
 from cli_runner import assert_bad_input, run_cli
+from conftest import CASES, needs_cases
 
 from orchestrator.data import layout, synth
 
@@ -27,7 +28,7 @@ def test_prepare_a_csv_prints_rows_and_class_balance_per_client_and_test_set(cap
     for name in ("server", "central", "east", "north", "south", "west"):
         assert name in stdout
     assert "test" in stdout and "validation" in stdout and "class 0" in stdout and "class 1" in stdout
-    assert "5 clients; schema: 23 feature columns, 27 model inputs" in stdout
+    assert "5 clients; schema: 23 feature columns, 28 model inputs; positive class 1" in stdout
     assert f"fedsage local --data-dir {out}" in stdout
     data = layout.open_prepared(out)
     assert [c.name for c in data.clients] == ["central", "east", "north", "south", "west"]
@@ -56,7 +57,7 @@ def test_names_and_class_lists(capsys, tmp_path):
     code, stdout, err = run_cli(
         capsys,
         *("data", "prepare", "--input", str(csv), "--label", "target", "--classes", "1,2,3/4,5,6/7,8,9,0"),
-        *("--other-fraction", "0.05", "--names", "low,mid,high", "--no-smote", "--out", str(out)),
+        *("--other-fraction", "0.05", "--names", "low,mid,high", "--out", str(out)),
     )
     assert code == 0, err
     assert "partition classes:1,2,3/4,5,6/7,8,9,0 (selected 1, other 0.05)" in stdout
@@ -99,8 +100,8 @@ def _prepare(path, *extra):
     [
         (("--label", "fraud", "--categorical", "region"), "label column 'fraud' not found; choose one of: region,"),
         (
-            ("--label", synth.LABEL),
-            "column 'region' has the non-numeric value 'east' (row 2); declare it with --categorical region",
+            ("--label", synth.LABEL, "--max-levels", "3"),
+            "column 'region' has 5 distinct text values in",
         ),
         (("--label", synth.LABEL, "--drop", "region", "--categorical", "nope"), "column 'nope' given to --categorical"),
         (("--categorical", "region"), "--input needs --label"),
@@ -183,3 +184,20 @@ def test_synth_refuses_to_overwrite(capsys, tmp_path):
     code, _, err = run_cli(capsys, "data", "synth", "--rows", "10", "--out", str(path))
     assert code == 2 and "already exists; choose another --out" in err
     assert path.read_text() == "precious\n"
+
+
+@needs_cases
+def test_spaced_header_names_can_be_named_in_options(capsys, tmp_path):
+    """Case 01: ', '-separated header names are stripped, so --drop and --categorical can name them."""
+    source = CASES / "01-adult-leading-spaces" / "adult_like_spacedheader.csv"
+    out = tmp_path / "out"
+    code, stdout, err = run_cli(
+        capsys,
+        *("data", "prepare", "--input", str(source), "--label", "income", "--drop", "education_num"),
+        *("--categorical", "workclass", "--positive-class", ">50K", "--out", str(out)),
+    )
+    assert code == 0, err
+    schema = json.loads((out / layout.SCHEMA).read_text())
+    assert [f["name"] for f in schema["features"]] == ["age", "hours_per_week", "workclass"]
+    assert schema["classes"] == ["<=50K", ">50K"] and schema["positive_class"] == ">50K"
+    assert "positive class >50K" in stdout

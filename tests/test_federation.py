@@ -6,6 +6,7 @@ import signal
 
 import joblib
 import numpy as np
+import pandas as pd
 import psutil
 import pytest
 from flwr.common import parameters_to_ndarrays
@@ -78,24 +79,36 @@ def test_three_clients_three_rounds(prepared_dir, prepared, tmp_path, fit_result
     assert first["roc_auc"] == 0.5 and last["roc_auc"] > 0.8
     assert last["loss"] < first["loss"] and last["pr_auc"] > first["pr_auc"] and last["f1"] > first["f1"]
 
-    # model.joblib loads, predicts, carries its provenance and matches the last checkpoint
-    test = load_data(prepared.test, prepared.label, prepared.classes, prepared.schema)
+    # model.joblib is a Pipeline that scores raw rows with no fedsage import, carries its provenance,
+    # and holds the last checkpoint's parameters with the intercept prior-corrected (King & Zeng)
+    raw = pd.read_csv(prepared.test)
+    test = load_data(prepared.test, prepared.schema)
     model = joblib.load(outcome.model_path)
-    assert set(model.predict(test.X)) <= {0, 1}
-    assert classification_metrics(model, test)["roc_auc"] == pytest.approx(last["roc_auc"])
+    assert set(model.predict(raw)) <= {0, 1}
+    assert classification_metrics(model[-1], test)["roc_auc"] == pytest.approx(last["roc_auc"])
+    np.testing.assert_allclose(model.predict_proba(raw), model[-1].predict_proba(test.X), atol=1e-12)
     provenance = model.fedsage_provenance_
     assert provenance["run_id"] == outcome.run_id and provenance["rounds"] == 3
     assert provenance["feature_names"] == test.feature_names and provenance["classes"] == [0, 1]
+    assert provenance["positive_class"] == 1
     assert {n: c["num_examples"] for n, c in provenance["clients"].items()} == {
         n: u[1] for n, u in fit_results[3].items()
     }
     assert set(provenance["versions"]) >= {"flwr", "scikit-learn"} and provenance["final_metrics"] == last
-    np.testing.assert_array_equal(model.coef_, np.load(outcome.run_dir / "checkpoints" / "round-003.npz")["coef"])
+    checkpoint = np.load(outcome.run_dir / "checkpoints" / "round-003.npz")
+    np.testing.assert_array_equal(model[-1].coef_, checkpoint["coef"])
+    true, trained = provenance["prior"]["true"], provenance["prior"]["trained"]
+    offset = np.log(true["1"] / true["0"]) - np.log(trained["1"] / trained["0"])
+    np.testing.assert_allclose(model[-1].intercept_, checkpoint["intercept"] + offset)
+    assert trained["0"] == trained["1"]  # SMOTE in every job raised the minority to the majority
+    # probabilities refer to the true prior again: the mean prediction is close to the test set's rate
+    assert model.predict_proba(raw)[:, 1].mean() == pytest.approx(raw["potential_fraud"].mean(), abs=0.03)
 
-    # each client saved the final global model too
+    # each client saved the final global model too, prior-corrected the same way
     for name in ("client-1", "client-2", "client-3"):
         client_model = joblib.load(outcome.run_dir / "clients" / name / "opt" / "ml" / "model" / "model.joblib")
-        np.testing.assert_allclose(client_model.coef_, model.coef_)
+        np.testing.assert_allclose(client_model[-1].coef_, model[-1].coef_)
+        np.testing.assert_allclose(client_model[-1].intercept_, model[-1].intercept_)
 
     # the run folder holds everything the report promises
     assert_run_outputs(outcome.run_dir)

@@ -39,8 +39,8 @@ def test_inspect_a_real_runs_model(capsys, real_run, prepared_dir):
 
     assert report["checksum"] == "verified"
     assert report["sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
-    assert report["model"]["type"] == "LogisticRegression" and report["model"]["classes"] == [0, 1]
-    assert report["model"]["n_features"] == 27
+    assert report["model"]["type"] == "Pipeline(LogisticRegression)" and report["model"]["classes"] == [0, 1]
+    assert report["model"]["n_features"] == 28 and report["model"]["positive_class"] == 1
     provenance = report["provenance"]
     assert provenance["run_id"] == real_run.name and provenance["rounds"] == 2
     assert {name: c["num_examples"] for name, c in provenance["clients"].items()} == {
@@ -56,7 +56,7 @@ def test_inspect_a_real_runs_model(capsys, real_run, prepared_dir):
     assert len(values) == 10 and values == sorted(values, reverse=True)
     loaded = joblib.load(model)
     names = loaded.fedsage_provenance_["feature_names"]
-    biggest = int(np.argmax(np.abs(loaded.coef_[0])))
+    biggest = int(np.argmax(np.abs(loaded[-1].coef_[0])))
     assert report["top_coefficients"][0]["feature"] == names[biggest]
 
     code, stdout, err = run_cli(capsys, "inspect", str(model))
@@ -133,7 +133,9 @@ def test_other_estimators_and_plain_models_are_refused(capsys, tmp_path):
         capsys, _save(tree, tmp_path / "tree.joblib"), "refers to sklearn.tree._classes.DecisionTreeClassifier"
     )
     plain = set_initial_params(make_model(), 3, [0, 1])
-    _assert_refused(capsys, _save(plain, tmp_path / "plain.joblib"), "no LogisticRegression with fedsage_provenance_")
+    _assert_refused(
+        capsys, _save(plain, tmp_path / "plain.joblib"), "(no Pipeline or LogisticRegression with fedsage_provenance_)"
+    )
     (tmp_path / "junk.joblib").write_bytes(pickle.dumps([1, 2, 3])[:5])
     _save_checksum = hashlib.sha256((tmp_path / "junk.joblib").read_bytes()).hexdigest()
     (tmp_path / "junk.joblib.sha256").write_text(_save_checksum)
@@ -199,3 +201,41 @@ def test_a_test_file_without_the_models_columns(capsys, multiclass_model, tmp_pa
     broken = tmp_path / "broken.csv"
     broken.write_text(test.read_text().replace("f2", "g2"))
     _assert_refused(capsys, path, "column 'f2' required by the feature schema is missing", "--test", str(broken))
+
+
+SCHEMA = {
+    "label": "y",
+    "classes": ["fraud", "legit"],
+    "positive_class": "fraud",
+    "features": [
+        {"name": "amount", "kind": "numeric", "mean": 10.0, "scale": 5.0},
+        {"name": "region", "kind": "categorical", "levels": ["east", "west"], "other": True},
+    ],
+}
+
+
+def _pipeline_model(path, skops):
+    from client_code.persist import model_pipeline
+
+    model = set_initial_params(make_model(), 4, ["fraud", "legit"])
+    model.coef_ = np.array([[1.0, 0.5, -0.5, 2.0]])
+    save_model(model_pipeline(SCHEMA, model), path, {"run_id": "r", "schema": SCHEMA, "positive_class": "fraud"}, skops)
+    return path
+
+
+@pytest.mark.parametrize("skops", [True, False])
+def test_a_pipeline_loads_through_skops_or_the_allow_list(capsys, tmp_path, skops):
+    path = _pipeline_model(tmp_path / "model.joblib", skops)
+    assert (tmp_path / "model.skops").is_file() == skops
+    code, stdout, err = run_cli(capsys, "inspect", str(path), "--json")
+    assert code == 0, err
+    report = json.loads(stdout)
+    assert report["model"]["type"] == "Pipeline(LogisticRegression)" and report["model"]["positive_class"] == "fraud"
+    assert report["top_coefficients"][0] == {"class": "legit", "feature": "region=other", "coefficient": 2.0}
+
+
+def test_a_changed_skops_file_is_refused(capsys, tmp_path):
+    path = _pipeline_model(tmp_path / "model.joblib", True)
+    skops_file = tmp_path / "model.skops"
+    skops_file.write_bytes(skops_file.read_bytes() + b"x")
+    _assert_refused(capsys, path, "model.skops does not match its checksum in model.skops.sha256")

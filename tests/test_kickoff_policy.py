@@ -52,8 +52,6 @@ class ClientRoles:
             server_address="10.10.1.10:8080",
             root_certificate=b"-----BEGIN CERTIFICATE-----",
             tokens={c.name: "ab12cd34" for c in self.federation.clients},
-            label="label",
-            classes=[0, 1],
             placements={
                 c.name: plan.JobPlacement(code_uri=str(c.code_uri), output_uri=str(c.output_uri), image="image")
                 for c in self.federation.clients

@@ -6,6 +6,7 @@ local processes fed from each client account's S3, and report back through moto.
 
 import json
 import shutil
+from pathlib import Path
 
 import botocore.client
 import pytest
@@ -338,3 +339,28 @@ def test_a_job_that_cannot_be_created_fails_the_launch_and_the_created_ones_are_
     (job,) = sagemaker.jobs(CLIENTS["hospital-b"]).values()
     assert job.training_job_status == "Stopping"  # created, then stopped because the launch failed
     assert json.loads((run.run_dir / "run.json").read_text())["status"] == "failed"
+
+
+def test_the_example_dry_run_works_from_a_fresh_clone(capsys, tmp_path, monkeypatch):
+    """examples/federation.toml next to no prepared data at all: the schema will come from the statistics phase."""
+    example = Path(__file__).resolve().parent.parent / "examples" / "federation.toml"
+    clone = tmp_path / "clone" / "examples"
+    clone.mkdir(parents=True)
+    shutil.copy(example, clone / "federation.toml")
+    monkeypatch.chdir(tmp_path / "clone")
+
+    def no_aws(*args, **kwargs):
+        raise AssertionError("a dry run must not call AWS")
+
+    monkeypatch.setattr("botocore.client.BaseClient._make_api_call", no_aws)
+    code, out, err = run_cli(capsys, "launch", "-c", "examples/federation.toml", "--dry-run")
+    assert code == 0, err
+    requests = json.loads(out)
+    assert [r["client"] for r in requests] == ["hospital-a", "hospital-b"]
+    hyperparameters = requests[0]["CreateTrainingJob"]["HyperParameters"]
+    assert "label-column" not in hyperparameters and json.loads(hyperparameters["balance"]) == "smote"
+    assert (
+        err
+        == "the feature schema will come from the statistics phase (computed from the clients' raw data before round 1)"
+    )
+    assert not (tmp_path / "prepared").exists()

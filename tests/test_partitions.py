@@ -200,14 +200,11 @@ def test_class_list_problems_are_bad_input(digits, lists, other, message):
 
 
 def _written_rows(out):
-    """Input row ids of every written part: test, each client's original training rows, validation."""
+    """Input row ids of every written part: test, each client's training rows, validation."""
     data = layout.open_prepared(out)
-    manifest = pd.read_json(out / layout.MANIFEST, typ="series")
-    before = {p["name"]: p["rows_before_smote"] for p in manifest["parts"] if p["split"] == "train"}
     found = {"test": pd.read_csv(data.test)}
     for client in data.clients:
-        train = pd.read_csv(client.train / "train.csv")
-        found[f"{client.name}/train"] = train.head(before[client.name] or len(train))
+        found[f"{client.name}/train"] = pd.read_csv(client.train / "train.csv")
         if client.validation is not None:
             found[f"{client.name}/validation"] = pd.read_csv(client.validation / "validation.csv")
     return found
@@ -229,12 +226,11 @@ def test_every_scheme_writes_each_input_row_once_and_the_same_test_set(tmp_path,
     iid = prepare(fraud_rows, PrepareOptions(label=LABEL, categorical=("region",), seed=5), tmp_path / "iid")
     assert (tmp_path / "out/test.csv").read_bytes() == (tmp_path / "iid/test.csv").read_bytes()
     assert summary.parts[0].class_counts == iid.parts[0].class_counts
-    # SMOTE balanced every client's training split and nothing else
-    for part in summary.parts:
-        if part.split == "train":
-            assert part.class_counts["0"] == part.class_counts["1"] and part.rows > part.rows_before_smote
-        else:
-            assert part.rows_before_smote is None
+    # nothing is resampled (ADR 0003): the parts hold exactly the input's rows of each class
+    for cls in ("0", "1"):
+        assert sum(part.class_counts[cls] for part in summary.parts) == int(
+            (fraud_rows[LABEL].astype(str) == cls).sum()
+        )
 
 
 def test_class_lists_through_prepare_report_unassigned_rows(tmp_path, digits):
@@ -245,7 +241,6 @@ def test_class_lists_through_prepare_report_unassigned_rows(tmp_path, digits):
         other_fraction=0.05,
         client_names=("low", "middle", "high"),
         min_class_rows=1,
-        smote=False,
     )
     summary = prepare(digits, options, tmp_path / "out")
     parts = _written_rows(tmp_path / "out")

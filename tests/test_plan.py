@@ -29,8 +29,6 @@ CONTEXT = RunContext(
     server_address="10.0.0.10:8080",
     root_certificate=b"-----BEGIN CERTIFICATE-----\n",
     tokens={"hospital-a": "token-a", "hospital-b": "token-b"},
-    label="potential_fraud",
-    classes=[0, 1],
     placements={
         "hospital-a": JobPlacement("s3://code/source.tar.gz", "s3://a/out/", "image-a"),
         "hospital-b": JobPlacement("s3://code-b/source.tar.gz", "s3://b/out/", "image-b"),
@@ -64,7 +62,8 @@ def test_hyperparameters_are_json_encoded_script_mode_arguments():
     assert hp["client-name"] == "hospital-a" and hp["client-token"] == "token-a"
     assert base64.b64decode(hp["root-certificate"]) == CONTEXT.root_certificate
     assert (hp["penalty"], hp["inverse-regularization"], hp["max-iter"]) == ("l1", 0.5, 7)
-    assert (hp["label-column"], hp["classes"]) == ("potential_fraud", "0,1")
+    assert (hp["balance"], hp["smote-ratio"]) == ("smote", 1.0)
+    assert "label-column" not in hp and "classes" not in hp  # the statistics phase sends them, JSON end to end
     assert all(len(key) > 1 for key in hp)  # one-letter keys would become -k arguments
 
 
@@ -81,8 +80,8 @@ def test_redacted_copy_masks_only_the_token():
 
 
 def test_a_value_that_would_read_as_an_option_is_refused():
-    with pytest.raises(BadInput, match="label-column = '-fraud' starts with '-'"):
-        plan(_federation(), RunContext(**{**CONTEXT.__dict__, "label": "-fraud"}))
+    with pytest.raises(BadInput, match="client-token = '-token' starts with '-'"):
+        plan(_federation(), RunContext(**{**CONTEXT.__dict__, "tokens": {"hospital-a": "-token", "hospital-b": "t"}}))
 
 
 CLOUD_CLIENT = {

@@ -1,14 +1,16 @@
-"""Data preparation: the test set is held out first and never resampled; SMOTE stays per client."""
+"""Data preparation: the test set is held out first; nothing is resampled; the schema is the statistics phase's."""
 
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import CASES, needs_cases
 
-from client_code.schema import apply_schema, load_data, load_schema
+from client_code.schema import encode, feature_names, load_data, load_schema
+from client_code.tabular import read_channel
 from orchestrator.data import layout
-from orchestrator.data.prepare import PrepareOptions, prepare
+from orchestrator.data.prepare import PrepareOptions, prepare, prepare_own
 from orchestrator.data.synth import LABEL, generate_fraud
 from orchestrator.errors import BadInput
 
@@ -17,38 +19,41 @@ def _read(folder):
     return pd.read_csv(next(folder.glob("*.csv")))
 
 
-def test_iid_split_keeps_every_original_row_once_and_balances_train_only(tmp_path, fraud_frame):
+def test_iid_split_keeps_every_original_row_once_and_resamples_nothing(tmp_path, fraud_frame):
     summary = prepare(fraud_frame, PrepareOptions(label=LABEL, clients=3, categorical=("region",)), tmp_path / "out")
     data = layout.open_prepared(tmp_path / "out")
     test = pd.read_csv(data.test)
     validations = [_read(c.validation) for c in data.clients]
     trains = [_read(c.train) for c in data.clients]
-    before = {p.name: p.rows_before_smote for p in summary.parts if p.split == "train"}
-
-    # rows add up: test + each client's original train rows + validation = input
-    assert len(test) + sum(before.values()) + sum(map(len, validations)) == len(fraud_frame)
+    assert len(test) + sum(map(len, trains)) + sum(map(len, validations)) == len(fraud_frame)
     assert len(test) == pytest.approx(0.2 * len(fraud_frame), abs=1)
-    # the test set and validation sets keep the natural class balance (no SMOTE)
-    assert test[LABEL].mean() == pytest.approx(fraud_frame[LABEL].mean(), abs=0.01)
-    for validation in validations:
-        assert validation[LABEL].mean() == pytest.approx(fraud_frame[LABEL].mean(), abs=0.02)
-    # every test and validation row is an original row (exact match on all columns)
+    # every split keeps the natural class balance, and every row is an original row
     original = set(map(tuple, fraud_frame.astype(str).to_numpy()))
-    for frame in (test, *validations):
+    for frame in (test, *validations, *trains):
+        assert frame[LABEL].mean() == pytest.approx(fraud_frame[LABEL].mean(), abs=0.02)
         assert set(map(tuple, frame.astype(str).to_numpy())) <= original
-    # each client's train split is balanced 1:1 and keeps its original rows
-    for name, train in zip(before, trains, strict=True):
-        counts = train[LABEL].value_counts()
-        assert counts[0] == counts[1]
-        assert len(train) > before[name]
-        assert pd.api.types.is_integer_dtype(train["n_claims_inpatient"])
-        assert set(train["region"]) <= {"north", "south", "east", "west", "central"}
-    # the schema every party applies
     assert data.schema["label"] == LABEL and data.schema["classes"] == [0, 1]
+    assert data.schema["positive_class"] == 1 and data.schema["version"] == 2
+    train_counts = pd.concat(trains)[LABEL].value_counts()
+    assert data.schema["class_counts"] == {"0": int(train_counts[0]), "1": int(train_counts[1])}
     assert [f["name"] for f in data.schema["features"] if f["kind"] == "categorical"] == ["region"]
-    assert (
-        load_data(data.clients[0].train, LABEL, [0, 1], data.schema).X.shape[1] == 22 + 5
-    )  # numeric columns + one-hot regions
+    assert load_data(data.clients[0].train, data.schema).X.shape[1] == 22 + 5 + 1  # numerics, regions, other
+    assert not (data.clients[0].train / layout.SCHEMA).exists()  # the clients get the schema from the server
+    assert summary.warnings == []
+
+
+def test_text_columns_are_inferred_categorical(tmp_path, fraud_frame):
+    summary = prepare(fraud_frame, PrepareOptions(label=LABEL, clients=2), tmp_path / "out")
+    assert summary.inferred == ["region"]
+    region = next(f for f in summary.schema["features"] if f["name"] == "region")
+    assert region == {
+        "name": "region",
+        "kind": "categorical",
+        "levels": sorted(fraud_frame["region"].unique()),
+        "other": True,
+    }
+    manifest = json.loads((tmp_path / "out" / layout.MANIFEST).read_text())
+    assert manifest["inferred_categorical"] == ["region"]
 
 
 def test_seed_makes_preparation_deterministic(tmp_path, fraud_frame):
@@ -64,15 +69,12 @@ def test_seed_makes_preparation_deterministic(tmp_path, fraud_frame):
     [
         (generate_fraud(200), PrepareOptions(label="fraud"), "label column 'fraud' not found"),
         (
-            generate_fraud(200),
+            generate_fraud(200).assign(region=[f"r{i}" for i in range(200)]),
             PrepareOptions(label=LABEL),
-            "column 'region' has the non-numeric value .* declare it with --categorical region",
+            "column 'region' has .* distinct text values in .* rows: it looks like an identifier; "
+            "leave it out with --drop region",
         ),
-        (
-            generate_fraud(200).assign(potential_fraud=1),
-            PrepareOptions(label=LABEL, categorical=("region",)),
-            "has a single class",
-        ),
+        (generate_fraud(200).assign(potential_fraud=1), PrepareOptions(label=LABEL), "has a single class"),
         (generate_fraud(200).head(0), PrepareOptions(label=LABEL), "has a header but no rows"),
         (
             generate_fraud(200),
@@ -89,11 +91,7 @@ def test_seed_makes_preparation_deterministic(tmp_path, fraud_frame):
             PrepareOptions(label=LABEL, categorical=("region",)),
             "column 'n_beneficiaries' has infinite values",
         ),
-        (
-            generate_fraud(200),
-            PrepareOptions(label=LABEL, categorical=("region",), smote_ratio=1.5),
-            "--smote-ratio must be in",
-        ),
+        (generate_fraud(200), PrepareOptions(label=LABEL, positive_class="2"), "positive class '2' is not one of"),
     ],
 )
 def test_bad_input_writes_nothing(tmp_path, frame, options, message):
@@ -103,44 +101,19 @@ def test_bad_input_writes_nothing(tmp_path, frame, options, message):
     assert not list(tmp_path.iterdir())
 
 
-def test_schema_round_trip_every_party_gets_the_same_matrix(tmp_path, fraud_frame):
+def test_every_party_gets_the_same_matrix_whatever_the_column_order(tmp_path, fraud_frame):
     prepare(fraud_frame, PrepareOptions(label=LABEL, clients=2, categorical=("region",)), tmp_path / "out")
     data = layout.open_prepared(tmp_path / "out")
     schema = load_schema(tmp_path / "out" / layout.SCHEMA)
-    # the schema travels with every channel, unchanged
-    for client in data.clients:
-        for channel in (client.train, client.validation):
-            assert load_schema(channel / layout.SCHEMA) == schema
-    # column order, categorical levels, scaling parameters and classes, as fitted on training rows
-    assert [f["name"] for f in schema["features"]] == [c for c in fraud_frame.columns if c != LABEL]
-    region = next(f for f in schema["features"] if f["name"] == "region")
-    assert region == {"name": "region", "kind": "categorical", "levels": sorted(fraud_frame["region"].unique())}
-    originals = pd.concat(
-        _read(c.train).head(p["rows_before_smote"])
-        for c, p in zip(data.clients, _train_parts(tmp_path / "out"), strict=True)
-    )
+    trains = pd.concat(_read(c.train) for c in data.clients)
     age = next(f for f in schema["features"] if f["name"] == "mean_beneficiary_age")
-    assert age["mean"] == pytest.approx(originals["mean_beneficiary_age"].mean())
-    assert age["scale"] == pytest.approx(originals["mean_beneficiary_age"].std(ddof=0))
-    assert schema["classes"] == [0, 1] and schema["label"] == LABEL
-    # applying it: scaled numerics, one-hot regions, the schema's column order whatever the file's
-    test = pd.read_csv(data.test)
-    matrix, names = apply_schema(test, schema, "test")
-    shuffled, shuffled_names = apply_schema(test[test.columns[::-1]], schema, "test")
-    assert names == shuffled_names and np.array_equal(matrix, shuffled)
-    assert names[:5] == [f"region={level}" for level in region["levels"]]
-    assert np.array_equal(matrix[:, :5].sum(axis=1), np.ones(len(test)))
-    column = names.index("mean_beneficiary_age")
-    assert np.allclose(matrix[:, column], (test["mean_beneficiary_age"] - age["mean"]) / age["scale"])
-    # a JSON round trip changes nothing
-    copy = tmp_path / "schema-copy.json"
-    copy.write_text(json.dumps(json.loads((tmp_path / "out" / layout.SCHEMA).read_text())))
-    assert np.array_equal(apply_schema(test, load_schema(copy), "test")[0], matrix)
-
-
-def _train_parts(out):
-    manifest = json.loads((out / layout.MANIFEST).read_text())
-    return sorted((p for p in manifest["parts"] if p["split"] == "train"), key=lambda p: p["name"])
+    assert age["mean"] == pytest.approx(trains["mean_beneficiary_age"].mean(), abs=1e-9)
+    assert age["scale"] == pytest.approx(trains["mean_beneficiary_age"].std(ddof=0), abs=1e-9)
+    test, _ = read_channel(data.test)
+    matrix = encode(test, schema)
+    assert np.array_equal(matrix, encode(test[test.columns[::-1]], schema))
+    regions = [i for i, name in enumerate(feature_names(schema)) if name.startswith("region=")]
+    assert len(regions) == 6 and np.allclose(matrix[:, regions].sum(axis=1), 1.0)  # 5 levels + other, one-hot
 
 
 def test_dropped_columns_are_left_out_everywhere(tmp_path, fraud_frame):
@@ -153,11 +126,65 @@ def test_dropped_columns_are_left_out_everywhere(tmp_path, fraud_frame):
     assert len(data.schema["features"]) == len(fraud_frame.columns) - 3
 
 
-def test_string_labels_and_no_smote(tmp_path, fraud_frame):
-    frame = fraud_frame.assign(**{LABEL: fraud_frame[LABEL].map({0: "no", 1: "yes"})})
-    summary = prepare(frame, PrepareOptions(label=LABEL, categorical=("region",), smote=False), tmp_path / "out")
+def test_word_labels_name_the_minority_as_positive(tmp_path, fraud_frame):
+    frame = fraud_frame.assign(**{LABEL: fraud_frame[LABEL].map({0: "legit", 1: "fraud"})})
+    summary = prepare(frame, PrepareOptions(label=LABEL, categorical=("region",)), tmp_path / "out")
+    assert summary.classes == ["fraud", "legit"] and summary.schema["positive_class"] == "fraud"
+    chosen = prepare(frame, PrepareOptions(label=LABEL, positive_class="legit"), tmp_path / "out2")
+    assert chosen.schema["positive_class"] == "legit"
+
+
+def test_a_test_set_without_a_class_is_a_warning(tmp_path):
+    frame = generate_fraud(2000, fraud_rate=0.01, seed=1)
+    summary = prepare(frame, PrepareOptions(label=LABEL, clients=2, test_size=0.005, min_class_rows=1), tmp_path / "o")
+    assert summary.warnings == [
+        "the server's test set has no rows of class 1: ROC-AUC/PR-AUC are undefined; use a larger --test-size"
+    ]
+
+
+def test_one_owner_prepares_its_own_file_against_a_shared_schema(tmp_path, fraud_frame, prepared):
+    own = fraud_frame.head(500)
+    parts = prepare_own(own.astype(str), prepared.schema, tmp_path / "own", validation_size=0.2, seed=1)
+    assert [(p.split, p.rows) for p in parts] == [("train", 400), ("validation", 100)]
+    assert load_data(tmp_path / "own" / "train", prepared.schema).X.shape == (400, 28)
+    with pytest.raises(BadInput, match="column 'region' required by the feature schema is missing"):
+        prepare_own(own.drop(columns="region"), prepared.schema, tmp_path / "own2")
+    assert not (tmp_path / "own2").exists()
+
+
+@needs_cases
+@pytest.mark.parametrize(
+    ("case", "file", "label", "classes", "positive"),
+    [
+        ("01-adult-leading-spaces", "adult_like.csv", "income", ["<=50K", ">50K"], ">50K"),
+        ("01-adult-leading-spaces", "adult_like_spacedheader.csv", "income", ["<=50K", ">50K"], ">50K"),
+        ("02-float-labels", "float_labels.csv", "target", [0, 1], 1),
+        ("03-plus-minus-one-labels", "sentiment_pm1.csv", "sentiment", [-1, 1], None),
+        ("04-na-country-code", "claims_by_continent.csv", "fraud", [0, 1], 1),
+        ("04-na-country-code", "fraud_type_none.csv", "fraud_type", None, None),
+        ("23-string-labels-positive-class", "claims_fraud_legit.csv", "status", ["fraud", "legit"], "fraud"),
+    ],
+)
+def test_the_cases_prepare_with_canonical_classes(tmp_path, case, file, label, classes, positive):
+    frame, _ = read_channel(CASES / case / file)
+    summary = prepare(frame, PrepareOptions(label=label), tmp_path / "out")
+    schema = summary.schema
+    if classes is not None:
+        assert schema["classes"] == classes
+    if positive is not None:
+        assert schema["positive_class"] == positive
+    counts = frame[label].str.strip().value_counts()
+    if case.startswith("03"):  # -1/+1: the minority, whichever it is
+        assert schema["positive_class"] == (-1 if counts.get("-1", 0) < counts.get("1", 0) else 1)
+    if file == "claims_by_continent.csv":  # NA is North America, not a missing value
+        continent = next(f for f in schema["features"] if f["name"] == "continent")
+        assert continent["levels"] == ["AS", "EU", "NA"]
+    if file == "fraud_type_none.csv":  # a class called None is a class
+        assert "None" in schema["classes"] and schema["task"] == "multiclass"
+    if case.startswith("01"):  # leading spaces gone from levels and classes
+        workclass = next(f for f in schema["features"] if f["name"] == "workclass")
+        assert workclass["levels"] == ["Private", "Self-emp", "State-gov"]
+    # every prepared channel loads with the schema the way its client will
     data = layout.open_prepared(tmp_path / "out")
-    assert data.classes == ["no", "yes"]
-    assert all(p.rows_before_smote is None for p in summary.parts)
-    loaded = load_data(data.clients[0].train, LABEL, data.classes, data.schema)
-    assert set(loaded.y) == {"no", "yes"}
+    for client in data.clients:
+        assert len(load_data(client.train, schema)) > 0

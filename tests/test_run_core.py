@@ -80,10 +80,16 @@ def test_a_model_is_published_whole_with_its_checksum_or_not_at_all(tmp_path, mo
     monkeypatch.setattr(os, "replace", lambda a, b: _enospc() if Path(b) == folder.model else replace(a, b))
     with pytest.raises(OSError, match="No space left on device"):
         folder.save_model(model, {"run_id": "run"})
-    assert sorted(p.name for p in folder.root.iterdir()) == ["model.joblib.sha256"]  # no model without a checksum
+    left = sorted(p.name for p in folder.root.iterdir())
+    assert left == ["model.joblib.sha256", "model.skops.sha256"]  # no model file without its checksum
     monkeypatch.setattr(os, "replace", replace)
     folder.save_model(model, {"run_id": "run"})
-    assert sorted(p.name for p in folder.root.iterdir()) == ["model.joblib", "model.joblib.sha256"]
+    assert sorted(p.name for p in folder.root.iterdir()) == [
+        "model.joblib",
+        "model.joblib.sha256",
+        "model.skops",
+        "model.skops.sha256",
+    ]
 
 
 def test_server_log_stops_quietly_when_it_cannot_be_written_and_says_why(tmp_path, capsys):

@@ -25,8 +25,6 @@ def _args(**overrides):
         "client-name": "client-1",
         "client-token": "t" * 64,
         "root-certificate": base64.b64encode(tls.generate(["127.0.0.1"]).ca_certificate).decode(),
-        "label-column": "potential_fraud",
-        "classes": "0,1",
         "connect-timeout": "1",
     }
     values.update(overrides)
@@ -47,9 +45,16 @@ def test_invalid_hyperparameter_value_is_bad_input(container):
     assert "argument --max-iter: must be positive, got 0" in _failure(container)
 
 
-def test_missing_label_column_is_bad_input(container):
-    assert train.main(_args(**{"label-column": "fraud"})) == 2
-    assert "label column 'fraud' not found" in _failure(container)
+def test_a_smote_ratio_above_one_is_bad_input(container):
+    assert train.main(_args(**{"smote-ratio": "1.5"})) == 2
+    assert _failure(container) == "bad hyperparameters: --smote-ratio must be in (0, 1], got 1.5\n"
+
+
+def test_a_channel_without_csv_files_is_bad_input(container, monkeypatch, tmp_path):
+    (tmp_path / "empty-channel").mkdir()
+    monkeypatch.setenv("SM_CHANNEL_TRAIN", str(tmp_path / "empty-channel"))
+    assert train.main(_args()) == 2
+    assert "holds no .csv files (searched every subfolder)" in _failure(container)
     assert _failure(container).count("\n") == 1
 
 

@@ -67,8 +67,7 @@ def test_each_client_uploads_into_its_own_account_with_its_own_profile(capsys, c
         capsys, "data", "upload", "--dir", str(named_data), "-c", str(_config(tmp_path, named_data))
     )
     assert code == 0, err
-    expected = ["data/train/schema.json", "data/train/train.csv", "data/validation/schema.json"]
-    expected.append("data/validation/validation.csv")
+    expected = ["data/train/train.csv", "data/validation/validation.csv"]
     for name, account in CLIENTS.items():
         assert _objects(cloud, name) == expected
         s3 = cloud.admin(account).client("s3")
@@ -79,7 +78,7 @@ def test_each_client_uploads_into_its_own_account_with_its_own_profile(capsys, c
         assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == [_bucket(name)]
     # the server account holds nothing
     assert cloud.admin(SERVER_ACCOUNT).client("s3").list_buckets()["Buckets"] == []
-    assert "uploaded 8 files for 2 client(s)" in stdout
+    assert "uploaded 4 files for 2 client(s)" in stdout
     assert f"s3://{_bucket('hospital-b')}/data/validation/" in stdout
 
 
@@ -87,14 +86,14 @@ def test_upload_again_replaces_the_same_objects(capsys, cloud, tmp_path, named_d
     config = str(_config(tmp_path, named_data))
     assert run_cli(capsys, "data", "upload", "--dir", str(named_data), "-c", config)[0] == 0
     assert run_cli(capsys, "data", "upload", "--dir", str(named_data), "-c", config)[0] == 0
-    assert len(_objects(cloud, "hospital-a")) == 4
+    assert len(_objects(cloud, "hospital-a")) == 2
 
 
 def test_one_data_owner_uploads_only_its_client(capsys, cloud, tmp_path, named_data):
     config = str(_config(tmp_path, named_data))
     code, _, err = run_cli(capsys, "data", "upload", "--dir", str(named_data), "-c", config, "--client", "hospital-b")
     assert code == 0, err
-    assert _objects(cloud, "hospital-a") == [] and len(_objects(cloud, "hospital-b")) == 4
+    assert _objects(cloud, "hospital-a") == [] and len(_objects(cloud, "hospital-b")) == 2
 
 
 def test_dry_run_uploads_nothing(capsys, cloud, tmp_path, named_data):
@@ -220,14 +219,14 @@ def test_validation_folder_without_validation_uri(capsys, tmp_path, named_data):
     )
 
 
-def test_data_prepared_with_another_schema(capsys, tmp_path, named_data, fraud_frame):
+def test_data_the_servers_schema_cannot_read(capsys, tmp_path, named_data, fraud_frame):
     other = tmp_path / "other"
-    prepare(fraud_frame.tail(1500), PrepareOptions(label=LABEL, categorical=("region",)), other)
+    prepare(fraud_frame.tail(1500).assign(extra=1.0), PrepareOptions(label=LABEL, categorical=("region",)), other)
     path = tmp_path / "federation.toml"
     path.write_text(f'[server]\ntest_data = "{other / "test.csv"}"\n\n' + "".join(_client_table(n) for n in CLIENTS))
     _assert_refused(
         capsys,
         None,
         ("data", "upload", "--dir", str(named_data), "-c", str(path)),
-        "was prepared with a different feature schema from the server's",
+        "column 'extra' required by the feature schema is missing",
     )

@@ -33,7 +33,7 @@ from orchestrator.config import ClientSettings, Federation
 from orchestrator.errors import BadInput
 from orchestrator.package import code_entries
 from orchestrator.plan import JobPlacement, TrainingJobRequest, client_of, run_of
-from orchestrator.run.inputs import ServerData, check_channel
+from orchestrator.run.inputs import ServerData, check_local_channels
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,8 @@ class ProcessBackend:
             shutil.rmtree(staging, ignore_errors=True)
 
     def check_inputs(self, federation: Federation, server: ServerData) -> None:
-        """Read every client's channels as its process will; BadInput for one that is not a usable local folder."""
+        """Read every client's channels as its process will (run/inputs.py); BadInput naming what is unusable."""
+        channels: dict[str, dict[str, Path]] = {}
         for client in federation.clients:
             for channel, uri in (("train", client.train_uri), ("validation", client.validation_uri)):
                 if uri is None:
@@ -111,7 +112,8 @@ class ProcessBackend:
                         f"client {client.name!r} {channel}_uri {uri} is not a local folder; the {self.name} "
                         "backend reads file:// channels only (use `fedsage launch` for S3 data)"
                     )
-                check_channel(client.name, channel, file_path(uri), server)
+                channels.setdefault(client.name, {})[channel] = file_path(uri)
+        check_local_channels(federation, channels, server)
 
     def find_jobs(self, run_id: str | None = None) -> list[RunJob]:
         """The jobs this backend launched (run `run_id` only, if given)."""

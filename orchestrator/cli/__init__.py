@@ -17,7 +17,7 @@ import click
 import typer
 
 from orchestrator import __version__
-from orchestrator.cli import data, doctor, infra, inspect, package, run
+from orchestrator.cli import data, doctor, infra, inspect, package, predict, profile, run
 from orchestrator.cli.common import EXIT_INTERRUPTED, console, err_console
 from orchestrator.errors import FedsageError
 from orchestrator.run import interrupts
@@ -65,7 +65,10 @@ app.command(epilog=run.LAUNCH_EPILOG)(run.launch)
 app.command(epilog=run.STATUS_EPILOG)(run.status)
 app.command(epilog=run.STOP_EPILOG)(run.stop)
 app.command(epilog=package.PACKAGE_EPILOG)(package.package)
+data.data_app.command("profile", epilog=profile.PROFILE_EPILOG)(profile.profile_command)
+data.data_app.command("merge", epilog=profile.MERGE_EPILOG)(profile.merge_command)
 app.add_typer(data.data_app, name="data")
+app.command("predict", epilog=predict.PREDICT_EPILOG)(predict.predict_command)
 app.command("inspect", epilog=inspect.INSPECT_EPILOG)(inspect.inspect_command)
 app.add_typer(infra.infra_app, name="infra")
 app.command("doctor", epilog=doctor.DOCTOR_EPILOG)(doctor.doctor_command)

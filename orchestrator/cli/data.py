@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from orchestrator import defaults
 from orchestrator.cli.common import config_option, console, items
 from orchestrator.errors import BadInput
 
@@ -30,6 +31,7 @@ PREPARE_EXAMPLES = (
     "  fedsage data prepare --dataset breast-cancer --clients 10 --partition dirichlet:0.3 --out bc/\n\n"
     "  fedsage data prepare --input digits.csv --label target --classes 1,2,3/4,5,6/7,8,9,0 "
     "--other-fraction 0.05 --out digits/\n\n"
+    "  fedsage data prepare --schema shared.json --input own.csv --out mine/   # one owner, own file\n\n"
     "Partitions: iid | dirichlet:ALPHA (label skew) | quantity:ALPHA (size skew) | column:NAME "
     "(one client per value) | --classes LISTS (see docs/data.md)."
 )
@@ -40,6 +42,10 @@ def prepare_command(
     out: Annotated[Path, typer.Option(help="New folder to write (schema.json, test.csv, clients/<name>/...).")],
     input_: Annotated[
         Path | None, typer.Option("--input", help="A CSV file (or a folder of CSV files with the same columns).")
+    ] = None,
+    schema: Annotated[
+        Path | None,
+        typer.Option(help="A shared schema.json: prepare one owner's own --input alone (train/validation only)."),
     ] = None,
     dataset: Annotated[
         str | None, typer.Option(help="A built-in data set instead of --input: synthetic-fraud or breast-cancer.")
@@ -69,25 +75,37 @@ def prepare_command(
     ] = 5,
     test_size: Annotated[float, typer.Option(help="Share of rows held out as the server's test set.")] = 0.2,
     validation_size: Annotated[float, typer.Option(help="Share of each client's rows kept for validation.")] = 0.2,
-    smote: Annotated[bool, typer.Option(help="Balance each client's training split with SMOTE.")] = True,
-    smote_ratio: Annotated[
-        float, typer.Option(help="SMOTE target: minority rows as a share of the majority class.")
-    ] = 1.0,
+    positive_class: Annotated[
+        str | None, typer.Option(help="The class binary metrics score (default: the minority class).")
+    ] = None,
+    min_level_count: Annotated[
+        int, typer.Option(help="k: a categorical level seen fewer times folds into 'other'.", min=1)
+    ] = defaults.MIN_LEVEL_COUNT,
+    max_levels: Annotated[
+        int, typer.Option(help="Most distinct values a text column may have to be inferred categorical.", min=1)
+    ] = defaults.MAX_LEVELS,
     categorical: Annotated[
-        list[str] | None, typer.Option(help="Column(s) to one-hot encode (repeat, or comma-separate).")
+        list[str] | None,
+        typer.Option(help="Column(s) to one-hot encode even if they hold numbers (text columns are inferred)."),
     ] = None,
     drop: Annotated[list[str] | None, typer.Option(help="Column(s) to leave out (repeat, or comma-separate).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for generation, splitting, partitioning and SMOTE.")] = 42,
 ) -> None:
     """Split a data set the way separate accounts hold it, and prepare every part the same way.
 
-    Holds out the server's test set first (stratified, never resampled), partitions the rest
-    over the clients, splits each client's rows into train and validation, fits one feature
-    schema that every party applies, and balances each client's training split with SMOTE.
+    Holds out the server's test set first (stratified), partitions the rest over the clients,
+    splits each client's rows into train and validation, and computes one feature schema with the
+    statistics phase's code (text columns with few values are inferred categorical). Nothing is
+    resampled: class balancing happens in each training job. With --schema, one owner prepares its
+    own file alone: checked against the shared schema, split into train and validation, nothing pooled.
     """
+    from client_code.schema import feature_names
     from orchestrator.cli.progress import data_table
     from orchestrator.data.prepare import PrepareOptions, prepare
 
+    if schema is not None:
+        _prepare_own(schema, input_, out, validation_size, seed)
+        return
     if classes is not None and partition != "iid":
         raise BadInput(f"--classes and --partition {partition} are two partitions; give one of them")
     if classes is None and (selected_fraction is not None or other_fraction is not None):
@@ -99,8 +117,6 @@ def prepare_command(
         clients=clients,
         test_size=test_size,
         validation_size=validation_size,
-        smote=smote,
-        smote_ratio=smote_ratio,
         seed=seed,
         categorical=tuple(dict.fromkeys((*spec[1], *items(categorical)))),
         drop=items(drop),
@@ -109,24 +125,64 @@ def prepare_command(
         selected_fraction=1.0 if selected_fraction is None else selected_fraction,
         other_fraction=0.0 if other_fraction is None else other_fraction,
         min_class_rows=min_class_rows,
+        positive_class=positive_class,
+        min_level_count=min_level_count,
+        max_levels=max_levels,
     )
     with console.status("preparing", spinner="dots") as status:
         summary = prepare(frame, options, out, source=source, progress=status.update)
     console.print(data_table(summary, f"{source}: label {summary.label}, partition {summary.partition}"))
     clients_made = len({p.name for p in summary.parts if p.split == "train"})
-    schema = summary.schema
-    inputs = sum(len(f["levels"]) if f["kind"] == "categorical" else 1 for f in schema["features"])
+    inputs = len(feature_names(summary.schema))
+    if summary.inferred:
+        console.print(f"  inferred categorical (text with few values): {', '.join(summary.inferred)}")
+    positive = summary.schema.get("positive_class")
     console.print(
-        f"[green]✓[/] {clients_made} clients; schema: {summary.features} feature columns, {inputs} model inputs; "
-        f"written to [bold]{out}[/]"
+        f"[green]✓[/] {clients_made} clients; schema: {summary.features} feature columns, {inputs} model inputs"
+        + (f"; positive class {positive}" if positive is not None else "")
+        + f"; written to [bold]{out}[/]"
     )
+    for warning in summary.warnings:
+        console.print(f"[yellow]warning: {warning}[/]")
     console.print(f"  run it locally:  fedsage local --data-dir {out}")
     console.print(f"  or upload it:    fedsage data upload --dir {out} -c federation.toml")
 
 
+def _prepare_own(schema_path: Path, input_: Path | None, out: Path, validation_size: float, seed: int) -> None:
+    """`data prepare --schema`: one owner's own file, checked against the shared schema and split, nothing pooled."""
+    from client_code.schema import load_schema
+    from client_code.tabular import DataError
+    from orchestrator.data.prepare import prepare_own
+
+    if input_ is None:
+        raise BadInput("--schema prepares one owner's own file: give it with --input")
+    try:
+        shared = load_schema(schema_path)
+    except DataError as exc:
+        raise BadInput(str(exc)) from None
+    frame = _read(input_)
+    parts = prepare_own(frame, shared, out, validation_size, seed)
+    for part in parts:
+        counts = ", ".join(f"class {c}: {n:,}" for c, n in part.class_counts.items())
+        console.print(f"  {part.split:<10} {part.rows:>8,} rows ({counts})")
+    console.print(f"[green]✓[/] {input_} checked against {schema_path} and split into [bold]{out}[/]")
+    console.print(f"  upload {out}/train/ (and validation/) to your client's train_uri (and validation_uri)")
+
+
+def _read(input_: Path):
+    """A CSV file or folder as text cells (client_code.tabular.read_channel); BadInput if unreadable."""
+    from client_code.tabular import DataError, read_channel
+
+    if not input_.exists():
+        raise BadInput(f"input {input_} does not exist; give a CSV file with a header row")
+    try:
+        return read_channel(input_)[0]
+    except DataError as exc:
+        raise BadInput(str(exc)) from None
+
+
 def _load_input(input_: Path | None, dataset: str | None, label: str | None, seed: int):
     """The frame to prepare, where it came from, and (label, categorical columns) it implies."""
-    from client_code.tabular import DataError, read_csv_folder
     from orchestrator.data import datasets
 
     if input_ is not None and dataset is not None:
@@ -138,13 +194,7 @@ def _load_input(input_: Path | None, dataset: str | None, label: str | None, see
         return builtin.load(seed), f"built-in:{builtin.name}", (builtin.label, builtin.categorical)
     if label is None:
         raise BadInput("--input needs --label, the column to predict")
-    if not input_.exists():
-        raise BadInput(f"input {input_} does not exist; give a CSV file with a header row")
-    try:
-        frame = read_csv_folder(input_)
-    except DataError as exc:
-        raise BadInput(str(exc)) from None
-    return frame, str(input_), (label, ())
+    return _read(input_), str(input_), (label, ())
 
 
 @data_app.command(
@@ -182,9 +232,7 @@ def synth_command(
         f"[green]✓[/] {len(frame):,} providers, {frame[synth.LABEL].mean():.1%} fraudulent "
         f"(label {synth.LABEL}), {frame.shape[1] - 1} feature columns; written to [bold]{out}[/]"
     )
-    console.print(
-        f"  prepare it:  fedsage data prepare --input {out} --label {synth.LABEL} --categorical region --out prepared/"
-    )
+    console.print(f"  prepare it:  fedsage data prepare --input {out} --label {synth.LABEL} --out prepared/")
 
 
 @data_app.command(

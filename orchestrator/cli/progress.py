@@ -20,7 +20,9 @@ from orchestrator.run.events import (
     JobLog,
     RoundFinished,
     RunEvent,
+    RunWarning,
     ServerListening,
+    StatisticsDone,
     Stopping,
     UpdateRejected,
 )
@@ -36,12 +38,10 @@ def data_table(summary: PrepareSummary, title: str) -> Table:
     table.add_column("part")
     table.add_column("split")
     table.add_column("rows", justify="right")
-    table.add_column("before SMOTE", justify="right")
     for cls in summary.classes:
         table.add_column(f"class {cls}", justify="right")
     for part in summary.parts:
-        before = f"{part.rows_before_smote:,}" if part.rows_before_smote is not None else ""
-        table.add_row(part.name, part.split, f"{part.rows:,}", before, *(f"{n:,}" for n in part.class_counts.values()))
+        table.add_row(part.name, part.split, f"{part.rows:,}", *(f"{n:,}" for n in part.class_counts.values()))
     return table
 
 
@@ -131,6 +131,16 @@ class RunView:
         elif isinstance(event, ClientRefused):
             claimed = f" claiming to be {event.claimed_name}" if event.claimed_name else ""
             c.print(f"  [red]refused a connection from {escape(event.peer)}{claimed}: {escape(event.reason)}[/]")
+        elif isinstance(event, StatisticsDone):
+            inferred = f"; inferred categorical: {', '.join(event.inferred)}" if event.inferred else ""
+            positive = f"; positive class: {event.positive_class}" if event.positive_class is not None else ""
+            c.print(
+                f"[green]✓[/] statistics phase ({event.seconds:.2f} s): schema from the {event.source}, "
+                f"{event.features} model inputs{inferred}{positive}"
+            )
+            waiting = "round 1: training"
+        elif isinstance(event, RunWarning):
+            c.print(f"  [yellow]warning: {escape(event.message)}[/]")
         elif isinstance(event, UpdateRejected):
             c.print(f"  [red]round {event.round}: update of {event.name} left out: {event.reason}[/]")
         elif isinstance(event, RoundFinished):
@@ -151,7 +161,8 @@ class RunView:
 def print_outcome(console: Console, outcome: RunOutcome) -> None:
     """The final metrics against round 0, the clients, and where everything was written."""
     first, final = outcome.history.rounds[0], outcome.history.final()
-    table = Table(title=f"run {outcome.run_id}: test-set metrics", title_justify="left")
+    positive = f" (positive class: {outcome.positive_class})" if outcome.positive_class is not None else ""
+    table = Table(title=f"run {outcome.run_id}: test-set metrics{positive}", title_justify="left")
     table.add_column("metric")
     table.add_column("round 0", justify="right")
     table.add_column(f"round {final.round}", justify="right")
@@ -161,6 +172,12 @@ def print_outcome(console: Console, outcome: RunOutcome) -> None:
     for name, job in outcome.jobs.items():
         console.print(
             f"  client {name}: {job.status}" + (f", model {job.model_artifact}" if job.model_artifact else "")
+        )
+    cal = outcome.calibration
+    if "positive_class" in cal:
+        console.print(
+            f"  calibration: mean predicted probability of {cal['positive_class']} {fmt(cal['mean_predicted'])}, "
+            f"observed rate {fmt(cal['observed'])} (calibration.png)"
         )
     for warning in outcome.warnings:
         console.print(f"[yellow]warning: {warning}[/]")

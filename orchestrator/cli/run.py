@@ -8,14 +8,15 @@ from typing import Annotated
 import typer
 
 from orchestrator import defaults
-from orchestrator.cli.common import ConfigOption, OutOption, config_option, console
+from orchestrator.cli.common import ConfigOption, OutOption, config_option, console, err_console
 
 LOCAL_EPILOG = (
     "Examples:\n\n"
     "  fedsage local                          # 3 clients x 5 rounds on built-in data\n\n"
     "  fedsage local --clients 5 --rounds 10\n\n"
     "  fedsage local --dataset breast-cancer\n\n"
-    "  fedsage local --data-dir prepared/     # folders from `fedsage data prepare`"
+    "  fedsage local --data-dir prepared/     # folders from `fedsage data prepare`\n\n"
+    "  fedsage local --data-dir owners/ --label potential_fraud   # raw exports: statistics phase"
 )
 
 
@@ -46,6 +47,19 @@ def local(
         float, typer.Option(help="Seconds a client may take for one round.", min=1)
     ] = defaults.ROUND_TIMEOUT,
     seed: Annotated[int, typer.Option(help="Seed for data generation, splitting and the model.")] = defaults.SEED,
+    balance: Annotated[
+        str, typer.Option(help="Class balancing in each client's job: smote, class_weight or none.")
+    ] = defaults.BALANCE,
+    smote_ratio: Annotated[
+        float, typer.Option(help="SMOTE target: minority rows as a share of the majority class.")
+    ] = defaults.SMOTE_RATIO,
+    positive_class: Annotated[
+        str | None, typer.Option(help="The class binary metrics score (default: the minority class).")
+    ] = None,
+    label: Annotated[
+        str | None,
+        typer.Option(help="With a --data-dir of raw exports (no schema.json): the label column of every client."),
+    ] = None,
 ) -> None:
     """Run a whole federation on this machine, no AWS: one process per client.
 
@@ -67,6 +81,10 @@ def local(
         join_timeout=join_timeout,
         round_timeout=round_timeout,
         seed=seed,
+        balance=balance,
+        smote_ratio=smote_ratio,
+        positive_class=positive_class,
+        label=label,
     )
     source = f"data in {data_dir}" if data_dir else f"built-in data set '{dataset}'"
     console.print(
@@ -104,6 +122,7 @@ def launch(
     federation = config_module.load(config)
     if dry_run:
         console.print_json(launching.dry_run_json(federation))
+        err_console.print(f"the feature schema will come from {launching.schema_source(federation)}")
         return
     from orchestrator.aws.sessions import server_session
     from orchestrator.cli.progress import RunView, print_outcome

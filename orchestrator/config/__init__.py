@@ -4,13 +4,14 @@ Every error names the key, the bad value and what to put there instead; `load` t
 errors into one BadInput line per problem. `fedsage local` builds the same `Federation` object in
 memory from its options (`build`), and writes the resolved configuration into the run folder.
 
-Modules: base.py (what sections share), run.py ([federation], [model]), server.py ([server],
+Modules: base.py (what sections share), run.py ([federation], [model]), data.py ([data]), server.py ([server],
 [server.tls], [container]), clients.py ([[clients]]), federation.py (the whole file, checked
 together), loading.py (reading and error messages). Field defaults come from orchestrator/defaults.py.
 """
 
 from orchestrator.config.base import NAME_PATTERN, Purpose
 from orchestrator.config.clients import ClientSettings
+from orchestrator.config.data import DataSettings
 from orchestrator.config.federation import Federation
 from orchestrator.config.loading import build, describe_errors, load, parse
 from orchestrator.config.run import ModelSettings, RunSettings
@@ -20,6 +21,7 @@ __all__ = [
     "NAME_PATTERN",
     "ClientSettings",
     "ContainerSettings",
+    "DataSettings",
     "Federation",
     "ModelSettings",
     "Purpose",

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from client_code.constants import PENALTIES
+from client_code.resample import BALANCES
 from orchestrator import defaults
 from orchestrator.config.base import PREFIX_PATTERN, _Section
 
@@ -54,3 +55,10 @@ class ModelSettings(_Section):
     max_iter: Annotated[int, Field(ge=1, le=10_000, description="local solver iterations per round, 1 to 10000")] = (
         defaults.MAX_ITER
     )
+    balance: Annotated[
+        Literal[BALANCES],
+        Field(description="class balancing of each training split in its job: smote, class_weight or none"),
+    ] = defaults.BALANCE
+    smote_ratio: Annotated[
+        float, Field(gt=0, le=1, description="SMOTE: minority rows as a share of the majority class, in (0, 1]")
+    ] = defaults.SMOTE_RATIO

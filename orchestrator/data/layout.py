@@ -2,17 +2,18 @@
 
 ```
 DIR/
-  schema.json                    feature schema every party applies (client_code/schema.py)
-  test.csv                       the server's held-out test set (never resampled)
+  schema.json                    feature schema every party applies (client_code/schema.py); optional:
+                                 without it the statistics phase computes one from the clients' data
+  test.csv                       the server's held-out test set
   manifest.json                  how the folder was made: source, seed, rows per client
-  clients/<name>/train/          one folder per client = the client's train channel
-      train.csv, schema.json
+  clients/<name>/train/          one folder per client = the client's train channel: CSV files,
+                                 at any depth (raw exports will do)
   clients/<name>/validation/     optional validation channel
-      validation.csv, schema.json
 ```
 
 Each client folder maps one to one onto the SageMaker channels of that client's training job;
-`fedsage data upload` copies them to the client's S3 URIs unchanged.
+`fedsage data upload` copies them to the client's S3 URIs unchanged. The clients never read a
+schema.json beside their data: the server sends the federation's schema.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ class PreparedData(SchemaFields):
     """A prepared-data folder, checked to be complete."""
 
     root: Path
-    schema: dict[str, Any]
+    schema: dict[str, Any] | None
     clients: list[ClientFolders]
 
     @property
@@ -74,10 +75,11 @@ class PreparedData(SchemaFields):
         return self.root / TEST
 
 
-def open_prepared(root: Path) -> PreparedData:
-    """Check a prepared-data folder has a schema, a test set and client train folders.
+def open_prepared(root: Path, require_schema: bool = True) -> PreparedData:
+    """Check a data folder has a test set, client train folders and (if `require_schema`) a schema.
 
-    Raises BadInput naming the missing piece and how to produce it.
+    Without `require_schema` a missing schema.json gives `schema` None (the statistics phase makes
+    one). Raises BadInput naming the missing piece and how to produce it.
     """
     root = Path(root)
     hint = "create it with `fedsage data prepare --out DIR`"
@@ -85,16 +87,13 @@ def open_prepared(root: Path) -> PreparedData:
         raise BadInput(f"data folder {root} does not exist; {hint}")
     if not any(root.iterdir()):
         raise BadInput(f"data folder {root} is empty; {hint}")
-    for required in (SCHEMA, TEST):
+    for required in (SCHEMA, TEST) if require_schema else (TEST,):
         if not (root / required).is_file():
             raise BadInput(f"data folder {root} has no {required}; {hint}")
     try:
-        schema = load_schema(root / SCHEMA)
+        schema = load_schema(root / SCHEMA) if (root / SCHEMA).is_file() else None
     except DataError as exc:
-        raise BadInput(str(exc)) from None
-    for key in ("label", "classes"):
-        if key not in schema:
-            raise BadInput(f"{root / SCHEMA} has no {key!r}; {hint}")
+        raise BadInput(f"{exc}; {hint}") from None
     clients = client_folders(root)
     return PreparedData(root=root, schema=schema, clients=clients)
 

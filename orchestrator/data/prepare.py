@@ -7,13 +7,16 @@ Order matters and is fixed:
    class lists), checking every client gets rows of every class;
 3. split each client's part into train and validation (stratified where possible, never
    leaving a class out of the training split);
-4. fit the feature schema on the clients' training rows (numeric centring and scaling,
-   categorical levels, label classes);
-5. balance each client's training split with SMOTE, per client, never across clients, and
-   never the validation or test sets.
+4. compute the feature schema from the clients' training rows with the same code the
+   statistics phase runs (client_code/statistics.py: numeric means and scales, inferred column
+   kinds, levels seen at least k times, classes and their counts, the positive class).
 
-Everything is checked before anything is written, and the result is written to a temporary
-folder and renamed into place, so a failure leaves nothing half-written.
+Nothing is resampled here: class balancing happens inside each training job, after encoding
+(docs/adr/0003-resampling-in-the-job.md), so the prepared files describe the raw data.
+Labels are written canonical (`0.0` -> 0). Everything is checked before anything is written,
+and the result is written to a temporary folder and renamed into place, so a failure leaves
+nothing half-written. `prepare_own` is the one-owner variant: one owner's file checked against
+a shared schema and split into its own train and validation channels, nothing pooled.
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from client_code.schema import apply_schema
-from client_code.tabular import DataError, numeric_column
+from client_code.schema import to_dataset
+from client_code.statistics import compute_statistics, merge_statistics, name_levels, reveal_levels
+from client_code.tabular import DataError, canonical_labels, sort_classes
 from orchestrator import defaults
 from orchestrator.data import layout, partition
 from orchestrator.errors import BadInput
@@ -55,8 +59,6 @@ class PrepareOptions:
     clients: int | None = None
     test_size: float = 0.2
     validation_size: float = 0.2
-    smote: bool = True
-    smote_ratio: float = 1.0
     seed: int = 42
     categorical: tuple[str, ...] = ()
     drop: tuple[str, ...] = ()
@@ -65,6 +67,9 @@ class PrepareOptions:
     selected_fraction: float = 1.0
     other_fraction: float = 0.0
     min_class_rows: int = 5
+    positive_class: str | None = None
+    min_level_count: int = defaults.MIN_LEVEL_COUNT
+    max_levels: int = defaults.MAX_LEVELS
 
     def names(self) -> list[str]:
         """Client names for schemes that do not name clients: the given ones, or client-1 .. client-N."""
@@ -83,7 +88,6 @@ class PartSummary:
     split: str
     rows: int
     class_counts: dict[str, int]
-    rows_before_smote: int | None = None
 
 
 @dataclass
@@ -103,6 +107,8 @@ class PrepareSummary:
     test: pd.DataFrame = field(repr=False)
     parts: list[PartSummary] = field(default_factory=list)
     partition: str = "iid"
+    inferred: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def features(self) -> int:
@@ -110,20 +116,28 @@ class PrepareSummary:
         return len(self.schema["features"])
 
 
-def build_schema(frame: pd.DataFrame, label: str, categorical: tuple[str, ...], classes: list[Any]) -> dict[str, Any]:
-    """Fit the feature schema on training rows: numeric mean/scale, categorical levels, classes."""
-    features = []
-    for name in frame.columns:
-        if name == label:
-            continue
-        if name in categorical:
-            levels = sorted({str(v) for v in frame[name].dropna().unique()})
-            features.append({"name": name, "kind": "categorical", "levels": levels})
-        else:
-            values = frame[name].to_numpy(dtype=np.float64)
-            scale = float(values.std())
-            features.append({"name": name, "kind": "numeric", "mean": float(values.mean()), "scale": scale or 1.0})
-    return {"version": 1, "label": label, "classes": classes, "features": features}
+def pooled_schema(train: pd.DataFrame, options: PrepareOptions) -> tuple[dict[str, Any], list[str]]:
+    """The schema of pooled training rows, by the statistics phase's own code (one owner holding them all).
+
+    Returns the schema and the text columns inferred categorical; BadInput for an identifier-like
+    text column, a column mixing numbers and text, or a positive class that is not a class.
+    """
+    try:
+        statistics = compute_statistics(
+            train, options.label, "prepare", options.categorical, options.drop, options.max_levels, "input"
+        )
+        merged = merge_statistics(
+            {"input": statistics},
+            options.label,
+            min_level_count=options.min_level_count,
+            max_levels=options.max_levels,
+            categorical=options.categorical,
+            positive_class=options.positive_class,
+        )
+        hashes = {f["name"]: f["level_hashes"] for f in merged["features"] if f["kind"] == "categorical"}
+        return name_levels(merged, reveal_levels(train, "prepare", hashes)), merged["inferred"]
+    except DataError as exc:
+        raise BadInput(str(exc)) from None
 
 
 def _plain(value: Any) -> Any:
@@ -137,12 +151,12 @@ def _columns_hint(frame: pd.DataFrame) -> str:
 
 
 def check_frame(frame: pd.DataFrame, options: PrepareOptions, clients: int) -> list[Any]:
-    """Validate the input (before `--drop` columns are removed) for `clients` clients; return the sorted classes.
+    """Validate the input (labels canonical, `--drop` columns still in) for `clients` clients; return the classes.
 
     Checks, before anything is written: rows present, the label exists with no empty values and
-    at least two classes, `--categorical`/`--drop` name feature columns, every other column is
-    numeric without gaps, every class has enough rows for a test set and the clients, and the
-    numeric options are in range.
+    at least two classes, `--categorical`/`--drop` name feature columns, every class has enough
+    rows for a test set and the clients, and the numeric options are in range. Column kinds and
+    empty cells are checked with the schema (`pooled_schema`).
     """
     label = options.label
     if frame.empty:
@@ -160,17 +174,6 @@ def check_frame(frame: pd.DataFrame, options: PrepareOptions, clients: int) -> l
     kept = [name for name in frame.columns if name != label and name not in options.drop]
     if not kept:
         raise BadInput("no feature columns are left besides the label; drop fewer columns")
-    for name in kept:
-        if name not in options.categorical:
-            try:
-                numeric_column(
-                    frame[name],
-                    name,
-                    "input",
-                    f"declare it with --categorical {name} or leave it out with --drop {name}",
-                )
-            except DataError as exc:
-                raise BadInput(str(exc)) from None
     counts = frame[label].value_counts()
     if len(counts) < 2:
         raise BadInput(
@@ -184,14 +187,13 @@ def check_frame(frame: pd.DataFrame, options: PrepareOptions, clients: int) -> l
         )
     if not 0 < options.test_size < 1 or not 0 <= options.validation_size < 1:
         raise BadInput("--test-size must be in (0, 1) and --validation-size in [0, 1)")
-    if options.smote_ratio <= 0 or options.smote_ratio > 1:
-        raise BadInput(f"--smote-ratio must be in (0, 1], got {options.smote_ratio}")
     if options.min_class_rows < 1:
         raise BadInput(f"--min-class-rows must be at least 1, got {options.min_class_rows}")
-    classes = sorted((_plain(v) for v in counts.index), key=lambda v: (str(type(v)), v))
-    for cls in classes:
-        if "," in str(cls) or "/" in str(cls):
-            raise BadInput(f"class label {cls!r} of {label!r} contains ',' or '/', which class lists use; relabel it")
+    classes = sort_classes([_plain(v) for v in counts.index])
+    if options.partition.startswith("classes"):
+        for cls in classes:
+            if "," in str(cls) or "/" in str(cls):
+                raise BadInput(f"class {cls!r} of {label!r} contains ',' or '/', which --classes lists use; relabel it")
     return classes
 
 
@@ -223,48 +225,6 @@ def split_client(
     return train, (validation if len(validation) else None)
 
 
-def smote_balance(train: pd.DataFrame, label: str, schema: dict[str, Any], ratio: float, seed: int) -> pd.DataFrame:
-    """Oversample the minority classes of one client's training split with SMOTE.
-
-    Rows are encoded with the feature schema (the same `apply_schema` every party uses:
-    scaled numerics, one-hot categoricals), SMOTE interpolates in that space, and only the
-    synthetic rows are mapped back to raw units: numeric columns unscaled (integer columns
-    rounded), each categorical column set to the level with the largest interpolated weight,
-    i.e. the level of the nearer parent row. Original rows are kept exactly as they were.
-    Each minority class is raised to `ratio` times the majority count; a class with fewer
-    than two rows cannot be interpolated and is left as it is.
-    """
-    from imblearn.over_sampling import SMOTE
-
-    counts = train[label].value_counts()
-    target = int(ratio * counts.max())
-    strategy = {cls: target for cls, n in counts.items() if 2 <= n < target}
-    if not strategy:
-        return train
-    k = int(min(5, min(counts[cls] for cls in strategy) - 1))
-    encoded, _ = apply_schema(train, schema, "training split")
-    sampler = SMOTE(sampling_strategy=strategy, k_neighbors=k, random_state=seed)
-    resampled, labels = sampler.fit_resample(encoded, train[label].to_numpy())
-    synthetic, synthetic_labels = resampled[len(train) :], labels[len(train) :]
-
-    columns: dict[str, Any] = {}
-    offset = 0
-    for feature in schema["features"]:
-        name = feature["name"]
-        if feature["kind"] == "categorical":
-            block = synthetic[:, offset : offset + len(feature["levels"])]
-            columns[name] = np.asarray(feature["levels"], dtype=object)[block.argmax(axis=1)]
-            offset += len(feature["levels"])
-        else:
-            values = synthetic[:, offset] * feature["scale"] + feature["mean"]
-            integer = pd.api.types.is_integer_dtype(train[name])
-            columns[name] = np.round(values).astype(train[name].dtype) if integer else values
-            offset += 1
-    columns[label] = synthetic_labels
-    extra = pd.DataFrame(columns)[list(train.columns)].astype(train.dtypes.to_dict())
-    return pd.concat([train, extra], ignore_index=True)
-
-
 def _class_counts(frame: pd.DataFrame, label: str, classes: list[Any]) -> dict[str, int]:
     counts = frame[label].value_counts()
     return {str(c): int(counts.get(c, 0)) for c in classes}
@@ -277,11 +237,12 @@ def prepare(
     source: str = "",
     progress: Callable[[str], None] = lambda step: None,
 ) -> PrepareSummary:
-    """Split, balance and write `frame` as a prepared-data folder at `out` (see layout).
+    """Split and write `frame` (text cells or typed columns) as a prepared-data folder at `out` (see layout).
 
     Raises BadInput, with nothing written, for anything the user can fix: bad options, an
-    unknown or single-class label, non-numeric columns without a schema rule, a partition that
+    unknown or single-class label, an identifier-like text column, empty cells, a partition that
     leaves a client without rows of some class. `progress` hears each step, for a status line.
+    A test set without rows of some class is a warning (`summary.warnings`): its AUCs are undefined.
     """
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -289,11 +250,17 @@ def prepare(
     scheme = options.scheme()
     label = options.label
     frame = frame.reset_index(drop=True)
+    if label in frame.columns and not frame.empty and not frame[label].isna().any():
+        try:
+            frame[label] = canonical_labels(frame[label])
+        except DataError as exc:
+            raise BadInput(f"label column {label!r}: {exc}") from None
     if label in frame.columns and not frame.empty:
         names = partition.client_names(scheme, frame, label, options.clients, options.client_names, defaults.CLIENTS)
     else:
         names = options.names()
     classes = check_frame(frame, options, len(names))
+    pooled_schema(frame, options)  # column kinds, empty cells, the positive class: refused before any split
     rng = np.random.default_rng(options.seed)
 
     progress("holding out the test set")
@@ -310,30 +277,29 @@ def prepare(
         for name, index in zip(names, parts, strict=True)
     ]
 
-    schema = build_schema(pd.concat([s[1] for s in splits]), label, options.categorical, classes)
+    progress("computing the feature schema")
+    schema, inferred = pooled_schema(pd.concat([s[1] for s in splits]), options)
     summary = PrepareSummary(
-        out=out, label=label, classes=classes, schema=schema, test=test.reset_index(drop=True), partition=str(scheme)
+        out=out,
+        label=label,
+        classes=classes,
+        schema=schema,
+        test=test.reset_index(drop=True),
+        partition=str(scheme),
+        inferred=inferred,
+        warnings=test_set_warnings(test, label, classes),
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+
+    def write(staging: Path) -> None:
         layout.write_json(staging / layout.SCHEMA, schema)
         test.to_csv(staging / layout.TEST, index=False)
         summary.parts.append(PartSummary("server", "test", len(test), _class_counts(test, label, classes)))
         for name, train, validation in splits:
-            before = len(train)
-            if options.smote:
-                progress(f"balancing {name}'s training split with SMOTE")
-                train = smote_balance(train, label, schema, options.smote_ratio, options.seed)
             progress(f"writing {name}")
-            _write_channel(staging, name, layout.TRAIN, train, schema)
-            summary.parts.append(
-                PartSummary(
-                    name, "train", len(train), _class_counts(train, label, classes), before if options.smote else None
-                )
-            )
+            _write_channel(layout.client_folder(staging, name), layout.TRAIN, train)
+            summary.parts.append(PartSummary(name, "train", len(train), _class_counts(train, label, classes)))
             if validation is not None:
-                _write_channel(staging, name, layout.VALIDATION, validation, schema)
+                _write_channel(layout.client_folder(staging, name), layout.VALIDATION, validation)
                 summary.parts.append(
                     PartSummary(name, "validation", len(validation), _class_counts(validation, label, classes))
                 )
@@ -342,20 +308,74 @@ def prepare(
                 PartSummary(UNASSIGNED, "not used", len(unassigned), _class_counts(unassigned, label, classes))
             )
         layout.write_json(staging / layout.MANIFEST, _manifest(summary, options, source))
+
+    _write_whole(out, write)
+    return summary
+
+
+def _write_whole(out: Path, write: Callable[[Path], None]) -> None:
+    """Run `write(folder)` on a temporary folder beside `out`, then rename it to `out`: whole or not at all."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        write(staging)
         if out.exists():
             out.rmdir()
         staging.rename(out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return summary
 
 
-def _write_channel(root: Path, client: str, channel: str, frame: pd.DataFrame, schema: dict[str, Any]) -> None:
-    folder = layout.client_folder(root, client) / channel
+def _write_channel(root: Path, channel: str, frame: pd.DataFrame) -> None:
+    """One channel folder: `root/<channel>/<channel>.csv` (raw rows; the clients get the schema from the server)."""
+    folder = root / channel
     folder.mkdir(parents=True)
     frame.to_csv(folder / f"{channel}.csv", index=False)
-    layout.write_json(folder / layout.SCHEMA, schema)
+
+
+def test_set_warnings(test: pd.DataFrame, label: str, classes: list[Any]) -> list[str]:
+    """A warning per class the test set lacks: its ROC-AUC/PR-AUC would be undefined."""
+    present = {str(v) for v in test[label]}
+    return [
+        f"the server's test set has no rows of class {cls!r}: ROC-AUC/PR-AUC are undefined; use a larger --test-size"
+        for cls in classes
+        if str(cls) not in present
+    ]
+
+
+def prepare_own(
+    frame: pd.DataFrame, schema: dict[str, Any], out: Path, validation_size: float = 0.2, seed: int = 42
+) -> list[PartSummary]:
+    """One owner's file alone: checked against the shared schema, split into out/train and out/validation.
+
+    Nothing is pooled or repartitioned and nothing is resampled. Raises BadInput, with nothing
+    written, when `out` is not empty or the file does not fit the schema (columns, empty cells, labels).
+    """
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise BadInput(f"output folder {out} already exists and is not empty; choose a new --out")
+    if not 0 <= validation_size < 1:
+        raise BadInput(f"--validation-size must be in [0, 1), got {validation_size}")
+    label, classes = schema["label"], list(schema["classes"])
+    try:
+        dataset = to_dataset(frame, schema, "input")
+    except DataError as exc:
+        raise BadInput(str(exc)) from None
+    frame = frame.reset_index(drop=True)
+    frame[label] = dataset.y
+    train, validation = split_client(frame, label, validation_size, seed)
+    parts = [PartSummary("own", "train", len(train), _class_counts(train, label, classes))]
+    if validation is not None:
+        parts.append(PartSummary("own", "validation", len(validation), _class_counts(validation, label, classes)))
+
+    def write(staging: Path) -> None:
+        _write_channel(staging, layout.TRAIN, train)
+        if validation is not None:
+            _write_channel(staging, layout.VALIDATION, validation)
+
+    _write_whole(out, write)
+    return parts
 
 
 def _manifest(summary: PrepareSummary, options: PrepareOptions, source: str) -> dict[str, Any]:
@@ -364,6 +384,8 @@ def _manifest(summary: PrepareSummary, options: PrepareOptions, source: str) -> 
         "label": summary.label,
         "classes": summary.classes,
         "partition": summary.partition,
+        "inferred_categorical": summary.inferred,
+        "warnings": summary.warnings,
         "options": {k: v for k, v in asdict(options).items() if k != "client_names"},
         "parts": [asdict(part) for part in summary.parts],
     }

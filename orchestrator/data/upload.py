@@ -6,8 +6,9 @@ never needs read access to client data. The order protects regulated data:
 
 1. plan, without any AWS call: every selected client has a folder and every folder a client,
    channels match the URIs (train always, validation exactly when `validation_uri` is set),
-   URIs are s3://, train and validation prefixes do not select each other's objects, every
-   channel loads with its schema, and that schema is the server's;
+   URIs are s3://, train and validation prefixes do not select each other's objects, and every
+   channel loads with the server's schema (or, when the run will compute the schema in the
+   statistics phase, reads as CSV files);
 2. check every client's access before the first byte moves: the profile exists, its account is
    the client's `account_id` (when set), the bucket is reachable and belongs to that account,
    and the prefix holds nothing but files this upload would replace (a training job reads
@@ -17,14 +18,13 @@ never needs read access to client data. The order protects regulated data:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from client_code.schema import load_data, load_schema
-from client_code.tabular import DataError
+from client_code.tabular import DataError, read_channel
 from orchestrator.aws import s3
 from orchestrator.config import ClientSettings, Federation
 from orchestrator.data import layout
@@ -143,23 +143,15 @@ def _plan_client(client: ClientSettings, folder: Path, server_schema: dict[str, 
 
 
 def _check_channel(client: str, channel: str, folder: Path, server_schema: dict[str, Any] | None) -> None:
-    """The channel loads the way its training job will load it, with the server's schema."""
+    """The channel loads the way its training job will: with the server's schema if there is one, else as raw CSVs."""
     where = f"client {client!r} {channel} data ({folder})"
-    schema_path = folder / layout.SCHEMA
     try:
-        schema = load_schema(schema_path)
-        load_data(folder, schema["label"], list(schema["classes"]), schema)
-    except (DataError, KeyError) as exc:
-        raise BadInput(f"{where}: {exc}; prepare it with `fedsage data prepare`") from None
-    if server_schema is not None and _canonical(schema) != _canonical(server_schema):
-        raise BadInput(
-            f"{where} was prepared with a different feature schema from the server's; prepare every "
-            "client's data together, or point [server] schema at the schema.json it was prepared with"
-        )
-
-
-def _canonical(schema: dict[str, Any]) -> str:
-    return json.dumps(schema, sort_keys=True)
+        if server_schema is not None:
+            load_data(folder, server_schema)
+        else:
+            read_channel(folder)
+    except DataError as exc:
+        raise BadInput(f"{where}: {exc}") from None
 
 
 def open_sessions(plans: list[ClientUpload], session_for: Callable[[ClientSettings], Any]) -> dict[str, Any]:

@@ -1,30 +1,34 @@
-"""The Flower server of one run: transport, roster, strategy and Flower's round loop, composed.
+"""The Flower server of one run: transport, roster, statistics phase, strategy and Flower's round loop, composed.
 
 `FederationServer.start()` listens (TLS, token admission); `run()` blocks while it waits for the
-clients to join and runs every round; `abort()` ends it from another thread: waits raise, the
-gRPC server stops, and the connected clients' streams close.
+clients to join, runs the statistics phase (federation/statistics.py: the schema, each client's
+counts), hands its result to `on_phase` (which returns the server's data encoded with the schema),
+then runs every round; `abort()` ends it from another thread: waits raise, the gRPC server stops,
+and the connected clients' streams close.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from flwr.common import NDArrays
 from flwr.server import Server, ServerConfig
 from flwr.server.server import run_fl
 
 from client_code.model import parameter_shapes
-from client_code.tabular import Dataset, feature_fingerprint
+from client_code.tabular import feature_fingerprint
 from orchestrator.config import Federation
 from orchestrator.federation.evaluation import TestSetEvaluator
 from orchestrator.federation.history import RoundRecord
 from orchestrator.federation.roster import Roster
+from orchestrator.federation.statistics import PhaseResult, run_phase
 from orchestrator.federation.strategy import ValidatingFedAvg
 from orchestrator.federation.tls import TlsMaterial
 from orchestrator.federation.transport import start_grpc_server
 from orchestrator.run.events import ClientRefused, FederationEvent
+from orchestrator.run.inputs import ServerData
 
 log = logging.getLogger(__name__)
 
@@ -35,29 +39,24 @@ class FederationServer:
     def __init__(
         self,
         federation: Federation,
-        test: Dataset,
-        classes: list[Any],
+        data: ServerData,
         tokens: dict[str, str],
         tls: TlsMaterial,
         emit: Callable[[FederationEvent], None],
         on_round: Callable[[RoundRecord, NDArrays], None],
+        on_phase: Callable[[PhaseResult], ServerData],
     ) -> None:
         self.federation = federation
+        self.data = data
         self.tokens = tokens
         self.tls = tls
         self.emit = emit
-        self.evaluator = TestSetEvaluator(test, classes, federation.model)
+        self.on_round = on_round
+        self.on_phase = on_phase
         run = federation.federation
         self.roster = Roster([c.name for c in federation.clients], run.join_timeout, emit)
-        self.strategy = ValidatingFedAvg(
-            shapes=parameter_shapes(len(test.feature_names), len(classes)),
-            feature_fingerprint=feature_fingerprint(test.feature_names),
-            min_clients=federation.min_clients(),
-            roster=self.roster,
-            evaluator=self.evaluator,
-            on_round=on_round,
-            emit=emit,
-        )
+        self.evaluator: TestSetEvaluator | None = None
+        self.strategy: ValidatingFedAvg | None = None
         self._grpc = None
         self.port: int | None = None
 
@@ -79,12 +78,34 @@ class FederationServer:
         """Wait for the clients, run every round, then tell the clients the federation is over."""
         run = self.federation.federation
         self.roster.wait_for_all(self.federation.min_clients())
+        proxies = dict(self.roster.all())
+        phase = run_phase(
+            proxies, self.data.schema, self.federation.data, run.round_timeout, self.data.label_counts(self.federation)
+        )
+        self.roster.check_aborted()
+        self.data = data = self.on_phase(phase)
+        assert data.test is not None
+        classes = data.classes
+        prior = (phase.raw_counts, phase.trained_counts)
+        self.evaluator = TestSetEvaluator(
+            data.test, classes, self.federation.model, data.schema.get("positive_class"), prior
+        )
+        self.strategy = ValidatingFedAvg(
+            shapes=parameter_shapes(len(data.test.feature_names), len(classes)),
+            feature_fingerprint=feature_fingerprint(data.test.feature_names),
+            min_clients=self.federation.min_clients(),
+            roster=self.roster,
+            evaluator=self.evaluator,
+            on_round=self.on_round,
+            emit=self.emit,
+            round_config={"prior": json.dumps(phase.prior())},
+        )
         flower = Server(client_manager=self.roster, strategy=self.strategy)
         run_fl(flower, ServerConfig(num_rounds=run.rounds, round_timeout=run.round_timeout))
 
     def final_parameters(self) -> NDArrays:
         """The global parameters after the last round."""
-        if self.strategy.latest is None:
+        if self.strategy is None or self.strategy.latest is None:
             raise RuntimeError("no round has been evaluated")
         return self.strategy.latest
 

@@ -70,7 +70,10 @@ class ValidatingFedAvg(FedAvg):
         evaluator: Evaluator,
         on_round: Callable[[RoundRecord, NDArrays], None],
         emit: Callable[[FederationEvent], None],
+        round_config: dict[str, Scalar] | None = None,
     ) -> None:
+        """`round_config` goes to the clients with every fit and evaluate instruction (e.g. the prior)."""
+        extra = dict(round_config or {})
         super().__init__(
             fraction_fit=1.0,
             fraction_evaluate=1.0,
@@ -78,8 +81,8 @@ class ValidatingFedAvg(FedAvg):
             min_evaluate_clients=min_clients,
             min_available_clients=min_clients,
             evaluate_fn=evaluator,
-            on_fit_config_fn=lambda rnd: {"server_round": rnd},
-            on_evaluate_config_fn=lambda rnd: {"server_round": rnd},
+            on_fit_config_fn=lambda rnd: {"server_round": rnd, **extra},
+            on_evaluate_config_fn=lambda rnd: {"server_round": rnd, **extra},
             accept_failures=True,
             initial_parameters=ndarrays_to_parameters([np.zeros(s) for s in shapes]),
             fit_metrics_aggregation_fn=_weighted,

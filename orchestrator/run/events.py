@@ -60,6 +60,24 @@ class UpdateRejected:
 
 
 @dataclass(frozen=True)
+class StatisticsDone:
+    """The statistics phase ended: the schema's `source`, its feature count, inferred columns, seconds."""
+
+    source: str
+    features: int
+    inferred: list[str]
+    positive_class: Any
+    seconds: float
+
+
+@dataclass(frozen=True)
+class RunWarning:
+    """Something the user should know that does not stop the run (it also goes to run.json and report.md)."""
+
+    message: str
+
+
+@dataclass(frozen=True)
 class RoundFinished:
     """A round was aggregated and evaluated on the test set (round 0: the initial model)."""
 
@@ -110,7 +128,9 @@ class Stopping:
     jobs: list[str]
 
 
-FederationEvent = ClientJoined | ClientLeft | ClientRefused | UpdateRejected | RoundFinished
+FederationEvent = (
+    ClientJoined | ClientLeft | ClientRefused | UpdateRejected | StatisticsDone | RunWarning | RoundFinished
+)
 RunEvent = FederationEvent | DataPrepared | ServerListening | JobChanged | JobLog | Stopping
 Observer = Callable[[RunEvent], None]
 

@@ -2,7 +2,10 @@
 
 ```
 runs/<run-id>/
-  model.joblib (+ .sha256)   the final global model with its provenance
+  model.joblib (+ .sha256)   the final global model (a Pipeline that scores raw rows) with its provenance
+  model.skops (+ .sha256)    the same Pipeline in skops.io's format (loads without running pickled code)
+  schema.json                the feature schema the run used (merged in the statistics phase, or given)
+  calibration.png            the final model's calibration curve on the test set (binary tasks)
   checkpoints/round-NNN.npz  the global parameters after every round
   metrics.json/.csv/.png     per-round metrics (run/report.py)
   report.md                  a readable summary (run/report.py)
@@ -46,8 +49,13 @@ from orchestrator import __version__
 from orchestrator.errors import BadInput, RunFailed
 
 FILES = {
-    "model.joblib": "final global model (scikit-learn LogisticRegression) with provenance",
-    "model.joblib.sha256": "checksum `fedsage inspect` verifies before loading",
+    "model.joblib": "final global model: a scikit-learn Pipeline (schema preprocessing + LogisticRegression) "
+    "that scores raw rows, with provenance",
+    "model.joblib.sha256": "checksum `fedsage inspect` and `fedsage predict` verify before loading",
+    "model.skops": "the same Pipeline in skops.io's format (loads without running pickled code)",
+    "model.skops.sha256": "its checksum",
+    "schema.json": "the feature schema the run used (from the statistics phase or a file)",
+    "calibration.png": "calibration curve of the final model on the test set",
     "checkpoints": "global parameters after every round (.npz)",
     "federation.toml": "the resolved configuration",
     "requests": "the training job requests sent (client tokens masked)",
@@ -132,9 +140,20 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+@dataclass(kw_only=True)
+class ClientReport:
+    """One client's statistics-phase report (rows, files, class counts, unseen values per channel and column)."""
+
+    rows: dict[str, int] = field(default_factory=dict)
+    files: dict[str, int] = field(default_factory=dict)
+    class_counts: dict[str, int] = field(default_factory=dict)
+    trained_counts: dict[str, float] = field(default_factory=dict)
+    unseen: dict[str, dict[str, int]] = field(default_factory=dict)
+
+
 @dataclass
-class ClientSummary:
-    """One client's job at the end of a run, as run.json records it."""
+class ClientSummary(ClientReport):
+    """One client's job at the end of a run, with its statistics-phase report, as run.json records it."""
 
     job_name: str | None
     status: str
@@ -150,6 +169,10 @@ class RunSummary:
     `seconds` is the run's wall time; `peak_memory_mb` the server process's peak resident
     memory (VmHWM). `files` maps each file present in the run folder to what it holds.
     `refused_connections`: every connection the server refused (time, peer, claimed_name, reason).
+    `statistics` is the statistics phase (schema source, seconds, inferred columns), `unseen` the
+    values outside the schema's levels on the server's test set, `calibration` the final model's
+    (client_code.metrics.calibration); each client's rows, files, class counts and unseen values
+    are in `clients`.
     """
 
     run_id: str
@@ -164,6 +187,10 @@ class RunSummary:
     warnings: list[str] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
     refused_connections: list[dict[str, str | None]] = field(default_factory=list)
+    positive_class: Any = None
+    statistics: dict[str, Any] = field(default_factory=dict)
+    unseen: dict[str, int] = field(default_factory=dict)
+    calibration: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view."""
@@ -222,16 +249,17 @@ class RunFolder:
         return path
 
     def save_model(self, model: Any, provenance: dict[str, Any]) -> Path:
-        """Write model.joblib and its .sha256 (client_code.persist), each whole: staged, flushed, then moved in.
+        """Write model.joblib, model.skops and their checksums (client_code.persist), each whole: staged, then moved in.
 
         The checksum is moved in first, so a model file is never there without it (`fedsage
         inspect` refuses a model without its checksum). OSError naming the file if it fails,
         with nothing staged left behind.
         """
-        names = (self.model.name + CHECKSUM_SUFFIX, self.model.name)
         with self._staging() as staging:
             try:
-                save_model(model, staging / self.model.name, provenance)
+                save_model(model, staging / self.model.name, provenance, skops=True)
+                # checksums first: a model file is never there without its checksum
+                names = sorted((p.name for p in staging.iterdir()), key=lambda n: not n.endswith(CHECKSUM_SUFFIX))
                 for name in names:
                     with open(staging / name, "rb+") as file:
                         os.fsync(file.fileno())

@@ -1,80 +1,160 @@
-"""A run's inputs, checked before anything is written: the server's schema and test set, and local channels.
+"""A run's inputs, checked before anything is written: the server's test set and schema, and local channels.
 
-Each input file is read once: the server's test set gives both its columns and its Dataset,
-and a local channel is read, compared with the test set's columns and turned into a Dataset
-from the same frame. Any problem is BadInput (exit 2), naming the file and the fix.
+The run has a schema when `[server] schema` is set or schema.json lies beside the test set
+(prepared data); otherwise the statistics phase computes one from the clients' raw data, and the
+test set is encoded once it is known. Each input file is read once. For local channels the same
+statistics the clients will send are computed here, with the same client_code functions, so a
+client without rows of some class, a column some clients lack, or an identifier column is caught
+by name before any process starts. Any problem is BadInput (exit 2), naming the file and the fix.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from client_code.schema import load_schema, to_dataset
-from client_code.tabular import DataError, Dataset, read_csv_folder
+from client_code.schema import load_schema, normalise_schema, to_dataset
+from client_code.statistics import compute_statistics, merge_statistics
+from client_code.tabular import DataError, Dataset, canonical_labels, read_channel
 from orchestrator.config import Federation
-from orchestrator.data.layout import SchemaFields
 from orchestrator.errors import BadInput
 
 
 @dataclass(frozen=True)
-class ServerData(SchemaFields):
-    """What the server holds: the feature schema, its held-out test set and the test set's raw columns."""
+class ServerData:
+    """What the server holds: its raw test rows and, once known, the schema and the encoded test set."""
 
-    schema: dict[str, Any]
-    test: Dataset
-    columns: list[str]
+    frame: pd.DataFrame
+    where: str
+    schema: dict[str, Any] | None = None
+    test: Dataset | None = None
+
+    @property
+    def label(self) -> str:
+        """The label column (the schema's)."""
+        assert self.schema is not None
+        return self.schema["label"]
+
+    @property
+    def classes(self) -> list[Any]:
+        """The federation's classes, in the order of the model's outputs."""
+        assert self.schema is not None
+        return list(self.schema["classes"])
+
+    @property
+    def columns(self) -> list[str]:
+        """The test set's raw columns."""
+        return [str(c) for c in self.frame.columns]
+
+    def with_schema(self, schema: dict[str, Any]) -> ServerData:
+        """The same test rows encoded with `schema`; BadInput if they do not fit it."""
+        try:
+            schema = normalise_schema(schema, "the run's schema")
+            dataset = to_dataset(self.frame, schema, self.where)
+        except DataError as exc:
+            raise BadInput(str(exc)) from None
+        return replace(self, schema=schema, test=dataset)
+
+    def label_counts(self, federation: Federation) -> dict[str, int]:
+        """Rows of each label value in the test set (canonical, as text); empty if its label is unknown or absent."""
+        label = self.schema["label"] if self.schema is not None else federation.data.label
+        if not label or label not in self.frame.columns:
+            return {}
+        try:
+            values = canonical_labels(self.frame[label])
+        except DataError:
+            return {}
+        return {str(k): int(n) for k, n in pd.Series(values).value_counts().items()}
 
 
-def server_data(schema: dict[str, Any], test: pd.DataFrame, where: str) -> ServerData:
-    """The server's data from a schema and a raw test frame already in memory; BadInput if unusable."""
-    if "label" not in schema or "classes" not in schema:
-        raise BadInput(f"the feature schema for {where} has no label or classes; prepare the data again")
-    try:
-        dataset = to_dataset(test, schema["label"], list(schema["classes"]), schema, where)
-    except DataError as exc:
-        raise BadInput(str(exc)) from None
-    return ServerData(schema=schema, test=dataset, columns=[str(c) for c in test.columns])
+def server_data(schema: dict[str, Any] | None, test: pd.DataFrame, where: str) -> ServerData:
+    """The server's data from a raw test frame in memory, encoded when a schema is given; BadInput if unusable."""
+    data = ServerData(frame=test, where=where)
+    return data.with_schema(schema) if schema is not None else data
 
 
 def load_server_data(federation: Federation) -> ServerData:
-    """Read the schema and the test set the server evaluates on (each once); BadInput if either is unusable."""
+    """Read the test set and, when there is one, the schema (each once); BadInput if either is unusable.
+
+    A `[server] schema` that does not exist is bad input; a missing schema.json beside the test set
+    means the statistics phase computes the schema, which needs `[data] label`.
+    """
     server = federation.server
     schema_path = server.resolved_schema()
-    if not schema_path.is_file():
-        raise BadInput(f"feature schema {schema_path} not found; set [server] schema or run `fedsage data prepare`")
+    if server.schema_path is not None and not schema_path.is_file():
+        raise BadInput(f"feature schema {schema_path} not found; fix [server] schema or remove it to compute one")
+    if not schema_path.is_file() and not federation.data.label:
+        raise BadInput(
+            f"no feature schema ({schema_path} does not exist) and no [data] label: set [data] label so the "
+            "statistics phase can compute the schema, or run `fedsage data prepare`"
+        )
     try:
-        schema = load_schema(schema_path)
-        frame = read_csv_folder(server.test_data)
+        schema = load_schema(schema_path) if schema_path.is_file() else None
+        frame, _ = read_channel(server.test_data)
     except DataError as exc:
         raise BadInput(str(exc)) from None
     return server_data(schema, frame, str(server.test_data))
 
 
-def check_channel(client: str, channel: str, folder: Path, server: ServerData) -> None:
-    """Check one local channel loads the way its client will load it, with the server's columns.
-
-    Catches, before any client starts: missing or empty folders, a missing label column,
-    non-numeric values, labels outside the classes, and columns that differ from the test set's.
-    Raises BadInput naming the client, the channel, the folder and the fix.
-    """
-    where = f"client {client!r} {channel} data"
+def _read(client: str, channel: str, folder: Path) -> tuple[pd.DataFrame, Any]:
+    """One local channel's rows, or BadInput naming the client and the channel."""
     try:
-        frame = read_csv_folder(folder)
-        columns = [str(c) for c in frame.columns]
-        if columns != server.columns:
-            missing = [c for c in server.columns if c not in columns]
-            extra = [c for c in columns if c not in server.columns]
-            parts = [f"missing {', '.join(missing)}"] if missing else []
-            parts += [f"extra {', '.join(extra)}"] if extra else []
-            raise DataError(
-                f"{where} ({folder}) has different feature columns from the server's test set "
-                f"({'; '.join(parts) or 'different order'}); prepare every client's data with the same columns"
-            )
-        to_dataset(frame, server.label, server.classes, server.schema, str(folder))
+        return read_channel(folder)
     except DataError as exc:
-        message = str(exc)
-        raise BadInput(message if message.startswith(where) else f"{where}: {message}") from None
+        raise BadInput(f"client {client!r} {channel} data: {exc}") from None
+
+
+def check_local_channels(federation: Federation, channels: dict[str, dict[str, Path]], server: ServerData) -> None:
+    """Check local channels before any process starts, with the statistics the clients will send.
+
+    `channels` maps client -> {"train": folder, "validation": folder}; each folder is read once.
+    Catches, by client name: unreadable or empty folders, a missing label column, empty cells,
+    columns the clients do not share, a column with numbers at one client and text at another, an
+    identifier column, a client without rows of some class (its statistics), and, with a schema,
+    data the schema cannot encode or labels outside its classes.
+    """
+    settings = federation.data
+    label = server.label if server.schema is not None else settings.label
+    assert label, "load_server_data requires a schema or [data] label"
+    salt = secrets.token_hex(16)
+    read = {c: {ch: _read(c, ch, folder) for ch, folder in folders.items()} for c, folders in channels.items()}
+    keep = {f["name"] for f in server.schema["features"]} | {label} if server.schema is not None else None
+    statistics = {}
+    for client, frames in read.items():
+        frame, info = frames["train"]
+        if keep is not None:  # with a schema, only its columns matter
+            frame = frame[[c for c in frame.columns if c in keep]]
+        where = f"client {client!r} train data ({channels[client]['train']})"
+        try:
+            statistics[client] = compute_statistics(
+                frame, label, salt, settings.categorical, settings.drop, settings.max_levels, where, info.locate
+            )
+        except DataError as exc:
+            raise BadInput(str(exc)) from None
+    classes = list(server.schema["classes"]) if server.schema is not None else None
+    if server.schema is None:
+        try:
+            classes = merge_statistics(statistics, label, **settings.merge_options())["classes"]
+        except DataError as exc:
+            raise BadInput(str(exc)) from None
+    for client, stats in statistics.items():
+        present = {str(k) for k, n in stats["label_counts"].items() if n > 0}
+        for cls in classes:
+            if str(cls) not in present:
+                raise BadInput(
+                    f"client {client!r} has no training rows of class {cls!r} ({channels[client]['train']}); every "
+                    "client needs rows of every class (docs/adr/0002-data-partitions.md): leave it out or give it some"
+                )
+    if server.schema is None:
+        return
+    for client, frames in read.items():
+        for channel, (frame, info) in frames.items():
+            where = f"client {client!r} {channel} data ({channels[client][channel]})"
+            try:
+                to_dataset(frame, server.schema, where, info.locate)
+            except DataError as exc:
+                raise BadInput(str(exc)) from None

@@ -9,8 +9,10 @@
 3. create the run folder (run/folder.py), keep the masked requests, start the server thread,
    launch every job on the backend in parallel;
 4. watch: drain the server's events to the observer, poll the jobs (run/watcher.py); a job that
-   ends early aborts the server when fewer than min_clients remain;
-5. after the last round, wait for the jobs to save their models and exit, then save model.joblib;
+   ends early aborts the server when fewer than min_clients remain; the server's statistics phase
+   hands over the schema (`_on_phase`: schema.json in the run folder, the test set encoded);
+5. after the last round, wait for the jobs to save their models and exit, then save the model
+   (a Pipeline that scores raw rows: model.joblib and model.skops) and the calibration curve;
 6. whatever happened: stop every job still running, write run.json and the reports.
 
 Ctrl-C and SIGTERM end a run the same way (run/interrupts.py), and step 6 runs to its end even if
@@ -36,7 +38,9 @@ from typing import Any
 
 from flwr.common import NDArrays
 
-from client_code.metrics import peak_memory_mb
+from client_code.metrics import calibration, peak_memory_mb
+from client_code.persist import model_pipeline
+from client_code.schema import feature_names, unseen_counts
 from orchestrator.backends import Backend, JobStatus
 from orchestrator.config import Federation, host_port
 from orchestrator.errors import BadInput, RunFailed
@@ -44,6 +48,7 @@ from orchestrator.federation import tls as tls_module
 from orchestrator.federation.history import RoundRecord, RunHistory
 from orchestrator.federation.roster import FederationAborted, JoinTimeout
 from orchestrator.federation.server import FederationServer
+from orchestrator.federation.statistics import PhaseResult
 from orchestrator.federation.strategy import RoundFailed
 from orchestrator.plan import TrainingJobRequest, client_of, plan_run, redacted
 from orchestrator.run import interrupts, report
@@ -52,7 +57,9 @@ from orchestrator.run.events import (
     Observer,
     RoundFinished,
     RunEvent,
+    RunWarning,
     ServerListening,
+    StatisticsDone,
     UpdateRejected,
     ignore,
 )
@@ -67,6 +74,7 @@ from orchestrator.run.folder import (
 )
 from orchestrator.run.inputs import ServerData
 from orchestrator.run.logs import ServerLog
+from orchestrator.run.phase import phase_summary, phase_warnings
 from orchestrator.run.watcher import JobWatcher, describe
 
 log = logging.getLogger(__name__)
@@ -83,6 +91,8 @@ class RunOutcome:
     jobs: dict[str, JobStatus]
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    positive_class: Any = None
+    calibration: dict[str, Any] = field(default_factory=dict)
 
     @property
     def final_metrics(self) -> dict[str, float]:
@@ -117,6 +127,8 @@ class FederationRun:
         self._server_error: BaseException | None = None
         self._thread: threading.Thread | None = None
         self._log: ServerLog | None = None
+        self.phase: PhaseResult | None = None
+        self.calibration: dict[str, Any] = {}
 
     @property
     def run_id(self) -> str:
@@ -135,7 +147,21 @@ class FederationRun:
             self.warnings.append(f"round {event.round}: update of client {event.name!r} left out: {event.reason}")
         if isinstance(event, ClientRefused):
             self.refused.append(asdict(event))
+        if isinstance(event, RunWarning):
+            self.warnings.append(event.message)
         self._events.put(event)
+
+    def _on_phase(self, phase: PhaseResult) -> ServerData:
+        """The statistics phase ended (server thread): keep its result, write schema.json, encode the test set."""
+        self.phase = phase
+        self.data = data = self.data.with_schema(phase.schema)
+        schema = data.schema
+        write_json(self.folder.path("schema.json"), schema)
+        for warning in phase_warnings(phase, data):
+            self._emit(RunWarning(warning))
+        features = len(feature_names(schema))
+        self._emit(StatisticsDone(phase.source, features, phase.inferred, schema.get("positive_class"), phase.seconds))
+        return data
 
     def _on_round(self, record: RoundRecord, parameters: NDArrays) -> None:
         self.history.rounds.append(record)
@@ -184,6 +210,8 @@ class FederationRun:
             self._launch(requests)
             self._watch()
             self.watcher.federation_done = True
+            if isinstance(self._server_error, BadInput):  # a client's data, found in the statistics phase
+                raise self._server_error
             if self._server_error is not None:
                 raise RunFailed(self._failure_message(self._server_error))
             late = self.watcher.wait_all(self.backend.completion_timeout, self._drain)
@@ -201,6 +229,8 @@ class FederationRun:
                 {c: self.watcher.final_status(c) for c in self.watcher.requests},
                 time.monotonic() - self._started,
                 self.warnings,
+                self.data.schema.get("positive_class"),
+                self.calibration,
             )
         except KeyboardInterrupt as exc:
             status, reason = "interrupted", interrupts.reason_of(exc)
@@ -227,7 +257,7 @@ class FederationRun:
         server = self.federation.server
         self._tls = tls_module.for_server(server)
         self._server = FederationServer(
-            self.federation, self.data.test, self.data.classes, self._tokens, self._tls, self._emit, self._on_round
+            self.federation, self.data, self._tokens, self._tls, self._emit, self._on_round, self._on_phase
         )
         port = self._server.start()
         self.address = host_port(server.dial_host(), port)
@@ -242,8 +272,6 @@ class FederationRun:
             server_address=self.address,
             root_certificate=self._tls.ca_certificate,
             tokens=self._tokens,
-            label=self.data.label,
-            classes=self.data.classes,
         )
 
     def _launch(self, requests: list[TrainingJobRequest]) -> None:
@@ -314,8 +342,11 @@ class FederationRun:
             self.warnings.append(f"{status}; the federation went on without it (min_clients allows it)")
 
     def _save_model(self) -> Path:
-        assert self._server is not None
+        """Save the final global model (prior-corrected) as a Pipeline with provenance; keep its calibration."""
+        assert self._server is not None and self._server.evaluator is not None and self.data.test is not None
         model = self._server.evaluator.model(self._server.final_parameters())
+        positive = self.data.schema.get("positive_class")
+        self.calibration = calibration(model, self.data.test, positive)
         participants: dict[str, dict[str, Any]] = {}
         for record in self.history.rounds:
             for name, metrics in record.clients.items():
@@ -328,13 +359,15 @@ class FederationRun:
             "clients": participants,
             "label": self.data.label,
             "classes": self.data.classes,
+            "positive_class": positive,
             "feature_names": self.data.test.feature_names,
             "schema": self.data.schema,
+            "prior": self.phase.prior() if self.phase else None,
             "model": self.federation.model.model_dump(),
             "versions": versions(),
             "final_metrics": self.history.final().server,
         }
-        return self.folder.save_model(model, provenance)
+        return self.folder.save_model(model_pipeline(self.data.schema, model), provenance)
 
     def _finish(self, status: str, reason: str) -> list[str]:
         """Stop whatever still runs, then write run.json and the reports, whatever happened.
@@ -380,12 +413,14 @@ class FederationRun:
                 ),
                 {},
             )
+            report_ = self.phase.clients.get(config.name) if self.phase else None
             clients[config.name] = ClientSummary(
                 job_name=self.watcher.job_name(config.name),
                 status=job.status,
                 failure_reason=job.failure_reason,
                 model_artifact=job.model_artifact,
                 num_examples=int(last["num_examples"]) if last else None,
+                **(asdict(report_) if report_ else {}),
             )
         return RunSummary(
             run_id=self.run_id,
@@ -398,6 +433,10 @@ class FederationRun:
             versions=versions(),
             clients=clients,
             warnings=self.warnings,
-            files=self.folder.present(report.outputs(self.history)),
+            files=self.folder.present(report.outputs(self.history, self.calibration)),
             refused_connections=self.refused,
+            positive_class=self.data.schema.get("positive_class") if self.data.schema else None,
+            statistics=phase_summary(self.phase),
+            unseen=unseen_counts(self.data.frame, self.data.schema) if self.data.schema else {},
+            calibration=self.calibration,
         )

@@ -1,4 +1,4 @@
-"""A run's history and summary -> metrics.json, metrics.csv, metrics.png and report.md.
+"""A run's history and summary -> metrics.json, metrics.csv, metrics.png, calibration.png and report.md.
 
 Every file is written atomically (run/folder.py). `fmt` is the one number format of the
 console, the report and `fedsage inspect`.
@@ -15,7 +15,7 @@ from typing import Any
 from orchestrator.federation.history import RunHistory
 from orchestrator.run.folder import RunFolder, RunSummary, write_atomic, write_json
 
-SERVER_METRICS = ("loss", "accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc")
+SERVER_METRICS = ("loss", "accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "brier")
 CLIENT_METRICS = ("num_examples", "train_loss", "train_accuracy", "fit_seconds", "val_loss", "val_accuracy")
 
 
@@ -85,8 +85,75 @@ def write_metrics_plot(path: Path, history: RunHistory, title: str) -> None:
     write_atomic(path, image.getvalue())
 
 
+def write_calibration_plot(path: Path, calibration: dict[str, Any], title: str) -> None:
+    """The calibration curve (observed share of the positive class against the mean predicted probability), as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bins = calibration["bins"]
+    fig, axis = plt.subplots(figsize=(5.5, 5))
+    axis.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
+    axis.plot(bins["predicted"], bins["observed"], marker="o", label="final model")
+    axis.set(
+        title=title,
+        xlabel=f"mean predicted probability of {calibration['positive_class']!s}",
+        ylabel="observed share",
+        xlim=(0, 1),
+        ylim=(0, 1),
+    )
+    axis.legend(loc="upper left")
+    axis.grid(alpha=0.3)
+    fig.tight_layout()
+    image = io.BytesIO()
+    fig.savefig(image, format="png", dpi=110)
+    plt.close(fig)
+    write_atomic(path, image.getvalue())
+
+
+def _data_lines(summary: RunSummary) -> list[str]:
+    """The report's data section: positive class, statistics phase, calibration, unseen values."""
+    lines: list[str] = []
+    if summary.positive_class is not None:
+        lines.append(f"- positive class: **{summary.positive_class}** (precision, recall, F1, ROC-AUC, PR-AUC, Brier)")
+    stats = summary.statistics
+    if stats:
+        inferred = ", ".join(stats.get("inferred_categorical") or []) or "none"
+        lines.append(
+            f"- statistics phase: {stats['seconds']:.2f} s; schema from the {stats['schema']}; inferred categorical: "
+            f"{inferred}; raw training class counts: {stats.get('class_counts')}, trained (balanced): "
+            f"{stats.get('trained_counts')}"
+        )
+    cal = summary.calibration
+    if cal and "positive_class" in cal:
+        lines.append(
+            f"- calibration on the test set: mean predicted probability of {cal['positive_class']} "
+            f"{fmt(cal['mean_predicted'])}, observed rate {fmt(cal['observed'])}"
+        )
+    unseen = [
+        (name, channel, column, n)
+        for name, client in summary.clients.items()
+        for channel, columns in client.unseen.items()
+        for column, n in columns.items()
+    ] + [("server", "test", column, n) for column, n in summary.unseen.items()]
+    if unseen:
+        lines += ["", "## Values outside the schema's levels (encoded as 'other')", ""]
+        lines += ["| party | channel | column | cells |", "|---|---|---|---|"]
+        lines += [f"| {name} | {channel} | {column} | {n} |" for name, channel, column, n in unseen]
+    if cal.get("bins"):
+        lines += ["", "## Calibration (final model, test set)", "", "| mean predicted | observed | rows |"]
+        lines += ["|---|---|---|"]
+        bins = cal["bins"]
+        lines += [
+            f"| {fmt(p)} | {fmt(o)} | {n} |"
+            for p, o, n in zip(bins["predicted"], bins["observed"], bins["rows"], strict=False)
+        ]
+    return lines + ([""] if lines else [])
+
+
 def write_report(path: Path, history: RunHistory, summary: RunSummary) -> None:
-    """A Markdown summary: what ran, the final and per-round test metrics, the clients, the files."""
+    """A Markdown summary: what ran, the data, the final and per-round test metrics, the clients, the files."""
     final = history.final() if history.rounds else None
     lines = [
         f"# fedsage run {summary.run_id}",
@@ -95,6 +162,7 @@ def write_report(path: Path, history: RunHistory, summary: RunSummary) -> None:
         f"- backend: {summary.backend}; rounds completed: {max(0, len(history.rounds) - 1)} of {summary.rounds}",
         f"- wall time: {summary.seconds:.1f} s",
         f"- versions: {', '.join(f'{k} {v}' for k, v in summary.versions.items())}",
+        *_data_lines(summary),
         "",
     ]
     if final is not None:
@@ -108,11 +176,13 @@ def write_report(path: Path, history: RunHistory, summary: RunSummary) -> None:
                 f"| {r.round} | {r.seconds:.2f} | " + " | ".join(fmt(r.server.get(m)) for m in SERVER_METRICS) + " |"
             )
         lines.append("")
-    lines += ["## Clients", "", "| client | examples (last round) | job status | model artifact |", "|---|---|---|---|"]
+    lines += ["## Clients", "", "| client | files, rows read | examples (last round) | job status | model artifact |"]
+    lines += ["|---|---|---|---|---|"]
     for name, client in summary.clients.items():
         reason = f" ({client.failure_reason})" if client.failure_reason else ""
         examples, artifact = client.num_examples or "", client.model_artifact or ""
-        lines.append(f"| {name} | {examples} | {client.status}{reason} | {artifact} |")
+        read = ", ".join(f"{ch}: {client.files.get(ch, 0)} file(s), {n:,} rows" for ch, n in client.rows.items())
+        lines.append(f"| {name} | {read} | {examples} | {client.status}{reason} | {artifact} |")
     lines += ["", "## Files", ""]
     lines += [f"- `{name}`: {what}" for name, what in summary.files.items()]
     if summary.warnings:
@@ -132,16 +202,20 @@ def write_report(path: Path, history: RunHistory, summary: RunSummary) -> None:
     write_atomic(path, "\n".join(lines) + "\n")
 
 
-def outputs(history: RunHistory) -> tuple[str, ...]:
-    """The files `write_all` writes for this history (run.json is written beside them)."""
+def outputs(history: RunHistory, calibration: dict[str, Any] | None = None) -> tuple[str, ...]:
+    """The files `write_all` writes for this history and calibration (run.json is written beside them)."""
     plot = ("metrics.png",) if history.rounds else ()
-    return ("run.json", "metrics.json", "metrics.csv", *plot, "report.md")
+    curve = ("calibration.png",) if (calibration or {}).get("bins") else ()
+    return ("run.json", "metrics.json", "metrics.csv", *plot, *curve, "report.md")
 
 
 def write_all(folder: RunFolder, history: RunHistory, summary: RunSummary) -> None:
-    """Write metrics.json, metrics.csv, metrics.png (when there is a round) and report.md."""
+    """Write metrics.json, metrics.csv, metrics.png (when there is a round), calibration.png and report.md."""
     write_metrics_json(folder.path("metrics.json"), history, summary)
     write_metrics_csv(folder.path("metrics.csv"), history)
     if history.rounds:
         write_metrics_plot(folder.path("metrics.png"), history, f"fedsage run {summary.run_id}")
+    if summary.calibration.get("bins"):
+        title = f"calibration, run {summary.run_id}"
+        write_calibration_plot(folder.path("calibration.png"), summary.calibration, title)
     write_report(folder.path("report.md"), history, summary)

@@ -1,0 +1,170 @@
+"""The statistics phase: step 0 of every run, after every client joined and before round 1.
+
+Over the same authenticated gRPC streams as the rounds, through Flower's `get_properties`
+(ClientProxy.get_properties; every value is a Flower Scalar, so JSON travels as a `str`), the
+server asks every client, in parallel (client_code/client.py answers):
+
+1. "statistics" - only when the run has no schema: each client's aggregate statistics of its raw
+   training rows (client_code/statistics.py); the server merges them with k = [data]
+   min_level_count and infers the column kinds;
+2. "levels" - only then too: the names of the kept levels (seen at least k times over the
+   federation), each asked from one client that holds it;
+3. "schema" - always: the federation's schema (a channel's own schema.json is ignored); each
+   client encodes its data and reports raw class counts, rows and files read, values outside the
+   schema's levels (counts per column) and its feature fingerprint. A client without rows of
+   some class fails the phase by name (BadInput, exit 2);
+4. "train" - always: the federation's raw class counts; each client balances its training split
+   ([model] balance) and reports its trained class counts, which the prior correction needs.
+
+A client's data problem ({"error": ...}) is BadInput naming the client; a client that does not
+answer within the round timeout is a runtime failure.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from flwr.common import GetPropertiesIns
+from flwr.server.client_proxy import ClientProxy
+
+from client_code.constants import PHASE_KEY
+from client_code.schema import feature_names, normalise_schema
+from client_code.statistics import choose_positive, merge_statistics, name_levels, reveal_requests
+from client_code.tabular import DataError, canonical_class, feature_fingerprint
+from orchestrator.config import DataSettings
+from orchestrator.errors import BadInput
+from orchestrator.run.folder import ClientReport
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PhaseResult:
+    """The phase's outcome: the schema, where it came from, each client's report and the class counts."""
+
+    schema: dict[str, Any]
+    source: str  # "statistics phase" or "schema file"
+    clients: dict[str, ClientReport]
+    raw_counts: dict[Any, int]
+    trained_counts: dict[Any, float]
+    seconds: float
+    inferred: list[str] = field(default_factory=list)
+
+    def prior(self) -> dict[str, dict[str, float]]:
+        """The prior correction's inputs as JSON: {"true": {class: n}, "trained": {class: n}}."""
+        return {
+            "true": {str(c): float(n) for c, n in self.raw_counts.items()},
+            "trained": {str(c): float(n) for c, n in self.trained_counts.items()},
+        }
+
+
+def _ask(proxies: dict[str, ClientProxy], phase: str, payloads: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """Send one phase's request to the named clients in parallel; their decoded answers by name."""
+
+    def one(name: str) -> Any:
+        ins = GetPropertiesIns(config={PHASE_KEY: phase, "payload": json.dumps(payloads[name], default=str)})
+        try:
+            res = proxies[name].get_properties(ins, timeout=timeout, group_id=None)
+        except Exception as exc:  # noqa: BLE001 - a lost client or a timeout: named below
+            raise RuntimeError(f"client {name!r} did not answer the statistics phase ({phase}): {exc}") from None
+        properties = res.properties
+        if "error" in properties:
+            raise BadInput(f"client {name!r}: {properties['error']}")
+        return json.loads(str(properties.get("payload", "{}")))
+
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(payloads)))) as pool:
+        futures = {name: pool.submit(one, name) for name in payloads}
+    return {name: future.result() for name, future in futures.items()}
+
+
+def merged_schema(
+    proxies: dict[str, ClientProxy], settings: DataSettings, label: str, timeout: float
+) -> tuple[dict[str, Any], list[str]]:
+    """Phases 1 and 2: the schema merged from every client's statistics, and the columns inferred categorical."""
+    request = {
+        "label": label,
+        "salt": secrets.token_hex(16),  # per run: hashes from two runs cannot be matched
+        "categorical": list(settings.categorical),
+        "drop": list(settings.drop),
+        "max_levels": settings.max_levels,
+    }
+    statistics = _ask(proxies, "statistics", dict.fromkeys(proxies, request), timeout)
+    try:
+        merged = merge_statistics(statistics, label, **settings.merge_options())
+    except DataError as exc:
+        raise BadInput(str(exc)) from None
+    asks = reveal_requests(merged)
+    revealed: dict[str, dict[str, str]] = {}
+    if asks:
+        answers = _ask(proxies, "levels", {name: {"hashes": hashes} for name, hashes in asks.items()}, timeout)
+        for answer in answers.values():
+            for column, names in answer.items():
+                revealed.setdefault(column, {}).update(names)
+    try:
+        return name_levels(merged, revealed), list(merged["inferred"])
+    except DataError as exc:
+        raise BadInput(str(exc)) from None
+
+
+def run_phase(
+    proxies: dict[str, ClientProxy],
+    schema: dict[str, Any] | None,
+    settings: DataSettings,
+    timeout: float,
+    tie_break: dict[str, int] | None = None,
+) -> PhaseResult:
+    """The whole phase (see the module docstring). Raises BadInput (a client's data, named) or RuntimeError.
+
+    `tie_break`: class counts (by class text) of the server's test set, which decide the default
+    positive class when the clients' training counts tie.
+    """
+    started = time.monotonic()
+    inferred: list[str] = []
+    source = "schema file"
+    if schema is None:
+        if not settings.label:
+            raise BadInput("the run has no feature schema and no label to compute one; set [data] label")
+        schema, inferred = merged_schema(proxies, settings, settings.label, timeout)
+        source = "statistics phase"
+        log.info("schema merged from %d clients' statistics (inferred categorical: %s)", len(proxies), inferred)
+    schema = normalise_schema(schema, "the run's schema")
+    classes = list(schema["classes"])
+    fingerprint = feature_fingerprint(feature_names(schema))
+    answers = _ask(proxies, "schema", dict.fromkeys(proxies, schema), timeout)
+    reports: dict[str, ClientReport] = {}
+    raw: dict[Any, int] = dict.fromkeys(classes, 0)
+    for name, answer in answers.items():
+        counts = {canonical_class(k, classes): int(v) for k, v in answer["class_counts"].items()}
+        missing = [c for c in classes if counts.get(c, 0) == 0]
+        if missing:
+            raise BadInput(
+                f"client {name!r} has no training rows of class {missing[0]!r}; every client needs rows of every "
+                "class (docs/adr/0002-data-partitions.md): leave that client out or give it rows of that class"
+            )
+        if answer["features"] != fingerprint:
+            raise BadInput(f"client {name!r} encodes different features than the schema; update its client code")
+        for c, n in counts.items():
+            raw[c] += n
+        reports[name] = ClientReport(
+            rows=answer["rows"], files=answer["files"], class_counts=answer["class_counts"], unseen=answer["unseen"]
+        )
+    if schema.get("positive_class") is None or settings.positive_class:
+        test_counts = {c: (tie_break or {}).get(str(c), 0) for c in classes}
+        try:
+            schema["positive_class"] = choose_positive(classes, raw, settings.positive_class or None, test_counts)
+        except DataError as exc:
+            raise BadInput(str(exc)) from None
+    request = {"class_counts": {str(c): n for c, n in raw.items()}}
+    trained_answers = _ask(proxies, "train", dict.fromkeys(proxies, request), timeout)
+    trained: dict[Any, float] = dict.fromkeys(classes, 0.0)
+    for name, answer in trained_answers.items():
+        reports[name].trained_counts = answer["trained_counts"]
+        for key, n in answer["trained_counts"].items():
+            trained[canonical_class(key, classes)] += float(n)
+    return PhaseResult(schema, source, reports, raw, trained, time.monotonic() - started, inferred)

@@ -1,0 +1,89 @@
+"""`fedsage predict`: score raw rows with a federation's model, after the same checks as `fedsage inspect`.
+
+The model file is verified against its checksum and loaded safely (inspect.load_model: model.skops
+through skops.io when it lies beside model.joblib, else the allow-list unpickler). The input is read
+as every party reads a channel (client_code/tabular.py: only empty cells missing, spaces after commas
+dropped, columns by name in any order, extra columns ignored) and scored by the Pipeline, which
+applies the schema's preprocessing itself. The output has the input's rows in order: `prediction`,
+then `probability_<class>` for every class; it is written whole or not at all.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from orchestrator.errors import BadInput
+from orchestrator.inspect import estimator_of, load_model
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """What `predict_file` wrote: rows scored, the classes, the positive class, the output file."""
+
+    rows: int
+    classes: list[Any]
+    positive_class: Any
+    out: Path
+
+
+def predict_frame(model: Any, frame: pd.DataFrame, where: str, locate=None) -> pd.DataFrame:
+    """Score raw rows (text cells) with a loaded fedsage model: `prediction` and `probability_<class>` columns.
+
+    Raises BadInput naming every missing column, or the first cell the schema cannot read.
+    """
+    from sklearn.pipeline import Pipeline
+
+    from client_code.schema import encode, normalise_schema, typed_frame
+    from client_code.tabular import DataError
+
+    schema = normalise_schema(model.fedsage_provenance_.get("schema") or {}, "the model's schema")
+    needed = [f["name"] for f in schema["features"]]
+    missing = [name for name in needed if name not in frame.columns]
+    if missing:
+        raise BadInput(f"{where} lacks the column(s) {', '.join(missing)} that the model needs; add them")
+    estimator = estimator_of(model)
+    try:
+        if isinstance(model, Pipeline):
+            proba = model.predict_proba(typed_frame(frame, schema, where, locate))
+        else:  # a bare LogisticRegression from an older run
+            proba = estimator.predict_proba(encode(frame, schema, where, locate))
+    except DataError as exc:
+        raise BadInput(str(exc)) from None
+    classes = estimator.classes_.tolist()
+    out = pd.DataFrame({"prediction": np.asarray(classes, dtype=object)[np.argmax(proba, axis=1)]})
+    for i, cls in enumerate(classes):
+        out[f"probability_{cls}"] = proba[:, i]
+    return out
+
+
+def predict_file(model_path: Path, input_path: Path, out: Path) -> Predictions:
+    """Verify and load the model, score every row of `input_path`, write `out` atomically (see the module docstring).
+
+    Raises BadInput for a model that fails the checks, an unreadable input, missing columns, or an
+    existing or unwritable `out`.
+    """
+    from client_code.tabular import DataError, read_channel
+    from orchestrator.run.folder import write_atomic
+
+    out = Path(out)
+    if out.exists():
+        raise BadInput(f"{out} already exists; choose another --out")
+    if not out.parent.is_dir():
+        raise BadInput(f"folder {out.parent} does not exist; create it first")
+    model, _ = load_model(model_path)
+    try:
+        frame, info = read_channel(input_path)
+    except DataError as exc:
+        raise BadInput(str(exc)) from None
+    scored = predict_frame(model, frame, str(input_path), info.locate)
+    text = io.StringIO()
+    scored.to_csv(text, index=False)
+    write_atomic(out, text.getvalue())
+    provenance = model.fedsage_provenance_
+    return Predictions(len(scored), estimator_of(model).classes_.tolist(), provenance.get("positive_class"), out)
