@@ -4,7 +4,7 @@ For each built-in data set (synthetic-fraud, breast-cancer), partition (iid, dir
 quantity:0.5) and client count (3, 10), with seed 42:
 
 1. `fedsage data prepare`'s code splits the data (20% test set held out first, the partition,
-   20% validation per client); each job balances its training split with SMOTE (ADR 0003);
+   20% validation per client); each job balances its training split with SMOTE (ADR 0004);
 2. federated: the real local federation (`run_local`: one process per client, TLS on loopback,
    FedAvg, 10 local solver iterations per round) for --rounds rounds;
 3. centralized: the same LogisticRegression (`client_code.make_model`, 1,000 iterations)

@@ -1,4 +1,4 @@
-"""Class balancing inside the training job, after encoding with the federation's schema (ADR 0003).
+"""Class balancing inside the training job, after encoding with the federation's schema (ADR 0004).
 
 `[model] balance`:
 

@@ -14,5 +14,5 @@ DATASET = "synthetic-fraud"  # the built-in data set of `fedsage local`
 RUNS = "runs"  # the folder that receives run folders
 MIN_LEVEL_COUNT = 10  # k: a categorical level seen fewer times over the federation folds into "other"
 MAX_LEVELS = 50  # a text column with more distinct values is an identifier, not a categorical feature
-BALANCE = "smote"  # class balancing of each client's training split, inside its job (ADR 0003)
+BALANCE = "smote"  # class balancing of each client's training split, inside its job (ADR 0004)
 SMOTE_RATIO = 1.0  # SMOTE: minority rows as a share of the majority class

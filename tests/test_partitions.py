@@ -226,7 +226,7 @@ def test_every_scheme_writes_each_input_row_once_and_the_same_test_set(tmp_path,
     iid = prepare(fraud_rows, PrepareOptions(label=LABEL, categorical=("region",), seed=5), tmp_path / "iid")
     assert (tmp_path / "out/test.csv").read_bytes() == (tmp_path / "iid/test.csv").read_bytes()
     assert summary.parts[0].class_counts == iid.parts[0].class_counts
-    # nothing is resampled (ADR 0003): the parts hold exactly the input's rows of each class
+    # nothing is resampled (ADR 0004): the parts hold exactly the input's rows of each class
     for cls in ("0", "1"):
         assert sum(part.class_counts[cls] for part in summary.parts) == int(
             (fraud_rows[LABEL].astype(str) == cls).sum()

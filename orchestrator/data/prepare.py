@@ -12,7 +12,7 @@ Order matters and is fixed:
    kinds, levels seen at least k times, classes and their counts, the positive class).
 
 Nothing is resampled here: class balancing happens inside each training job, after encoding
-(docs/adr/0003-resampling-in-the-job.md), so the prepared files describe the raw data.
+(docs/adr/0004-resampling-in-the-job.md), so the prepared files describe the raw data.
 Labels are written canonical (`0.0` -> 0). Everything is checked before anything is written,
 and the result is written to a temporary folder and renamed into place, so a failure leaves
 nothing half-written. `prepare_own` is the one-owner variant: one owner's file checked against

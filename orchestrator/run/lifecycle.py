@@ -24,7 +24,6 @@ The backend is injected, so the same run works on every backend and tests can pa
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import queue
 import secrets
@@ -32,15 +31,15 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from flwr.common import NDArrays
 
-from client_code.metrics import calibration, peak_memory_mb
+from client_code.metrics import calibration
 from client_code.persist import model_pipeline
-from client_code.schema import feature_names, unseen_counts
+from client_code.schema import feature_names
 from orchestrator.backends import Backend, JobStatus
 from orchestrator.config import Federation, host_port
 from orchestrator.errors import BadInput, RunFailed
@@ -53,28 +52,24 @@ from orchestrator.federation.strategy import RoundFailed
 from orchestrator.plan import TrainingJobRequest, client_of, plan_run, redacted
 from orchestrator.run import interrupts, report
 from orchestrator.run.events import (
-    ClientRefused,
     Observer,
     RoundFinished,
     RunEvent,
     RunWarning,
     ServerListening,
     StatisticsDone,
-    UpdateRejected,
     ignore,
 )
 from orchestrator.run.folder import (
-    ClientSummary,
     RunFolder,
-    RunSummary,
     file_error,
-    versions,
     write_atomic,
     write_json,
 )
 from orchestrator.run.inputs import ServerData
 from orchestrator.run.logs import ServerLog
-from orchestrator.run.phase import phase_summary, phase_warnings
+from orchestrator.run.phase import phase_warnings
+from orchestrator.run.record import RunRecord
 from orchestrator.run.watcher import JobWatcher, describe
 
 log = logging.getLogger(__name__)
@@ -116,19 +111,14 @@ class FederationRun:
         self.backend = backend
         self.folder = folder
         self.observer = observer
-        self.history = RunHistory()
-        self.warnings: list[str] = []
-        self.refused: list[dict[str, str | None]] = []  # every refused connection, as run.json records it
+        self.record = RunRecord(folder.run_id, federation)
         self.address = ""
         self.watcher = JobWatcher(backend, observer, self._job_ended_early)
         self._events: queue.Queue[RunEvent] = queue.Queue()
-        self._started = time.monotonic()
         self._server: FederationServer | None = None
         self._server_error: BaseException | None = None
         self._thread: threading.Thread | None = None
         self._log: ServerLog | None = None
-        self.phase: PhaseResult | None = None
-        self.calibration: dict[str, Any] = {}
 
     @property
     def run_id(self) -> str:
@@ -142,18 +132,23 @@ class FederationRun:
 
     # -- callbacks from the server thread: queue events, the main thread hands them to the observer
 
+    @property
+    def history(self) -> RunHistory:
+        """Every round so far."""
+        return self.record.history
+
+    @property
+    def warnings(self) -> list[str]:
+        """Warnings so far (rejected updates, statistics-phase warnings, ...), as run.json lists them."""
+        return self.record.warnings
+
     def _emit(self, event: RunEvent) -> None:
-        if isinstance(event, UpdateRejected):
-            self.warnings.append(f"round {event.round}: update of client {event.name!r} left out: {event.reason}")
-        if isinstance(event, ClientRefused):
-            self.refused.append(asdict(event))
-        if isinstance(event, RunWarning):
-            self.warnings.append(event.message)
+        self.record.note(event)
         self._events.put(event)
 
     def _on_phase(self, phase: PhaseResult) -> ServerData:
         """The statistics phase ended (server thread): keep its result, write schema.json, encode the test set."""
-        self.phase = phase
+        self.record.phase = phase
         self.data = data = self.data.with_schema(phase.schema)
         schema = data.schema
         write_json(self.folder.path("schema.json"), schema)
@@ -227,10 +222,10 @@ class FederationRun:
                 self.history,
                 model_path,
                 {c: self.watcher.final_status(c) for c in self.watcher.requests},
-                time.monotonic() - self._started,
+                time.monotonic() - self.record.started,
                 self.warnings,
                 self.data.schema.get("positive_class"),
-                self.calibration,
+                self.record.calibration,
             )
         except KeyboardInterrupt as exc:
             status, reason = "interrupted", interrupts.reason_of(exc)
@@ -345,29 +340,8 @@ class FederationRun:
         """Save the final global model (prior-corrected) as a Pipeline with provenance; keep its calibration."""
         assert self._server is not None and self._server.evaluator is not None and self.data.test is not None
         model = self._server.evaluator.model(self._server.final_parameters())
-        positive = self.data.schema.get("positive_class")
-        self.calibration = calibration(model, self.data.test, positive)
-        participants: dict[str, dict[str, Any]] = {}
-        for record in self.history.rounds:
-            for name, metrics in record.clients.items():
-                if "num_examples" in metrics:
-                    participants[name] = {"num_examples": int(metrics["num_examples"]), "last_round": record.round}
-        provenance = {
-            "run_id": self.run_id,
-            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "rounds": self.history.final().round,
-            "clients": participants,
-            "label": self.data.label,
-            "classes": self.data.classes,
-            "positive_class": positive,
-            "feature_names": self.data.test.feature_names,
-            "schema": self.data.schema,
-            "prior": self.phase.prior() if self.phase else None,
-            "model": self.federation.model.model_dump(),
-            "versions": versions(),
-            "final_metrics": self.history.final().server,
-        }
-        return self.folder.save_model(model_pipeline(self.data.schema, model), provenance)
+        self.record.calibration = calibration(model, self.data.test, self.data.schema.get("positive_class"))
+        return self.folder.save_model(model_pipeline(self.data.schema, model), self.record.provenance(self.data))
 
     def _finish(self, status: str, reason: str) -> list[str]:
         """Stop whatever still runs, then write run.json and the reports, whatever happened.
@@ -382,7 +356,7 @@ class FederationRun:
                     self._server.abort(reason or status)
                 self._server.stop()
             unstopped = self.watcher.stop_all(reason or "the run ended")
-            self.warnings += unstopped
+            self.warnings.extend(unstopped)
             if unstopped:
                 problems.append(f"{'; '.join(unstopped)}; stop it with `fedsage stop --run-id {self.run_id}`")
             self._drain()
@@ -392,51 +366,12 @@ class FederationRun:
                     self.warnings.append(f"server.log is incomplete: {file_error(self._log.error)}")
             if self.folder.created:
                 try:
-                    summary = self._summary(status, reason)
+                    summary = self.record.summary(
+                        status, reason, self.backend.description, self.watcher, self.folder, self.data
+                    )
                     write_json(self.folder.path("run.json"), summary.to_dict())
                     report.write_all(self.folder, self.history, summary)
                 except OSError as exc:  # the reason may already say why (a full disk): then only add what is lost
                     lost = f"run.json and the reports were not written either ({exc.strerror})"
                     problems.append(lost if reason else str(file_error(exc)))
         return problems
-
-    def _summary(self, status: str, reason: str) -> RunSummary:
-        """run.json's content: status, timings, and every client's job and example count."""
-        clients = {}
-        for config in self.federation.clients:
-            job = self.watcher.final_status(config.name)
-            last = next(
-                (
-                    r.clients[config.name]
-                    for r in reversed(self.history.rounds)
-                    if "num_examples" in r.clients.get(config.name, {})
-                ),
-                {},
-            )
-            report_ = self.phase.clients.get(config.name) if self.phase else None
-            clients[config.name] = ClientSummary(
-                job_name=self.watcher.job_name(config.name),
-                status=job.status,
-                failure_reason=job.failure_reason,
-                model_artifact=job.model_artifact,
-                num_examples=int(last["num_examples"]) if last else None,
-                **(asdict(report_) if report_ else {}),
-            )
-        return RunSummary(
-            run_id=self.run_id,
-            status=status,
-            reason=reason,
-            backend=self.backend.description,
-            rounds=self.federation.federation.rounds,
-            seconds=time.monotonic() - self._started,
-            peak_memory_mb=round(peak_memory_mb(), 1),
-            versions=versions(),
-            clients=clients,
-            warnings=self.warnings,
-            files=self.folder.present(report.outputs(self.history, self.calibration)),
-            refused_connections=self.refused,
-            positive_class=self.data.schema.get("positive_class") if self.data.schema else None,
-            statistics=phase_summary(self.phase),
-            unseen=unseen_counts(self.data.frame, self.data.schema) if self.data.schema else {},
-            calibration=self.calibration,
-        )

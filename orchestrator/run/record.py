@@ -1,0 +1,114 @@
+"""What a run records while it goes on, and what it makes of that at the end.
+
+The run's lifecycle (run/lifecycle.py) feeds a RunRecord: every round, every warning, every
+refused connection, the statistics phase. At the end the record gives the model's provenance
+(attached to model.joblib and model.skops) and run.json's RunSummary.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from client_code.metrics import peak_memory_mb
+from client_code.schema import unseen_counts
+from orchestrator.config import Federation
+from orchestrator.federation.history import RunHistory
+from orchestrator.federation.statistics import PhaseResult
+from orchestrator.run import report
+from orchestrator.run.events import ClientRefused, RunEvent, RunWarning, UpdateRejected
+from orchestrator.run.folder import ClientSummary, RunFolder, RunSummary, versions
+from orchestrator.run.inputs import ServerData
+from orchestrator.run.phase import phase_summary
+from orchestrator.run.watcher import JobWatcher
+
+
+@dataclass
+class RunRecord:
+    """One run's history, warnings, refused connections, statistics phase and final calibration."""
+
+    run_id: str
+    federation: Federation
+    history: RunHistory = field(default_factory=RunHistory)
+    warnings: list[str] = field(default_factory=list)
+    refused: list[dict[str, str | None]] = field(default_factory=list)  # as run.json records them
+    phase: PhaseResult | None = None
+    calibration: dict[str, Any] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
+
+    def note(self, event: RunEvent) -> None:
+        """Keep what run.json must show of an event: rejected updates and warnings, refused connections."""
+        if isinstance(event, UpdateRejected):
+            self.warnings.append(f"round {event.round}: update of client {event.name!r} left out: {event.reason}")
+        elif isinstance(event, ClientRefused):
+            self.refused.append(asdict(event))
+        elif isinstance(event, RunWarning):
+            self.warnings.append(event.message)
+
+    def participants(self) -> dict[str, dict[str, int]]:
+        """Each client that trained: its example count and the last round it took part in."""
+        found: dict[str, dict[str, int]] = {}
+        for record in self.history.rounds:
+            for name, metrics in record.clients.items():
+                if "num_examples" in metrics:
+                    found[name] = {"num_examples": int(metrics["num_examples"]), "last_round": record.round}
+        return found
+
+    def provenance(self, data: ServerData) -> dict[str, Any]:
+        """What the saved model carries as `fedsage_provenance_`: run, clients, schema, prior, versions, metrics."""
+        assert data.test is not None
+        final = self.history.final()
+        return {
+            "run_id": self.run_id,
+            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "rounds": final.round,
+            "clients": self.participants(),
+            "label": data.label,
+            "classes": data.classes,
+            "positive_class": data.schema.get("positive_class"),
+            "feature_names": data.test.feature_names,
+            "schema": data.schema,
+            "prior": self.phase.prior() if self.phase else None,
+            "model": self.federation.model.model_dump(),
+            "versions": versions(),
+            "final_metrics": final.server,
+        }
+
+    def summary(
+        self, status: str, reason: str, backend: str, watcher: JobWatcher, folder: RunFolder, data: ServerData
+    ) -> RunSummary:
+        """run.json's content: status, timings, every client's job, example count and statistics-phase report."""
+        participants = self.participants()
+        clients = {}
+        for config in self.federation.clients:
+            job = watcher.final_status(config.name)
+            phase_report = self.phase.clients.get(config.name) if self.phase else None
+            examples = participants.get(config.name, {}).get("num_examples")
+            clients[config.name] = ClientSummary(
+                job_name=watcher.job_name(config.name),
+                status=job.status,
+                failure_reason=job.failure_reason,
+                model_artifact=job.model_artifact,
+                num_examples=examples,
+                **(asdict(phase_report) if phase_report else {}),
+            )
+        return RunSummary(
+            run_id=self.run_id,
+            status=status,
+            reason=reason,
+            backend=backend,
+            rounds=self.federation.federation.rounds,
+            seconds=time.monotonic() - self.started,
+            peak_memory_mb=round(peak_memory_mb(), 1),
+            versions=versions(),
+            clients=clients,
+            warnings=self.warnings,
+            files=folder.present(report.outputs(self.history, self.calibration)),
+            refused_connections=self.refused,
+            positive_class=data.schema.get("positive_class") if data.schema else None,
+            statistics=phase_summary(self.phase),
+            unseen=unseen_counts(data.frame, data.schema) if data.schema else {},
+            calibration=self.calibration,
+        )
