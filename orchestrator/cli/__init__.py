@@ -15,7 +15,7 @@ import click
 import typer
 
 from orchestrator import __version__
-from orchestrator.cli import data, doctor, infra, inspect, package, run
+from orchestrator.cli import data, doctor, image, infra, inspect, package, run
 from orchestrator.cli.common import EXIT_INTERRUPTED, console, err_console
 from orchestrator.errors import FedsageError
 
@@ -65,6 +65,7 @@ app.command(epilog=package.PACKAGE_EPILOG)(package.package)
 app.add_typer(data.data_app, name="data")
 app.command("inspect", epilog=inspect.INSPECT_EPILOG)(inspect.inspect_command)
 app.add_typer(infra.infra_app, name="infra")
+app.add_typer(image.image_app, name="image")
 app.command("doctor", epilog=doctor.DOCTOR_EPILOG)(doctor.doctor_command)
 
 
