@@ -12,3 +12,4 @@ JOIN_TIMEOUT = 300.0  # seconds for every client to join (a SageMaker job takes 
 ROUND_TIMEOUT = 600.0  # seconds a client may take for one round
 DATASET = "synthetic-fraud"  # the built-in data set of `fedsage local`
 RUNS = "runs"  # the folder that receives run folders
+BACKEND = "process"  # where `fedsage local` runs the client jobs: process or docker

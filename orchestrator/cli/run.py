@@ -5,17 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 
 from orchestrator import defaults
-from orchestrator.cli.common import ConfigOption, OutOption, console
+from orchestrator.cli.common import ConfigOption, OptionalConfigOption, OutOption, console
 
 LOCAL_EPILOG = (
     "Examples:\n\n"
     "  fedsage local                          # 3 clients x 5 rounds on built-in data\n\n"
     "  fedsage local --clients 5 --rounds 10\n\n"
     "  fedsage local --dataset breast-cancer\n\n"
-    "  fedsage local --data-dir prepared/     # folders from `fedsage data prepare`"
+    "  fedsage local --data-dir prepared/     # folders from `fedsage data prepare`\n\n"
+    "  fedsage local --backend docker         # each client in a container, through SageMaker's toolkit"
 )
 
 
@@ -46,12 +48,33 @@ def local(
         float, typer.Option(help="Seconds a client may take for one round.", min=1)
     ] = defaults.ROUND_TIMEOUT,
     seed: Annotated[int, typer.Option(help="Seed for data generation, splitting and the model.")] = defaults.SEED,
+    backend: Annotated[
+        str,
+        typer.Option(
+            click_type=click.Choice(["process", "docker"]),
+            help="process: one process per client; docker: one container per client, run by SageMaker's "
+            "training toolkit in a `fedsage image build` image.",
+        ),
+    ] = defaults.BACKEND,
+    image: Annotated[
+        str | None, typer.Option(help="docker: the training image (default fedsage-sklearn:<framework>).")
+    ] = None,
+    cpus: Annotated[
+        float | None, typer.Option(help="docker: CPUs per container (default the instance type's vCPUs).", min=0.01)
+    ] = None,
+    memory: Annotated[
+        str | None, typer.Option(help="docker: memory per container, e.g. 4g (default the instance type's).")
+    ] = None,
+    dependency_cache: Annotated[
+        bool,
+        typer.Option(help="docker: reuse dependencies an earlier job installed from the same wheels and image."),
+    ] = True,
 ) -> None:
-    """Run a whole federation on this machine, no AWS: one process per client.
+    """Run a whole federation on this machine, no AWS: one process (or container) per client.
 
-    Each client runs client_code/train.py exactly as the SageMaker container would (its own
+    Each client runs its CreateTrainingJob request as the SageMaker container would (its own
     /opt/ml tree, SM_* environment, hyperparameters as arguments), connecting over TLS to a
-    Flower server on 127.0.0.1.
+    Flower server on 127.0.0.1. With --backend docker the real training toolkit runs it.
     """
     from orchestrator.cli.progress import RunView, print_outcome
     from orchestrator.local import LocalOptions, run_local
@@ -67,6 +90,11 @@ def local(
         join_timeout=join_timeout,
         round_timeout=round_timeout,
         seed=seed,
+        backend=backend,
+        image=image,
+        cpus=cpus,
+        memory=memory,
+        dependency_cache=dependency_cache,
     )
     source = f"data in {data_dir}" if data_dir else f"built-in data set '{dataset}'"
     console.print(
@@ -127,20 +155,45 @@ def _backend(config: Path, run_id: str | None):
     return launching.connect(federation, server_session(federation.server), run_id)
 
 
+def _docker_backend(backend: str, config: Path | None) -> bool:
+    """True for --backend docker (no config needed); a SageMaker status or stop needs -c."""
+    if backend == "docker":
+        return True
+    if config is None:
+        raise click.UsageError("Missing option '--config' / '-c' (or use --backend docker for local containers)")
+    return False
+
+
+BackendOption = Annotated[
+    str,
+    typer.Option(
+        click_type=click.Choice(["sagemaker", "docker"]),
+        help="sagemaker: training jobs in the client accounts (needs -c); docker: this machine's containers.",
+    ),
+]
+
 STATUS_EPILOG = (
     "Examples:\n\n  fedsage status -c federation.toml\n\n"
-    "  fedsage status -c federation.toml --run-id 20261121-101500-a1b2"
+    "  fedsage status -c federation.toml --run-id 20261121-101500-a1b2\n\n"
+    "  fedsage status --backend docker        # containers of `fedsage local --backend docker`"
 )
 
 
 def status(
-    config: ConfigOption,
+    config: OptionalConfigOption = None,
     run_id: Annotated[str | None, typer.Option(help="Only this run's jobs (default: every run).")] = None,
+    backend: BackendOption = "sagemaker",
 ) -> None:
-    """Show the training jobs of a run (or of every run) in every client account."""
+    """Show the training jobs of a run (or of every run) in every client account, or this machine's containers."""
     from rich.table import Table
 
-    jobs = _backend(config, run_id).find_jobs(run_id)
+    if _docker_backend(backend, config):
+        from orchestrator.backends.docker_runs import find_containers
+        from orchestrator.imagebuild.daemon import connect
+
+        jobs = find_containers(connect(), run_id)
+    else:
+        jobs = _backend(config, run_id).find_jobs(run_id)
     table = Table(title=f"training jobs of {'run ' + run_id if run_id else 'every run'}", title_justify="left")
     for column in ("run", "client", "account", "job", "status", "detail"):
         table.add_column(column, overflow="fold")
@@ -149,7 +202,7 @@ def status(
         table.add_row(
             job.run_id,
             job.client,
-            job.account_id,
+            job.account_id or "local",
             s.name,
             f"{s.status} ({s.secondary_status})",
             s.failure_reason or s.model_artifact or "",
@@ -157,16 +210,28 @@ def status(
     console.print(table if jobs else "no fedsage training jobs found in the client accounts")
 
 
-STOP_EPILOG = "Example:\n\n  fedsage stop -c federation.toml --run-id 20261121-101500-a1b2"
+STOP_EPILOG = (
+    "Examples:\n\n  fedsage stop -c federation.toml --run-id 20261121-101500-a1b2\n\n"
+    "  fedsage stop --backend docker --run-id 20261121-101500-a1b2   # leftover containers, by label"
+)
 
 
 def stop(
-    config: ConfigOption,
     run_id: Annotated[str, typer.Option(help="The run whose jobs to stop (see fedsage status).")],
+    config: OptionalConfigOption = None,
+    backend: BackendOption = "sagemaker",
 ) -> None:
-    """Stop every still-running training job of a run, in every client account."""
+    """Stop every still-running training job of a run, in every client account (or its local containers)."""
     from orchestrator import launch as launching
 
+    if _docker_backend(backend, config):
+        from orchestrator.backends.docker_runs import remove_containers
+        from orchestrator.imagebuild.daemon import connect
+
+        for job, running in remove_containers(connect(), run_id):
+            what = "stopped and removed" if running else f"removed ({job.status.secondary_status})"
+            console.print(f"  {job.client} {job.status.name}: {what}")
+        return
     for job, stopped in launching.stop_run(_backend(config, run_id), run_id):
         what = "stop requested" if stopped else f"already {job.status.status.lower()}"
         console.print(f"  {job.client} ({job.account_id}) {job.status.name}: {what}")

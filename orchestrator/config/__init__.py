@@ -5,14 +5,15 @@ errors into one BadInput line per problem. `fedsage local` builds the same `Fede
 memory from its options (`build`), and writes the resolved configuration into the run folder.
 
 Modules: base.py (what sections share), run.py ([federation], [model]), server.py ([server],
-[server.tls], [container]), clients.py ([[clients]]), federation.py (the whole file, checked
-together), loading.py (reading and error messages). Field defaults come from orchestrator/defaults.py.
+[server.tls], [container]), clients.py ([[clients]]), local.py ([local]), federation.py (the whole
+file, checked together), loading.py (reading and error messages). Field defaults come from orchestrator/defaults.py.
 """
 
 from orchestrator.config.base import NAME_PATTERN, Purpose
 from orchestrator.config.clients import ClientSettings
 from orchestrator.config.federation import Federation
 from orchestrator.config.loading import build, describe_errors, load, parse
+from orchestrator.config.local import LocalSettings
 from orchestrator.config.run import ModelSettings, RunSettings
 from orchestrator.config.server import ContainerSettings, ServerSettings, TlsSettings, host_port
 
@@ -21,6 +22,7 @@ __all__ = [
     "ClientSettings",
     "ContainerSettings",
     "Federation",
+    "LocalSettings",
     "ModelSettings",
     "Purpose",
     "RunSettings",
