@@ -54,6 +54,7 @@ def test_a_correct_setup_passes_every_check(deployed):
             "jobs' egress to server",
             "S3 from the jobs",
             "training image",
+            "image Python",
             "code archive",
             "train channel",
             "validation channel",
@@ -67,6 +68,16 @@ def test_a_correct_setup_passes_every_check(deployed):
             "fedsage-doctor",
             client.external_id,
         ) in aws.assumed_roles(account)
+
+
+def test_an_image_whose_python_is_not_the_wheels_is_named_with_its_fix(deployed):
+    aws, federation = deployed.aws, deployed.federation
+    mismatched = federation.model_copy(
+        update={"container": federation.container.model_copy(update={"python_version": "3.11"})}
+    )
+    failed = [c for c in failures(diagnose(mismatched, aws.server)) if c.name == "image Python"]
+    assert {c.subject for c in failed} == {"hospital-a", "hospital-b"}
+    assert "runs Python 3.12 but python_version = '3.11'" in failed[0].detail and "fedsage package" in failed[0].fix
 
 
 def test_a_missing_route_to_the_server_is_named_with_its_fix(deployed, undo):

@@ -5,6 +5,7 @@ local processes fed from each client account's S3, and report back through moto.
 """
 
 import json
+import re
 import shutil
 
 import botocore.client
@@ -107,6 +108,33 @@ def test_dry_run_prints_each_accounts_requests_and_makes_no_aws_call(cloud, monk
     assert body["AlgorithmSpecification"]["TrainingImage"] == training_image(federation.container, REGION)
     assert json.loads(body["HyperParameters"]["client-token"]) == "***"
     assert requests[1]["via_role"] == "arn:aws:iam::333333333333:role/FL-kickoff-client-job"
+
+
+@pytest.mark.parametrize(
+    ("framework", "python", "said"),
+    [
+        ("1.4-2-py312", "3.11", "runs Python 3.12 but python_version = '3.11'"),  # wheels for 3.11, image 3.12
+        ("1.4-2", "3.12", "runs Python 3.10; the client needs 3.11 or newer: use 1.4-2-py312"),
+        ("1.9-0", "3.12", "is not one fedsage knows the Python of"),
+    ],
+)
+def test_dry_run_and_launch_refuse_an_image_whose_python_is_not_the_wheels(
+    cloud, aws, tmp_path, capsys, monkeypatch, framework, python, said
+):
+    federation, sagemaker = cloud
+    federation.container.framework_version, federation.container.python_version = framework, python
+
+    def no_aws(client, operation, params):
+        raise AssertionError(f"a refused launch must not call AWS ({operation})")
+
+    path = tmp_path / "federation.toml"
+    path.write_text(federation.to_toml())
+    code, out, err = run_cli(capsys, "launch", "-c", str(path), "--dry-run")
+    assert code == 2 and out == "" and said in err and len(err.strip().splitlines()) == 1
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", no_aws)
+    with pytest.raises(BadInput, match=said.replace("(", r"\(").replace(")", r"\)")):
+        launch.build_launch(federation, aws.server, tmp_path / "runs")
+    assert not (tmp_path / "runs").exists() and sagemaker.jobs(CLIENTS["hospital-a"]) == {}
 
 
 def test_launch_needs_a_complete_config(cloud):

@@ -187,6 +187,16 @@ def unpack_code(tree: JobTree, storage: Storage, uri: str) -> None:
         shutil.rmtree(scratch)
 
 
+def point_toolkit_at(tree: JobTree, code_location: str) -> None:
+    """Rewrite hyperparameters.json's sagemaker_submit_directory to where the local code is for the toolkit.
+
+    A local code location has no s3:// URI the toolkit could fetch, so it is given the path the
+    code has inside the container (a mounted folder or archive), as SageMaker's local mode does.
+    """
+    hyperparameters = {**tree.request["HyperParameters"], "sagemaker_submit_directory": json.dumps(code_location)}
+    (tree.root / "input" / "config" / "hyperparameters.json").write_text(json.dumps(hyperparameters))
+
+
 def package_model(tree: JobTree, storage: Storage) -> str:
     """Pack model/ into model.tar.gz and store it at the job's output path; return its URI."""
     archive = tree.root / "output" / "model.tar.gz"

@@ -26,7 +26,6 @@ nothing. `deps_cache=None` installs every time, as SageMaker does.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import subprocess
@@ -49,6 +48,7 @@ from orchestrator.backends.container import (
     max_runtime_exceeded,
     package_model,
     platform_environment,
+    point_toolkit_at,
 )
 from orchestrator.backends.docker_cache import code_archive, dependency_key, keep_dependencies
 from orchestrator.backends.docker_runs import OWNER_LABEL, STOP_GRACE_SECONDS, find_containers
@@ -66,7 +66,7 @@ log = logging.getLogger(__name__)
 
 SUBMIT_PATH = "/opt/fedsage/submit/source.tar.gz"  # where a local code archive is mounted
 
-EXIT_OOM = 137
+EXIT_KILLED = 137  # 128 + SIGKILL: docker kill, or the OOM killer (State.OOMKilled says which)
 
 
 @dataclass
@@ -256,8 +256,7 @@ class DockerBackend:
             return {}
         path = file_path(uri).resolve()
         inside = "/opt/ml/code" if path.is_dir() else SUBMIT_PATH  # a folder is used in place, as SDK local mode does
-        written = {**hyperparameters, "sagemaker_submit_directory": json.dumps(inside)}
-        (tree.root / "input" / "config" / "hyperparameters.json").write_text(json.dumps(written))
+        point_toolkit_at(tree, inside)
         return {str(path): {"bind": inside, "mode": "ro"}}
 
     def _deps_key(self, tree: JobTree) -> str | None:
@@ -323,12 +322,13 @@ class DockerBackend:
             return JobStatus(name, COMPLETED, "Completed", model_artifact=artifact)
         self._end(job, container)
         reason = job.tree.failure_reason()
-        if state.get("OOMKilled") or code == EXIT_OOM:
+        if state.get("OOMKilled"):
             limit = container.attrs["HostConfig"].get("Memory") or 0
             reason = f"OutOfMemory: the container hit its memory limit ({limit // 2**20} MiB)" + (
                 f"; {reason}" if reason else ""
             )
-        return JobStatus(name, FAILED, "Failed", reason or f"the container exited with code {code}")
+        killed = " (killed)" if code == EXIT_KILLED else ""
+        return JobStatus(name, FAILED, "Failed", reason or f"the container exited with code {code}{killed}")
 
     def _end(self, job: _Job, container, stop: bool = False) -> None:
         """Stop the container if asked (SIGTERM, SIGKILL after the grace period), keep its log, remove it."""

@@ -37,6 +37,7 @@ from orchestrator.backends.container import (
     max_runtime_exceeded,
     package_model,
     platform_environment,
+    point_toolkit_at,
     unpack_code,
 )
 from orchestrator.config import ClientSettings, Federation
@@ -144,6 +145,7 @@ class ProcessBackend:
         tree = lay_out(request, folder / "opt" / "ml", self.storage)
         code_uri = toolkit.decode_hyperparameters(request["HyperParameters"])["sagemaker_submit_directory"]
         unpack_code(tree, self.storage, code_uri)
+        point_toolkit_at(tree, str(tree.code_dir))
         log_path = folder / "client.log"
         with open(log_path, "wb") as log_file:
             process = subprocess.Popen(
