@@ -106,3 +106,31 @@ def test_failure_reason_is_the_failure_file_on_one_line_within_sagemakers_limit(
     tree.failure_file.write_text("ExecuteUserScriptError:\nExitCode 1\n" + "x" * 2000)
     reason = tree.failure_reason()
     assert reason.startswith("ExecuteUserScriptError: ExitCode 1 x") and len(reason) == 1024
+
+
+def _sleeper(tmp_path, limit):
+    code = tmp_path / "code"
+    code.mkdir(exist_ok=True)
+    (code / "sleep.py").write_text("import time\ntime.sleep(60)\n")
+    request = _request(tmp_path, code.as_uri())
+    request["HyperParameters"]["sagemaker_program"] = json.dumps("sleep.py")
+    request["StoppingCondition"] = {"MaxRuntimeInSeconds": limit}
+    request["Tags"] = [{"Key": "fedsage:run-id", "Value": "r"}, {"Key": "fedsage:client", "Value": "client-1"}]
+    return request
+
+
+def test_the_process_backend_stops_a_job_past_its_max_runtime_as_sagemaker_does(tmp_path):
+    import time
+
+    from orchestrator.backends import STOPPED
+    from orchestrator.backends.process import ProcessBackend
+
+    backend = ProcessBackend(tmp_path / "jobs")
+    backend.launch(_sleeper(tmp_path, 1))
+    deadline = time.monotonic() + 30
+    while not (status := backend.poll("fedsage-run-client-1")).terminal:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    assert (status.status, status.secondary_status) == (STOPPED, "MaxRuntimeExceeded")
+    assert "MaxRuntimeInSeconds (1 s)" in status.failure_reason
+    assert backend.processes()["fedsage-run-client-1"].poll() is not None

@@ -295,3 +295,40 @@ def test_an_image_whose_python_is_not_the_wheels_is_refused_before_any_container
     message = str(refused.value)
     assert "\n" not in message and "python_version = '3.11'" in message and "Python 3.12" in message
     assert backend.containers() == []
+
+
+def test_a_container_gets_its_instance_types_limits_and_is_stopped_past_its_max_runtime(
+    tmp_path,
+    docker_client,
+    training_image,
+):
+    from orchestrator.backends import STOPPED
+
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "sleep.py").write_text("import time\ntime.sleep(120)\n")
+    request = {
+        "TrainingJobName": "sleeper",
+        "HyperParameters": {
+            "sagemaker_program": json.dumps("sleep.py"),
+            "sagemaker_submit_directory": json.dumps(code.as_uri()),
+        },
+        "Environment": dict(ENVIRONMENT),
+        "OutputDataConfig": {"S3OutputPath": (tmp_path / "artifacts").as_uri()},
+        "ResourceConfig": {"InstanceType": "ml.t3.medium", "InstanceCount": 1, "VolumeSizeInGB": 30},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 3},
+        "Tags": [{"Key": RUN_ID_TAG, "Value": "sleeper"}, {"Key": CLIENT_TAG, "Value": "client-1"}],
+    }
+    backend = DockerBackend(tmp_path / "jobs", training_image, client=docker_client)
+    backend.launch(request)
+    (container,) = run_containers(docker_client, "sleeper")
+    host = container.attrs["HostConfig"]
+    assert host["Memory"] == 4 * 1024**3 and host["NanoCpus"] == int(min(2, os.cpu_count()) * 1e9)
+    assert container.name == "sleeper" and host["Init"] is True and host["NetworkMode"] == "host"
+    deadline = time.monotonic() + 60
+    while not (status := backend.poll("sleeper")).terminal:
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    assert (status.status, status.secondary_status) == (STOPPED, "MaxRuntimeExceeded")
+    assert run_containers(docker_client, "sleeper") == []
+    assert "Invoking user script" in (tmp_path / "jobs" / "client-1" / "client.log").read_text()
