@@ -15,7 +15,7 @@ import pytest
 
 from orchestrator.errors import BadInput
 
-BASE_IMAGE = os.environ.get("FEDSAGE_BASE_IMAGE", "fedsage-base:noble")
+BASE_IMAGE = os.environ.get("FEDSAGE_BASE_TAG", "fedsage-base:noble")  # as .ci/provision-docker names it
 FRAMEWORK = "1.4-2-py312"
 
 
