@@ -48,6 +48,8 @@ class LocalOptions:
     cpus: float | None = None
     memory: str | None = None
     dependency_cache: bool | None = None
+    network: str | None = None
+    bind_address: str | None = None
 
     def given(self, *names: str) -> dict[str, object]:
         """The options among `names` that were set (not None), by name."""
@@ -83,7 +85,9 @@ def _federation(
         model=settings[1],
         local=placement[0],
         container=placement[1],
-        server=config.build(config.ServerSettings, source, test_data=test, schema_path=schema),
+        server=config.build(
+            config.ServerSettings, source, test_data=test, schema_path=schema, **placement[0].server_address()
+        ),
         clients=[
             config.build(
                 config.ClientSettings,
@@ -156,6 +160,7 @@ def _docker(options: LocalOptions, local: config.LocalSettings, folder: RunFolde
         framework=config.ContainerSettings().framework_version,
         limits=limits,
         cache=local.dependency_cache,
+        network=local.network,
     )
 
 
@@ -169,7 +174,9 @@ def build_local_run(options: LocalOptions, observer: Observer = ignore) -> Feder
     """
     settings = _settings(options)
     local = config.build(
-        config.LocalSettings, SOURCE, **options.given("backend", "image", "cpus", "memory", "dependency_cache")
+        config.LocalSettings,
+        SOURCE,
+        **options.given("backend", "image", "cpus", "memory", "dependency_cache", "network", "bind_address"),
     )
     if options.data_dir is None:
         datasets.get(options.dataset)  # an unknown name is bad input before anything is written

@@ -332,3 +332,58 @@ def test_a_container_gets_its_instance_types_limits_and_is_stopped_past_its_max_
     assert (status.status, status.secondary_status) == (STOPPED, "MaxRuntimeExceeded")
     assert run_containers(docker_client, "sleeper") == []
     assert "Invoking user script" in (tmp_path / "jobs" / "client-1" / "client.log").read_text()
+
+
+NETWORK_PROBE = """
+import json, os, socket
+try:
+    socket.create_connection(("127.0.0.1", int(os.environ["PROBE_PORT"])), timeout=5).close()
+    seen = "connected"
+except OSError as exc:
+    seen = type(exc).__name__
+json.dump(seen, open(os.path.join(os.environ["SM_MODEL_DIR"], "network.json"), "w"))
+"""
+
+
+def test_containers_on_no_network_cannot_reach_the_server_they_reach_on_the_host_network(
+    two_clients,
+    tmp_path,
+    docker_client,
+    training_image,
+):
+    import socket
+
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "probe.py").write_text(NETWORK_PROBE)
+    server = socket.create_server(("127.0.0.1", 0))
+    seen = {}
+    try:
+        for network in ("host", "none"):
+            request = {
+                "TrainingJobName": f"network-{network}",
+                "HyperParameters": {
+                    "sagemaker_program": json.dumps("probe.py"),
+                    "sagemaker_submit_directory": json.dumps(code.as_uri()),
+                },
+                "Environment": {"PROBE_PORT": str(server.getsockname()[1])},
+                "OutputDataConfig": {"S3OutputPath": (tmp_path / "artifacts").as_uri()},
+                "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 30},
+                "StoppingCondition": {"MaxRuntimeInSeconds": 120},
+                "Tags": [{"Key": RUN_ID_TAG, "Value": "network"}, {"Key": CLIENT_TAG, "Value": network}],
+            }
+            backend = DockerBackend(tmp_path / "jobs", training_image, client=docker_client, network=network)
+            backend.launch(request)
+            deadline = time.monotonic() + 60
+            while not backend.poll(request["TrainingJobName"]).terminal:
+                assert time.monotonic() < deadline
+                time.sleep(0.3)
+            seen[network] = json.loads(
+                (tmp_path / "jobs" / network / "opt" / "ml" / "model" / "network.json").read_text()
+            )
+    finally:
+        server.close()
+    assert seen["host"] == "connected" and seen["none"] != "connected"
+    # `fedsage local --network` reaches the backend
+    run = build_local_run(_options(two_clients, tmp_path / "runs", backend="docker", network="none"))
+    assert run.backend.network == "none"

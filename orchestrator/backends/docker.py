@@ -132,6 +132,7 @@ class DockerBackend:
         framework: str | None = None,
         limits: Limits | None = None,
         cache: bool = True,
+        network: str = "host",
     ) -> DockerBackend:
         """The backend of a local run on this machine's daemon, with its image and code archive ready.
 
@@ -152,6 +153,7 @@ class DockerBackend:
             client=client,
             expected_jobs=expected_jobs,
             limits=limits,
+            network=network,
             deps_cache=cache_dir() / "deps" if cache else None,
         )
         return backend

@@ -69,6 +69,13 @@ def local(
         bool,
         typer.Option(help="docker: reuse dependencies an earlier job installed from the same wheels and image."),
     ] = True,
+    network: Annotated[
+        str, typer.Option(help="docker: the containers' network: host, none, or a network's name (README: Docker).")
+    ] = "host",
+    bind_address: Annotated[
+        str | None,
+        typer.Option(help="Address the server listens on and the clients dial (default 127.0.0.1)."),
+    ] = None,
 ) -> None:
     """Run a whole federation on this machine, no AWS: one process (or container) per client.
 
@@ -95,6 +102,8 @@ def local(
         cpus=cpus,
         memory=memory,
         dependency_cache=dependency_cache,
+        network=network,
+        bind_address=bind_address,
     )
     source = f"data in {data_dir}" if data_dir else f"built-in data set '{dataset}'"
     console.print(

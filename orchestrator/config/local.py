@@ -35,3 +35,15 @@ class LocalSettings(_Section):
         bool,
         Field(description="docker: reuse the dependencies an earlier job installed from the same wheels and image"),
     ] = True
+    network: Annotated[
+        str,
+        Field(min_length=1, description="docker: the containers' network: host (default), none, or a network's name"),
+    ] = "host"
+    bind_address: Annotated[
+        str | None,
+        Field(min_length=1, description="the address the local server listens on and the clients dial; 127.0.0.1"),
+    ] = None
+
+    def server_address(self) -> dict[str, str]:
+        """[server] bind_address for a local run, if one is set here."""
+        return {"bind_address": self.bind_address} if self.bind_address else {}
