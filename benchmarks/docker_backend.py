@@ -14,7 +14,7 @@ start until round 0 (from the run's metrics), seconds per round, each client pro
 memory (its own VmHWM, as client.log reports it; inside a container the toolkit's process is
 not included). Writes benchmarks/results/docker.json, which docs/benchmarks.md quotes.
 
-Usage: python benchmarks/docker.py [--repeats 3] [--base-image fedsage-base:noble]
+Usage: python benchmarks/docker_backend.py [--repeats 3] [--base-image fedsage-base:noble]
 """
 
 from __future__ import annotations
@@ -64,9 +64,8 @@ def run(out: Path, *extra: str, env: dict | None = None) -> dict:
     run_dir = next(out.iterdir())
     metrics = json.loads((run_dir / "metrics.json").read_text())
     rounds = [r for r in metrics["rounds"] if r["round"] > 0]
-    peaks = [
-        int(re.search(r"peak memory (\d+) MB", log.read_text())[1]) for log in (run_dir / "clients").glob("*/client.log")
-    ]
+    logs = (run_dir / "clients").glob("*/client.log")
+    peaks = [int(re.search(r"peak memory (\d+) MB", log.read_text())[1]) for log in logs]
     return {
         "wall_seconds": wall,
         "start_until_round_0_seconds": metrics["rounds"][0]["seconds"],
