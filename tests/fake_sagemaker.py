@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from conftest import CLIENT_ACCOUNTS
 from moto.logs.models import logs_backends
 from moto.sagemaker.models import FakeTrainingJob, sagemaker_backends
 from moto.sagemaker.responses import SageMakerResponse
@@ -34,6 +35,64 @@ from orchestrator.backends import COMPLETED, FAILED, IN_PROGRESS, STOPPED, STOPP
 from orchestrator.backends.process import ProcessBackend
 
 REGION = "eu-west-1"
+CLIENTS = {"hospital-a": CLIENT_ACCOUNTS[0], "hospital-b": CLIENT_ACCOUNTS[1]}  # client name -> account
+
+
+def bucket(account: str) -> str:
+    """The client account's own bucket."""
+    return f"fedsage-{account}-{REGION}"
+
+
+def put_client_objects(accounts, prepared, archive: Path) -> None:
+    """Each client account's bucket with its source.tar.gz and its train and validation channels."""
+    for account, folders in zip(CLIENTS.values(), prepared.clients, strict=False):
+        s3 = accounts.admin(account).client("s3")
+        s3.create_bucket(Bucket=bucket(account), CreateBucketConfiguration={"LocationConstraint": REGION})
+        s3.upload_file(str(archive), bucket(account), "code/source.tar.gz")
+        for channel in ("train", "validation"):
+            for path in getattr(folders, channel).iterdir():
+                s3.upload_file(str(path), bucket(account), f"data/{channel}/{path.name}")
+
+
+def cloud_federation(prepared, port: int, **sections):
+    """The launch config of the two client accounts, their data and code in their own buckets.
+
+    `sections` replace or add top-level tables (e.g. `federation`, `container`).
+    """
+    from orchestrator import config
+
+    return config.parse(
+        {
+            "federation": {"name": "fraud", "rounds": 2, "join_timeout": 60, "round_timeout": 60},
+            "server": {
+                "region": REGION,
+                "bind_address": "127.0.0.1",
+                "advertised_address": "127.0.0.1",
+                "port": port,
+                "test_data": str(prepared.test),
+                "schema": str(prepared.root / "schema.json"),
+            },
+            "clients": [
+                {
+                    "name": name,
+                    "account_id": account,
+                    "region": REGION,
+                    "kickoff_role_arn": f"arn:aws:iam::{account}:role/FL-kickoff-client-job",
+                    "external_id": f"ext-{name}",
+                    "execution_role_arn": f"arn:aws:iam::{account}:role/FL-sagemaker-execution",
+                    "code_uri": f"s3://{bucket(account)}/code/source.tar.gz",
+                    "train_uri": f"s3://{bucket(account)}/data/train/",
+                    "validation_uri": f"s3://{bucket(account)}/data/validation/",
+                    "output_uri": f"s3://{bucket(account)}/artifacts/",
+                    "subnets": ["subnet-0a01", "subnet-0a02"],
+                    "security_groups": ["sg-0a01"],
+                    "tags": {"project": "fl-pilot"},
+                }
+                for name, account in CLIENTS.items()
+            ],
+            **sections,
+        }
+    )
 
 
 class FakeSageMaker:

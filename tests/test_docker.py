@@ -78,6 +78,32 @@ def _options(data: Path, out: Path, **given) -> LocalOptions:
     return LocalOptions(**{**base, **given})
 
 
+def _program_request(name, code, program, tmp_path, *, run="probe", client="client-1", **overrides) -> dict:
+    """A one-job request whose program is `program` in the local code folder `code`."""
+    request = {
+        "TrainingJobName": name,
+        "HyperParameters": {
+            "sagemaker_program": json.dumps(program),
+            "sagemaker_submit_directory": json.dumps(code.as_uri()),
+        },
+        "Environment": dict(ENVIRONMENT),
+        "OutputDataConfig": {"S3OutputPath": (tmp_path / "artifacts").as_uri()},
+        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 30},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 900},
+        "Tags": [{"Key": RUN_ID_TAG, "Value": run}, {"Key": CLIENT_TAG, "Value": client}],
+    }
+    return request | overrides
+
+
+def _wait(backend, name: str, timeout: float):
+    """Poll a job until it ends; its last status."""
+    deadline = time.monotonic() + timeout
+    while not (status := backend.poll(name)).terminal:
+        assert time.monotonic() < deadline, f"{name} did not end within {timeout:g} s"
+        time.sleep(0.3)
+    return status
+
+
 def _parameters(model_path: Path) -> np.ndarray:
     model = joblib.load(model_path)
     return np.concatenate([model.coef_.ravel(), model.intercept_.ravel()])
@@ -97,25 +123,10 @@ def test_the_toolkit_installs_the_wheels_apart_and_still_imports_and_runs_after(
     with tarfile.open(code_archive(training_image.python)) as archive:
         archive.extractall(code, filter="data")
     (code / "probe.py").write_text(ISOLATION_PROBE)
-    request = {
-        "TrainingJobName": "isolation-probe",
-        "HyperParameters": {
-            "sagemaker_program": json.dumps("probe.py"),
-            "sagemaker_submit_directory": json.dumps(code.as_uri()),
-        },
-        "Environment": dict(ENVIRONMENT),
-        "InputDataConfig": [],
-        "OutputDataConfig": {"S3OutputPath": (tmp_path / "artifacts").as_uri()},
-        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 30},
-        "StoppingCondition": {"MaxRuntimeInSeconds": 900},
-        "Tags": [{"Key": RUN_ID_TAG, "Value": "isolation"}, {"Key": CLIENT_TAG, "Value": "client-1"}],
-    }
+    request = _program_request("isolation-probe", code, "probe.py", tmp_path, run="isolation")
     backend = DockerBackend(tmp_path / "jobs", training_image, client=docker_client)
     backend.launch(request)
-    deadline = time.monotonic() + 600
-    while not (status := backend.poll("isolation-probe")).terminal:
-        assert time.monotonic() < deadline
-        time.sleep(1)
+    status = _wait(backend, "isolation-probe", 600)
     log = (tmp_path / "jobs" / "client-1" / "client.log").read_text()
     assert status.status == COMPLETED, log[-3000:]
     assert "Installing dependencies from requirements.txt" in log and "Reporting training SUCCESS" in log
@@ -259,6 +270,7 @@ def test_fedsage_stop_finds_leftover_containers_by_label(
             name=f"fedsage-{run_id}-{client}",
             labels={RUN_LABEL: run_id, CLIENT_LABEL: client, JOB_LABEL: f"fedsage-{run_id}-{client}"},
             network_mode="none",
+            init=True,  # as fedsage starts them: SIGTERM reaches the command
             detach=True,
         )
     try:
@@ -307,28 +319,22 @@ def test_a_container_gets_its_instance_types_limits_and_is_stopped_past_its_max_
     code = tmp_path / "code"
     code.mkdir()
     (code / "sleep.py").write_text("import time\ntime.sleep(120)\n")
-    request = {
-        "TrainingJobName": "sleeper",
-        "HyperParameters": {
-            "sagemaker_program": json.dumps("sleep.py"),
-            "sagemaker_submit_directory": json.dumps(code.as_uri()),
-        },
-        "Environment": dict(ENVIRONMENT),
-        "OutputDataConfig": {"S3OutputPath": (tmp_path / "artifacts").as_uri()},
-        "ResourceConfig": {"InstanceType": "ml.t3.medium", "InstanceCount": 1, "VolumeSizeInGB": 30},
-        "StoppingCondition": {"MaxRuntimeInSeconds": 3},
-        "Tags": [{"Key": RUN_ID_TAG, "Value": "sleeper"}, {"Key": CLIENT_TAG, "Value": "client-1"}],
-    }
+    request = _program_request(
+        "sleeper",
+        code,
+        "sleep.py",
+        tmp_path,
+        run="sleeper",
+        ResourceConfig={"InstanceType": "ml.t3.medium", "InstanceCount": 1, "VolumeSizeInGB": 30},
+        StoppingCondition={"MaxRuntimeInSeconds": 3},
+    )
     backend = DockerBackend(tmp_path / "jobs", training_image, client=docker_client)
     backend.launch(request)
     (container,) = run_containers(docker_client, "sleeper")
     host = container.attrs["HostConfig"]
     assert host["Memory"] == 4 * 1024**3 and host["NanoCpus"] == int(min(2, os.cpu_count()) * 1e9)
     assert container.name == "sleeper" and host["Init"] is True and host["NetworkMode"] == "host"
-    deadline = time.monotonic() + 60
-    while not (status := backend.poll("sleeper")).terminal:
-        assert time.monotonic() < deadline
-        time.sleep(0.3)
+    status = _wait(backend, "sleeper", 60)
     assert (status.status, status.secondary_status) == (STOPPED, "MaxRuntimeExceeded")
     assert run_containers(docker_client, "sleeper") == []
     assert "Invoking user script" in (tmp_path / "jobs" / "client-1" / "client.log").read_text()
@@ -360,24 +366,13 @@ def test_containers_on_no_network_cannot_reach_the_server_they_reach_on_the_host
     seen = {}
     try:
         for network in ("host", "none"):
-            request = {
-                "TrainingJobName": f"network-{network}",
-                "HyperParameters": {
-                    "sagemaker_program": json.dumps("probe.py"),
-                    "sagemaker_submit_directory": json.dumps(code.as_uri()),
-                },
-                "Environment": {"PROBE_PORT": str(server.getsockname()[1])},
-                "OutputDataConfig": {"S3OutputPath": (tmp_path / "artifacts").as_uri()},
-                "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 30},
-                "StoppingCondition": {"MaxRuntimeInSeconds": 120},
-                "Tags": [{"Key": RUN_ID_TAG, "Value": "network"}, {"Key": CLIENT_TAG, "Value": network}],
-            }
+            environment = {"PROBE_PORT": str(server.getsockname()[1])}
+            request = _program_request(
+                f"network-{network}", code, "probe.py", tmp_path, client=network, Environment=environment
+            )
             backend = DockerBackend(tmp_path / "jobs", training_image, client=docker_client, network=network)
             backend.launch(request)
-            deadline = time.monotonic() + 60
-            while not backend.poll(request["TrainingJobName"]).terminal:
-                assert time.monotonic() < deadline
-                time.sleep(0.3)
+            _wait(backend, request["TrainingJobName"], 60)
             seen[network] = json.loads(
                 (tmp_path / "jobs" / network / "opt" / "ml" / "model" / "network.json").read_text()
             )

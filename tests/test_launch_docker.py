@@ -14,65 +14,35 @@ import tarfile
 import joblib
 import numpy as np
 import pytest
-from conftest import CLIENT_ACCOUNTS, REGION, SERVER_ACCOUNT, MotoAccounts, free_port
+from conftest import SERVER_ACCOUNT, MotoAccounts, free_port
 from docker_support import docker_client, moto_server, run_containers, training_image  # noqa: F401 - fixtures
-from fake_sagemaker import DockerMode, FakeSageMaker, SageMakerExecutor
+from fake_sagemaker import (
+    CLIENTS,
+    DockerMode,
+    FakeSageMaker,
+    SageMakerExecutor,
+    bucket,
+    cloud_federation,
+    put_client_objects,
+)
 
-from orchestrator import config, launch
+from orchestrator import launch
 from orchestrator.backends import COMPLETED
 from orchestrator.backends.docker_cache import code_archive
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
-
-CLIENTS = {"hospital-a": CLIENT_ACCOUNTS[0], "hospital-b": CLIENT_ACCOUNTS[1]}
-
-
-def _bucket(account):
-    return f"fedsage-{account}-{REGION}"
 
 
 def test_launch_runs_every_job_in_a_container_and_each_account_gets_the_global_model(
     moto_server, docker_client, training_image, prepared, tmp_path, monkeypatch
 ):
     aws = MotoAccounts()
-    archive = code_archive(training_image.python)
-    for account, folders in zip(CLIENTS.values(), prepared.clients, strict=False):
-        s3 = aws.admin(account).client("s3")
-        s3.create_bucket(Bucket=_bucket(account), CreateBucketConfiguration={"LocationConstraint": REGION})
-        s3.upload_file(str(archive), _bucket(account), "code/source.tar.gz")
-        for channel in ("train", "validation"):
-            for path in getattr(folders, channel).iterdir():
-                s3.upload_file(str(path), _bucket(account), f"data/{channel}/{path.name}")
-    federation = config.parse(
-        {
-            "federation": {"name": "fraud", "rounds": 2, "join_timeout": 300, "round_timeout": 120},
-            "container": {"framework_version": training_image.framework, "python_version": training_image.python},
-            "server": {
-                "region": REGION,
-                "bind_address": "127.0.0.1",
-                "advertised_address": "127.0.0.1",
-                "port": free_port(),
-                "test_data": str(prepared.test),
-                "schema": str(prepared.root / "schema.json"),
-            },
-            "clients": [
-                {
-                    "name": name,
-                    "account_id": account,
-                    "region": REGION,
-                    "kickoff_role_arn": f"arn:aws:iam::{account}:role/FL-kickoff-client-job",
-                    "external_id": f"ext-{name}",
-                    "execution_role_arn": f"arn:aws:iam::{account}:role/FL-sagemaker-execution",
-                    "code_uri": f"s3://{_bucket(account)}/code/source.tar.gz",
-                    "train_uri": f"s3://{_bucket(account)}/data/train/",
-                    "validation_uri": f"s3://{_bucket(account)}/data/validation/",
-                    "output_uri": f"s3://{_bucket(account)}/artifacts/",
-                    "subnets": ["subnet-0a01"],
-                    "security_groups": ["sg-0a01"],
-                }
-                for name, account in CLIENTS.items()
-            ],
-        }
+    put_client_objects(aws, prepared, code_archive(training_image.python))
+    federation = cloud_federation(
+        prepared,
+        free_port(),
+        federation={"name": "fraud", "rounds": 2, "join_timeout": 300, "round_timeout": 120},
+        container={"framework_version": training_image.framework, "python_version": training_image.python},
     )
     sagemaker = FakeSageMaker(monkeypatch)
     mode = DockerMode(training_image, moto_server)
@@ -91,12 +61,12 @@ def test_launch_runs_every_job_in_a_container_and_each_account_gets_the_global_m
         log = (tmp_path / "sagemaker" / account / name / "client.log").read_text()
         assert "Installing dependencies from requirements.txt" in log  # the toolkit installed the archive
         key = f"artifacts/{job.training_job_name}/output/model.tar.gz"
-        body = aws.admin(account).client("s3").get_object(Bucket=_bucket(account), Key=key)["Body"].read()
+        body = aws.admin(account).client("s3").get_object(Bucket=bucket(account), Key=key)["Body"].read()
         with tarfile.open(fileobj=io.BytesIO(body)) as tar:
             model = joblib.load(io.BytesIO(tar.extractfile("model.joblib").read()))
         np.testing.assert_allclose(model.coef_, server_model.coef_, rtol=0, atol=1e-12)
         np.testing.assert_allclose(model.intercept_, server_model.intercept_, rtol=0, atol=1e-12)
-        assert outcome.jobs[name].model_artifact == f"s3://{_bucket(account)}/{key}"
+        assert outcome.jobs[name].model_artifact == f"s3://{bucket(account)}/{key}"
     for backend in executor.backends.values():
         assert backend.containers() == []
     assert run_containers(docker_client, run.run_id) == []
