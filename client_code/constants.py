@@ -7,11 +7,19 @@ PENALTIES = ("l2", "l1", "elasticnet", "none")  # LogisticRegression regularisat
 # The sagemaker_program: a top-level script beside the client_code package in /opt/ml/code, so the
 # package's modules import each other as a package (never as top-level names such as `schema`).
 ENTRY_POINT = "fedsage_client.py"
+# The job's pip installs the archive's wheels into PIP_TARGET (the request's Environment), apart from
+# the image's own packages; the entry script puts that folder right after its own for this process
+# only, so the training toolkit that started it keeps importing its own versions.
 ENTRY_SOURCE = '''"""SageMaker entry point (sagemaker_program): runs client_code.train, the package beside this file."""
 
+import os
 import sys
 
-from client_code.train import main
+_dependencies = os.environ.get("PIP_TARGET")
+if _dependencies and os.path.isdir(_dependencies):
+    sys.path.insert(1, _dependencies)
+
+from client_code.train import main  # noqa: E402
 
 sys.exit(main())
 '''

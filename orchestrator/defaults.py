@@ -16,3 +16,4 @@ MIN_LEVEL_COUNT = 10  # k: a categorical level seen fewer times over the federat
 MAX_LEVELS = 50  # a text column with more distinct values is an identifier, not a categorical feature
 BALANCE = "smote"  # class balancing of each client's training split, inside its job (ADR 0004)
 SMOTE_RATIO = 1.0  # SMOTE: minority rows as a share of the majority class
+BACKEND = "process"  # where `fedsage local` runs the client jobs: process or docker

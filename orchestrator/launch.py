@@ -4,7 +4,8 @@ Launch is `fedsage local` with another backend: the same FederationRun, the same
 step, the same run folder. What is specific to the cloud happens here:
 
 * preflight, before anything is created or written: the config has everything a launch needs,
-  an image exists for every client's region, every request is within SageMaker's limits, and
+  the framework image runs the Python the archive's wheels are built for (images.py), an image
+  exists for every client's region, every request is within SageMaker's limits, and
   every client's kickoff role can be assumed with its ExternalId (backends/sagemaker.py); an
   advertised address that is not this machine's is a warning (a load balancer or NAT may forward it);
 * `--dry-run` plans the exact requests per account with the same planning function as a real
@@ -26,6 +27,7 @@ from orchestrator.backends.sagemaker import SageMakerBackend
 from orchestrator.config import Federation, host_port
 from orchestrator.errors import BadInput
 from orchestrator.federation import tls
+from orchestrator.images import check_python
 from orchestrator.plan import plan_run, redacted
 from orchestrator.run.events import Observer, ignore
 from orchestrator.run.folder import RunFolder, new_run_id
@@ -48,9 +50,11 @@ def dry_run(federation: Federation) -> list[dict[str, Any]]:
 
     The requests carry no label, classes or schema (the statistics phase sends them), so a dry run
     needs neither a prepared schema nor the test set. Raises BadInput when the config is not ready
-    for launch or a request would be refused.
+    for launch, the image's Python is not the wheels' (images.check_python), or a request would be
+    refused.
     """
     federation.require_launchable()
+    check_python(federation.container)
     server = federation.server
     requests = plan_run(
         federation,
@@ -82,6 +86,7 @@ def build_launch(
 ) -> FederationRun:
     """Preflight a launch and set up its run on the SageMaker backend; BadInput before anything is created."""
     federation.require_launchable()
+    check_python(federation.container)
     server_data = load_server_data(federation)
     folder = RunFolder.new(out, new_run_id())
     folder.check_writable()

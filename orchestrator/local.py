@@ -2,8 +2,9 @@
 
 Builds a federation from a prepared-data folder (or prepares a built-in data set into the run
 folder and hands it over in memory), checks every channel the way its client will read it,
-and runs it on the process backend: one OS process per client, each executing its
-CreateTrainingJob request in an emulated SageMaker container.
+and runs it on the process backend (one OS process per client, started as SageMaker's training
+toolkit would start it) or the docker backend (`--backend docker`: one container per client, run
+by the real toolkit in a local training image from `fedsage image build`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from client_code.tabular import DataError, read_channel
 from orchestrator import config, defaults
@@ -22,6 +24,9 @@ from orchestrator.run.events import DataPrepared, Observer, ignore
 from orchestrator.run.folder import RunFolder, new_run_id
 from orchestrator.run.inputs import ServerData, server_data
 from orchestrator.run.lifecycle import FederationRun, RunOutcome
+
+if TYPE_CHECKING:
+    from orchestrator.backends.docker import DockerBackend
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,13 @@ class LocalOptions:
     smote_ratio: float | None = None
     positive_class: str | None = None
     label: str | None = None
+    backend: str | None = None
+    image: str | None = None
+    cpus: float | None = None
+    memory: str | None = None
+    dependency_cache: bool | None = None
+    network: str | None = None
+    bind_address: str | None = None
 
     def given(self, *names: str) -> dict[str, object]:
         """The options among `names` that were set (not None), by name."""
@@ -50,6 +62,7 @@ class LocalOptions:
 
 SOURCE = "fedsage local"
 Settings = tuple[config.RunSettings, config.ModelSettings, config.DataSettings]  # from the options
+Placement = tuple[config.LocalSettings, config.ContainerSettings]  # [local], and [container] from the image
 
 
 def _settings(options: LocalOptions) -> Settings:
@@ -67,6 +80,7 @@ def _federation(
     test: Path,
     schema: Path | None,
     clients: list[layout.ClientFolders],
+    placement: Placement,
 ) -> config.Federation:
     """The federation a local run executes, validated like a federation.toml."""
     source = SOURCE
@@ -76,7 +90,11 @@ def _federation(
         federation=settings[0],
         model=settings[1],
         data=settings[2],
-        server=config.build(config.ServerSettings, source, test_data=test, schema_path=schema),
+        local=placement[0],
+        container=placement[1],
+        server=config.build(
+            config.ServerSettings, source, test_data=test, schema_path=schema, **placement[0].server_address()
+        ),
         clients=[
             config.build(
                 config.ClientSettings,
@@ -128,6 +146,7 @@ def _prepared_folder(options: LocalOptions) -> tuple[list[layout.ClientFolders],
 def _builtin(
     options: LocalOptions,
     settings: Settings,
+    placement: Placement,
     folder: RunFolder,
     observer: Observer,
 ) -> tuple[config.Federation, ServerData]:
@@ -144,7 +163,7 @@ def _builtin(
     try:
         summary = prepare(dataset.load(prep.seed), prep, folder.path("data"), source=f"built-in:{dataset.name}")
         clients, test = layout.client_folders(summary.out), summary.out / layout.TEST
-        federation = _federation(settings, test, summary.out / layout.SCHEMA, clients)
+        federation = _federation(settings, test, summary.out / layout.SCHEMA, clients, placement)
     except BaseException:  # bad input (or Ctrl-C) before the run starts leaves nothing behind
         shutil.rmtree(folder.root, ignore_errors=True)
         raise
@@ -152,26 +171,54 @@ def _builtin(
     return federation, server_data(summary.schema, summary.test, str(test))
 
 
-def build_local_run(options: LocalOptions, observer: Observer = ignore) -> FederationRun:
-    """Validate the options and data and set up a run on the process backend, ready to execute.
+def _docker(options: LocalOptions, local: config.LocalSettings, folder: RunFolder) -> DockerBackend:
+    """The docker backend of a run: daemon, image and code archive checked before anything is written."""
+    from orchestrator.backends.docker import DockerBackend
+    from orchestrator.backends.instances import Limits, parse_memory
 
-    Raises BadInput before anything is written; a built-in data set is generated into the new
-    run folder only once the options are known to be good, and handed to the run in memory
-    (it is not read back: only a --data-dir folder is read and checked here).
+    limits = None
+    if local.cpus or local.memory:
+        limits = Limits(local.cpus, parse_memory(local.memory) if local.memory else None)
+    return DockerBackend.connect(
+        folder.clients,
+        options.clients or defaults.CLIENTS,
+        image=local.image,
+        framework=config.ContainerSettings().framework_version,
+        limits=limits,
+        cache=local.dependency_cache,
+        network=local.network,
+    )
+
+
+def build_local_run(options: LocalOptions, observer: Observer = ignore) -> FederationRun:
+    """Validate the options and data and set up a run on the process or docker backend, ready to execute.
+
+    Raises BadInput before anything is written (for docker also: no daemon, no image); a
+    built-in data set is generated into the new run folder only once the options are known to
+    be good, and handed to the run in memory (it is not read back: only a --data-dir folder is
+    read and checked here).
     """
     settings = _settings(options)
+    local = config.build(
+        config.LocalSettings,
+        SOURCE,
+        **options.given("backend", "image", "cpus", "memory", "dependency_cache", "network", "bind_address"),
+    )
     if options.data_dir is None:
         datasets.get(options.dataset)  # an unknown name is bad input before anything is written
         _check_min_clients(options, options.clients or defaults.CLIENTS)
     folder = RunFolder.new(options.out, new_run_id())
     folder.check_writable()
+    docker = _docker(options, local, folder) if local.backend == "docker" else None
+    container = docker.container_settings() if docker else config.ContainerSettings()
+    placement = (local, container)
     if options.data_dir is not None:
         clients, test, schema, data = _prepared_folder(options)
         _check_min_clients(options, len(clients))
-        federation = _federation(settings, test, schema, clients)
+        federation = _federation(settings, test, schema, clients, placement)
     else:
-        federation, data = _builtin(options, settings, folder, observer)
-    backend = ProcessBackend(folder.clients, len(federation.clients), code_dir=folder.path("code"))
+        federation, data = _builtin(options, settings, placement, folder, observer)
+    backend = docker or ProcessBackend(folder.clients, len(federation.clients), code_dir=folder.path("code"))
     if options.data_dir is not None:
         backend.check_inputs(federation, data)
     return FederationRun(federation, data, backend, folder, observer)

@@ -104,8 +104,12 @@ def _one_line(stderr: str, default: str) -> str:
     return f"{first} ({cause})" if cause else first
 
 
-def _pip_download(args: list[str], dest: Path, python_version: str) -> None:
-    """Download wheels for the container (CPython `python_version`, manylinux x86_64) into `dest`."""
+def download_wheels(args: list[str], dest: Path, python_version: str) -> None:
+    """Download wheels for the container (CPython `python_version`, manylinux x86_64) into `dest`.
+
+    `args` are pip's requirement arguments (e.g. `--require-hashes -r LOCK`). Raises RunFailed
+    with pip's last line when a wheel cannot be downloaded.
+    """
     abi = f"cp{python_version.replace('.', '')}"
     command = [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check", "--dest", str(dest)]
     command += ["--only-binary=:all:", "--implementation", "cp", "--python-version", python_version]
@@ -209,7 +213,7 @@ def build(out: Path, python_version: str = "3.12", vendor_wheels: bool = True) -
         wheels: list[Path] = []
         if vendor_wheels:
             lock = path.read_text()
-            _pip_download(["--no-deps", "--require-hashes", "-r", str(path)], Path(tmp), python_version)
+            download_wheels(["--no-deps", "--require-hashes", "-r", str(path)], Path(tmp), python_version)
             wheels = sorted(Path(tmp).glob("*.whl"), key=lambda p: p.name)
         entries = code_entries(lock)
         entries.update({f"wheels/{wheel.name}": wheel.read_bytes() for wheel in wheels})

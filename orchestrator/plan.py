@@ -19,6 +19,17 @@ from orchestrator.config import ClientSettings, Federation
 from orchestrator.errors import BadInput
 
 PROGRAM = ENTRY_POINT  # the sagemaker_program (client_code/constants.py)
+# Where the job's pip installs the archive's wheels (requirements.txt), apart from the image's own
+# packages (the training toolkit pins protobuf, urllib3, python-dateutil and numpy below what the
+# client needs): the toolkit runs `python -m pip install -r requirements.txt`, which honours every
+# PIP_* variable, and the entry script (client_code/constants.py) puts PIP_TARGET first on its path.
+DEPENDENCY_TARGET = "/opt/fedsage/deps"
+ENVIRONMENT = {
+    "PIP_TARGET": DEPENDENCY_TARGET,
+    "PIP_NO_INDEX": "1",  # the wheels are vendored; a job in a private subnet has no index anyway
+    "PIP_DISABLE_PIP_VERSION_CHECK": "1",  # no call to PyPI for pip's own version
+    "FLWR_TELEMETRY_ENABLED": "0",  # nothing calls home from an account holding regulated data
+}
 RUN_ID_TAG = "fedsage:run-id"
 CLIENT_TAG = "fedsage:client"
 TOKEN_HYPERPARAMETER = "client-token"
@@ -31,6 +42,7 @@ class TrainingJobRequest(TypedDict, total=False):
     TrainingJobName: str
     AlgorithmSpecification: dict[str, Any]
     HyperParameters: dict[str, str]
+    Environment: dict[str, str]
     RoleArn: str
     InputDataConfig: list[dict[str, Any]]
     OutputDataConfig: dict[str, Any]
@@ -69,6 +81,9 @@ SECURITY_GROUPS = (1, 5)
 SUBNETS = (1, 16)
 MAX_TAGS = 50
 MAX_RUNTIME_SECONDS = 28 * 24 * 3600
+MAX_ENVIRONMENT = 100  # entries of Environment; keys and values up to 512 characters
+MAX_ENVIRONMENT_TEXT = 512
+ENVIRONMENT_KEY_PATTERN = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
 def job_name(prefix: str, run_id: str, client: str) -> str:
@@ -146,6 +161,7 @@ def request_for(federation: Federation, context: RunContext, client: ClientSetti
         TrainingJobName=job_name(federation.federation.name, context.run_id, client.name),
         AlgorithmSpecification={"TrainingImage": placement.image, "TrainingInputMode": "File"},
         HyperParameters=_hyperparameters(federation, context, client),
+        Environment=dict(ENVIRONMENT),
         InputDataConfig=channels,
         OutputDataConfig=output,
         ResourceConfig=resources,
@@ -186,6 +202,17 @@ def check_limits(request: TrainingJobRequest, client: str) -> None:
             raise BadInput(
                 f"{where}: hyperparameter {key} is {len(value):,} characters; SageMaker allows "
                 f"{MAX_HYPERPARAMETER_VALUE:,}: {hint}"
+            )
+    environment = request.get("Environment", {})
+    if len(environment) > MAX_ENVIRONMENT:
+        raise BadInput(f"{where}: {len(environment)} environment variables; SageMaker allows {MAX_ENVIRONMENT}")
+    for key, value in environment.items():
+        if not ENVIRONMENT_KEY_PATTERN.match(key) or len(key) > MAX_ENVIRONMENT_TEXT:
+            raise BadInput(f"{where}: environment variable name {key[:40]!r} is not a valid name")
+        if len(value) > MAX_ENVIRONMENT_TEXT:
+            raise BadInput(
+                f"{where}: environment variable {key} is {len(value):,} characters; SageMaker allows "
+                f"{MAX_ENVIRONMENT_TEXT}"
             )
     vpc = request.get("VpcConfig")
     if vpc is not None:

@@ -54,6 +54,7 @@ def test_a_correct_setup_passes_every_check(deployed):
             "jobs' egress to server",
             "S3 from the jobs",
             "training image",
+            "image Python",
             "code archive",
             "train channel",
             "validation channel",
@@ -79,6 +80,16 @@ def test_an_advertised_address_outside_the_server_stacks_subnet_is_named_with_it
     assert row.fix == "set [server] advertised_address to the host's private IP in the server VPC"
     passing = [c for c in diagnose(federation, aws.server) if (c.subject, c.name) == ("server", "advertised address")]
     assert passing[0].status == "pass" and passing[0].detail.startswith("10.10.1.10 in subnet-")
+
+
+def test_an_image_whose_python_is_not_the_wheels_is_named_with_its_fix(deployed):
+    aws, federation = deployed.aws, deployed.federation
+    mismatched = federation.model_copy(
+        update={"container": federation.container.model_copy(update={"python_version": "3.11"})}
+    )
+    failed = [c for c in failures(diagnose(mismatched, aws.server)) if c.name == "image Python"]
+    assert {c.subject for c in failed} == {"hospital-a", "hospital-b"}
+    assert "runs Python 3.12 but python_version = '3.11'" in failed[0].detail and "fedsage package" in failed[0].fix
 
 
 def test_a_missing_route_to_the_server_is_named_with_its_fix(deployed, undo):

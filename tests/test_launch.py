@@ -5,6 +5,7 @@ local processes fed from each client account's S3, and report back through moto.
 """
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -12,64 +13,22 @@ import botocore.client
 import pytest
 from cli_runner import run_cli
 from conftest import CLIENT_ACCOUNTS, REGION, SERVER_ACCOUNT, free_port
-from fake_sagemaker import FakeSageMaker, SageMakerExecutor
+from fake_sagemaker import CLIENTS, FakeSageMaker, SageMakerExecutor, cloud_federation, put_client_objects
+from fake_sagemaker import bucket as _bucket
 
-from orchestrator import config, launch
+from orchestrator import launch
 from orchestrator.backends import COMPLETED, FAILED, STOPPED
 from orchestrator.errors import BadInput, RunFailed
 from orchestrator.images import training_image
 from orchestrator.package import build
 from orchestrator.run.events import JobLog, RoundFinished
 
-CLIENTS = {"hospital-a": CLIENT_ACCOUNTS[0], "hospital-b": CLIENT_ACCOUNTS[1]}
-
-
-def _bucket(account):
-    return f"fedsage-{account}-{REGION}"
-
 
 @pytest.fixture
 def cloud(aws, monkeypatch, prepared, tmp_path):
     """Two client accounts holding their data and code in their own buckets, and the federation."""
-    archive = build(tmp_path / "source.tar.gz", vendor_wheels=False)
-    for account, folders in zip(CLIENTS.values(), prepared.clients, strict=False):
-        s3 = aws.admin(account).client("s3")
-        s3.create_bucket(Bucket=_bucket(account), CreateBucketConfiguration={"LocationConstraint": REGION})
-        s3.upload_file(str(archive.path), _bucket(account), "code/source.tar.gz")
-        for channel in ("train", "validation"):
-            for path in getattr(folders, channel).iterdir():
-                s3.upload_file(str(path), _bucket(account), f"data/{channel}/{path.name}")
-    federation = config.parse(
-        {
-            "federation": {"name": "fraud", "rounds": 2, "join_timeout": 60, "round_timeout": 60},
-            "server": {
-                "region": REGION,
-                "bind_address": "127.0.0.1",
-                "advertised_address": "127.0.0.1",
-                "port": free_port(),
-                "test_data": str(prepared.test),
-                "schema": str(prepared.root / "schema.json"),
-            },
-            "clients": [
-                {
-                    "name": name,
-                    "account_id": account,
-                    "region": REGION,
-                    "kickoff_role_arn": f"arn:aws:iam::{account}:role/FL-kickoff-client-job",
-                    "external_id": f"ext-{name}",
-                    "execution_role_arn": f"arn:aws:iam::{account}:role/FL-sagemaker-execution",
-                    "code_uri": f"s3://{_bucket(account)}/code/source.tar.gz",
-                    "train_uri": f"s3://{_bucket(account)}/data/train/",
-                    "validation_uri": f"s3://{_bucket(account)}/data/validation/",
-                    "output_uri": f"s3://{_bucket(account)}/artifacts/",
-                    "subnets": ["subnet-0a01", "subnet-0a02"],
-                    "security_groups": ["sg-0a01"],
-                    "tags": {"project": "fl-pilot"},
-                }
-                for name, account in CLIENTS.items()
-            ],
-        }
-    )
+    put_client_objects(aws, prepared, build(tmp_path / "source.tar.gz", vendor_wheels=False).path)
+    federation = cloud_federation(prepared, free_port())
     return federation, FakeSageMaker(monkeypatch)
 
 
@@ -108,6 +67,33 @@ def test_dry_run_prints_each_accounts_requests_and_makes_no_aws_call(cloud, monk
     assert body["AlgorithmSpecification"]["TrainingImage"] == training_image(federation.container, REGION)
     assert json.loads(body["HyperParameters"]["client-token"]) == "***"
     assert requests[1]["via_role"] == "arn:aws:iam::333333333333:role/FL-kickoff-client-job"
+
+
+@pytest.mark.parametrize(
+    ("framework", "python", "said"),
+    [
+        ("1.4-2-py312", "3.11", "runs Python 3.12 but python_version = '3.11'"),  # wheels for 3.11, image 3.12
+        ("1.4-2", "3.12", "runs Python 3.10; the client needs 3.11 or newer: use 1.4-2-py312"),
+        ("1.9-0", "3.12", "is not one fedsage knows the Python of"),
+    ],
+)
+def test_dry_run_and_launch_refuse_an_image_whose_python_is_not_the_wheels(
+    cloud, aws, tmp_path, capsys, monkeypatch, framework, python, said
+):
+    federation, sagemaker = cloud
+    federation.container.framework_version, federation.container.python_version = framework, python
+
+    def no_aws(client, operation, params):
+        raise AssertionError(f"a refused launch must not call AWS ({operation})")
+
+    path = tmp_path / "federation.toml"
+    path.write_text(federation.to_toml())
+    code, out, err = run_cli(capsys, "launch", "-c", str(path), "--dry-run")
+    assert code == 2 and out == "" and said in err and len(err.strip().splitlines()) == 1
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", no_aws)
+    with pytest.raises(BadInput, match=re.escape(said)):
+        launch.build_launch(federation, aws.server, tmp_path / "runs")
+    assert not (tmp_path / "runs").exists() and sagemaker.jobs(CLIENTS["hospital-a"]) == {}
 
 
 def test_launch_needs_a_complete_config(cloud):

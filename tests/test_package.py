@@ -244,6 +244,8 @@ def test_a_wheel_installed_fedsage_packages_the_client_code_from_its_own_locks(t
     (wheel,) = (tmp_path / "dist").glob("fedsage-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         assert {f"client_code/requirements-py{v.replace('.', '')}.lock" for v in PYTHONS} <= set(archive.namelist())
+        # and the local training image's recipe, so `fedsage image build` works from the wheel too
+        assert "orchestrator/imagebuild/requirements-1.4-2-py312.lock" in archive.namelist()
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)

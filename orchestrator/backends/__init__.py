@@ -13,8 +13,12 @@ how it runs, so the run (run/lifecycle.py) and the commands never branch on the 
 * `find_jobs(run_id)`: the jobs of a run (or of every run) the backend can still see, for
   `fedsage status` and `fedsage stop`.
 
-Backends: process.py (one local process per job), sagemaker.py (a training job in each
-client's account).
+Every backend passes the request's Environment to the program.
+
+Backends: process.py (one local process per job, started as the training toolkit would start
+it), docker.py (one container per job, run by the real toolkit), sagemaker.py (a training job in
+each client's account). container.py and toolkit.py hold what the two local backends share: the
+SageMaker side of a job, and the toolkit's derivation of the program's arguments and environment.
 """
 
 from __future__ import annotations

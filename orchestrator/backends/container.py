@@ -1,39 +1,42 @@
-"""Run a TrainingJobRequest the way the SageMaker scikit-learn container runs script mode.
+"""The SageMaker side of a training job: the /opt/ml tree a container starts with, and what happens after.
 
-This is the contract client_code/train.py relies on, reproduced outside SageMaker so that the
-local backend (and the tests' stand-in for SageMaker) execute the very request the
-cloud backend sends:
+Before SageMaker starts a training container it lays out /opt/ml (AWS's "How Amazon SageMaker
+runs your training image" pages): `input/config/hyperparameters.json` (the request's
+HyperParameters, values as given), `inputdataconfig.json` (one entry per channel),
+`resourceconfig.json` (the host and its instance group), every channel's data under
+`input/data/<channel>/` (File mode), and empty `model/` and `output/`. It passes the request's
+Environment to the container. After the container exits 0, it packs `model/` as model.tar.gz
+under `<S3OutputPath>/<job name>/output/`; after a failure, `output/failure` is the job's
+FailureReason (SageMaker keeps its first 1024 characters).
 
-* an /opt/ml tree: code/, input/config/*.json, input/data/<channel>/, model/, output/;
-* the code archive (`sagemaker_submit_directory`) unpacked into code/;
-* every channel's data under input/data/<channel>/ (a local folder is mounted as a symlink);
-* hyperparameters decoded from JSON and passed as sorted `--key value` arguments, without the
-  `sagemaker_*` ones, as sagemaker-training-toolkit does;
-* the SM_* environment the toolkit sets;
-* afterwards, model/ packed as model.tar.gz under <S3OutputPath>/<job name>/output/.
+Both local backends play this part from here: the process backend on a tree in the run folder
+(`Storage` fetches channels and puts the model where SageMaker would), the docker backend on the
+same tree mounted into the container.
 """
 
 from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
-import sys
 import tarfile
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
+from orchestrator.errors import BadInput
 from orchestrator.plan import TrainingJobRequest
 from orchestrator.run.folder import write_atomic
 
-HOST = "algo-1"
+HOST = "algo-1"  # the single host of a one-instance job (resourceconfig.json, and its DNS name)
+GROUP = "homogeneousCluster"
+FAILURE_REASON_LIMIT = 1024  # characters of the failure file that DescribeTrainingJob reports
 
 
 class Storage(Protocol):
-    """Moves channel data and artifacts between their URIs and the emulated container."""
+    """Moves channel data and artifacts between their URIs and the job's /opt/ml tree."""
 
     def download(self, uri: str, dest: Path) -> None:
         """Make the object or prefix at `uri` available as the folder `dest`."""
@@ -43,7 +46,7 @@ class Storage(Protocol):
 
 
 def file_path(uri: str) -> Path:
-    """The local path of a file:// URI."""
+    """The local path of a file:// URI; ValueError for any other URI."""
     parsed = urlparse(uri)
     if parsed.scheme != "file":
         raise ValueError(f"{uri} is not a file:// URI")
@@ -71,36 +74,49 @@ class FileStorage:
         write_atomic(target, path.read_bytes())
 
 
-def decode_hyperparameters(raw: dict[str, str]) -> dict[str, Any]:
-    """Decode hyperparameter values as the toolkit does: all as JSON, or all as plain strings."""
-    try:
-        return {key: json.loads(value) for key, value in raw.items()}
-    except (json.JSONDecodeError, TypeError):
-        return dict(raw)
+def resource_config(request: TrainingJobRequest) -> dict[str, Any]:
+    """resourceconfig.json of a one-instance job, in the form SageMaker writes it."""
+    instance_type = request.get("ResourceConfig", {}).get("InstanceType", "local")
+    return {
+        "current_host": HOST,
+        "current_instance_type": instance_type,
+        "current_group_name": GROUP,
+        "hosts": [HOST],
+        "instance_groups": [{"instance_group_name": GROUP, "instance_type": instance_type, "hosts": [HOST]}],
+        "network_interface_name": "eth0",
+    }
 
 
-def to_cmd_args(hyperparameters: dict[str, Any]) -> list[str]:
-    """User hyperparameters as sorted `--key value` arguments (sagemaker_* ones excluded)."""
-    args: list[str] = []
-    for key in sorted(hyperparameters):
-        if key.startswith("sagemaker_"):
-            continue
-        args += [f"--{key}" if len(key) > 1 else f"-{key}", str(hyperparameters[key])]
-    return args
+def input_data_config(request: TrainingJobRequest) -> dict[str, Any]:
+    """inputdataconfig.json: every channel's content type and input mode, by channel name."""
+    return {
+        channel["ChannelName"]: {
+            "ContentType": channel.get("ContentType", ""),
+            "TrainingInputMode": channel.get("InputMode", "File"),
+            "S3DistributionType": channel["DataSource"]["S3DataSource"].get(
+                "S3DataDistributionType", "FullyReplicated"
+            ),
+            "RecordWrapperType": channel.get("RecordWrapperType", "None"),
+        }
+        for channel in request.get("InputDataConfig", [])
+    }
 
 
 @dataclass(frozen=True)
-class Container:
-    """An emulated training container, ready to run: its /opt/ml root, command and environment."""
+class JobTree:
+    """A job's /opt/ml tree on this machine, laid out as SageMaker lays it out for the container.
+
+    `mounts` are channels that stay where they are (a local folder the container mounts) instead
+    of being copied under input/data/.
+    """
 
     request: TrainingJobRequest
     root: Path
-    argv: list[str]
-    env: dict[str, str]
+    mounts: dict[str, Path] = field(default_factory=dict)
 
     @property
     def code_dir(self) -> Path:
-        """Where the code archive was unpacked (/opt/ml/code); also the working directory."""
+        """/opt/ml/code: the unpacked code location, the program's working directory."""
         return self.root / "code"
 
     @property
@@ -110,106 +126,119 @@ class Container:
 
     @property
     def failure_file(self) -> Path:
-        """/opt/ml/output/failure, written by the program when it fails."""
+        """/opt/ml/output/failure, written by the program or the toolkit when the job fails."""
         return self.root / "output" / "failure"
 
     def failure_reason(self) -> str | None:
-        """The program's one-line failure reason, if it wrote one."""
+        """The failure file as DescribeTrainingJob's FailureReason: one line, at most 1024 characters."""
         if self.failure_file.is_file():
-            return self.failure_file.read_text().strip() or None
+            text = " ".join(self.failure_file.read_text(errors="replace").split())
+            return text[:FAILURE_REASON_LIMIT] or None
         return None
 
     def artifact_uri(self) -> str:
-        """Where SageMaker would put this job's model.tar.gz."""
+        """Where SageMaker puts this job's model.tar.gz."""
         output = self.request["OutputDataConfig"]["S3OutputPath"].rstrip("/")
         return f"{output}/{self.request['TrainingJobName']}/output/model.tar.gz"
 
 
-def _unpack_code(storage: Storage, uri: str, code_dir: Path, scratch: Path) -> None:
-    """Fetch the code location and unpack it into code/, as the toolkit does with source.tar.gz."""
+def lay_out(request: TrainingJobRequest, root: Path, storage: Storage, mount_local: bool = False) -> JobTree:
+    """Lay out /opt/ml under `root` for `request`: config files, channels, empty model/ and output/.
+
+    With `mount_local`, file:// channels are left in place (for a container to mount) instead of
+    being linked under input/data/. The code location is not fetched here: the toolkit fetches
+    it in a container, the process backend with `unpack_code`.
+    """
+    root = Path(root).resolve()
+    config_dir = root / "input" / "config"
+    data_dir = root / "input" / "data"
+    for folder in (config_dir, data_dir, root / "model", root / "output" / "data"):
+        folder.mkdir(parents=True, exist_ok=True)
+    mounts = {}
+    for channel in request.get("InputDataConfig", []):
+        name, uri = channel["ChannelName"], channel["DataSource"]["S3DataSource"]["S3Uri"]
+        if mount_local and uri.startswith("file://"):
+            mounts[name] = file_path(uri).resolve()
+            (data_dir / name).mkdir(exist_ok=True)  # the mount point
+        else:
+            storage.download(uri, data_dir / name)
+    write_atomic(config_dir / "hyperparameters.json", json.dumps(request["HyperParameters"]))
+    write_atomic(config_dir / "inputdataconfig.json", json.dumps(input_data_config(request)))
+    write_atomic(config_dir / "resourceconfig.json", json.dumps(resource_config(request)))
+    if "CheckpointConfig" in request:
+        checkpoint = {"LocalPath": "/opt/ml/checkpoints", "S3Uri": request["CheckpointConfig"]["S3Uri"]}
+        write_atomic(config_dir / "checkpointconfig.json", json.dumps(checkpoint))
+    return JobTree(request, root, mounts)
+
+
+def unpack_code(tree: JobTree, storage: Storage, uri: str) -> None:
+    """Fetch the code location into code/ as the toolkit does: a tar.gz is extracted, a folder copied."""
+    scratch = tree.root / "input" / ".code"
     storage.download(uri, scratch)
-    files = [p for p in scratch.iterdir()] if scratch.is_dir() else []
+    files = list(scratch.iterdir()) if scratch.is_dir() else []
     archives = [p for p in files if p.name.endswith((".tar.gz", ".tgz"))]
-    code_dir.mkdir(parents=True, exist_ok=True)
+    tree.code_dir.mkdir(parents=True, exist_ok=True)
     if len(archives) == 1 and len(files) == 1:
         with tarfile.open(archives[0]) as archive:
-            archive.extractall(code_dir, filter="data")
+            archive.extractall(tree.code_dir, filter="data")
     else:
-        shutil.copytree(scratch, code_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(scratch, tree.code_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
     if scratch.is_symlink():
         scratch.unlink()
     else:
         shutil.rmtree(scratch)
 
 
-def build_container(
-    request: TrainingJobRequest, root: Path, storage: Storage, python: str = sys.executable
-) -> Container:
-    """Lay out /opt/ml under `root` for `request` and return how to run its program.
+def point_toolkit_at(tree: JobTree, code_location: str) -> None:
+    """Rewrite hyperparameters.json's sagemaker_submit_directory to where the local code is for the toolkit.
 
-    Paths in the environment are absolute, because the program runs with code/ as its
-    working directory.
+    A local code location has no s3:// URI the toolkit could fetch, so it is given the path the
+    code has inside the container (a mounted folder or archive), as SageMaker's local mode does.
     """
-    root = Path(root).resolve()
-    hyperparameters = decode_hyperparameters(request["HyperParameters"])
-    program = hyperparameters["sagemaker_program"]
-    config_dir = root / "input" / "config"
-    data_dir = root / "input" / "data"
-    for folder in (config_dir, data_dir, root / "model", root / "output" / "data"):
-        folder.mkdir(parents=True, exist_ok=True)
-
-    _unpack_code(storage, hyperparameters["sagemaker_submit_directory"], root / "code", root / "input" / ".code")
-    channels = []
-    for channel in request.get("InputDataConfig", []):
-        name = channel["ChannelName"]
-        storage.download(channel["DataSource"]["S3DataSource"]["S3Uri"], data_dir / name)
-        channels.append(name)
-
-    write_atomic(config_dir / "hyperparameters.json", json.dumps(request["HyperParameters"]))
-    write_atomic(
-        config_dir / "inputdataconfig.json",
-        json.dumps(
-            {
-                c["ChannelName"]: {"ContentType": c.get("ContentType", ""), "TrainingInputMode": "File"}
-                for c in request.get("InputDataConfig", [])
-            }
-        ),
-    )
-    write_atomic(config_dir / "resourceconfig.json", json.dumps({"current_host": HOST, "hosts": [HOST]}))
-
-    args = to_cmd_args(hyperparameters)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SM_")}
-    env.update(
-        {
-            "SM_MODEL_DIR": str(root / "model"),
-            "SM_INPUT_DIR": str(root / "input"),
-            "SM_INPUT_CONFIG_DIR": str(config_dir),
-            "SM_OUTPUT_DIR": str(root / "output"),
-            "SM_OUTPUT_DATA_DIR": str(root / "output" / "data"),
-            "SM_CHANNELS": json.dumps(sorted(channels)),
-            "SM_CURRENT_HOST": HOST,
-            "SM_HOSTS": json.dumps([HOST]),
-            "SM_NUM_CPUS": str(os.cpu_count() or 1),
-            "SM_NUM_GPUS": "0",
-            "SM_USER_ENTRY_POINT": program,
-            "SM_MODULE_DIR": hyperparameters["sagemaker_submit_directory"],
-            "SM_LOG_LEVEL": str(hyperparameters.get("sagemaker_container_log_level", 20)),
-            "PYTHONUNBUFFERED": "1",
-            "FLWR_TELEMETRY_ENABLED": "0",
-        }
-    )
-    env.update({f"SM_CHANNEL_{name.upper()}": str(data_dir / name) for name in channels})
-    return Container(request=request, root=root, argv=[python, program, *args], env=env)
+    hyperparameters = {**tree.request["HyperParameters"], "sagemaker_submit_directory": json.dumps(code_location)}
+    write_atomic(tree.root / "input" / "config" / "hyperparameters.json", json.dumps(hyperparameters))
 
 
-def package_model(container: Container, storage: Storage) -> str:
+def package_model(tree: JobTree, storage: Storage) -> str:
     """Pack model/ into model.tar.gz and store it at the job's output path; return its URI."""
-    archive = container.root / "output" / "model.tar.gz"
+    archive = tree.root / "output" / "model.tar.gz"
     packed = io.BytesIO()
     with tarfile.open(fileobj=packed, mode="w:gz") as tar:
-        for path in sorted(container.model_dir.iterdir()):
+        for path in sorted(tree.model_dir.iterdir()):
             tar.add(path, arcname=path.name)
     write_atomic(archive, packed.getvalue())
-    uri = container.artifact_uri()
+    uri = tree.artifact_uri()
     storage.upload(archive, uri)
     return uri
+
+
+def platform_environment(request: TrainingJobRequest) -> dict[str, str]:
+    """What SageMaker adds to a training container's environment besides the request's Environment."""
+    return {"TRAINING_JOB_NAME": request["TrainingJobName"]}
+
+
+def max_runtime_exceeded(request: TrainingJobRequest, started: float) -> bool:
+    """True once the job has run longer than its StoppingCondition's MaxRuntimeInSeconds (`started`: monotonic)."""
+    limit = request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
+    return limit is not None and time.monotonic() - started > limit
+
+
+def check_local_channels(backend: str, federation, server) -> None:
+    """Read every client's channels as its job will (run/inputs.py); BadInput naming what is unusable.
+
+    A channel of a local backend must be a file:// folder; `backend` names the backend in the message.
+    """
+    from orchestrator.run import inputs
+
+    channels: dict[str, dict[str, Path]] = {}
+    for client in federation.clients:
+        for channel, uri in (("train", client.train_uri), ("validation", client.validation_uri)):
+            if uri is None:
+                continue
+            if not uri.startswith("file://"):
+                raise BadInput(
+                    f"client {client.name!r} {channel}_uri {uri} is not a local folder; the {backend} "
+                    "backend reads file:// channels only (use `fedsage launch` for S3 data)"
+                )
+            channels.setdefault(client.name, {})[channel] = file_path(uri)
+    inputs.check_local_channels(federation, channels, server)

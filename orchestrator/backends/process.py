@@ -1,10 +1,15 @@
-"""Process backend: every training job is an OS process running the emulated SageMaker container.
+"""Process backend: every training job is an OS process, started as SageMaker's toolkit would start it.
 
 The default backend of `fedsage local`. Each job gets `<workdir>/<client>/` holding its /opt/ml
-tree (`opt/ml/`) and its log (`client.log`). Processes start in their own session, so stopping
-a job stops everything it started, and `stop` escalates from SIGTERM to SIGKILL after a grace
-period. Its placement runs this checkout's client_code with this machine's Python; its channels
-must be local folders (file:// URIs), which `check_inputs` reads before any process starts.
+tree (`opt/ml/`, laid out by container.py as SageMaker lays it out) and its log (`client.log`).
+The program gets the arguments and environment the training toolkit would give it (toolkit.py:
+the image's variables, the request's Environment, TRAINING_JOB_NAME, the SM_* variables) and
+runs in the code directory; its dependencies are this machine's, so no requirements are
+installed. MaxRuntimeInSeconds is enforced as SageMaker does (SIGTERM, then Stopped with
+MaxRuntimeExceeded). Processes start in their own session, so stopping a job stops everything it
+started, and `stop` escalates from SIGTERM to SIGKILL after a grace period. Its placement runs
+this checkout's client_code with this machine's Python; its channels must be local folders
+(file:// URIs), which `check_inputs` reads before any process starts.
 """
 
 from __future__ import annotations
@@ -15,25 +20,31 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.backends import COMPLETED, FAILED, IN_PROGRESS, STOPPED, JobStatus, RunJob
+from orchestrator.backends import COMPLETED, FAILED, IN_PROGRESS, STOPPED, JobStatus, RunJob, toolkit
 from orchestrator.backends.container import (
-    Container,
     FileStorage,
+    JobTree,
     Storage,
-    build_container,
-    file_path,
+    check_local_channels,
+    lay_out,
+    max_runtime_exceeded,
     package_model,
+    platform_environment,
+    point_toolkit_at,
+    unpack_code,
 )
 from orchestrator.config import ClientSettings, Federation
-from orchestrator.errors import BadInput
+from orchestrator.images import IMAGE_ENV
 from orchestrator.package import code_entries
 from orchestrator.plan import JobPlacement, TrainingJobRequest, client_of, run_of
-from orchestrator.run.inputs import ServerData, check_local_channels
+from orchestrator.run.inputs import ServerData
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +54,11 @@ IMAGE = "local-process"  # no image: this machine's Python runs the program
 
 @dataclass
 class _Job:
-    container: Container
+    tree: JobTree
     process: subprocess.Popen
     log_path: Path
     status: JobStatus
+    started: float
 
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
@@ -101,48 +113,48 @@ class ProcessBackend:
             shutil.rmtree(staging, ignore_errors=True)
 
     def check_inputs(self, federation: Federation, server: ServerData) -> None:
-        """Read every client's channels as its process will (run/inputs.py); BadInput naming what is unusable."""
-        channels: dict[str, dict[str, Path]] = {}
-        for client in federation.clients:
-            for channel, uri in (("train", client.train_uri), ("validation", client.validation_uri)):
-                if uri is None:
-                    continue
-                if not uri.startswith("file://"):
-                    raise BadInput(
-                        f"client {client.name!r} {channel}_uri {uri} is not a local folder; the {self.name} "
-                        "backend reads file:// channels only (use `fedsage launch` for S3 data)"
-                    )
-                channels.setdefault(client.name, {})[channel] = file_path(uri)
-        check_local_channels(federation, channels, server)
+        """Read every client's channels as its process will; BadInput for one that is not a usable local folder."""
+        check_local_channels(self.name, federation, server)
 
     def find_jobs(self, run_id: str | None = None) -> list[RunJob]:
         """The jobs this backend launched (run `run_id` only, if given)."""
         with self._lock:
             jobs = list(self._jobs.values())
-        found = [
-            RunJob(client_of(job.container.request), None, run_of(job.container.request) or "", job.status)
-            for job in jobs
-        ]
+        found = [RunJob(client_of(job.tree.request), None, run_of(job.tree.request) or "", job.status) for job in jobs]
         return [job for job in found if run_id is None or job.run_id == run_id]
 
     def job_dir(self, request: TrainingJobRequest) -> Path:
         """The folder of one client's job: its /opt/ml tree and its log."""
         return self.workdir / client_of(request)
 
+    def environment(self, tree: JobTree) -> dict[str, str]:
+        """The program's environment: this machine's (no SM_*), the image's, the request's, SageMaker's, the toolkit's.
+
+        The image's /opt/ml paths point into the job's tree; each job's numeric libraries get
+        an equal share of the cores unless the thread variables are set already.
+        """
+        image = {k: v.replace("/opt/ml", str(tree.root), 1) for k, v in IMAGE_ENV.items()}
+        start = {k: v for k, v in os.environ.items() if not k.startswith("SM_")}
+        start |= image | tree.request.get("Environment", {}) | platform_environment(tree.request)
+        start |= {v: str(self.threads_per_job) for v in THREAD_VARIABLES if v not in os.environ}
+        return toolkit.program_environment(tree.root, start, os.cpu_count() or 1)
+
     def launch(self, request: TrainingJobRequest) -> None:
-        """Lay out the container for `request` and start its program as a process."""
+        """Lay out /opt/ml for `request`, unpack its code, and start its program as the toolkit would."""
         name = request["TrainingJobName"]
         with self._lock:
             self._write_code()
         folder = self.job_dir(request)
-        container = build_container(request, folder / "opt" / "ml", self.storage)
-        env = {**container.env, **{v: str(self.threads_per_job) for v in THREAD_VARIABLES if v not in os.environ}}
+        tree = lay_out(request, folder / "opt" / "ml", self.storage)
+        code_uri = toolkit.decode_hyperparameters(request["HyperParameters"])["sagemaker_submit_directory"]
+        unpack_code(tree, self.storage, code_uri)
+        point_toolkit_at(tree, str(tree.code_dir))
         log_path = folder / "client.log"
         with open(log_path, "wb") as log_file:
             process = subprocess.Popen(
-                container.argv,
-                cwd=container.code_dir,
-                env=env,
+                toolkit.program_command(sys.executable, tree.root),
+                cwd=tree.code_dir,
+                env=self.environment(tree),
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -150,29 +162,38 @@ class ProcessBackend:
             )
         log.debug("launched %s as pid %d", name, process.pid)
         with self._lock:
-            self._jobs[name] = _Job(container, process, log_path, JobStatus(name, IN_PROGRESS, "Training"))
+            self._jobs[name] = _Job(tree, process, log_path, JobStatus(name, IN_PROGRESS, "Training"), time.monotonic())
 
     def poll(self, job_name: str) -> JobStatus:
-        """Report the job; on a clean exit, upload model.tar.gz first, as SageMaker does."""
+        """Report the job; on a clean exit, upload model.tar.gz first, as SageMaker does.
+
+        A job past its MaxRuntimeInSeconds is stopped (SIGTERM, then SIGKILL) and reported
+        Stopped with secondary status MaxRuntimeExceeded, as SageMaker reports it.
+        """
         with self._lock:
             job = self._jobs[job_name]
             if job.status.terminal:
                 return job.status
             code = job.process.poll()
             if code is None:
+                if max_runtime_exceeded(job.tree.request, job.started):
+                    self._terminate(job)
+                    limit = job.tree.request["StoppingCondition"]["MaxRuntimeInSeconds"]
+                    reason = f"MaxRuntimeInSeconds ({limit} s) exceeded"
+                    job.status = JobStatus(job_name, STOPPED, "MaxRuntimeExceeded", reason)
                 return job.status
             job.status = self._finished(job, code)
             return job.status
 
     def _finished(self, job: _Job, code: int) -> JobStatus:
-        name = job.container.request["TrainingJobName"]
+        name = job.tree.request["TrainingJobName"]
         if code == 0:
             try:
-                artifact = package_model(job.container, self.storage)
+                artifact = package_model(job.tree, self.storage)
             except OSError as exc:
                 return JobStatus(name, FAILED, "Failed", f"could not upload the model: {exc}")
             return JobStatus(name, COMPLETED, "Completed", model_artifact=artifact)
-        reason = job.container.failure_reason()
+        reason = job.tree.failure_reason()
         if reason is None:
             tail = " | ".join(self._tail(job.log_path, 3))
             reason = f"exited with code {code}" + (f": {tail}" if tail else "")
@@ -187,14 +208,19 @@ class ProcessBackend:
             if job.process.poll() is not None:
                 job.status = self._finished(job, job.process.returncode)
                 return False
-            _signal_group(job.process, signal.SIGTERM)
-            try:
-                job.process.wait(STOP_GRACE_SECONDS)
-            except subprocess.TimeoutExpired:
-                _signal_group(job.process, signal.SIGKILL)
-                job.process.wait()
+            self._terminate(job)
             job.status = JobStatus(job_name, STOPPED, "Stopped", "stopped by fedsage")
             return True
+
+    @staticmethod
+    def _terminate(job: _Job) -> None:
+        """SIGTERM the job's process group, SIGKILL it after the grace period."""
+        _signal_group(job.process, signal.SIGTERM)
+        try:
+            job.process.wait(STOP_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            _signal_group(job.process, signal.SIGKILL)
+            job.process.wait()
 
     def logs(self, job_name: str, lines: int = 20) -> list[str]:
         """The last lines of the job's log file."""

@@ -17,7 +17,7 @@ import click
 import typer
 
 from orchestrator import __version__
-from orchestrator.cli import data, doctor, infra, inspect, package, predict, profile, run
+from orchestrator.cli import data, doctor, image, infra, inspect, package, predict, profile, run
 from orchestrator.cli.common import EXIT_INTERRUPTED, console, err_console
 from orchestrator.errors import FedsageError
 from orchestrator.run import interrupts
@@ -71,6 +71,7 @@ app.add_typer(data.data_app, name="data")
 app.command("predict", epilog=predict.PREDICT_EPILOG)(predict.predict_command)
 app.command("inspect", epilog=inspect.INSPECT_EPILOG)(inspect.inspect_command)
 app.add_typer(infra.infra_app, name="infra")
+app.add_typer(image.image_app, name="image")
 app.command("doctor", epilog=doctor.DOCTOR_EPILOG)(doctor.doctor_command)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 
 from orchestrator import defaults
@@ -16,7 +17,8 @@ LOCAL_EPILOG = (
     "  fedsage local --clients 5 --rounds 10\n\n"
     "  fedsage local --dataset breast-cancer\n\n"
     "  fedsage local --data-dir prepared/     # folders from `fedsage data prepare`\n\n"
-    "  fedsage local --data-dir owners/ --label potential_fraud   # raw exports: statistics phase"
+    "  fedsage local --data-dir owners/ --label potential_fraud   # raw exports: statistics phase\n\n"
+    "  fedsage local --backend docker         # each client in a container, through SageMaker's toolkit"
 )
 
 
@@ -60,12 +62,41 @@ def local(
         str | None,
         typer.Option(help="With a --data-dir of raw exports (no schema.json): the label column of every client."),
     ] = None,
+    backend: Annotated[
+        str,
+        typer.Option(
+            click_type=click.Choice(["process", "docker"]),
+            help="process: one process per client; docker: one container per client, run by SageMaker's "
+            "training toolkit in a `fedsage image build` image.",
+        ),
+    ] = defaults.BACKEND,
+    image: Annotated[
+        str | None, typer.Option(help="docker: the training image (default fedsage-sklearn:<framework>).")
+    ] = None,
+    cpus: Annotated[
+        float | None, typer.Option(help="docker: CPUs per container (default the instance type's vCPUs).", min=0.01)
+    ] = None,
+    memory: Annotated[
+        str | None, typer.Option(help="docker: memory per container, e.g. 4g (default the instance type's).")
+    ] = None,
+    dependency_cache: Annotated[
+        bool,
+        typer.Option(help="docker: reuse dependencies an earlier job installed from the same wheels and image."),
+    ] = True,
+    network: Annotated[
+        str, typer.Option(help="docker: the containers' network: host, none, or a network's name (README: Docker).")
+    ] = "host",
+    bind_address: Annotated[
+        str | None,
+        typer.Option(help="Address the server listens on and the clients dial (default 127.0.0.1)."),
+    ] = None,
 ) -> None:
-    """Run a whole federation on this machine, no AWS: one process per client.
+    """Run a whole federation on this machine, no AWS: one process (or container) per client.
 
-    Each client runs its training job's program (fedsage_client.py, which runs client_code/train.py)
-    exactly as the SageMaker container would (its own /opt/ml tree, SM_* environment,
-    hyperparameters as arguments), connecting over TLS to a Flower server on 127.0.0.1.
+    Each client runs its CreateTrainingJob request as the SageMaker container would (its own
+    /opt/ml tree, SM_* environment, hyperparameters as arguments; the program is fedsage_client.py,
+    which runs client_code/train.py), connecting over TLS to a Flower server on 127.0.0.1. With
+    --backend docker the real training toolkit runs it.
     """
     from orchestrator.cli.progress import RunView, print_outcome
     from orchestrator.local import LocalOptions, run_local
@@ -85,6 +116,13 @@ def local(
         smote_ratio=smote_ratio,
         positive_class=positive_class,
         label=label,
+        backend=backend,
+        image=image,
+        cpus=cpus,
+        memory=memory,
+        dependency_cache=dependency_cache,
+        network=network,
+        bind_address=bind_address,
     )
     source = f"data in {data_dir}" if data_dir else f"built-in data set '{dataset}'"
     console.print(
@@ -149,20 +187,48 @@ def _backend(config: Path, run_id: str | None):
     return launching.connect(federation, server_session(federation.server), run_id)
 
 
+def _docker_backend(backend: str, config: Path | None) -> bool:
+    """True for --backend docker (no config needed); a SageMaker status or stop needs -c."""
+    if backend == "docker":
+        return True
+    if config is None:
+        raise click.UsageError("Missing option '--config' / '-c' (or use --backend docker for local containers)")
+    return False
+
+
+OptionalAccountsConfig = Annotated[
+    Path | None, config_option("naming the client accounts and kickoff roles (sagemaker)")
+]
+BackendOption = Annotated[
+    str,
+    typer.Option(
+        click_type=click.Choice(["sagemaker", "docker"]),
+        help="sagemaker: training jobs in the client accounts (needs -c); docker: this machine's containers.",
+    ),
+]
+
 STATUS_EPILOG = (
     "Examples:\n\n  fedsage status -c federation.toml\n\n"
-    "  fedsage status -c federation.toml --run-id 20261121-101500-a1b2"
+    "  fedsage status -c federation.toml --run-id 20261121-101500-a1b2\n\n"
+    "  fedsage status --backend docker        # containers of `fedsage local --backend docker`"
 )
 
 
 def status(
-    config: Annotated[Path, config_option("naming the client accounts and kickoff roles")],
+    config: OptionalAccountsConfig = None,
     run_id: Annotated[str | None, typer.Option(help="Only this run's jobs (default: every run).")] = None,
+    backend: BackendOption = "sagemaker",
 ) -> None:
-    """Show the training jobs of a run (or of every run) in every client account."""
+    """Show the training jobs of a run (or of every run) in every client account, or this machine's containers."""
     from rich.table import Table
 
-    jobs = _backend(config, run_id).find_jobs(run_id)
+    if _docker_backend(backend, config):
+        from orchestrator.backends.docker_runs import find_containers
+        from orchestrator.imagebuild.daemon import connect
+
+        jobs = find_containers(connect(), run_id)
+    else:
+        jobs = _backend(config, run_id).find_jobs(run_id)
     table = Table(title=f"training jobs of {'run ' + run_id if run_id else 'every run'}", title_justify="left")
     for column in ("run", "client", "account", "job", "status", "detail"):
         table.add_column(column, overflow="fold")
@@ -171,7 +237,7 @@ def status(
         table.add_row(
             job.run_id,
             job.client,
-            job.account_id,
+            job.account_id or "local",
             s.name,
             f"{s.status} ({s.secondary_status})",
             s.failure_reason or s.model_artifact or "",
@@ -179,16 +245,28 @@ def status(
     console.print(table if jobs else "no fedsage training jobs found in the client accounts")
 
 
-STOP_EPILOG = "Example:\n\n  fedsage stop -c federation.toml --run-id 20261121-101500-a1b2"
+STOP_EPILOG = (
+    "Examples:\n\n  fedsage stop -c federation.toml --run-id 20261121-101500-a1b2\n\n"
+    "  fedsage stop --backend docker --run-id 20261121-101500-a1b2   # leftover containers, by label"
+)
 
 
 def stop(
-    config: Annotated[Path, config_option("naming the client accounts and kickoff roles")],
     run_id: Annotated[str, typer.Option(help="The run whose jobs to stop (see fedsage status).")],
+    config: OptionalAccountsConfig = None,
+    backend: BackendOption = "sagemaker",
 ) -> None:
-    """Stop every still-running training job of a run, in every client account."""
+    """Stop every still-running training job of a run, in every client account (or its local containers)."""
     from orchestrator import launch as launching
 
+    if _docker_backend(backend, config):
+        from orchestrator.backends.docker_runs import remove_containers
+        from orchestrator.imagebuild.daemon import connect
+
+        for job, running in remove_containers(connect(), run_id):
+            what = "stopped and removed" if running else f"removed ({job.status.secondary_status})"
+            console.print(f"  {job.client} {job.status.name}: {what}")
+        return
     for job, stopped in launching.stop_run(_backend(config, run_id), run_id):
         what = "stop requested" if stopped else f"already {job.status.status.lower()}"
         console.print(f"  {job.client} ({job.account_id}) {job.status.name}: {what}")

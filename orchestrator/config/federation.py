@@ -11,6 +11,7 @@ from pydantic import Field, model_validator
 from orchestrator.config.base import _NOT_READY, Purpose, _Section
 from orchestrator.config.clients import ClientSettings
 from orchestrator.config.data import DataSettings
+from orchestrator.config.local import LocalSettings
 from orchestrator.config.run import ModelSettings, RunSettings
 from orchestrator.config.server import ContainerSettings, ServerSettings
 from orchestrator.errors import BadInput
@@ -23,6 +24,7 @@ class Federation(_Section):
     model: ModelSettings = ModelSettings()
     data: DataSettings = DataSettings()
     container: ContainerSettings = ContainerSettings()
+    local: LocalSettings = LocalSettings()
     server: ServerSettings
     clients: Annotated[list[ClientSettings], Field(min_length=1, description="at least one [[clients]] table")]
 

@@ -79,6 +79,21 @@ def _image(doctor: Doctor, client: ClientSettings) -> None:
         )
         return
     doctor.add(client.name, "training image", "pass", image)
+    _image_python(doctor, client)
+
+
+def _image_python(doctor: Doctor, client: ClientSettings) -> None:
+    """The image's Python must be the one the code archive's wheels are built for (images.check_python)."""
+    from orchestrator.images import check_python
+
+    container = doctor.federation.container
+    try:
+        python = check_python(container)
+    except BadInput as exc:
+        fix = "make [container] framework_version and python_version agree, then `fedsage package --upload` again"
+        doctor.add(client.name, "image Python", "fail", str(exc), fix)
+        return
+    doctor.add(client.name, "image Python", "pass", f"Python {python}, as the wheels of `fedsage package`")
 
 
 def _client_resources(
