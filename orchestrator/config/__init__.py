@@ -9,7 +9,7 @@ Modules: base.py (what sections share), run.py ([federation], [model]), server.p
 together), loading.py (reading and error messages). Field defaults come from orchestrator/defaults.py.
 """
 
-from orchestrator.config.base import NAME_PATTERN, Purpose
+from orchestrator.config.base import NAME_PATTERN, Purpose, name_order
 from orchestrator.config.clients import ClientSettings
 from orchestrator.config.federation import Federation
 from orchestrator.config.loading import build, describe_errors, load, parse
@@ -30,5 +30,6 @@ __all__ = [
     "describe_errors",
     "host_port",
     "load",
+    "name_order",
     "parse",
 ]

@@ -32,7 +32,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from flwr.common import NDArrays
 
@@ -47,6 +46,7 @@ from orchestrator.federation.server import FederationServer
 from orchestrator.federation.strategy import RoundFailed
 from orchestrator.plan import TrainingJobRequest, client_of, plan_run, redacted
 from orchestrator.run import interrupts, report
+from orchestrator.run.curves import TestScores
 from orchestrator.run.events import (
     ClientRefused,
     Observer,
@@ -113,6 +113,8 @@ class FederationRun:
         self.watcher = JobWatcher(backend, observer, self._job_ended_early)
         self._events: queue.Queue[RunEvent] = queue.Queue()
         self._started = time.monotonic()
+        self._started_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        self.scores: TestScores | None = None  # the final model on the test set, for run.json and test_curves.png
         self._server: FederationServer | None = None
         self._server_error: BaseException | None = None
         self._thread: threading.Thread | None = None
@@ -316,16 +318,12 @@ class FederationRun:
     def _save_model(self) -> Path:
         assert self._server is not None
         model = self._server.evaluator.model(self._server.final_parameters())
-        participants: dict[str, dict[str, Any]] = {}
-        for record in self.history.rounds:
-            for name, metrics in record.clients.items():
-                if "num_examples" in metrics:
-                    participants[name] = {"num_examples": int(metrics["num_examples"]), "last_round": record.round}
+        self.scores = TestScores.of(model, self.data.test.X, self.data.test.y)
         provenance = {
             "run_id": self.run_id,
             "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "rounds": self.history.final().round,
-            "clients": participants,
+            "clients": self.history.participants(),
             "label": self.data.label,
             "classes": self.data.classes,
             "feature_names": self.data.test.feature_names,
@@ -361,7 +359,7 @@ class FederationRun:
                 try:
                     summary = self._summary(status, reason)
                     write_json(self.folder.path("run.json"), summary.to_dict())
-                    report.write_all(self.folder, self.history, summary)
+                    report.write_all(self.folder, self.history, summary, self.scores)
                 except OSError as exc:  # the reason may already say why (a full disk): then only add what is lost
                     lost = f"run.json and the reports were not written either ({exc.strerror})"
                     problems.append(lost if reason else str(file_error(exc)))
@@ -369,24 +367,17 @@ class FederationRun:
 
     def _summary(self, status: str, reason: str) -> RunSummary:
         """run.json's content: status, timings, and every client's job and example count."""
-        clients = {}
+        clients, trained = {}, self.history.participants()
         for config in self.federation.clients:
             job = self.watcher.final_status(config.name)
-            last = next(
-                (
-                    r.clients[config.name]
-                    for r in reversed(self.history.rounds)
-                    if "num_examples" in r.clients.get(config.name, {})
-                ),
-                {},
-            )
             clients[config.name] = ClientSummary(
                 job_name=self.watcher.job_name(config.name),
                 status=job.status,
                 failure_reason=job.failure_reason,
                 model_artifact=job.model_artifact,
-                num_examples=int(last["num_examples"]) if last else None,
+                num_examples=trained.get(config.name, {}).get("num_examples"),
             )
+        final = self.history.final() if self.history.rounds else None
         return RunSummary(
             run_id=self.run_id,
             status=status,
@@ -398,6 +389,11 @@ class FederationRun:
             versions=versions(),
             clients=clients,
             warnings=self.warnings,
-            files=self.folder.present(report.outputs(self.history)),
+            files=self.folder.present(report.outputs(self.history, self.scores)),
             refused_connections=self.refused,
+            started_at=self._started_at,
+            rounds_completed=final.round if final else 0,
+            final_metrics=final.server if final else {},
+            hyperparameters=self.federation.model_dump(include={"federation", "model"}),
+            test_set=self.scores.summary() if self.scores is not None else {},
         )

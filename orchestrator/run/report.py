@@ -1,7 +1,8 @@
-"""A run's history and summary -> metrics.json, metrics.csv, metrics.png and report.md.
+"""A run's history and summary -> metrics.json, metrics.csv, metrics.png, test_curves.png and report.md.
 
 Every file is written atomically (run/folder.py). `fmt` is the one number format of the
-console, the report and `fedsage inspect`.
+console, the report and `fedsage inspect`. report.md names files relative to the run folder, so
+the folder can be moved or shared and its links still work.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ import io
 import math
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
+from orchestrator.config.base import name_order
 from orchestrator.federation.history import RunHistory
+from orchestrator.run.curves import TestScores
 from orchestrator.run.folder import RunFolder, RunSummary, write_atomic, write_json
 
 SERVER_METRICS = ("loss", "accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc")
@@ -20,7 +24,18 @@ CLIENT_METRICS = ("num_examples", "train_loss", "train_accuracy", "fit_seconds",
 
 
 def _clients(history: RunHistory) -> list[str]:
-    return sorted({name for record in history.rounds for name in record.clients})
+    return sorted({name for record in history.rounds for name in record.clients}, key=name_order)
+
+
+def relative(location: str | None, root: Path) -> str:
+    """A file:// URI or path inside the run folder `root` as a path relative to it; anything else (s3://) unchanged."""
+    if not location:
+        return ""
+    path = Path(unquote(urlparse(location).path)) if location.startswith("file://") else Path(location)
+    try:
+        return path.resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        return location
 
 
 def fmt(value: Any) -> str:
@@ -85,8 +100,29 @@ def write_metrics_plot(path: Path, history: RunHistory, title: str) -> None:
     write_atomic(path, image.getvalue())
 
 
+def _test_set_lines(test_set: dict[str, Any]) -> list[str]:
+    """The final model on the test set: its confusion matrix (true x predicted) and the curves' plot."""
+    classes = test_set["classes"]
+    positive = test_set.get("positive_class")
+    lines = [
+        "## The final model on the test set",
+        "",
+        f"{test_set['rows']:,} rows"
+        + (f"; positive class {positive}" if positive is not None else "")
+        + f"; predicted class: {test_set['decision']}.",
+        "",
+        "| true \\ predicted | " + " | ".join(str(c) for c in classes) + " |",
+        "|---" * (len(classes) + 1) + "|",
+    ]
+    lines += [
+        f"| {c} | " + " | ".join(f"{n:,}" for n in row) + " |"
+        for c, row in zip(classes, test_set["confusion_matrix"], strict=True)
+    ]
+    return [*lines, "", "![confusion matrix, ROC and precision-recall curves](test_curves.png)", ""]
+
+
 def write_report(path: Path, history: RunHistory, summary: RunSummary) -> None:
-    """A Markdown summary: what ran, the final and per-round test metrics, the clients, the files."""
+    """A Markdown summary: what ran, its hyperparameters, the test metrics and curves, the clients, the files."""
     final = history.final() if history.rounds else None
     lines = [
         f"# fedsage run {summary.run_id}",
@@ -107,11 +143,20 @@ def write_report(path: Path, history: RunHistory, summary: RunSummary) -> None:
             lines.append(
                 f"| {r.round} | {r.seconds:.2f} | " + " | ".join(fmt(r.server.get(m)) for m in SERVER_METRICS) + " |"
             )
-        lines.append("")
+        lines += ["", "![metrics over rounds](metrics.png)", ""]
+    if summary.test_set:
+        lines += _test_set_lines(summary.test_set)
+    if summary.hyperparameters:
+        lines += ["## Hyperparameters", "", "| setting | value |", "|---|---|"]
+        shown = {
+            name: "unset" if value is None else f"{value:g}" if isinstance(value, float) else value
+            for name, value in summary.settings().items()
+        }
+        lines += [f"| {name} | {value} |" for name, value in shown.items()] + [""]
     lines += ["## Clients", "", "| client | examples (last round) | job status | model artifact |", "|---|---|---|---|"]
     for name, client in summary.clients.items():
         reason = f" ({client.failure_reason})" if client.failure_reason else ""
-        examples, artifact = client.num_examples or "", client.model_artifact or ""
+        examples, artifact = client.num_examples or "", relative(client.model_artifact, path.parent)
         lines.append(f"| {name} | {examples} | {client.status}{reason} | {artifact} |")
     lines += ["", "## Files", ""]
     lines += [f"- `{name}`: {what}" for name, what in summary.files.items()]
@@ -132,16 +177,24 @@ def write_report(path: Path, history: RunHistory, summary: RunSummary) -> None:
     write_atomic(path, "\n".join(lines) + "\n")
 
 
-def outputs(history: RunHistory) -> tuple[str, ...]:
-    """The files `write_all` writes for this history (run.json is written beside them)."""
+def outputs(history: RunHistory, scores: TestScores | None = None) -> tuple[str, ...]:
+    """The files `write_all` writes for this history and final model's scores (run.json is written beside them)."""
     plot = ("metrics.png",) if history.rounds else ()
-    return ("run.json", "metrics.json", "metrics.csv", *plot, "report.md")
+    curves = ("test_curves.png",) if scores is not None else ()
+    return ("run.json", "metrics.json", "metrics.csv", *plot, *curves, "report.md")
 
 
-def write_all(folder: RunFolder, history: RunHistory, summary: RunSummary) -> None:
-    """Write metrics.json, metrics.csv, metrics.png (when there is a round) and report.md."""
+def write_all(folder: RunFolder, history: RunHistory, summary: RunSummary, scores: TestScores | None = None) -> None:
+    """Write metrics.json, metrics.csv, metrics.png, test_curves.png and report.md into the run folder.
+
+    metrics.png needs a round; test_curves.png the final model's `scores` on the test set.
+    """
     write_metrics_json(folder.path("metrics.json"), history, summary)
     write_metrics_csv(folder.path("metrics.csv"), history)
     if history.rounds:
         write_metrics_plot(folder.path("metrics.png"), history, f"fedsage run {summary.run_id}")
+    if scores is not None:
+        scores.write_plot(
+            folder.path("test_curves.png"), f"fedsage run {summary.run_id}: the final model on the test set"
+        )
     write_report(folder.path("report.md"), history, summary)
