@@ -23,3 +23,30 @@ def training_job_log_tail(session: boto3.Session, job_name: str, lines: int = 20
         )["events"]
         tail += [event["message"].rstrip("\n") for event in events]
     return tail[-lines:]
+
+
+def training_job_log_since(session: boto3.Session, job_name: str, cursor: dict[str, str]) -> list[str]:
+    """The lines of a training job's log stream(s) written since `cursor`, oldest first per stream.
+
+    `cursor` maps each stream to CloudWatch's nextForwardToken and is updated in place; empty, it
+    reads every stream from its start. GetLogEvents pages forward from a token (startFromHead
+    must be true with one) and returns an empty page at the end of a stream
+    (https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_GetLogEvents.html).
+    [] while the job has no log yet.
+    """
+    logs = session.client("logs", config=RETRIES)
+    try:
+        streams = logs.describe_log_streams(logGroupName=LOG_GROUP, logStreamNamePrefix=f"{job_name}/")["logStreams"]
+    except logs.exceptions.ResourceNotFoundException:
+        return []
+    lines: list[str] = []
+    for stream in sorted(streams, key=lambda s: s["logStreamName"]):
+        name = stream["logStreamName"]
+        while True:
+            token = {"nextToken": cursor[name]} if name in cursor else {}
+            page = logs.get_log_events(logGroupName=LOG_GROUP, logStreamName=name, startFromHead=True, **token)
+            lines += [event["message"].rstrip("\n") for event in page["events"]]
+            cursor[name] = page["nextForwardToken"]
+            if not page["events"]:
+                break
+    return lines

@@ -17,7 +17,7 @@ import click
 import typer
 
 from orchestrator import __version__
-from orchestrator.cli import data, doctor, infra, inspect, package, run
+from orchestrator.cli import data, doctor, infra, inspect, package, run, runs
 from orchestrator.cli.common import EXIT_INTERRUPTED, console, err_console
 from orchestrator.errors import FedsageError
 from orchestrator.run import interrupts
@@ -64,6 +64,8 @@ app.command(epilog=run.LOCAL_EPILOG)(run.local)
 app.command(epilog=run.LAUNCH_EPILOG)(run.launch)
 app.command(epilog=run.STATUS_EPILOG)(run.status)
 app.command(epilog=run.STOP_EPILOG)(run.stop)
+app.add_typer(runs.runs_app, name="runs")
+app.command("logs", epilog=runs.LOGS_EPILOG)(runs.logs_command)
 app.command(epilog=package.PACKAGE_EPILOG)(package.package)
 app.add_typer(data.data_app, name="data")
 app.command("inspect", epilog=inspect.INSPECT_EPILOG)(inspect.inspect_command)

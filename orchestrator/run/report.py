@@ -45,6 +45,13 @@ def fmt(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
+def setting(value: Any) -> str:
+    """A hyperparameter for people: "unset" for None (the default applies), floats as short as they go (300, 0.5)."""
+    if value is None:
+        return "unset"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
 def write_metrics_json(path: Path, history: RunHistory, summary: RunSummary) -> None:
     """Every round's server and client metrics, with the run's summary (undefined metrics are null)."""
     write_json(path, {**summary.to_dict(), **history.to_dict()})
@@ -148,11 +155,7 @@ def write_report(path: Path, history: RunHistory, summary: RunSummary) -> None:
         lines += _test_set_lines(summary.test_set)
     if summary.hyperparameters:
         lines += ["## Hyperparameters", "", "| setting | value |", "|---|---|"]
-        shown = {
-            name: "unset" if value is None else f"{value:g}" if isinstance(value, float) else value
-            for name, value in summary.settings().items()
-        }
-        lines += [f"| {name} | {value} |" for name, value in shown.items()] + [""]
+        lines += [f"| {name} | {setting(value)} |" for name, value in summary.settings().items()] + [""]
     lines += ["## Clients", "", "| client | examples (last round) | job status | model artifact |", "|---|---|---|---|"]
     for name, client in summary.clients.items():
         reason = f" ({client.failure_reason})" if client.failure_reason else ""
