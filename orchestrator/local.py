@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from client_code.tabular import DataError, read_csv_folder
-from orchestrator import config, defaults
+from orchestrator import config, defaults, tracking
 from orchestrator.backends.process import ProcessBackend
 from orchestrator.data import datasets, layout
 from orchestrator.data.prepare import PrepareOptions, prepare
@@ -38,6 +38,7 @@ class LocalOptions:
     join_timeout: float | None = None
     round_timeout: float | None = None
     seed: int | None = None
+    mlflow: str | None = None  # an MLflow tracking URI, recorded as [tracking] mlflow_uri (orchestrator/tracking.py)
 
     def given(self, *names: str) -> dict[str, object]:
         """The options among `names` that were set (not None), by name."""
@@ -61,6 +62,7 @@ def _federation(
     test: Path,
     schema: Path,
     clients: list[layout.ClientFolders],
+    mlflow: str | None = None,
 ) -> config.Federation:
     """The federation a local run executes, validated like a federation.toml."""
     source = SOURCE
@@ -69,6 +71,7 @@ def _federation(
         source,
         federation=settings[0],
         model=settings[1],
+        tracking=config.build(config.TrackingSettings, source, mlflow_uri=mlflow),
         server=config.build(config.ServerSettings, source, test_data=test, schema_path=schema),
         clients=[
             config.build(
@@ -126,7 +129,7 @@ def _builtin(
     try:
         summary = prepare(dataset.load(prep.seed), prep, folder.path("data"), source=f"built-in:{dataset.name}")
         clients, test = layout.client_folders(summary.out), summary.out / layout.TEST
-        federation = _federation(settings, test, summary.out / layout.SCHEMA, clients)
+        federation = _federation(settings, test, summary.out / layout.SCHEMA, clients, options.mlflow)
     except BaseException:  # bad input (or Ctrl-C) before the run starts leaves nothing behind
         shutil.rmtree(folder.root, ignore_errors=True)
         raise
@@ -150,7 +153,7 @@ def build_local_run(options: LocalOptions, observer: Observer = ignore) -> Feder
     if options.data_dir is not None:
         clients, test, schema, data = _prepared_folder(options)
         _check_min_clients(options, len(clients))
-        federation = _federation(settings, test, schema, clients)
+        federation = _federation(settings, test, schema, clients, options.mlflow)
     else:
         federation, data = _builtin(options, settings, folder, observer)
     backend = ProcessBackend(folder.clients, len(federation.clients), code_dir=folder.path("code"))
@@ -160,5 +163,10 @@ def build_local_run(options: LocalOptions, observer: Observer = ignore) -> Feder
 
 
 def run_local(options: LocalOptions, observer: Observer = ignore) -> RunOutcome:
-    """Run a federation locally and return its outcome (see build_local_run)."""
-    return build_local_run(options, observer).execute()
+    """Run a federation locally and return its outcome (see build_local_run).
+
+    With `options.mlflow`, the tracking store is checked first (BadInput, nothing written) and
+    the run folder is logged to MLflow once the run has ended (orchestrator/tracking.py).
+    """
+    tracker = tracking.Tracker.connect(options.mlflow, _settings(options)[0].name) if options.mlflow else None
+    return tracking.execute(build_local_run(options, observer), tracker)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from orchestrator import defaults
-from orchestrator.cli.common import ConfigOption, OutOption, config_option, console
+from orchestrator.cli.common import STARTED, ConfigOption, MlflowOption, OutOption, config_option, console, plural
 
 LOCAL_EPILOG = (
     "Examples:\n\n"
@@ -46,6 +46,7 @@ def local(
         float, typer.Option(help="Seconds a client may take for one round.", min=1)
     ] = defaults.ROUND_TIMEOUT,
     seed: Annotated[int, typer.Option(help="Seed for data generation, splitting and the model.")] = defaults.SEED,
+    mlflow: MlflowOption = None,
 ) -> None:
     """Run a whole federation on this machine, no AWS: one process per client.
 
@@ -67,15 +68,14 @@ def local(
         join_timeout=join_timeout,
         round_timeout=round_timeout,
         seed=seed,
+        mlflow=mlflow,
     )
     source = f"data in {data_dir}" if data_dir else f"built-in data set '{dataset}'"
-    console.print(
-        f"[bold]fedsage local[/]: {clients or ('all' if data_dir else defaults.CLIENTS)} clients x {rounds} rounds "
-        f"on {source}"
-    )
+    who = "all clients" if clients is None and data_dir else plural(clients or defaults.CLIENTS, "client")
+    console.print(f"[bold]fedsage local[/]: {who} x {plural(rounds, 'round')} on {source}")
     with RunView(console) as view:
         outcome = run_local(options, observer=view)
-    print_outcome(console, outcome)
+    print_outcome(console, outcome, STARTED)
 
 
 LAUNCH_EPILOG = (
@@ -91,6 +91,10 @@ def launch(
         bool, typer.Option("--dry-run", help="Print the requests per account; make no AWS call.")
     ] = False,
     out: OutOption = Path(defaults.RUNS),
+    mlflow: Annotated[
+        str | None,
+        typer.Option(metavar="URI", help="Log the run to this MLflow tracking URI instead of [tracking] mlflow_uri."),
+    ] = None,
 ) -> None:
     """Run the federation: one SageMaker training job in each client account, the Flower server here.
 
@@ -100,24 +104,30 @@ def launch(
     """
     from orchestrator import config as config_module
     from orchestrator import launch as launching
+    from orchestrator import tracking
 
     federation = config_module.load(config)
+    if mlflow is not None:
+        experiment = federation.tracking.experiment
+        federation.tracking = config_module.build(
+            config_module.TrackingSettings, "--mlflow", mlflow_uri=mlflow, experiment=experiment
+        )
     if dry_run:
         console.print_json(launching.dry_run_json(federation))
         return
     from orchestrator.aws.sessions import server_session
     from orchestrator.cli.progress import RunView, print_outcome
 
+    tracker = tracking.tracker_for(federation)
     session = server_session(federation.server)
-    console.print(
-        f"[bold]fedsage launch[/]: {len(federation.clients)} client accounts x {federation.federation.rounds} rounds"
-    )
+    accounts, rounds = plural(len(federation.clients), "client account"), plural(federation.federation.rounds, "round")
+    console.print(f"[bold]fedsage launch[/]: {accounts} x {rounds}")
     with RunView(console) as view:
         run = launching.build_launch(federation, session, out, observer=view)
         for warning in run.warnings:
             console.print(f"[yellow]warning: {warning}[/]")
-        outcome = run.execute()
-    print_outcome(console, outcome)
+        outcome = tracking.execute(run, tracker)
+    print_outcome(console, outcome, STARTED)
 
 
 def _backend(config: Path, run_id: str | None):

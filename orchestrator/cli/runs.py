@@ -11,12 +11,14 @@ import typer
 
 from orchestrator import defaults
 from orchestrator.cli.common import console
+from orchestrator.errors import BadInput
 
 RUNS_EPILOG = (
     "Examples:\n\n"
     "  fedsage runs                                   # every run under runs/\n\n"
     "  fedsage runs show 20261121-101500-a1b2\n\n"
     "  fedsage runs compare 20261121-101500-a1b2 20261121-103000-c3d4   # writes runs/compare.png\n\n"
+    "  fedsage runs track 20261121-101500-a1b2 --mlflow file:///tmp/mlruns   # log it to MLflow\n\n"
     "  fedsage runs --out elsewhere/ --json"
 )
 LOGS_EPILOG = (
@@ -199,6 +201,29 @@ def runs_compare(
             table.add_row(name, *(setting(values[run_id]) for run_id in ids))
     console.print(table)
     console.print(f"[green]✓[/] plot of the metrics over rounds: [bold]{comparison.plot}[/]")
+
+
+@runs_app.command("track")
+def runs_track(
+    run_id: Annotated[str, typer.Argument(help="The run's id (see `fedsage runs`).")],
+    mlflow: Annotated[str, typer.Option("--mlflow", metavar="URI", help="The MLflow tracking URI to log the run to.")],
+    experiment: Annotated[str, typer.Option(help="The MLflow experiment.")] = "fedsage",
+    out: RunsOut = Path(defaults.RUNS),
+) -> None:
+    """Log a run that has ended to MLflow: params, per-round metrics, the model, the report and plots.
+
+    What `--mlflow` on `fedsage local` and `launch` does at the end of a run, for an earlier run or
+    one whose logging failed. Needs fedsage[mlflow].
+    """
+    from orchestrator.runs import run_folder
+    from orchestrator.tracking import Tracker
+
+    folder = run_folder(out, run_id)
+    if not folder.path("run.json").exists():
+        raise BadInput(f"run {run_id} has no run.json yet (still going on, or killed): only a run that ended is logged")
+    tracker = Tracker.connect(mlflow, experiment)
+    mlflow_run = tracker.log_run(folder.root)
+    console.print(f"[green]✓[/] run {run_id} logged to MLflow at {mlflow}: experiment {experiment}, run {mlflow_run}")
 
 
 def logs_command(

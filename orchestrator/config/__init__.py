@@ -5,8 +5,9 @@ errors into one BadInput line per problem. `fedsage local` builds the same `Fede
 memory from its options (`build`), and writes the resolved configuration into the run folder.
 
 Modules: base.py (what sections share), run.py ([federation], [model]), server.py ([server],
-[server.tls], [container]), clients.py ([[clients]]), federation.py (the whole file, checked
-together), loading.py (reading and error messages). Field defaults come from orchestrator/defaults.py.
+[server.tls], [container]), clients.py ([[clients]]), tracking.py ([tracking]), federation.py (the
+whole file, checked together), loading.py (reading and error messages). Field defaults come from
+orchestrator/defaults.py.
 """
 
 from orchestrator.config.base import NAME_PATTERN, Purpose, name_order
@@ -15,6 +16,7 @@ from orchestrator.config.federation import Federation
 from orchestrator.config.loading import build, describe_errors, load, parse
 from orchestrator.config.run import ModelSettings, RunSettings
 from orchestrator.config.server import ContainerSettings, ServerSettings, TlsSettings, host_port
+from orchestrator.config.tracking import TrackingSettings
 
 __all__ = [
     "NAME_PATTERN",
@@ -26,6 +28,7 @@ __all__ = [
     "RunSettings",
     "ServerSettings",
     "TlsSettings",
+    "TrackingSettings",
     "build",
     "describe_errors",
     "host_port",
