@@ -196,15 +196,18 @@ def _log_model(mlflow: Any, run_id: str, path: Path, uri: str) -> None:
     import warnings
     from importlib import metadata
 
+    import numpy as np
     from mlflow.models import infer_signature
 
     from orchestrator.inspect import load_model
 
     model, digest = load_model(path)
     example = input_example(model)
+    # the logged copy knows its inputs' names, as MLflow passes rows as a DataFrame (sklearn checks them)
+    model.feature_names_in_ = np.asarray(example.columns, dtype=object)
+    signature = infer_signature(example, model.predict_proba(example))
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # sklearn: "X has feature names" (the model was fitted on arrays)
-        signature = infer_signature(example, model.predict_proba(example))
+        warnings.simplefilter("ignore")  # MLflow's notes on the file store and on pip requirements
         mlflow.set_tracking_uri(uri)
         with mlflow.start_run(run_id=run_id):
             mlflow.sklearn.log_model(
