@@ -331,3 +331,48 @@ def test_a_cloud_client_without_a_job_is_bad_input(capsys, aws, aws_profiles, tm
         str(out),
         message=f"no training job of client 'hospital-a' for run {run_id} in account {CLIENT_ACCOUNTS[0]}",
     )
+
+
+# ----------------------------------------------------------------------------- real runs
+
+
+@pytest.mark.slow
+def test_real_runs_listed_shown_compared_and_their_logs_read(capsys, tmp_path, prepared_dir, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    out = tmp_path / "runs"
+    code, first, err = run_cli(capsys, "local", "--data-dir", str(prepared_dir), "--rounds", "1", "--out", str(out))
+    assert code == 0, err
+    assert "all clients x 1 round on" in first  # issue 14, item 7: not "x 1 rounds"
+    # the file list lines up (issue 14, item 7): every path starts in the same column
+    listed = [
+        line for line in first.splitlines() if line.startswith("  ") and str(out) in line and "client" not in line
+    ]
+    assert len(listed) == 6 and len({line.index(str(out)) for line in listed}) == 1
+    code, _, err = run_cli(
+        capsys, "local", "--data-dir", str(prepared_dir), "--rounds", "2", "--max-iter", "3", "--out", str(out)
+    )
+    assert code == 0, err
+    a, b = sorted(p.name for p in out.iterdir())
+
+    code, listing, _ = run_cli(capsys, "runs", "--out", str(out))
+    assert code == 0 and a in listing and b in listing and "1/1" in listing and "2/2" in listing
+    code, shown, _ = run_cli(capsys, "runs", "show", b, "--out", str(out))
+    assert code == 0 and "model.max_iter 3" in shown and "round 2" in shown
+    code, compared, _ = run_cli(capsys, "runs", "compare", a, b, "--out", str(out), "--json")
+    assert code == 0
+    compared = json.loads(compared)
+    assert compared["settings"]["model.max_iter"] == {a: 10, b: 3}
+    assert compared["settings"]["federation.rounds"] == {a: 1, b: 2}
+    assert set(compared["metrics"]["roc_auc"]) == {a, b}
+    assert (out / "compare.png").read_bytes().startswith(b"\x89PNG")
+    assert [p.name for p in out.iterdir() if p.is_file()] == ["compare.png"]
+
+    code, log, _ = run_cli(capsys, "logs", a, "--client", "client-3", "--out", str(out))
+    assert code == 0
+    lines = log.splitlines()
+    # issue 14, item 7: the client's own first line, no Flower deprecation notice, no alembic plugin lines
+    assert "client client-3:" in lines[0] and "training rows" in lines[0]
+    assert not any("DEPRECATED" in line or "alembic" in line or line.endswith("flwr: ") for line in lines)
+    assert "federation finished after" in log
+    code, log, _ = run_cli(capsys, "logs", a, "--out", str(out), "--follow")
+    assert code == 0 and "run" in log  # server.log of a run that has ended: printed whole, then stops
