@@ -376,3 +376,19 @@ def test_real_runs_listed_shown_compared_and_their_logs_read(capsys, tmp_path, p
     assert "federation finished after" in log
     code, log, _ = run_cli(capsys, "logs", a, "--out", str(out), "--follow")
     assert code == 0 and "run" in log  # server.log of a run that has ended: printed whole, then stops
+
+
+def test_finished_in_counts_the_whole_command(tmp_path):
+    """Issue 14, item 7: "finished in" covers start-up and data generation, not only the run."""
+    import re
+
+    from rich.console import Console
+
+    from orchestrator.cli.progress import print_outcome
+    from orchestrator.run.lifecycle import RunOutcome
+
+    console = Console(record=True, width=200)
+    outcome = RunOutcome("r", tmp_path, _history(1, 0.9), tmp_path / "model.joblib", {}, seconds=2.0)
+    print_outcome(console, outcome, started=time.monotonic() - 1000)  # the command started 1000 s before
+    shown = float(re.search(r"finished in ([\d.]+) s", console.export_text()).group(1))
+    assert shown >= 1000  # not the run's own 2.0 s

@@ -144,3 +144,22 @@ def test_fedsage_local_with_mlflow_logs_the_run(capsys, tmp_path, prepared_dir):
     assert len(pyfunc.metadata.signature.inputs.input_names()) == 27
     assert "[tracking]" in (folder / "federation.toml").read_text()  # a repeat of the run logs again
     assert json.loads((folder / "run.json").read_text())["tracking"]["run_id"] == run.info.run_id
+
+
+def test_launch_asking_for_tracking_without_mlflow_is_refused_before_any_aws_call(capsys, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.setitem(sys.modules, "mlflow", None)
+    example = Path(__file__).resolve().parent.parent / "examples" / "federation.toml"
+    assert_bad_input(
+        capsys,
+        "launch",
+        "-c",
+        str(example),
+        "--mlflow",
+        _store(tmp_path),
+        "--out",
+        str(tmp_path / "runs"),
+        message="needs MLflow: pip install 'fedsage[mlflow]'",
+        folder=tmp_path,
+    )
