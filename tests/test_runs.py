@@ -3,10 +3,11 @@
 import json
 import shutil
 import time
+from pathlib import Path
 
 import pytest
 from cli_runner import assert_bad_input, run_cli
-from conftest import CLIENT_ACCOUNTS, REGION, SERVER_ACCOUNT
+from conftest import CLIENT_ACCOUNTS, SERVER_ACCOUNT
 
 from orchestrator import config
 from orchestrator.federation.history import RoundRecord, RunHistory
@@ -237,34 +238,9 @@ CLIENTS = {"hospital-a": CLIENT_ACCOUNTS[0], "hospital-b": CLIENT_ACCOUNTS[1]}
 
 
 def _cloud_run(out, run_id, tmp_path):
-    federation = config.parse(
-        {
-            "federation": {"name": "fraud"},
-            "server": {
-                "region": REGION,
-                "profile": "fl-server",
-                "advertised_address": "127.0.0.1",
-                "port": 8080,
-                "test_data": str(tmp_path / "test.csv"),
-            },
-            "clients": [
-                {
-                    "name": name,
-                    "account_id": account,
-                    "region": REGION,
-                    "kickoff_role_arn": f"arn:aws:iam::{account}:role/FL-kickoff-client-job",
-                    "external_id": f"ext-{name}",
-                    "execution_role_arn": f"arn:aws:iam::{account}:role/FL-sagemaker-execution",
-                    "code_uri": f"s3://b-{account}/code/source.tar.gz",
-                    "train_uri": f"s3://b-{account}/data/train/",
-                    "output_uri": f"s3://b-{account}/artifacts/",
-                    "subnets": ["subnet-0a01"],
-                    "security_groups": ["sg-0a01"],
-                }
-                for name, account in CLIENTS.items()
-            ],
-        }
-    )
+    """A run folder of a cloud run: the annotated example's federation, its server in the moto server account."""
+    federation = config.load(Path(__file__).resolve().parent.parent / "examples" / "federation.toml")
+    federation.server.profile = "fl-server"
     folder = _run(out, run_id, clients=tuple(CLIENTS))
     shutil.rmtree(folder / "clients")  # a cloud run keeps no client logs in its folder
     (folder / "federation.toml").write_text(federation.to_toml())
@@ -311,7 +287,7 @@ def test_a_cloud_runs_client_log_comes_from_cloudwatch_through_its_kickoff_role(
     assert code == 0, err
     assert out_text.splitlines() == [f"hospital-a line {i}" for i in range(5)]
     kickoffs = [r for r in aws.assumed_roles(CLIENT_ACCOUNTS[0]) if r[0].endswith(":role/FL-kickoff-client-job")]
-    assert kickoffs and {(r[1], r[2]) for r in kickoffs} == {(f"fedsage-{run_id}", "ext-hospital-a")}
+    assert kickoffs and {(r[1], r[2]) for r in kickoffs} == {(f"fedsage-{run_id}", "fedsage-example-hospital-a")}
     # the server's log is the run folder's, wherever the clients ran
     code, out_text, _ = run_cli(capsys, "logs", run_id, "--out", str(out))
     assert code == 0 and out_text.splitlines()[0] == "server line 1"

@@ -9,18 +9,23 @@ from orchestrator.aws.sessions import RETRIES
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 
 
-def training_job_log_tail(session: boto3.Session, job_name: str, lines: int = 20) -> list[str]:
-    """The last `lines` lines of a training job's log stream(s), oldest first; [] if there are none yet."""
-    logs = session.client("logs", config=RETRIES)
+def _streams(logs, job_name: str) -> list[str]:
+    """The names of a training job's log streams (<job>/algo-1-..., one per instance), sorted; [] before the first."""
     try:
         streams = logs.describe_log_streams(logGroupName=LOG_GROUP, logStreamNamePrefix=f"{job_name}/")["logStreams"]
     except logs.exceptions.ResourceNotFoundException:
         return []
+    return sorted(stream["logStreamName"] for stream in streams)
+
+
+def training_job_log_tail(session: boto3.Session, job_name: str, lines: int = 20) -> list[str]:
+    """The last `lines` lines of a training job's log stream(s), oldest first; [] if there are none yet."""
+    logs = session.client("logs", config=RETRIES)
     tail: list[str] = []
-    for stream in sorted(streams, key=lambda s: s["logStreamName"]):
-        events = logs.get_log_events(
-            logGroupName=LOG_GROUP, logStreamName=stream["logStreamName"], limit=lines, startFromHead=False
-        )["events"]
+    for stream in _streams(logs, job_name):
+        events = logs.get_log_events(logGroupName=LOG_GROUP, logStreamName=stream, limit=lines, startFromHead=False)[
+            "events"
+        ]
         tail += [event["message"].rstrip("\n") for event in events]
     return tail[-lines:]
 
@@ -35,13 +40,8 @@ def training_job_log_since(session: boto3.Session, job_name: str, cursor: dict[s
     [] while the job has no log yet.
     """
     logs = session.client("logs", config=RETRIES)
-    try:
-        streams = logs.describe_log_streams(logGroupName=LOG_GROUP, logStreamNamePrefix=f"{job_name}/")["logStreams"]
-    except logs.exceptions.ResourceNotFoundException:
-        return []
     lines: list[str] = []
-    for stream in sorted(streams, key=lambda s: s["logStreamName"]):
-        name = stream["logStreamName"]
+    for name in _streams(logs, job_name):
         while True:
             token = {"nextToken": cursor[name]} if name in cursor else {}
             page = logs.get_log_events(logGroupName=LOG_GROUP, logStreamName=name, startFromHead=True, **token)

@@ -54,27 +54,27 @@ def local(
     exactly as the SageMaker container would (its own /opt/ml tree, SM_* environment,
     hyperparameters as arguments), connecting over TLS to a Flower server on 127.0.0.1.
     """
+    from orchestrator import api
     from orchestrator.cli.progress import RunView, print_outcome
-    from orchestrator.local import LocalOptions, run_local
 
-    options = LocalOptions(
-        clients=clients,
-        rounds=rounds,
-        data_dir=data_dir,
-        dataset=dataset,
-        out=out,
-        min_clients=min_clients,
-        max_iter=max_iter,
-        join_timeout=join_timeout,
-        round_timeout=round_timeout,
-        seed=seed,
-        mlflow=mlflow,
-    )
     source = f"data in {data_dir}" if data_dir else f"built-in data set '{dataset}'"
     who = "all clients" if clients is None and data_dir else plural(clients or defaults.CLIENTS, "client")
     console.print(f"[bold]fedsage local[/]: {who} x {plural(rounds, 'round')} on {source}")
     with RunView(console) as view:
-        outcome = run_local(options, observer=view)
+        outcome = api.local(
+            clients=clients,
+            rounds=rounds,
+            data_dir=data_dir,
+            dataset=dataset,
+            out=out,
+            min_clients=min_clients,
+            max_iter=max_iter,
+            join_timeout=join_timeout,
+            round_timeout=round_timeout,
+            seed=seed,
+            mlflow=mlflow,
+            observer=view,
+        )
     print_outcome(console, outcome, STARTED)
 
 

@@ -15,14 +15,13 @@ run keeps it in memory (run/lifecycle.py); nothing but the summary below and the
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from orchestrator.run.folder import write_atomic
+from orchestrator.run.folder import pyplot, write_figure
 
 
 @dataclass(frozen=True)
@@ -66,10 +65,7 @@ class TestScores:
 
     def write_plot(self, path: Path, title: str) -> None:
         """Write test_curves.png: the confusion matrix, the ROC curve(s) and the precision-recall curve(s)."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = pyplot()
         from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay
 
         fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
@@ -102,10 +98,7 @@ class TestScores:
             axis.grid(alpha=0.3)
         fig.suptitle(title)
         fig.tight_layout()
-        image = io.BytesIO()
-        fig.savefig(image, format="png", dpi=110)
-        plt.close(fig)
-        write_atomic(path, image.getvalue())
+        write_figure(path, fig)
 
 
 def _plain(value: Any) -> Any:

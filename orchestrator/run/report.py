@@ -17,7 +17,7 @@ from urllib.parse import unquote, urlparse
 from orchestrator.config.base import name_order
 from orchestrator.federation.history import RunHistory
 from orchestrator.run.curves import TestScores
-from orchestrator.run.folder import RunFolder, RunSummary, write_atomic, write_json
+from orchestrator.run.folder import RunFolder, RunSummary, pyplot, write_atomic, write_figure, write_json
 
 SERVER_METRICS = ("loss", "accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc")
 CLIENT_METRICS = ("num_examples", "train_loss", "train_accuracy", "fit_seconds", "val_loss", "val_accuracy")
@@ -75,10 +75,7 @@ def write_metrics_csv(path: Path, history: RunHistory) -> None:
 
 def write_metrics_plot(path: Path, history: RunHistory, title: str) -> None:
     """Test-set metrics and per-client losses over rounds, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rounds = [r.round for r in history.rounds]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
@@ -101,10 +98,7 @@ def write_metrics_plot(path: Path, history: RunHistory, title: str) -> None:
         axis.set_xticks(rounds)
     fig.suptitle(title)
     fig.tight_layout()
-    image = io.BytesIO()
-    fig.savefig(image, format="png", dpi=110)
-    plt.close(fig)
-    write_atomic(path, image.getvalue())
+    write_figure(path, fig)
 
 
 def _test_set_lines(test_set: dict[str, Any]) -> list[str]:
