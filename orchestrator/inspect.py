@@ -16,14 +16,22 @@ Unpickling runs code, so a model file is opened in three guarded steps:
 
 The checksum catches a file changed or damaged after the run; it does not authenticate who
 wrote the run folder, which is what the allow-list is for.
+
+A client's model.tar.gz (what SageMaker uploads from the job's SM_MODEL_DIR) holds model.joblib
+and its checksum: `opened` extracts just those two regular files into a temporary folder (the
+tarfile "data" filter: no links, no paths outside it) and the same three steps follow.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import math
 import re
+import tarfile
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -247,8 +255,8 @@ def describe(model: Any, path: Path, digest: str, top: int = 10) -> dict[str, An
 def test_metrics(model: Any, test: Path) -> dict[str, Any]:
     """Metrics of the model on a CSV file, read with the feature schema the model was trained with."""
     from client_code.metrics import classification_metrics
-    from client_code.schema import load_data, normalise_schema
-    from client_code.tabular import DataError
+    from client_code.schema import normalise_schema, to_dataset
+    from client_code.tabular import DataError, read_channel
 
     provenance = model.fedsage_provenance_
     estimator = estimator_of(model)
@@ -256,7 +264,15 @@ def test_metrics(model: Any, test: Path) -> dict[str, Any]:
     if not schema or not schema.get("label"):
         raise BadInput("the model's provenance holds no schema with a label column, so a test file cannot be scored")
     try:
-        data = load_data(test, normalise_schema(schema, "the model's schema"))
+        schema = normalise_schema(schema, "the model's schema")
+        frame, info = read_channel(test)
+        label = schema["label"]
+        if label not in frame.columns:
+            raise BadInput(
+                f"{test} has no column {label!r}, the label the model was trained on; --test needs a file with "
+                "the model's feature and label columns (such as the test.csv of the data the run used)"
+            )
+        data = to_dataset(frame, schema, str(test), info.locate)
     except DataError as exc:
         raise BadInput(str(exc)) from None
     if data.X.shape[1] != estimator.coef_.shape[1]:
@@ -268,10 +284,51 @@ def test_metrics(model: Any, test: Path) -> dict[str, Any]:
     return _clean({"file": str(test), "rows": len(data), "metrics": metrics})
 
 
-def inspect_model(path: Path, test: Path | None = None, top: int = 10) -> dict[str, Any]:
-    """Verify, load and describe a model, and score it on `test` when given."""
-    model, digest = load_model(path)
+@contextlib.contextmanager
+def opened(path: Path) -> Iterator[Path]:
+    """The model file to verify and load: `path` itself, or the model.joblib inside a model.tar.gz.
+
+    From an archive, only model.joblib and model.joblib.sha256 are extracted (regular files of at
+    most MAX_MODEL_BYTES, through tarfile's "data" filter), into a temporary folder removed on
+    exit. BadInput for an unreadable archive or one without them.
+    """
+    path = Path(path)
+    if not path.name.endswith((".tar.gz", ".tgz")):
+        yield path
+        return
+    if not path.is_file():
+        raise BadInput(f"model archive {path} not found; give a client job's model.tar.gz or a run's model.joblib")
+    names = ("model.joblib", "model.joblib" + CHECKSUM_SUFFIX)
+    with tempfile.TemporaryDirectory(prefix="fedsage-inspect-") as folder:
+        try:
+            with tarfile.open(path, "r:gz") as archive:
+                members = {member.name.removeprefix("./"): member for member in archive.getmembers()}
+                for name in names:
+                    member = members.get(name)
+                    if member is None or not member.isfile() or member.size > MAX_MODEL_BYTES:
+                        raise BadInput(
+                            f"{path} holds no {name} (as a regular file under 1 GiB); give the model.tar.gz of a "
+                            "fedsage client's training job"
+                        )
+                    archive.extract(member, folder, filter="data")
+        except (tarfile.TarError, EOFError, OSError) as exc:
+            raise BadInput(f"{path} is not a readable model.tar.gz ({exc})") from None
+        yield Path(folder) / names[0]
+
+
+def load_and_describe(path: Path, test: Path | None = None, top: int = 10) -> tuple[Any, dict[str, Any]]:
+    """Verify, load and describe a model (a model.joblib, or a client's model.tar.gz), scored on `test` when given.
+
+    Returns the loaded estimator and the JSON-ready report.
+    """
+    with opened(path) as model_file:
+        model, digest = load_model(model_file)
     report = describe(model, path, digest, top)
     if test is not None:
         report["test"] = test_metrics(model, test)
-    return report
+    return model, report
+
+
+def inspect_model(path: Path, test: Path | None = None, top: int = 10) -> dict[str, Any]:
+    """The report of `load_and_describe`."""
+    return load_and_describe(path, test, top)[1]

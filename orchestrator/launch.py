@@ -22,6 +22,7 @@ from typing import Any
 
 import boto3
 
+from orchestrator import tracking
 from orchestrator.backends import RunJob
 from orchestrator.backends.sagemaker import SageMakerBackend
 from orchestrator.config import Federation, host_port
@@ -124,8 +125,9 @@ def foreign_address_warning(host: str) -> str | None:
 
 
 def launch(federation: Federation, server: boto3.Session, out: Path, observer: Observer = ignore) -> RunOutcome:
-    """Run the federation on SageMaker (see build_launch)."""
-    return build_launch(federation, server, out, observer).execute()
+    """Run the federation on SageMaker (see build_launch); with [tracking], log it to MLflow afterwards."""
+    tracker = tracking.tracker_for(federation)
+    return tracking.execute(build_launch(federation, server, out, observer), tracker)
 
 
 def connect(federation: Federation, server: boto3.Session, run_id: str | None) -> SageMakerBackend:

@@ -9,13 +9,14 @@ by the real toolkit in a local training image from `fedsage image build`).
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from client_code.tabular import DataError, read_channel
-from orchestrator import config, defaults
+from orchestrator import config, defaults, tracking
 from orchestrator.backends.process import ProcessBackend
 from orchestrator.data import datasets, layout
 from orchestrator.data.prepare import PrepareOptions, prepare
@@ -54,6 +55,23 @@ class LocalOptions:
     dependency_cache: bool | None = None
     network: str | None = None
     bind_address: str | None = None
+    mlflow: str | None = None  # an MLflow tracking URI, recorded as [tracking] mlflow_uri (orchestrator/tracking.py)
+
+    def __post_init__(self) -> None:
+        """Accept str paths from Python callers: data_dir and out become Paths."""
+        for name in ("data_dir", "out"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, Path):
+                object.__setattr__(self, name, Path(value))
+
+    @classmethod
+    def of(cls, options: LocalOptions | None = None, **fields: object) -> LocalOptions:
+        """`options` (default: all defaults) with `fields` replaced; BadInput naming a field that does not exist."""
+        unknown = sorted(set(fields) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            known = ", ".join(f.name for f in dataclasses.fields(cls))
+            raise BadInput(f"unknown option {unknown[0]!r} of a local run; the options are: {known}")
+        return dataclasses.replace(options or cls(), **fields)
 
     def given(self, *names: str) -> dict[str, object]:
         """The options among `names` that were set (not None), by name."""
@@ -81,6 +99,7 @@ def _federation(
     schema: Path | None,
     clients: list[layout.ClientFolders],
     placement: Placement,
+    mlflow: str | None = None,
 ) -> config.Federation:
     """The federation a local run executes, validated like a federation.toml."""
     source = SOURCE
@@ -92,6 +111,7 @@ def _federation(
         data=settings[2],
         local=placement[0],
         container=placement[1],
+        tracking=config.build(config.TrackingSettings, source, mlflow_uri=mlflow),
         server=config.build(
             config.ServerSettings, source, test_data=test, schema_path=schema, **placement[0].server_address()
         ),
@@ -163,7 +183,7 @@ def _builtin(
     try:
         summary = prepare(dataset.load(prep.seed), prep, folder.path("data"), source=f"built-in:{dataset.name}")
         clients, test = layout.client_folders(summary.out), summary.out / layout.TEST
-        federation = _federation(settings, test, summary.out / layout.SCHEMA, clients, placement)
+        federation = _federation(settings, test, summary.out / layout.SCHEMA, clients, placement, options.mlflow)
     except BaseException:  # bad input (or Ctrl-C) before the run starts leaves nothing behind
         shutil.rmtree(folder.root, ignore_errors=True)
         raise
@@ -215,7 +235,7 @@ def build_local_run(options: LocalOptions, observer: Observer = ignore) -> Feder
     if options.data_dir is not None:
         clients, test, schema, data = _prepared_folder(options)
         _check_min_clients(options, len(clients))
-        federation = _federation(settings, test, schema, clients, placement)
+        federation = _federation(settings, test, schema, clients, placement, options.mlflow)
     else:
         federation, data = _builtin(options, settings, placement, folder, observer)
     backend = docker or ProcessBackend(folder.clients, len(federation.clients), code_dir=folder.path("code"))
@@ -225,5 +245,10 @@ def build_local_run(options: LocalOptions, observer: Observer = ignore) -> Feder
 
 
 def run_local(options: LocalOptions, observer: Observer = ignore) -> RunOutcome:
-    """Run a federation locally and return its outcome (see build_local_run)."""
-    return build_local_run(options, observer).execute()
+    """Run a federation locally and return its outcome (see build_local_run).
+
+    With `options.mlflow`, the tracking store is checked first (BadInput, nothing written) and
+    the run folder is logged to MLflow once the run has ended (orchestrator/tracking.py).
+    """
+    tracker = tracking.Tracker.connect(options.mlflow, _settings(options)[0].name) if options.mlflow else None
+    return tracking.execute(build_local_run(options, observer), tracker)

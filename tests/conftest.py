@@ -111,6 +111,7 @@ RUN_OUTPUTS = (
     "metrics.json",
     "metrics.csv",
     "metrics.png",
+    "test_curves.png",
     "report.md",
     "run.json",
     "federation.toml",

@@ -4,9 +4,11 @@ import hashlib
 import json
 import pickle
 import shutil
+import tarfile
 
 import joblib
 import numpy as np
+import pandas as pd
 import pytest
 from cli_runner import assert_bad_input, run_cli
 
@@ -25,7 +27,7 @@ def real_run(tmp_path_factory, prepared_dir):
 
 
 def _assert_refused(capsys, path, message, *extra):
-    assert_bad_input(capsys, "inspect", str(path), *extra, message=message, folder=path.parent)
+    return assert_bad_input(capsys, "inspect", str(path), *extra, message=message, folder=path.parent)
 
 
 @pytest.mark.slow
@@ -239,3 +241,71 @@ def test_a_changed_skops_file_is_refused(capsys, tmp_path):
     skops_file = tmp_path / "model.skops"
     skops_file.write_bytes(skops_file.read_bytes() + b"x")
     _assert_refused(capsys, path, "model.skops does not match its checksum in model.skops.sha256")
+
+
+def test_a_test_file_without_the_label_names_it_and_no_option_inspect_lacks(capsys, multiclass_model, tmp_path):
+    """Issue 14, item 7: the hint named a --label-column option `inspect` does not have."""
+    path, test, _ = multiclass_model
+    unlabelled = tmp_path / "unlabelled.csv"
+    pd.read_csv(test).drop(columns=["kind"]).to_csv(unlabelled, index=False)
+    err = _assert_refused(
+        capsys,
+        path,
+        f"{unlabelled} has no column 'kind', the label the model was trained on",
+        "--test",
+        str(unlabelled),
+    )
+    assert "--label-column" not in err
+
+
+def _archive(folder, members):
+    """A model.tar.gz as SageMaker packs SM_MODEL_DIR: (name in the archive, file or None for a symlink)."""
+    archive = folder / "model.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, source in members:
+            if source is None:
+                link = tarfile.TarInfo(name)
+                link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+                tar.addfile(link)
+            else:
+                tar.add(source, arcname=name)
+    return archive
+
+
+def test_a_clients_model_tar_gz_is_verified_extracted_and_inspected(capsys, multiclass_model, tmp_path):
+    """Issue 14, item 7: the docs said a client's model.tar.gz can be inspected; it was refused."""
+    path, test, _ = multiclass_model
+    job = tmp_path / "job"
+    job.mkdir()
+    archive = _archive(job, [("model.joblib", path), ("model.joblib.sha256", path.with_name("model.joblib.sha256"))])
+    code, stdout, err = run_cli(capsys, "inspect", str(archive), "--json", "--test", str(test))
+    assert code == 0, err
+    report = json.loads(stdout)
+    assert report["checksum"] == "verified" and report["path"] == str(archive)
+    assert report["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert report["test"]["rows"] == 300
+    assert sorted(p.name for p in job.iterdir()) == ["model.tar.gz"]  # nothing extracted next to it
+
+    from orchestrator import api
+
+    inspected = api.inspect(archive)
+    assert inspected.model.classes_.tolist() == ["a", "b", "c"] and inspected.report["checksum"] == "verified"
+
+
+@pytest.mark.parametrize(
+    "members, message",
+    [
+        ([("model.joblib", "model")], "holds no model.joblib.sha256"),
+        ([("model.joblib", None), ("model.joblib.sha256", "checksum")], "holds no model.joblib (as a regular file"),
+        ([("model.joblib", "tampered"), ("model.joblib.sha256", "checksum")], "does not match its checksum"),
+    ],
+)
+def test_a_model_tar_gz_that_cannot_be_verified_is_refused(capsys, multiclass_model, tmp_path, members, message):
+    path, _, _ = multiclass_model
+    tampered = tmp_path / "tampered.joblib"
+    tampered.write_bytes(path.read_bytes()[:-1] + b"\0")
+    sources = {"model": path, "checksum": path.with_name("model.joblib.sha256"), "tampered": tampered, None: None}
+    job = tmp_path / "job"
+    job.mkdir()
+    archive = _archive(job, [(name, sources[source]) for name, source in members])
+    _assert_refused(capsys, archive, message)

@@ -16,7 +16,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from orchestrator.aws import sessions
-from orchestrator.aws.logs import training_job_log_tail
+from orchestrator.aws.logs import training_job_log_since, training_job_log_tail
 from orchestrator.aws.sessions import RETRIES
 from orchestrator.backends import COMPLETED, IN_PROGRESS, JobStatus, RunJob
 from orchestrator.config import ClientSettings, Federation
@@ -91,6 +91,10 @@ class SageMakerBackend:
     def logs(self, job_name: str, lines: int = 20) -> list[str]:
         """The last lines of the job's CloudWatch log, read through the kickoff role."""
         return training_job_log_tail(self.sessions[self._client_of_job[job_name]], job_name, lines)
+
+    def log_since(self, job_name: str, cursor: dict[str, str]) -> list[str]:
+        """The job's CloudWatch log lines written since `cursor` (updated in place; empty: from the start)."""
+        return training_job_log_since(self.sessions[self._client_of_job[job_name]], job_name, cursor)
 
     def find_jobs(self, run_id: str | None = None) -> list[RunJob]:
         """The training jobs fedsage started in every client account (one run's, or every run's).

@@ -17,7 +17,7 @@ import click
 import typer
 
 from orchestrator import __version__
-from orchestrator.cli import data, doctor, image, infra, inspect, package, predict, profile, run
+from orchestrator.cli import data, doctor, image, infra, inspect, package, predict, profile, run, runs
 from orchestrator.cli.common import EXIT_INTERRUPTED, console, err_console
 from orchestrator.errors import FedsageError
 from orchestrator.run import interrupts
@@ -64,6 +64,8 @@ app.command(epilog=run.LOCAL_EPILOG)(run.local)
 app.command(epilog=run.LAUNCH_EPILOG)(run.launch)
 app.command(epilog=run.STATUS_EPILOG)(run.status)
 app.command(epilog=run.STOP_EPILOG)(run.stop)
+app.add_typer(runs.runs_app, name="runs")
+app.command("logs", epilog=runs.LOGS_EPILOG)(runs.logs_command)
 app.command(epilog=package.PACKAGE_EPILOG)(package.package)
 data.data_app.command("profile", epilog=profile.PROFILE_EPILOG)(profile.profile_command)
 data.data_app.command("merge", epilog=profile.MERGE_EPILOG)(profile.merge_command)

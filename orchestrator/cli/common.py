@@ -6,6 +6,7 @@ heavy modules (pandas, scikit-learn, boto3, flwr) inside their bodies.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +17,7 @@ console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
+STARTED = time.monotonic()  # when the command started (this module is imported first): "finished in" counts from here
 
 
 def config_option(purpose: str = "to use") -> typer.models.OptionInfo:
@@ -30,3 +32,18 @@ OutOption = Annotated[Path, typer.Option(help="Folder that receives the run fold
 def items(values: list[str] | None) -> tuple[str, ...]:
     """Repeated or comma-separated option values, in order: ["a,b", "c"] -> ("a", "b", "c")."""
     return tuple(item.strip() for value in values or [] for item in value.split(",") if item.strip())
+
+
+def plural(count: int, noun: str) -> str:
+    """A count with its noun, in the plural unless the count is one: "1 round", "3 rounds"."""
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+MlflowOption = Annotated[
+    str | None,
+    typer.Option(
+        "--mlflow",
+        metavar="URI",
+        help="Log the run to this MLflow tracking URI (needs fedsage[mlflow]); e.g. file:///tmp/mlruns.",
+    ),
+]

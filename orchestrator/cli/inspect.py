@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from orchestrator.cli.common import console
+from orchestrator.config.base import name_order
 from orchestrator.inspect import inspect_model
 from orchestrator.run.report import fmt
 
@@ -16,7 +17,8 @@ INSPECT_EPILOG = (
     "Examples:\n\n"
     "  fedsage inspect runs/<run-id>/model.joblib\n\n"
     "  fedsage inspect runs/<run-id>/model.joblib --test prepared/test.csv\n\n"
-    "  fedsage inspect runs/<run-id>/model.joblib --json > model.json"
+    "  fedsage inspect runs/<run-id>/model.joblib --json > model.json\n\n"
+    "  fedsage inspect model.tar.gz               # a client's copy, as its training job uploaded it"
 )
 
 
@@ -46,7 +48,7 @@ def render(console: Any, report: dict[str, Any]) -> None:
         clients = Table(title="clients", title_justify="left")
         for column in ("client", "examples", "last round"):
             clients.add_column(column, justify="left" if column == "client" else "right")
-        for name, info in provenance["clients"].items():
+        for name, info in sorted(provenance["clients"].items(), key=lambda item: name_order(item[0])):
             clients.add_row(name, f"{info.get('num_examples', 0):,}", str(info.get("last_round", "")))
         console.print(clients)
     test = report.get("test")
@@ -80,7 +82,12 @@ def _print_metrics(console: Any, final: dict[str, Any], test: dict[str, Any] | N
 
 
 def inspect_command(
-    model: Annotated[Path, typer.Argument(help="A model.joblib written by a fedsage run (its .sha256 beside it).")],
+    model: Annotated[
+        Path,
+        typer.Argument(
+            help="A model.joblib written by a fedsage run (its .sha256 beside it), or a client job's model.tar.gz."
+        ),
+    ],
     test: Annotated[
         Path | None, typer.Option(help="A CSV file with the label column: recompute the metrics on it.")
     ] = None,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from rich import box
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -30,6 +32,7 @@ from orchestrator.run.lifecycle import RunOutcome
 from orchestrator.run.report import SERVER_METRICS, fmt
 
 STYLES = {COMPLETED: "green", FAILED: "red", STOPPED: "yellow"}
+OUTCOME_FILES = ("metrics.json", "metrics.csv", "metrics.png", "test_curves.png", "report.md")  # listed after the model
 
 
 def data_table(summary: PrepareSummary, title: str) -> Table:
@@ -158,8 +161,12 @@ class RunView:
         self._refresh(waiting)
 
 
-def print_outcome(console: Console, outcome: RunOutcome) -> None:
-    """The final metrics against round 0, the clients, and where everything was written."""
+def print_outcome(console: Console, outcome: RunOutcome, started: float | None = None) -> None:
+    """The final metrics against round 0, the clients, and where everything was written.
+
+    `started` (time.monotonic()) is when the command started: "finished in" counts the whole
+    command from there (start-up, data generation, the run, the reports); without it, the run's own time.
+    """
     first, final = outcome.history.rounds[0], outcome.history.final()
     positive = f" (positive class: {outcome.positive_class})" if outcome.positive_class is not None else ""
     table = Table(title=f"run {outcome.run_id}: test-set metrics{positive}", title_justify="left")
@@ -181,7 +188,10 @@ def print_outcome(console: Console, outcome: RunOutcome) -> None:
         )
     for warning in outcome.warnings:
         console.print(f"[yellow]warning: {warning}[/]")
-    console.print(f"[green]✓[/] finished in {outcome.seconds:.1f} s; run folder [bold]{outcome.run_dir}[/]")
-    console.print(f"  model    {outcome.model_path}")
-    for name in ("metrics.json", "metrics.csv", "metrics.png", "report.md"):
-        console.print(f"  {name:<8} {outcome.run_dir / name}")
+    seconds = time.monotonic() - started if started is not None else outcome.seconds
+    console.print(f"[green]✓[/] finished in {seconds:.1f} s; run folder [bold]{outcome.run_dir}[/]")
+    files = {"model": outcome.model_path}
+    files |= {name: outcome.run_dir / name for name in OUTCOME_FILES if (outcome.run_dir / name).exists()}
+    width = max(map(len, files))
+    for name, path in files.items():
+        console.print(f"  {name:<{width}}  {path}", highlight=False)

@@ -9,7 +9,16 @@ import click
 import typer
 
 from orchestrator import defaults
-from orchestrator.cli.common import ConfigOption, OutOption, config_option, console, err_console
+from orchestrator.cli.common import (
+    STARTED,
+    ConfigOption,
+    MlflowOption,
+    OutOption,
+    config_option,
+    console,
+    err_console,
+    plural,
+)
 
 LOCAL_EPILOG = (
     "Examples:\n\n"
@@ -90,6 +99,7 @@ def local(
         str | None,
         typer.Option(help="Address the server listens on and the clients dial (default 127.0.0.1)."),
     ] = None,
+    mlflow: MlflowOption = None,
 ) -> None:
     """Run a whole federation on this machine, no AWS: one process (or container) per client.
 
@@ -98,40 +108,16 @@ def local(
     which runs client_code/train.py), connecting over TLS to a Flower server on 127.0.0.1. With
     --backend docker the real training toolkit runs it.
     """
+    given = dict(locals())  # every option above, by the name LocalOptions gives it
+    from orchestrator import api
     from orchestrator.cli.progress import RunView, print_outcome
-    from orchestrator.local import LocalOptions, run_local
 
-    options = LocalOptions(
-        clients=clients,
-        rounds=rounds,
-        data_dir=data_dir,
-        dataset=dataset,
-        out=out,
-        min_clients=min_clients,
-        max_iter=max_iter,
-        join_timeout=join_timeout,
-        round_timeout=round_timeout,
-        seed=seed,
-        balance=balance,
-        smote_ratio=smote_ratio,
-        positive_class=positive_class,
-        label=label,
-        backend=backend,
-        image=image,
-        cpus=cpus,
-        memory=memory,
-        dependency_cache=dependency_cache,
-        network=network,
-        bind_address=bind_address,
-    )
     source = f"data in {data_dir}" if data_dir else f"built-in data set '{dataset}'"
-    console.print(
-        f"[bold]fedsage local[/]: {clients or ('all' if data_dir else defaults.CLIENTS)} clients x {rounds} rounds "
-        f"on {source}"
-    )
+    who = "all clients" if clients is None and data_dir else plural(clients or defaults.CLIENTS, "client")
+    console.print(f"[bold]fedsage local[/]: {who} x {plural(rounds, 'round')} on {source}")
     with RunView(console) as view:
-        outcome = run_local(options, observer=view)
-    print_outcome(console, outcome)
+        outcome = api.local(observer=view, **{name: value for name, value in given.items() if name != "view"})
+    print_outcome(console, outcome, STARTED)
 
 
 LAUNCH_EPILOG = (
@@ -147,6 +133,10 @@ def launch(
         bool, typer.Option("--dry-run", help="Print the requests per account; make no AWS call.")
     ] = False,
     out: OutOption = Path(defaults.RUNS),
+    mlflow: Annotated[
+        str | None,
+        typer.Option(metavar="URI", help="Log the run to this MLflow tracking URI instead of [tracking] mlflow_uri."),
+    ] = None,
 ) -> None:
     """Run the federation: one SageMaker training job in each client account, the Flower server here.
 
@@ -156,8 +146,14 @@ def launch(
     """
     from orchestrator import config as config_module
     from orchestrator import launch as launching
+    from orchestrator import tracking
 
     federation = config_module.load(config)
+    if mlflow is not None:
+        experiment = federation.tracking.experiment
+        federation.tracking = config_module.build(
+            config_module.TrackingSettings, "--mlflow", mlflow_uri=mlflow, experiment=experiment
+        )
     if dry_run:
         console.print_json(launching.dry_run_json(federation))
         err_console.print(f"the feature schema will come from {launching.schema_source(federation)}")
@@ -165,16 +161,16 @@ def launch(
     from orchestrator.aws.sessions import server_session
     from orchestrator.cli.progress import RunView, print_outcome
 
+    tracker = tracking.tracker_for(federation)
     session = server_session(federation.server)
-    console.print(
-        f"[bold]fedsage launch[/]: {len(federation.clients)} client accounts x {federation.federation.rounds} rounds"
-    )
+    accounts, rounds = plural(len(federation.clients), "client account"), plural(federation.federation.rounds, "round")
+    console.print(f"[bold]fedsage launch[/]: {accounts} x {rounds}")
     with RunView(console) as view:
         run = launching.build_launch(federation, session, out, observer=view)
         for warning in run.warnings:
             console.print(f"[yellow]warning: {warning}[/]")
-        outcome = run.execute()
-    print_outcome(console, outcome)
+        outcome = tracking.execute(run, tracker)
+    print_outcome(console, outcome, STARTED)
 
 
 def _backend(config: Path, run_id: str | None):

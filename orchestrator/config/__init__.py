@@ -5,12 +5,13 @@ errors into one BadInput line per problem. `fedsage local` builds the same `Fede
 memory from its options (`build`), and writes the resolved configuration into the run folder.
 
 Modules: base.py (what sections share), run.py ([federation], [model]), data.py ([data]), server.py
-([server], [server.tls], [container]), clients.py ([[clients]]), local.py ([local]), federation.py (the
+([server], [server.tls], [container]), clients.py ([[clients]]), local.py ([local]), tracking.py
+([tracking]), federation.py (the
 whole file, checked together), loading.py (reading and error messages). Field defaults come from
 orchestrator/defaults.py.
 """
 
-from orchestrator.config.base import NAME_PATTERN, Purpose
+from orchestrator.config.base import NAME_PATTERN, Purpose, name_order
 from orchestrator.config.clients import ClientSettings
 from orchestrator.config.data import DataSettings
 from orchestrator.config.federation import Federation
@@ -18,6 +19,7 @@ from orchestrator.config.loading import build, describe_errors, load, parse
 from orchestrator.config.local import LocalSettings
 from orchestrator.config.run import ModelSettings, RunSettings
 from orchestrator.config.server import ContainerSettings, ServerSettings, TlsSettings, host_port
+from orchestrator.config.tracking import TrackingSettings
 
 __all__ = [
     "NAME_PATTERN",
@@ -31,9 +33,11 @@ __all__ = [
     "RunSettings",
     "ServerSettings",
     "TlsSettings",
+    "TrackingSettings",
     "build",
     "describe_errors",
     "host_port",
     "load",
+    "name_order",
     "parse",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import typing
 from typing import Any, Literal
 
@@ -38,6 +39,11 @@ CLIENT_NEEDS: dict[Purpose, tuple[str, ...]] = {
     "infra": ("account_id", "region", "external_id", "vpc_cidr", "code_uri", "output_uri"),
 }
 _NOT_READY = {"launch": ("launch", " (see examples/federation.toml)"), "infra": ("fedsage infra", "")}
+
+
+def name_order(name: str) -> tuple[tuple[int, int | str], ...]:
+    """A sort key that puts client names in natural order: client-2 before client-10 (digits compare as numbers)."""
+    return tuple((0, int(part)) if part.isdigit() else (1, part.lower()) for part in re.split(r"(\d+)", name) if part)
 
 
 class _Section(BaseModel):

@@ -14,6 +14,7 @@ from orchestrator.config.data import DataSettings
 from orchestrator.config.local import LocalSettings
 from orchestrator.config.run import ModelSettings, RunSettings
 from orchestrator.config.server import ContainerSettings, ServerSettings
+from orchestrator.config.tracking import TrackingSettings
 from orchestrator.errors import BadInput
 
 
@@ -27,6 +28,7 @@ class Federation(_Section):
     local: LocalSettings = LocalSettings()
     server: ServerSettings
     clients: Annotated[list[ClientSettings], Field(min_length=1, description="at least one [[clients]] table")]
+    tracking: TrackingSettings = TrackingSettings()
 
     @model_validator(mode="after")
     def _consistent(self) -> Federation:
@@ -86,6 +88,8 @@ class Federation(_Section):
     def to_toml(self) -> str:
         """The resolved configuration as TOML (defaults filled in)."""
         data = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        if not data.get("tracking"):  # no [tracking] table for a run that is not tracked
+            data.pop("tracking", None)
         return tomli_w.dumps(data)
 
 

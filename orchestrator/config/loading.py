@@ -12,6 +12,7 @@ from orchestrator.config.clients import ClientSettings
 from orchestrator.config.federation import Federation
 from orchestrator.config.run import ModelSettings, RunSettings
 from orchestrator.config.server import ContainerSettings, ServerSettings
+from orchestrator.config.tracking import TrackingSettings
 from orchestrator.errors import BadInput
 
 
@@ -66,7 +67,15 @@ def _field_description(loc: tuple[Any, ...], root: type[BaseModel] | None = None
 
 _SECTIONS: dict[str, type[BaseModel]] = {
     model.__name__: model
-    for model in (Federation, RunSettings, ModelSettings, ContainerSettings, ServerSettings, ClientSettings)
+    for model in (
+        Federation,
+        RunSettings,
+        ModelSettings,
+        ContainerSettings,
+        ServerSettings,
+        ClientSettings,
+        TrackingSettings,
+    )
 }
 T = TypeVar("T", bound=BaseModel)
 

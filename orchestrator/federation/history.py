@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from orchestrator.config.base import name_order
+
 
 @dataclass
 class RoundRecord:
@@ -31,6 +33,20 @@ class RunHistory:
         """The last round recorded."""
         return self.rounds[-1]
 
+    def participants(self) -> dict[str, dict[str, int]]:
+        """Every client that trained (in name order), with its example count and round the last time it did."""
+        found: dict[str, dict[str, int]] = {}
+        for record in self.rounds:
+            for name, metrics in record.clients.items():
+                if "num_examples" in metrics:
+                    found[name] = {"num_examples": int(metrics["num_examples"]), "last_round": record.round}
+        return {name: found[name] for name in sorted(found, key=name_order)}
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view."""
         return {"rounds": [asdict(r) for r in self.rounds]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunHistory:
+        """The history `to_dict` wrote (metrics.json's "rounds"); undefined metrics (null) stay None."""
+        return cls([RoundRecord(**record) for record in data.get("rounds") or []])

@@ -8,6 +8,7 @@ runs/<run-id>/
   calibration.png            the final model's calibration curve on the test set (binary tasks)
   checkpoints/round-NNN.npz  the global parameters after every round
   metrics.json/.csv/.png     per-round metrics (run/report.py)
+  test_curves.png            the final model's confusion matrix, ROC and PR curves on the test set (run/curves.py)
   report.md                  a readable summary (run/report.py)
   federation.toml            the resolved configuration
   requests/<client>.json     the training job requests as sent (client tokens masked)
@@ -36,7 +37,7 @@ import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -61,10 +62,12 @@ FILES = {
     "requests": "the training job requests sent (client tokens masked)",
     "clients": "each client's log and /opt/ml tree, with its model",
     "code": "the client code every job ran (entry script and client_code package)",
+    "data": "with a built-in data set: the prepared data the run generated (test set, schema, each client's channels)",
     "server.log": "the Flower server's and fedsage's log",
     "metrics.json": "server test metrics and client metrics per round",
     "metrics.csv": "the same, one row per round",
     "metrics.png": "metrics over rounds",
+    "test_curves.png": "the final model on the server's test set: confusion matrix, ROC and precision-recall curves",
     "report.md": "this summary",
     "run.json": "status, timings and every job's final state",
 }
@@ -110,6 +113,27 @@ def write_atomic(path: Path, data: bytes | str) -> None:
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend (files only, no display), imported when a plot is drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def write_figure(path: Path, fig: Any) -> None:
+    """Save a matplotlib figure to `path` as a PNG (110 dpi), atomically (write_atomic), and close it."""
+    plt = pyplot()
+    image = io.BytesIO()
+    try:
+        fig.savefig(image, format="png", dpi=110)
+    finally:
+        plt.close(fig)
+    write_atomic(path, image.getvalue())
 
 
 def file_error(error: OSError) -> RunFailed:
@@ -161,18 +185,30 @@ class ClientSummary(ClientReport):
     model_artifact: str | None = None
     num_examples: int | None = None
 
+    @classmethod
+    def load(cls, data: dict[str, Any]) -> ClientSummary:
+        """One client's entry of a run.json (keys this version does not know are left out)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
+
 
 @dataclass
 class RunSummary:
-    """What run.json holds; report.md and `fedsage` read it back through `load`.
+    """What run.json holds; report.md, `fedsage runs` and the Python API read it back through `load`.
 
-    `seconds` is the run's wall time; `peak_memory_mb` the server process's peak resident
-    memory (VmHWM). `files` maps each file present in the run folder to what it holds.
-    `refused_connections`: every connection the server refused (time, peer, claimed_name, reason).
-    `statistics` is the statistics phase (schema source, seconds, inferred columns), `unseen` the
+        `statistics` is the statistics phase (schema source, seconds, inferred columns), `unseen` the
     values outside the schema's levels on the server's test set, `calibration` the final model's
     (client_code.metrics.calibration); each client's rows, files, class counts and unseen values
     are in `clients`.
+    `rounds` is the number of rounds asked for, `rounds_completed` those the run finished (None in
+    run folders older than the field: `fedsage runs` counts them from metrics.json). `started_at`
+    is when the run started (UTC, ISO 8601); `seconds` the run's wall time; `peak_memory_mb` the
+    server process's peak resident memory (VmHWM). `files` maps each file present in the run folder
+    to what it holds. `refused_connections`: every connection the server refused (time, peer,
+    claimed_name, reason). `final_metrics`: the server's test-set metrics after the last round;
+    `hyperparameters`: the [federation] and [model] settings the run used; `test_set`: the final
+    model on the server's test set (run/curves.py: confusion matrix, threshold, positive class);
+    `tracking`: where the run was logged (MLflow tracking URI, experiment and run id).
     """
 
     run_id: str
@@ -181,7 +217,7 @@ class RunSummary:
     backend: str
     rounds: int
     seconds: float
-    peak_memory_mb: float
+    peak_memory_mb: float | None
     versions: dict[str, str]
     clients: dict[str, ClientSummary] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -191,17 +227,45 @@ class RunSummary:
     statistics: dict[str, Any] = field(default_factory=dict)
     unseen: dict[str, int] = field(default_factory=dict)
     calibration: dict[str, Any] = field(default_factory=dict)
+    started_at: str | None = None
+    rounds_completed: int | None = None
+    final_metrics: dict[str, float | None] = field(default_factory=dict)
+    hyperparameters: dict[str, dict[str, Any]] = field(default_factory=dict)
+    test_set: dict[str, Any] = field(default_factory=dict)
+    tracking: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view."""
         return asdict(self)
 
+    def settings(self) -> dict[str, Any]:
+        """The hyperparameters as flat "section.key" names: {"federation.rounds": 5, "model.c": 1.0, ...}."""
+        return {
+            f"{section}.{key}": value for section, keys in self.hyperparameters.items() for key, value in keys.items()
+        }
+
     @classmethod
     def load(cls, path: Path) -> RunSummary:
-        """Read a run.json back."""
-        data = json.loads(Path(path).read_text())
-        data["clients"] = {name: ClientSummary(**c) for name, c in data.get("clients", {}).items()}
-        return cls(**data)
+        """Read a run.json back, of this version of fedsage or an older one.
+
+        Keys an older run.json lacks take their defaults (`peak_memory_mb`, absent from the first
+        run folders, is None); keys this version does not know (a newer fedsage's) are left out.
+        Raises BadInput naming the file when it cannot be read or is not a run summary.
+        """
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+            known = {f.name for f in fields(cls)}
+            data = {key: value for key, value in data.items() if key in known}
+            data.setdefault("reason", "")
+            data.setdefault("peak_memory_mb", None)
+            data.setdefault("versions", {})
+            data["clients"] = {name: ClientSummary.load(c) for name, c in (data.get("clients") or {}).items()}
+            return cls(**data)
+        except OSError as exc:
+            raise BadInput(f"cannot read {path} ({exc.strerror})") from None
+        except (ValueError, TypeError, AttributeError) as exc:  # not JSON, or not a run summary
+            raise BadInput(f"{path} is not a fedsage run summary ({exc})") from None
 
 
 class RunFolder:

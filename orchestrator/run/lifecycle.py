@@ -51,6 +51,7 @@ from orchestrator.federation.statistics import PhaseResult
 from orchestrator.federation.strategy import RoundFailed
 from orchestrator.plan import TrainingJobRequest, client_of, plan_run, redacted
 from orchestrator.run import interrupts, report
+from orchestrator.run.curves import TestScores
 from orchestrator.run.events import (
     Observer,
     RoundFinished,
@@ -340,7 +341,9 @@ class FederationRun:
         """Save the final global model (prior-corrected) as a Pipeline with provenance; keep its calibration."""
         assert self._server is not None and self._server.evaluator is not None and self.data.test is not None
         model = self._server.evaluator.model(self._server.final_parameters())
-        self.record.calibration = calibration(model, self.data.test, self.data.schema.get("positive_class"))
+        positive = self.data.schema.get("positive_class")
+        self.record.calibration = calibration(model, self.data.test, positive)
+        self.record.scores = TestScores.of(model, self.data.test.X, self.data.test.y)
         return self.folder.save_model(model_pipeline(self.data.schema, model), self.record.provenance(self.data))
 
     def _finish(self, status: str, reason: str) -> list[str]:
@@ -370,7 +373,7 @@ class FederationRun:
                         status, reason, self.backend.description, self.watcher, self.folder, self.data
                     )
                     write_json(self.folder.path("run.json"), summary.to_dict())
-                    report.write_all(self.folder, self.history, summary)
+                    report.write_all(self.folder, self.history, summary, self.record.scores)
                 except OSError as exc:  # the reason may already say why (a full disk): then only add what is lost
                     lost = f"run.json and the reports were not written either ({exc.strerror})"
                     problems.append(lost if reason else str(file_error(exc)))

@@ -18,6 +18,7 @@ from orchestrator.config import Federation
 from orchestrator.federation.history import RunHistory
 from orchestrator.federation.statistics import PhaseResult
 from orchestrator.run import report
+from orchestrator.run.curves import TestScores
 from orchestrator.run.events import ClientRefused, RunEvent, RunWarning, UpdateRejected
 from orchestrator.run.folder import ClientSummary, RunFolder, RunSummary, versions
 from orchestrator.run.inputs import ServerData
@@ -36,7 +37,9 @@ class RunRecord:
     refused: list[dict[str, str | None]] = field(default_factory=list)  # as run.json records them
     phase: PhaseResult | None = None
     calibration: dict[str, Any] = field(default_factory=dict)
+    scores: TestScores | None = None  # the final model on the test set: run.json's test_set, test_curves.png
     started: float = field(default_factory=time.monotonic)
+    started_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
 
     def note(self, event: RunEvent) -> None:
         """Keep what run.json must show of an event: rejected updates and warnings, refused connections."""
@@ -47,15 +50,6 @@ class RunRecord:
         elif isinstance(event, RunWarning):
             self.warnings.append(event.message)
 
-    def participants(self) -> dict[str, dict[str, int]]:
-        """Each client that trained: its example count and the last round it took part in."""
-        found: dict[str, dict[str, int]] = {}
-        for record in self.history.rounds:
-            for name, metrics in record.clients.items():
-                if "num_examples" in metrics:
-                    found[name] = {"num_examples": int(metrics["num_examples"]), "last_round": record.round}
-        return found
-
     def provenance(self, data: ServerData) -> dict[str, Any]:
         """What the saved model carries as `fedsage_provenance_`: run, clients, schema, prior, versions, metrics."""
         assert data.test is not None
@@ -64,7 +58,7 @@ class RunRecord:
             "run_id": self.run_id,
             "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "rounds": final.round,
-            "clients": self.participants(),
+            "clients": self.history.participants(),
             "label": data.label,
             "classes": data.classes,
             "positive_class": data.schema.get("positive_class"),
@@ -80,7 +74,8 @@ class RunRecord:
         self, status: str, reason: str, backend: str, watcher: JobWatcher, folder: RunFolder, data: ServerData
     ) -> RunSummary:
         """run.json's content: status, timings, every client's job, example count and statistics-phase report."""
-        participants = self.participants()
+        participants = self.history.participants()
+        final = self.history.final() if self.history.rounds else None
         clients = {}
         for config in self.federation.clients:
             job = watcher.final_status(config.name)
@@ -105,10 +100,15 @@ class RunRecord:
             versions=versions(),
             clients=clients,
             warnings=self.warnings,
-            files=folder.present(report.outputs(self.history, self.calibration)),
+            files=folder.present(report.outputs(self.history, self.calibration, self.scores)),
             refused_connections=self.refused,
             positive_class=data.schema.get("positive_class") if data.schema else None,
             statistics=phase_summary(self.phase),
             unseen=unseen_counts(data.frame, data.schema) if data.schema else {},
             calibration=self.calibration,
+            started_at=self.started_at,
+            rounds_completed=final.round if final else 0,
+            final_metrics=final.server if final else {},
+            hyperparameters=self.federation.model_dump(include={"federation", "model"}),
+            test_set=self.scores.summary() if self.scores is not None else {},
         )

@@ -1,7 +1,8 @@
-"""A run's history and summary -> metrics.json, metrics.csv, metrics.png, calibration.png and report.md.
+"""A run's history and summary -> metrics.json, metrics.csv, metrics.png, calibration.png, test_curves.png, report.md.
 
 Every file is written atomically (run/folder.py). `fmt` is the one number format of the
-console, the report and `fedsage inspect`.
+console, the report and `fedsage inspect`. report.md names files relative to the run folder, so
+the folder can be moved or shared and its links still work.
 """
 
 from __future__ import annotations
@@ -11,16 +12,30 @@ import io
 import math
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
+from orchestrator.config.base import name_order
 from orchestrator.federation.history import RunHistory
-from orchestrator.run.folder import RunFolder, RunSummary, write_atomic, write_json
+from orchestrator.run.curves import TestScores
+from orchestrator.run.folder import RunFolder, RunSummary, pyplot, write_atomic, write_figure, write_json
 
 SERVER_METRICS = ("loss", "accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "brier")
 CLIENT_METRICS = ("num_examples", "train_loss", "train_accuracy", "fit_seconds", "val_loss", "val_accuracy")
 
 
 def _clients(history: RunHistory) -> list[str]:
-    return sorted({name for record in history.rounds for name in record.clients})
+    return sorted({name for record in history.rounds for name in record.clients}, key=name_order)
+
+
+def relative(location: str | None, root: Path) -> str:
+    """A file:// URI or path inside the run folder `root` as a path relative to it; anything else (s3://) unchanged."""
+    if not location:
+        return ""
+    path = Path(unquote(urlparse(location).path)) if location.startswith("file://") else Path(location)
+    try:
+        return path.resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        return location
 
 
 def fmt(value: Any) -> str:
@@ -28,6 +43,13 @@ def fmt(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
     return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def setting(value: Any) -> str:
+    """A hyperparameter for people: "unset" for None (the default applies), floats as short as they go (300, 0.5)."""
+    if value is None:
+        return "unset"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def write_metrics_json(path: Path, history: RunHistory, summary: RunSummary) -> None:
@@ -53,10 +75,7 @@ def write_metrics_csv(path: Path, history: RunHistory) -> None:
 
 def write_metrics_plot(path: Path, history: RunHistory, title: str) -> None:
     """Test-set metrics and per-client losses over rounds, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rounds = [r.round for r in history.rounds]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
@@ -79,10 +98,28 @@ def write_metrics_plot(path: Path, history: RunHistory, title: str) -> None:
         axis.set_xticks(rounds)
     fig.suptitle(title)
     fig.tight_layout()
-    image = io.BytesIO()
-    fig.savefig(image, format="png", dpi=110)
-    plt.close(fig)
-    write_atomic(path, image.getvalue())
+    write_figure(path, fig)
+
+
+def _test_set_lines(test_set: dict[str, Any]) -> list[str]:
+    """The final model on the test set: its confusion matrix (true x predicted) and the curves' plot."""
+    classes = test_set["classes"]
+    positive = test_set.get("positive_class")
+    lines = [
+        "## The final model on the test set",
+        "",
+        f"{test_set['rows']:,} rows"
+        + (f"; positive class {positive}" if positive is not None else "")
+        + f"; predicted class: {test_set['decision']}.",
+        "",
+        "| true \\ predicted | " + " | ".join(str(c) for c in classes) + " |",
+        "|---" * (len(classes) + 1) + "|",
+    ]
+    lines += [
+        f"| {c} | " + " | ".join(f"{n:,}" for n in row) + " |"
+        for c, row in zip(classes, test_set["confusion_matrix"], strict=True)
+    ]
+    return [*lines, "", "![confusion matrix, ROC and precision-recall curves](test_curves.png)", ""]
 
 
 def write_calibration_plot(path: Path, calibration: dict[str, Any], title: str) -> None:
@@ -153,7 +190,7 @@ def _data_lines(summary: RunSummary) -> list[str]:
 
 
 def write_report(path: Path, history: RunHistory, summary: RunSummary) -> None:
-    """A Markdown summary: what ran, the data, the final and per-round test metrics, the clients, the files."""
+    """A Markdown summary: what ran, its hyperparameters, the test metrics and curves, the clients, the files."""
     final = history.final() if history.rounds else None
     lines = [
         f"# fedsage run {summary.run_id}",
@@ -175,12 +212,17 @@ def write_report(path: Path, history: RunHistory, summary: RunSummary) -> None:
             lines.append(
                 f"| {r.round} | {r.seconds:.2f} | " + " | ".join(fmt(r.server.get(m)) for m in SERVER_METRICS) + " |"
             )
-        lines.append("")
+        lines += ["", "![metrics over rounds](metrics.png)", ""]
+    if summary.test_set:
+        lines += _test_set_lines(summary.test_set)
+    if summary.hyperparameters:
+        lines += ["## Hyperparameters", "", "| setting | value |", "|---|---|"]
+        lines += [f"| {name} | {setting(value)} |" for name, value in summary.settings().items()] + [""]
     lines += ["## Clients", "", "| client | files, rows read | examples (last round) | job status | model artifact |"]
     lines += ["|---|---|---|---|---|"]
     for name, client in summary.clients.items():
         reason = f" ({client.failure_reason})" if client.failure_reason else ""
-        examples, artifact = client.num_examples or "", client.model_artifact or ""
+        examples, artifact = client.num_examples or "", relative(client.model_artifact, path.parent)
         read = ", ".join(f"{ch}: {client.files.get(ch, 0)} file(s), {n:,} rows" for ch, n in client.rows.items())
         lines.append(f"| {name} | {read} | {examples} | {client.status}{reason} | {artifact} |")
     lines += ["", "## Files", ""]
@@ -202,15 +244,22 @@ def write_report(path: Path, history: RunHistory, summary: RunSummary) -> None:
     write_atomic(path, "\n".join(lines) + "\n")
 
 
-def outputs(history: RunHistory, calibration: dict[str, Any] | None = None) -> tuple[str, ...]:
-    """The files `write_all` writes for this history and calibration (run.json is written beside them)."""
+def outputs(
+    history: RunHistory, calibration: dict[str, Any] | None = None, scores: TestScores | None = None
+) -> tuple[str, ...]:
+    """The files `write_all` writes for this history, calibration and final scores (run.json is written beside them)."""
     plot = ("metrics.png",) if history.rounds else ()
     curve = ("calibration.png",) if (calibration or {}).get("bins") else ()
-    return ("run.json", "metrics.json", "metrics.csv", *plot, *curve, "report.md")
+    curves = ("test_curves.png",) if scores is not None else ()
+    return ("run.json", "metrics.json", "metrics.csv", *plot, *curve, *curves, "report.md")
 
 
-def write_all(folder: RunFolder, history: RunHistory, summary: RunSummary) -> None:
-    """Write metrics.json, metrics.csv, metrics.png (when there is a round), calibration.png and report.md."""
+def write_all(folder: RunFolder, history: RunHistory, summary: RunSummary, scores: TestScores | None = None) -> None:
+    """Write metrics.json, metrics.csv, metrics.png, calibration.png, test_curves.png and report.md.
+
+    metrics.png needs a round; calibration.png the final model's calibration; test_curves.png its
+    `scores` on the test set.
+    """
     write_metrics_json(folder.path("metrics.json"), history, summary)
     write_metrics_csv(folder.path("metrics.csv"), history)
     if history.rounds:
@@ -218,4 +267,8 @@ def write_all(folder: RunFolder, history: RunHistory, summary: RunSummary) -> No
     if summary.calibration.get("bins"):
         title = f"calibration, run {summary.run_id}"
         write_calibration_plot(folder.path("calibration.png"), summary.calibration, title)
+    if scores is not None:
+        scores.write_plot(
+            folder.path("test_curves.png"), f"fedsage run {summary.run_id}: the final model on the test set"
+        )
     write_report(folder.path("report.md"), history, summary)
