@@ -43,7 +43,9 @@ class LogSource:
         return str(self.path) if self.path is not None else f"CloudWatch log of training job {self.job_name}"
 
 
-def log_source(run_id: str, out: Path, client: str | None = None, connect: Callable[..., Any] | None = None) -> LogSource:
+def log_source(
+    run_id: str, out: Path, client: str | None = None, connect: Callable[..., Any] | None = None
+) -> LogSource:
     """Where run `run_id`'s server log (client None) or client `client`'s log is.
 
     `connect(federation, run_id)` builds the SageMaker backend for a cloud run (default: the server's
