@@ -157,8 +157,9 @@ def run(args: argparse.Namespace) -> Path:
     }
     save_model(model_pipeline(schema, client.global_model()), model_path, provenance, skops=False)
     log.info(
-        "federation finished after %d rounds; model saved to %s; peak memory %.0f MB",
+        "federation finished after %d round%s; model saved to %s; peak memory %.0f MB",
         client.rounds_trained,
+        "" if client.rounds_trained == 1 else "s",
         model_path,
         peak_memory_mb(),
     )

@@ -34,11 +34,6 @@ def items(values: list[str] | None) -> tuple[str, ...]:
     return tuple(item.strip() for value in values or [] for item in value.split(",") if item.strip())
 
 
-def plural(count: int, noun: str) -> str:
-    """A count with its noun, in the plural unless the count is one: "1 round", "3 rounds"."""
-    return f"{count} {noun}" + ("" if count == 1 else "s")
-
-
 MlflowOption = Annotated[
     str | None,
     typer.Option(

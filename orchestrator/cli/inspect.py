@@ -11,7 +11,7 @@ import typer
 from orchestrator.cli.common import console
 from orchestrator.config.base import name_order
 from orchestrator.inspect import inspect_model
-from orchestrator.run.report import fmt
+from orchestrator.text import fmt
 
 INSPECT_EPILOG = (
     "Examples:\n\n"

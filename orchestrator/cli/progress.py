@@ -29,7 +29,8 @@ from orchestrator.run.events import (
     UpdateRejected,
 )
 from orchestrator.run.lifecycle import RunOutcome
-from orchestrator.run.report import SERVER_METRICS, fmt
+from orchestrator.run.report import SERVER_METRICS
+from orchestrator.text import fmt
 
 STYLES = {COMPLETED: "green", FAILED: "red", STOPPED: "yellow"}
 OUTCOME_FILES = ("metrics.json", "metrics.csv", "metrics.png", "test_curves.png", "report.md")  # listed after the model

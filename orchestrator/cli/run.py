@@ -17,8 +17,8 @@ from orchestrator.cli.common import (
     config_option,
     console,
     err_console,
-    plural,
 )
+from orchestrator.text import plural
 
 LOCAL_EPILOG = (
     "Examples:\n\n"

@@ -68,8 +68,8 @@ def runs_list(
     from rich import box
     from rich.table import Table
 
-    from orchestrator.run.report import fmt
     from orchestrator.runs import list_runs
+    from orchestrator.text import fmt
 
     runs = list_runs(out)
     if json_output:
@@ -125,7 +125,8 @@ def runs_show(
 def _render_run(details: Any) -> None:
     from rich.table import Table
 
-    from orchestrator.run.report import fmt, relative, setting
+    from orchestrator.run.report import relative, setting
+    from orchestrator.text import fmt
 
     info, summary, history = details.info, details.summary, details.history
     console.print(f"[bold]run {info.run_id}[/]  {_status(info.status)}" + (f": {info.reason}" if info.reason else ""))
@@ -174,8 +175,9 @@ def runs_compare(
 ) -> None:
     """Compare runs: final test-set metrics side by side, the settings that differ, and a plot of their curves."""
     from orchestrator.run.folder import file_error
-    from orchestrator.run.report import fmt, setting
+    from orchestrator.run.report import setting
     from orchestrator.runs import compare_runs
+    from orchestrator.text import fmt
 
     try:
         comparison = compare_runs(run_ids, out, plot)

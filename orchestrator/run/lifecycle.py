@@ -72,6 +72,7 @@ from orchestrator.run.logs import ServerLog
 from orchestrator.run.phase import phase_warnings
 from orchestrator.run.record import RunRecord
 from orchestrator.run.watcher import JobWatcher, describe
+from orchestrator.text import plural
 
 log = logging.getLogger(__name__)
 
@@ -276,7 +277,8 @@ class FederationRun:
         folder.mkdir()
         for request in requests:
             write_json(folder / f"{client_of(request)}.json", redacted(request))
-        log.info("run %s: %d clients x %d rounds", self.run_id, len(requests), self.federation.federation.rounds)
+        rounds = plural(self.federation.federation.rounds, "round")
+        log.info("run %s: %s x %s", self.run_id, plural(len(requests), "client"), rounds)
         self._thread = threading.Thread(target=self._serve, name="flower-server", daemon=True)
         self._thread.start()
         pool = ThreadPoolExecutor(max_workers=min(8, len(requests)))

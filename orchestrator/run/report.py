@@ -18,6 +18,7 @@ from orchestrator.config.base import name_order
 from orchestrator.federation.history import RunHistory
 from orchestrator.run.curves import TestScores
 from orchestrator.run.folder import RunFolder, RunSummary, pyplot, write_atomic, write_figure, write_json
+from orchestrator.text import fmt
 
 SERVER_METRICS = ("loss", "accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "brier")
 CLIENT_METRICS = ("num_examples", "train_loss", "train_accuracy", "fit_seconds", "val_loss", "val_accuracy")
@@ -36,13 +37,6 @@ def relative(location: str | None, root: Path) -> str:
         return path.resolve().relative_to(Path(root).resolve()).as_posix()
     except ValueError:
         return location
-
-
-def fmt(value: Any) -> str:
-    """A metric for people: 4 decimals, "n/a" for a missing or undefined (NaN) value."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def setting(value: Any) -> str:

@@ -1,0 +1,18 @@
+"""How numbers and counts read for people: the one formatting of the console, the report and the logs."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+
+def fmt(value: Any) -> str:
+    """A metric for people: 4 decimals, "n/a" for a missing or undefined (NaN) value."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def plural(count: int, noun: str) -> str:
+    """A count with its noun, in the plural unless the count is one: "1 round", "3 rounds"."""
+    return f"{count} {noun}" + ("" if count == 1 else "s")
