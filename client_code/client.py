@@ -33,6 +33,7 @@ import pandas as pd
 from flwr.client import NumPyClient
 
 from . import model as family
+from . import privacy
 from .constants import PHASE_KEY
 from .metrics import classification_metrics
 from .resample import balance
@@ -187,7 +188,8 @@ class FederationClient(NumPyClient):
             "fit_seconds": time.perf_counter() - started,  # local training and scoring
             "features": feature_fingerprint(self.train.feature_names),
         }
-        return family.get_model_parameters(self.model), len(self.train), metrics
+        parameters = privacy.privatize(family.get_model_parameters(self.model), self.global_parameters, config)
+        return parameters, len(self.train), metrics
 
     def evaluate(self, parameters, config):
         """Score the global model (prior-corrected) on the validation channel (the training data if absent)."""

@@ -26,3 +26,7 @@ sys.exit(main())
 
 SKOPS_SUFFIX = ".skops"  # model.joblib -> model.skops: the same Pipeline in skops.io's format (no pickled code)
 PHASE_KEY = "fedsage"  # the key of every statistics-phase message (Flower get_properties config), see client.py
+# The client token travels in the training job's Environment (CreateTrainingJob's Environment map): the
+# toolkit turns hyperparameters into process arguments (readable by any local user in /proc/<pid>/cmdline)
+# and writes them to hyperparameters.json, but passes environment variables through untouched.
+TOKEN_ENVIRONMENT = "FEDSAGE_CLIENT_TOKEN"

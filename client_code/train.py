@@ -3,7 +3,9 @@
 Runs inside the client account's training job, as the SageMaker scikit-learn container runs a
 script-mode program:
 
-* hyperparameters arrive as `--key value` arguments;
+* hyperparameters arrive as `--key value` arguments; the client token arrives in the environment
+  (FEDSAGE_CLIENT_TOKEN, from the request's Environment map), never as an argument, because any
+  local user can read a process's arguments;
 * the training data is in `SM_CHANNEL_TRAIN` (and optionally `SM_CHANNEL_VALIDATION`), as raw CSV
   files anywhere below the channel folder; the label, the classes and the feature schema come from
   the server in the statistics phase (client.py), never from a file beside the data;
@@ -30,7 +32,7 @@ os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")  # no calls home from a dat
 
 from . import client as client_module
 from . import transport
-from .constants import PENALTIES
+from .constants import PENALTIES, TOKEN_ENVIRONMENT
 from .metrics import peak_memory_mb
 from .model import make_model
 from .persist import model_pipeline, save_model
@@ -66,11 +68,13 @@ def _positive(kind):
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Parse the hyperparameters the orchestrator put into the training job request."""
+    """Parse the hyperparameters the orchestrator put into the training job request, and read the client token.
+
+    Raises BadHyperparameter for a missing or unusable value, or no token in the environment.
+    """
     parser = _Parser(prog="train.py", description=__doc__.splitlines()[0])
     parser.add_argument("--server-address", required=True, help="HOST:PORT of the Flower server")
     parser.add_argument("--client-name", required=True, help="this client's name in the federation")
-    parser.add_argument("--client-token", required=True, help="per-run token the server admits")
     parser.add_argument("--root-certificate", required=True, help="base64 PEM of the run's TLS root certificate")
     parser.add_argument("--penalty", default="l2", choices=PENALTIES)
     parser.add_argument("--inverse-regularization", type=_positive(float), default=1.0, help="C: smaller is stronger")
@@ -78,9 +82,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-iter", type=_positive(int), default=10, help="local solver iterations per round")
     parser.add_argument("--balance", default="smote", choices=BALANCES, help="class balancing of the training split")
     parser.add_argument("--smote-ratio", type=_positive(float), default=1.0, help="SMOTE: minority / majority rows")
-    parser.add_argument("--connect-timeout", type=_positive(float), default=300.0, help="seconds")
+    parser.add_argument(
+        "--connect-timeout", type=_positive(float), default=60.0, help="seconds of retries to reach the server"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    args.client_token = client_token()
     try:
         args.root_certificate = base64.b64decode(args.root_certificate, validate=True)
     except (binascii.Error, ValueError):
@@ -88,6 +95,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.smote_ratio > 1:
         raise BadHyperparameter(f"bad hyperparameters: --smote-ratio must be in (0, 1], got {args.smote_ratio}")
     return args
+
+
+def client_token() -> str:
+    """Read the job's client token from its environment (TOKEN_ENVIRONMENT); BadHyperparameter if it is not set.
+
+    The variable is removed from this process's environment once read, so that nothing this
+    process starts inherits it (the kernel's copy in /proc/<pid>/environ stays, readable by this
+    process's user and root only).
+    """
+    token = os.environ.pop(TOKEN_ENVIRONMENT, "")
+    if not token:
+        raise BadHyperparameter(
+            f"bad hyperparameters: the job's environment has no {TOKEN_ENVIRONMENT}; start the job with fedsage"
+        )
+    return token
 
 
 def _channel(name: str) -> Path | None:

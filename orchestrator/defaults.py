@@ -10,6 +10,13 @@ SEED = 42  # data generation, splitting, partitioning, SMOTE and model initialis
 MAX_ITER = 10  # local solver iterations per round
 JOIN_TIMEOUT = 300.0  # seconds for every client to join (a SageMaker job takes minutes to provision)
 ROUND_TIMEOUT = 600.0  # seconds a client may take for one round
+# seconds a client keeps retrying to reach the server before it gives up: the server listens before any
+# job is created, so retries only bridge a network hiccup; a client whose server died stops after this
+# (independent of JOIN_TIMEOUT: a job does not bill minutes waiting for a server that is gone)
+CONNECT_TIMEOUT = 60.0
+# an update farther from the global model than this many times the median of the other clients' distances
+# is rejected (federation/validation.py); 0 turns the check off
+UPDATE_NORM_FACTOR = 10.0
 DATASET = "synthetic-fraud"  # the built-in data set of `fedsage local`
 RUNS = "runs"  # the folder that receives run folders
 MIN_LEVEL_COUNT = 10  # k: a categorical level seen fewer times over the federation folds into "other"

@@ -56,6 +56,10 @@ class LocalOptions:
     network: str | None = None
     bind_address: str | None = None
     mlflow: str | None = None  # an MLflow tracking URI, recorded as [tracking] mlflow_uri (orchestrator/tracking.py)
+    strategy: str | None = None  # [federation] strategy
+    strategy_parameters: dict[str, float] | None = None  # its [strategy] table, by Flower's names
+    update_norm_factor: float | None = None  # [federation] update_norm_factor (0: off)
+    privacy: dict[str, object] | None = None  # the [privacy] table: mode, clipping_norm, noise_multiplier, delta
 
     def __post_init__(self) -> None:
         """Accept str paths from Python callers: data_dir and out become Paths."""
@@ -85,7 +89,9 @@ Placement = tuple[config.LocalSettings, config.ContainerSettings]  # [local], an
 
 def _settings(options: LocalOptions) -> Settings:
     """The [federation], [model] and [data] sections the options give, validated before anything is written."""
-    run = options.given("rounds", "min_clients", "join_timeout", "round_timeout", "seed")
+    run = options.given(
+        "rounds", "min_clients", "join_timeout", "round_timeout", "seed", "strategy", "update_norm_factor"
+    )
     return (
         config.build(config.RunSettings, SOURCE, **run),
         config.build(config.ModelSettings, SOURCE, **options.given("max_iter", "balance", "smote_ratio")),
@@ -100,8 +106,10 @@ def _federation(
     clients: list[layout.ClientFolders],
     placement: Placement,
     mlflow: str | None = None,
+    strategy: dict[str, float] | None = None,
+    privacy: dict[str, object] | None = None,
 ) -> config.Federation:
-    """The federation a local run executes, validated like a federation.toml."""
+    """The federation a local run executes, validated like a federation.toml (`strategy`: its [strategy] table)."""
     source = SOURCE
     return config.build(
         config.Federation,
@@ -112,6 +120,8 @@ def _federation(
         local=placement[0],
         container=placement[1],
         tracking=config.build(config.TrackingSettings, source, mlflow_uri=mlflow),
+        strategy=dict(strategy or {}),
+        privacy=config.build(config.PrivacySettings, source, **(privacy or {})),
         server=config.build(
             config.ServerSettings, source, test_data=test, schema_path=schema, **placement[0].server_address()
         ),
@@ -183,7 +193,16 @@ def _builtin(
     try:
         summary = prepare(dataset.load(prep.seed), prep, folder.path("data"), source=f"built-in:{dataset.name}")
         clients, test = layout.client_folders(summary.out), summary.out / layout.TEST
-        federation = _federation(settings, test, summary.out / layout.SCHEMA, clients, placement, options.mlflow)
+        federation = _federation(
+            settings,
+            test,
+            summary.out / layout.SCHEMA,
+            clients,
+            placement,
+            options.mlflow,
+            options.strategy_parameters,
+            options.privacy,
+        )
     except BaseException:  # bad input (or Ctrl-C) before the run starts leaves nothing behind
         shutil.rmtree(folder.root, ignore_errors=True)
         raise
@@ -235,7 +254,9 @@ def build_local_run(options: LocalOptions, observer: Observer = ignore) -> Feder
     if options.data_dir is not None:
         clients, test, schema, data = _prepared_folder(options)
         _check_min_clients(options, len(clients))
-        federation = _federation(settings, test, schema, clients, placement, options.mlflow)
+        federation = _federation(
+            settings, test, schema, clients, placement, options.mlflow, options.strategy_parameters, options.privacy
+        )
     else:
         federation, data = _builtin(options, settings, placement, folder, observer)
     backend = docker or ProcessBackend(folder.clients, len(federation.clients), code_dir=folder.path("code"))

@@ -3,6 +3,10 @@
 A TrainingJobRequest is exactly the body of SageMaker's CreateTrainingJob call. It is built
 once, here, and every backend consumes the same object: the SageMaker backend sends it, the
 local backend executes it the way the SageMaker scikit-learn container would.
+
+The client's token is in the request's Environment map (FEDSAGE_CLIENT_TOKEN), never in its
+HyperParameters: the training toolkit turns every hyperparameter into a process argument, which any
+local user can read, and SageMaker writes them to hyperparameters.json. `redacted` masks it.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
-from client_code.constants import ENTRY_POINT
+from client_code.constants import ENTRY_POINT, TOKEN_ENVIRONMENT
+from orchestrator import defaults
 from orchestrator.config import ClientSettings, Federation
 from orchestrator.errors import BadInput
 
@@ -32,7 +37,6 @@ ENVIRONMENT = {
 }
 RUN_ID_TAG = "fedsage:run-id"
 CLIENT_TAG = "fedsage:client"
-TOKEN_HYPERPARAMETER = "client-token"
 REDACTED = "***"
 
 
@@ -101,7 +105,6 @@ def _hyperparameters(federation: Federation, context: RunContext, client: Client
         **({"sagemaker_region": client.region} if client.region else {}),
         "server-address": context.server_address,
         "client-name": client.name,
-        TOKEN_HYPERPARAMETER: context.tokens[client.name],
         "root-certificate": base64.b64encode(context.root_certificate).decode(),
         "penalty": model.penalty,
         "inverse-regularization": model.c,
@@ -109,7 +112,7 @@ def _hyperparameters(federation: Federation, context: RunContext, client: Client
         "max-iter": model.max_iter,
         "balance": model.balance,
         "smote-ratio": model.smote_ratio,
-        "connect-timeout": federation.federation.join_timeout,
+        "connect-timeout": defaults.CONNECT_TIMEOUT,
         "seed": federation.federation.seed,
     }
     for key, value in values.items():
@@ -161,7 +164,7 @@ def request_for(federation: Federation, context: RunContext, client: ClientSetti
         TrainingJobName=job_name(federation.federation.name, context.run_id, client.name),
         AlgorithmSpecification={"TrainingImage": placement.image, "TrainingInputMode": "File"},
         HyperParameters=_hyperparameters(federation, context, client),
-        Environment=dict(ENVIRONMENT),
+        Environment={**ENVIRONMENT, TOKEN_ENVIRONMENT: context.tokens[client.name]},
         InputDataConfig=channels,
         OutputDataConfig=output,
         ResourceConfig=resources,
@@ -273,8 +276,8 @@ def run_of(request: TrainingJobRequest | dict[str, Any]) -> str | None:
 
 
 def redacted(request: TrainingJobRequest) -> TrainingJobRequest:
-    """A copy safe to print or write to disk: the client token is masked."""
+    """A copy safe to print or write to disk: the client token (in the Environment map) is masked."""
     copy = json.loads(json.dumps(request))
-    if TOKEN_HYPERPARAMETER in copy.get("HyperParameters", {}):
-        copy["HyperParameters"][TOKEN_HYPERPARAMETER] = json.dumps(REDACTED)
+    if TOKEN_ENVIRONMENT in copy.get("Environment", {}):
+        copy["Environment"][TOKEN_ENVIRONMENT] = REDACTED
     return copy

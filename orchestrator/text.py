@@ -16,3 +16,15 @@ def fmt(value: Any) -> str:
 def plural(count: int, noun: str) -> str:
     """A count with its noun, in the plural unless the count is one: "1 round", "3 rounds"."""
     return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def privacy(budget: dict[str, Any]) -> str:
+    """The privacy a run spent, in one line: "central DP: epsilon 3.21 at delta 1e-05 after 5 rounds (C 1, z 1)".
+
+    `budget`: federation/privacy.py PrivacyBudget.to_dict() (as run.json's `privacy` holds it).
+    """
+    return (
+        f"{budget['mode']} DP: epsilon {budget['epsilon']:.3g} at delta {budget['delta']:g} after "
+        f"{plural(int(budget['rounds']), 'round')} (clipping norm {budget['clipping_norm']:g}, noise multiplier "
+        f"{budget['noise_multiplier']:g})"
+    )

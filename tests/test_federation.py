@@ -15,7 +15,7 @@ from client_code.metrics import classification_metrics
 from client_code.schema import load_data
 from orchestrator.backends import COMPLETED, FAILED, IN_PROGRESS, JobStatus
 from orchestrator.errors import RunFailed
-from orchestrator.federation.strategy import ValidatingFedAvg
+from orchestrator.federation.strategy import ValidatingStrategy
 from orchestrator.local import LocalOptions, build_local_run
 from orchestrator.run.events import RoundFinished
 from orchestrator.run.lifecycle import FederationRun
@@ -27,7 +27,7 @@ pytestmark = pytest.mark.slow
 def fit_results(monkeypatch):
     """What every client returned in every round, as the server received it."""
     seen = {}
-    original = ValidatingFedAvg.aggregate_fit
+    original = ValidatingStrategy.aggregate_fit
 
     def spy(self, server_round, results, failures):
         seen[server_round] = {
@@ -35,7 +35,7 @@ def fit_results(monkeypatch):
         }
         return original(self, server_round, results, failures)
 
-    monkeypatch.setattr(ValidatingFedAvg, "aggregate_fit", spy)
+    monkeypatch.setattr(ValidatingStrategy, "aggregate_fit", spy)
     return seen
 
 
@@ -114,7 +114,7 @@ def test_three_clients_three_rounds(prepared_dir, prepared, tmp_path, fit_result
     assert_run_outputs(outcome.run_dir)
     assert json.loads((outcome.run_dir / "run.json").read_text())["status"] == "completed"
     request = json.loads((outcome.run_dir / "requests" / "client-1.json").read_text())
-    assert json.loads(request["HyperParameters"]["client-token"]) == "***"
+    assert request["Environment"]["FEDSAGE_CLIENT_TOKEN"] == "***"
 
 
 def _kill_client_after_round_one(run_holder, name):

@@ -65,7 +65,7 @@ def test_dry_run_prints_each_accounts_requests_and_makes_no_aws_call(cloud, monk
     body = requests[1]["CreateTrainingJob"]
     assert body["TrainingJobName"].startswith("fraud-") and body["TrainingJobName"].endswith("-hospital-b")
     assert body["AlgorithmSpecification"]["TrainingImage"] == training_image(federation.container, REGION)
-    assert json.loads(body["HyperParameters"]["client-token"]) == "***"
+    assert body["Environment"]["FEDSAGE_CLIENT_TOKEN"] == "***" and "client-token" not in body["HyperParameters"]
     assert requests[1]["via_role"] == "arn:aws:iam::333333333333:role/FL-kickoff-client-job"
 
 
@@ -149,7 +149,8 @@ def test_launch_end_to_end(cloud, aws, tmp_path):
         hyperparameters = {k: json.loads(v) for k, v in job.hyper_parameters.items()}
         assert hyperparameters["sagemaker_submit_directory"] == f"s3://{_bucket(account)}/code/source.tar.gz"
         assert hyperparameters["server-address"] == f"127.0.0.1:{federation.server.port}"
-        assert hyperparameters["client-name"] == name and len(hyperparameters["client-token"]) == 64
+        assert hyperparameters["client-name"] == name and "client-token" not in hyperparameters
+        assert len(job.environment["FEDSAGE_CLIENT_TOKEN"]) == 64
         assert {t["Key"]: t["Value"] for t in job.tags} == {
             "fedsage:run-id": run.run_id,
             "fedsage:client": name,

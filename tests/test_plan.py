@@ -59,7 +59,8 @@ def test_hyperparameters_are_json_encoded_script_mode_arguments():
     assert hp["sagemaker_program"] == "fedsage_client.py"
     assert hp["sagemaker_submit_directory"] == "s3://code/source.tar.gz"
     assert hp["server-address"] == "10.0.0.10:8080"
-    assert hp["client-name"] == "hospital-a" and hp["client-token"] == "token-a"
+    assert hp["client-name"] == "hospital-a" and "client-token" not in hp  # arguments are readable by any local user
+    assert hp["connect-timeout"] == 60.0  # independent of the join timeout: a gone server stops the job soon
     assert base64.b64decode(hp["root-certificate"]) == CONTEXT.root_certificate
     assert (hp["penalty"], hp["inverse-regularization"], hp["max-iter"]) == ("l1", 0.5, 7)
     assert (hp["balance"], hp["smote-ratio"]) == ("smote", 1.0)
@@ -71,17 +72,22 @@ def test_plan_is_pure():
     assert plan(_federation(), CONTEXT) == plan(_federation(), CONTEXT)
 
 
-def test_redacted_copy_masks_only_the_token():
+def test_the_token_travels_in_the_environment_and_the_redacted_copy_masks_only_it():
+    """Issue 10, item 1: the token is an environment variable of the job, never a hyperparameter."""
     request = plan(_federation(), CONTEXT)[0]
+    assert request["Environment"]["FEDSAGE_CLIENT_TOKEN"] == "token-a"
+    assert "token-a" not in json.dumps(request["HyperParameters"])
     safe = redacted(request)
-    assert json.loads(safe["HyperParameters"]["client-token"]) == "***"
-    assert request["HyperParameters"]["client-token"] == json.dumps("token-a")
+    assert safe["Environment"]["FEDSAGE_CLIENT_TOKEN"] == "***"
     assert "token-a" not in json.dumps(safe)
+    assert {k: v for k, v in safe.items() if k != "Environment"} == {
+        k: v for k, v in request.items() if k != "Environment"
+    }
 
 
 def test_a_value_that_would_read_as_an_option_is_refused():
-    with pytest.raises(BadInput, match="client-token = '-token' starts with '-'"):
-        plan(_federation(), RunContext(**{**CONTEXT.__dict__, "tokens": {"hospital-a": "-token", "hospital-b": "t"}}))
+    with pytest.raises(BadInput, match="server-address = '-x:1' starts with '-'"):
+        plan(_federation(), RunContext(**{**CONTEXT.__dict__, "server_address": "-x:1"}))
 
 
 CLOUD_CLIENT = {

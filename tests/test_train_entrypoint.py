@@ -16,6 +16,7 @@ def container(tmp_path, monkeypatch, prepared):
     monkeypatch.setenv("SM_MODEL_DIR", str(tmp_path / "model"))
     monkeypatch.setenv("SM_CHANNEL_TRAIN", str(prepared.clients[0].train))
     monkeypatch.delenv("SM_CHANNEL_VALIDATION", raising=False)
+    monkeypatch.setenv("FEDSAGE_CLIENT_TOKEN", "t" * 64)
     return tmp_path
 
 
@@ -23,7 +24,6 @@ def _args(**overrides):
     values = {
         "server-address": f"127.0.0.1:{free_port()}",
         "client-name": "client-1",
-        "client-token": "t" * 64,
         "root-certificate": base64.b64encode(tls.generate(["127.0.0.1"]).ca_certificate).decode(),
         "connect-timeout": "1",
     }
@@ -70,3 +70,19 @@ def test_unreachable_server_is_a_runtime_failure_after_the_connect_timeout(conta
     assert reason.startswith("ServerUnreachable: could not reach the server at 127.0.0.1:")
     assert "within 1 s" in reason
     assert not (container / "model" / "model.joblib").exists()
+
+
+def test_a_job_without_its_token_in_the_environment_is_bad_input(container, monkeypatch):
+    monkeypatch.delenv("FEDSAGE_CLIENT_TOKEN")
+    assert train.main(_args()) == 2
+    assert "environment has no FEDSAGE_CLIENT_TOKEN" in _failure(container)
+
+
+def test_the_token_is_read_from_the_environment_and_removed_from_it(container, monkeypatch):
+    """Nothing the client starts inherits the token; it never was an argument."""
+    args = train.parse_args(_args())
+    assert args.client_token == "t" * 64
+    assert "FEDSAGE_CLIENT_TOKEN" not in __import__("os").environ
+    with pytest.raises(train.BadHyperparameter, match="unrecognized arguments: --client-token"):
+        monkeypatch.setenv("FEDSAGE_CLIENT_TOKEN", "t" * 64)
+        train.parse_args([*_args(), "--client-token", "t" * 64])

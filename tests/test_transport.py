@@ -121,18 +121,32 @@ def test_every_refused_connection_is_logged_with_time_claimed_name_and_reason(se
 
     threading.Thread(target=connect, daemon=True).start()
     assert roster.wait_for(1, timeout=10)
-    with pytest.raises(transport.ServerRefused, match="client 'hospital-a' is already connected"):
+    with pytest.raises(transport.ServerRefused, match="client 'hospital-a' was already admitted in this run"):
         _connect(port, material, "right-token", _Recorder())
     with pytest.raises(transport.ServerRefused, match="unknown client token"):
         _connect(port, material, "stolen?", _Recorder())
     refused = [e for e in events if isinstance(e, ClientRefused)]
     assert [(e.claimed_name, e.reason) for e in refused] == [
-        ("hospital-a", "client 'hospital-a' is already connected"),
+        ("hospital-a", "client 'hospital-a' presented its token twice: possible impostor; the run stops"),
         (None, "no valid client token"),
     ]
     assert all(dt.datetime.fromisoformat(e.time).tzinfo == dt.UTC and "127.0.0.1" in e.peer for e in refused)
     logged = [r.getMessage() for r in caplog.records if r.name == "orchestrator.federation.transport"]
     assert re.search(
-        r"refused a connection from ipv4:127\.0\.0\.1:\d+ \(claimed client: hospital-a\): client", logged[0]
+        r"refused a connection from ipv4:127\.0\.0\.1:\d+ \(claimed client: hospital-a\): client 'hospital-a' "
+        r"presented its token twice",
+        logged[0],
     )
     assert re.search(r"\(claimed client: none\): no valid client token", logged[1])
+
+
+def test_a_name_that_left_is_never_admitted_again(server):
+    """Issue 10, item 2: a token is admitted once per run; after its client left, it is an impostor's."""
+    roster, events, material, port = server
+    assert roster.claim("hospital-a")  # as if hospital-a had joined and left (its job died)
+    client = _Recorder()
+    with pytest.raises(transport.ServerRefused, match="already admitted in this run"):
+        _connect(port, material, "right-token", client)
+    assert client.calls == 0 and roster.num_available() == 0
+    (refused,) = events
+    assert refused.claimed_name == "hospital-a" and "possible impostor" in refused.reason

@@ -9,7 +9,9 @@ installed. MaxRuntimeInSeconds is enforced as SageMaker does (SIGTERM, then Stop
 MaxRuntimeExceeded). Processes start in their own session, so stopping a job stops everything it
 started, and `stop` escalates from SIGTERM to SIGKILL after a grace period. Its placement runs
 this checkout's client_code with this machine's Python; its channels must be local folders
-(file:// URIs), which `check_inputs` reads before any process starts.
+(file:// URIs), which `check_inputs` reads before any process starts. Every job's environment
+names its run, so `fedsage stop --backend process` finds the processes of a run whose `fedsage`
+process died (process_runs.py).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from orchestrator.backends.container import (
     point_toolkit_at,
     unpack_code,
 )
+from orchestrator.backends.process_runs import RUN_ID_ENVIRONMENT
 from orchestrator.config import ClientSettings, Federation
 from orchestrator.images import IMAGE_ENV
 from orchestrator.package import code_entries
@@ -131,11 +134,13 @@ class ProcessBackend:
         """The program's environment: this machine's (no SM_*), the image's, the request's, SageMaker's, the toolkit's.
 
         The image's /opt/ml paths point into the job's tree; each job's numeric libraries get
-        an equal share of the cores unless the thread variables are set already.
+        an equal share of the cores unless the thread variables are set already. The run id
+        (RUN_ID_ENVIRONMENT) lets `fedsage stop --backend process` find the job if fedsage dies.
         """
         image = {k: v.replace("/opt/ml", str(tree.root), 1) for k, v in IMAGE_ENV.items()}
         start = {k: v for k, v in os.environ.items() if not k.startswith("SM_")}
         start |= image | tree.request.get("Environment", {}) | platform_environment(tree.request)
+        start[RUN_ID_ENVIRONMENT] = run_of(tree.request) or ""
         start |= {v: str(self.threads_per_job) for v in THREAD_VARIABLES if v not in os.environ}
         return toolkit.program_environment(tree.root, start, os.cpu_count() or 1)
 

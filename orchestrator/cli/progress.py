@@ -20,6 +20,7 @@ from orchestrator.run.events import (
     DataPrepared,
     JobChanged,
     JobLog,
+    PrivacySpent,
     RoundFinished,
     RunEvent,
     RunWarning,
@@ -30,7 +31,7 @@ from orchestrator.run.events import (
 )
 from orchestrator.run.lifecycle import RunOutcome
 from orchestrator.run.report import SERVER_METRICS
-from orchestrator.text import fmt
+from orchestrator.text import fmt, privacy
 
 STYLES = {COMPLETED: "green", FAILED: "red", STOPPED: "yellow"}
 OUTCOME_FILES = ("metrics.json", "metrics.csv", "metrics.png", "test_curves.png", "report.md")  # listed after the model
@@ -131,7 +132,10 @@ class RunView:
         elif isinstance(event, ClientLeft):
             self.connected.discard(event.name)
             if not self._finished:
-                c.print(f"  [yellow]client {event.name} disconnected[/]")
+                why = f": {escape(event.reason)}" if event.reason else ""
+                c.print(f"  [yellow]client {event.name} disconnected{why}[/]")
+        elif isinstance(event, PrivacySpent):
+            c.print(f"  [dim]privacy spent: {privacy(event.budget)}[/]")
         elif isinstance(event, ClientRefused):
             claimed = f" claiming to be {event.claimed_name}" if event.claimed_name else ""
             c.print(f"  [red]refused a connection from {escape(event.peer)}{claimed}: {escape(event.reason)}[/]")
@@ -187,6 +191,8 @@ def print_outcome(console: Console, outcome: RunOutcome, started: float | None =
             f"  calibration: mean predicted probability of {cal['positive_class']} {fmt(cal['mean_predicted'])}, "
             f"observed rate {fmt(cal['observed'])} (calibration.png)"
         )
+    if outcome.privacy:
+        console.print(f"  differential privacy, {privacy(outcome.privacy)}")
     for warning in outcome.warnings:
         console.print(f"[yellow]warning: {warning}[/]")
     seconds = time.monotonic() - started if started is not None else outcome.seconds

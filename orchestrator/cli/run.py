@@ -183,13 +183,27 @@ def _backend(config: Path, run_id: str | None):
     return launching.connect(federation, server_session(federation.server), run_id)
 
 
-def _docker_backend(backend: str, config: Path | None) -> bool:
-    """True for --backend docker (no config needed); a SageMaker status or stop needs -c."""
-    if backend == "docker":
+def _local_backend(backend: str, config: Path | None) -> bool:
+    """True for --backend docker or process (no config needed); a SageMaker status or stop needs -c."""
+    if backend in ("docker", "process"):
         return True
     if config is None:
-        raise click.UsageError("Missing option '--config' / '-c' (or use --backend docker for local containers)")
+        raise click.UsageError(
+            "Missing option '--config' / '-c' (or use --backend docker or process for this machine's clients)"
+        )
     return False
+
+
+def _local_jobs(backend: str, run_id: str | None):
+    """The client jobs of `fedsage local` on this machine: containers by label, or processes by their environment."""
+    if backend == "process":
+        from orchestrator.backends.process_runs import find_processes
+
+        return [job for job, _ in find_processes(run_id)]
+    from orchestrator.backends.docker_runs import find_containers
+    from orchestrator.imagebuild.daemon import connect
+
+    return find_containers(connect(), run_id)
 
 
 OptionalAccountsConfig = Annotated[
@@ -198,15 +212,17 @@ OptionalAccountsConfig = Annotated[
 BackendOption = Annotated[
     str,
     typer.Option(
-        click_type=click.Choice(["sagemaker", "docker"]),
-        help="sagemaker: training jobs in the client accounts (needs -c); docker: this machine's containers.",
+        click_type=click.Choice(["sagemaker", "docker", "process"]),
+        help="sagemaker: training jobs in the client accounts (needs -c); docker: this machine's containers; "
+        "process: this machine's client processes.",
     ),
 ]
 
 STATUS_EPILOG = (
     "Examples:\n\n  fedsage status -c federation.toml\n\n"
     "  fedsage status -c federation.toml --run-id 20261121-101500-a1b2\n\n"
-    "  fedsage status --backend docker        # containers of `fedsage local --backend docker`"
+    "  fedsage status --backend docker        # containers of `fedsage local --backend docker`\n\n"
+    "  fedsage status --backend process       # client processes of `fedsage local`"
 )
 
 
@@ -218,11 +234,8 @@ def status(
     """Show the training jobs of a run (or of every run) in every client account, or this machine's containers."""
     from rich.table import Table
 
-    if _docker_backend(backend, config):
-        from orchestrator.backends.docker_runs import find_containers
-        from orchestrator.imagebuild.daemon import connect
-
-        jobs = find_containers(connect(), run_id)
+    if _local_backend(backend, config):
+        jobs = _local_jobs(backend, run_id)
     else:
         jobs = _backend(config, run_id).find_jobs(run_id)
     table = Table(title=f"training jobs of {'run ' + run_id if run_id else 'every run'}", title_justify="left")
@@ -243,7 +256,8 @@ def status(
 
 STOP_EPILOG = (
     "Examples:\n\n  fedsage stop -c federation.toml --run-id 20261121-101500-a1b2\n\n"
-    "  fedsage stop --backend docker --run-id 20261121-101500-a1b2   # leftover containers, by label"
+    "  fedsage stop --backend docker --run-id 20261121-101500-a1b2   # leftover containers, by label\n\n"
+    "  fedsage stop --backend process --run-id 20261121-101500-a1b2  # leftover client processes"
 )
 
 
@@ -255,7 +269,13 @@ def stop(
     """Stop every still-running training job of a run, in every client account (or its local containers)."""
     from orchestrator import launch as launching
 
-    if _docker_backend(backend, config):
+    if backend == "process":
+        from orchestrator.backends.process_runs import stop_processes
+
+        for job in stop_processes(run_id):
+            console.print(f"  {job.client} {job.status.name} ({job.status.secondary_status}): stopped")
+        return
+    if _local_backend(backend, config):
         from orchestrator.backends.docker_runs import remove_containers
         from orchestrator.imagebuild.daemon import connect
 

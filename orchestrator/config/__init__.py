@@ -4,7 +4,8 @@ Every error names the key, the bad value and what to put there instead; `load` t
 errors into one BadInput line per problem. `fedsage local` builds the same `Federation` object in
 memory from its options (`build`), and writes the resolved configuration into the run folder.
 
-Modules: base.py (what sections share), run.py ([federation], [model]), data.py ([data]), server.py
+Modules: base.py (what sections share), run.py ([federation], [model]), strategy.py ([strategy],
+[privacy]), data.py ([data]), server.py
 ([server], [server.tls], [container]), clients.py ([[clients]]), local.py ([local]), tracking.py
 ([tracking]), federation.py (the
 whole file, checked together), loading.py (reading and error messages). Field defaults come from
@@ -19,6 +20,7 @@ from orchestrator.config.loading import build, describe_errors, load, parse
 from orchestrator.config.local import LocalSettings
 from orchestrator.config.run import ModelSettings, RunSettings
 from orchestrator.config.server import ContainerSettings, ServerSettings, TlsSettings, host_port
+from orchestrator.config.strategy import PrivacySettings
 from orchestrator.config.tracking import TrackingSettings
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "Federation",
     "LocalSettings",
     "ModelSettings",
+    "PrivacySettings",
     "Purpose",
     "RunSettings",
     "ServerSettings",

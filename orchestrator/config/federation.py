@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 import tomli_w
 from pydantic import Field, model_validator
@@ -14,6 +14,7 @@ from orchestrator.config.data import DataSettings
 from orchestrator.config.local import LocalSettings
 from orchestrator.config.run import ModelSettings, RunSettings
 from orchestrator.config.server import ContainerSettings, ServerSettings
+from orchestrator.config.strategy import PrivacySettings, check, strategy_parameters
 from orchestrator.config.tracking import TrackingSettings
 from orchestrator.errors import BadInput
 
@@ -22,6 +23,10 @@ class Federation(_Section):
     """A whole federation: run settings, model, server and clients."""
 
     federation: RunSettings = RunSettings()
+    strategy: Annotated[
+        dict[str, Any], Field(description="the parameters of [federation] strategy, by Flower's names")
+    ] = {}
+    privacy: PrivacySettings = PrivacySettings()
     model: ModelSettings = ModelSettings()
     data: DataSettings = DataSettings()
     container: ContainerSettings = ContainerSettings()
@@ -59,7 +64,13 @@ class Federation(_Section):
                 f"federation.min_clients = {self.federation.min_clients} is more than the "
                 f"{len(self.clients)} clients configured; lower it or add clients"
             )
+        run = self.federation
+        check(run.strategy, self.strategy_parameters(), self.privacy, len(self.clients), run.min_clients)
         return self
+
+    def strategy_parameters(self):
+        """The [strategy] table as the typed parameters of [federation] strategy (ValueError if it does not fit)."""
+        return strategy_parameters(self.federation.strategy, self.strategy)
 
     def require_ready(self, purpose: Purpose, also: list[str] | None = None) -> None:
         """Raise BadInput listing every key `fedsage launch` or `fedsage infra` needs that the config lacks.
@@ -88,6 +99,9 @@ class Federation(_Section):
     def to_toml(self) -> str:
         """The resolved configuration as TOML (defaults filled in)."""
         data = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        data["strategy"] = self.strategy_parameters().model_dump()  # every parameter, defaults filled in
+        if not data["strategy"]:
+            data.pop("strategy")
         if not data.get("tracking"):  # no [tracking] table for a run that is not tracked
             data.pop("tracking", None)
         return tomli_w.dumps(data)

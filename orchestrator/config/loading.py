@@ -12,6 +12,7 @@ from orchestrator.config.clients import ClientSettings
 from orchestrator.config.federation import Federation
 from orchestrator.config.run import ModelSettings, RunSettings
 from orchestrator.config.server import ContainerSettings, ServerSettings
+from orchestrator.config.strategy import PrivacySettings
 from orchestrator.config.tracking import TrackingSettings
 from orchestrator.errors import BadInput
 
@@ -75,6 +76,7 @@ _SECTIONS: dict[str, type[BaseModel]] = {
         ServerSettings,
         ClientSettings,
         TrackingSettings,
+        PrivacySettings,
     )
 }
 T = TypeVar("T", bound=BaseModel)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from client_code.constants import PENALTIES
 from client_code.resample import BALANCES
 from orchestrator import defaults
 from orchestrator.config.base import PREFIX_PATTERN, _Section
+from orchestrator.config.strategy import STRATEGIES
 
 
 class RunSettings(_Section):
@@ -41,9 +42,25 @@ class RunSettings(_Section):
     seed: Annotated[
         int, Field(ge=0, le=2**32 - 1, description="seed for data preparation and model initialisation, 0 to 2**32-1")
     ] = defaults.SEED
-    strategy: Annotated[Literal["fedavg"], Field(description="aggregation strategy: fedavg (example-weighted)")] = (
-        "fedavg"
-    )
+    strategy: Annotated[
+        Literal[STRATEGIES],
+        Field(description=f"aggregation strategy, one of {', '.join(STRATEGIES)}; its parameters go in [strategy]"),
+    ] = "fedavg"
+    update_norm_factor: Annotated[
+        float,
+        Field(
+            ge=0,
+            description="reject an update whose distance from the global model is more than this many times the "
+            "median of the other clients' (0 turns the check off; otherwise at least 2)",
+        ),
+    ] = defaults.UPDATE_NORM_FACTOR
+
+    @field_validator("update_norm_factor")
+    @classmethod
+    def _a_useful_factor(cls, value: float) -> float:
+        if 0 < value < 2:
+            raise ValueError("below 2 it would reject honest clients (half of all updates lie above the median)")
+        return value
 
 
 class ModelSettings(_Section):

@@ -4,6 +4,12 @@ Flower's SimpleClientManager waits up to a day for clients and knows them only b
 The roster knows the run's client names (connections are registered under them by the
 transport), reports joins and departures as events, and waits at most the join timeout, so a
 missing client fails the run with its name instead of hanging it.
+
+A name is admitted once per run (`claim`): a second connection under it - while its client is
+connected, or after it left - is refused by the transport as a possible impostor. So a client
+that left, or that missed a round deadline and was disconnected, is out for the rest of the run.
+Once the rounds started (`start_rounds`) nobody is waited for any more: sampling takes whoever is
+connected, and a round with too few clients fails at once.
 """
 
 from __future__ import annotations
@@ -35,6 +41,34 @@ class Roster(SimpleClientManager):
         self._emit = emit
         self._abort_reason: str | None = None
         self._gone: set[str] = set()
+        self._claimed: set[str] = set()
+        self._departures: dict[str, str] = {}
+        self._rounds_started = False
+
+    def claim(self, name: str) -> bool:
+        """Admit `name` for this run: True the first time, False ever after (a reused token)."""
+        with self._cv:
+            if name in self._claimed:
+                return False
+            self._claimed.add(name)
+            return True
+
+    def note_departure(self, name: str, reason: str) -> None:
+        """Remember why a client's connection is about to end (e.g. it missed a round deadline)."""
+        with self._cv:
+            self._departures[name] = reason
+
+    def departure(self, name: str) -> str | None:
+        """Why a client that is no longer connected left, if the server knows; None otherwise."""
+        with self._cv:
+            if name in self.clients:
+                return None
+            return self._departures.get(name, "its connection closed" if name in self._claimed else None)
+
+    def start_rounds(self) -> None:
+        """The rounds begin: from now on `wait_for` does not wait (a name that left never comes back)."""
+        with self._cv:
+            self._rounds_started = True
 
     def register(self, client: ClientProxy) -> bool:
         """Admit a connection registered under its client name; refuse a second one."""
@@ -51,12 +85,17 @@ class Roster(SimpleClientManager):
             known = self.clients.get(client.cid) is client
             if known:
                 super().unregister(client)
+            reason = self._departures.get(client.cid, "")
         if known:
-            self._emit(ClientLeft(client.cid))
+            self._emit(ClientLeft(client.cid, reason))
 
     def wait_for(self, num_clients: int, timeout: float | None = None) -> bool:
-        """Wait until `num_clients` are connected, at most the wait timeout; raise if aborted."""
-        deadline = time.monotonic() + (self.wait_timeout if timeout is None else timeout)
+        """Wait until `num_clients` are connected, at most the wait timeout; raise if aborted.
+
+        Once the rounds started it does not wait at all: whoever is connected is all there will be.
+        """
+        wait = self.wait_timeout if timeout is None else timeout
+        deadline = time.monotonic() + (0.0 if self._rounds_started else wait)
         with self._cv:
             while len(self.clients) < num_clients:
                 self.check_aborted()

@@ -13,6 +13,7 @@ import json
 import logging
 from collections.abc import Callable
 
+import numpy as np
 from flwr.common import NDArrays
 from flwr.server import Server, ServerConfig
 from flwr.server.server import run_fl
@@ -20,11 +21,12 @@ from flwr.server.server import run_fl
 from client_code.model import parameter_shapes
 from client_code.tabular import feature_fingerprint
 from orchestrator.config import Federation
+from orchestrator.federation import strategies
 from orchestrator.federation.evaluation import TestSetEvaluator
 from orchestrator.federation.history import RoundRecord
 from orchestrator.federation.roster import Roster
 from orchestrator.federation.statistics import PhaseResult, run_phase
-from orchestrator.federation.strategy import ValidatingFedAvg
+from orchestrator.federation.strategy import ValidatingStrategy
 from orchestrator.federation.tls import TlsMaterial
 from orchestrator.federation.transport import start_grpc_server
 from orchestrator.run.events import ClientRefused, FederationEvent
@@ -56,7 +58,7 @@ class FederationServer:
         run = federation.federation
         self.roster = Roster([c.name for c in federation.clients], run.join_timeout, emit)
         self.evaluator: TestSetEvaluator | None = None
-        self.strategy: ValidatingFedAvg | None = None
+        self.strategy: ValidatingStrategy | None = None
         self._grpc = None
         self.port: int | None = None
 
@@ -69,10 +71,21 @@ class FederationServer:
             self.roster,
             self.tokens,
             self.tls,
-            on_refused=lambda peer, claimed, reason: self.emit(ClientRefused(peer, reason, claimed)),
+            on_refused=self._refused,
         )
         log.info("Flower server listening on %s:%d (TLS)", server.bind_address, self.port)
         return self.port
+
+    def _refused(self, peer: str, claimed: str | None, reason: str) -> None:
+        """Report a refused connection; one that presented a valid token again stops the run (a possible impostor).
+
+        Without a valid token nothing was disclosed and the run goes on; a valid token presented
+        twice means it was stolen (or its client was refused because an impostor came first):
+        the run fails with `reason`, whatever min_clients would allow.
+        """
+        self.emit(ClientRefused(peer, reason, claimed))
+        if claimed is not None:
+            self.abort(reason)
 
     def run(self) -> None:
         """Wait for the clients, run every round, then tell the clients the federation is over."""
@@ -90,15 +103,18 @@ class FederationServer:
         self.evaluator = TestSetEvaluator(
             data.test, classes, self.federation.model, data.schema.get("positive_class"), prior
         )
-        self.strategy = ValidatingFedAvg(
-            shapes=parameter_shapes(len(data.test.feature_names), len(classes)),
+        shapes = parameter_shapes(len(data.test.feature_names), len(classes))
+        self.strategy = strategies.build(
+            self.federation,
+            shapes=shapes,
+            initial=[np.zeros(shape) for shape in shapes],
             feature_fingerprint=feature_fingerprint(data.test.feature_names),
-            min_clients=self.federation.min_clients(),
-            roster=self.roster,
             evaluator=self.evaluator,
+            round_config={"prior": json.dumps(phase.prior())},
+            roster=self.roster,
             on_round=self.on_round,
             emit=self.emit,
-            round_config={"prior": json.dumps(phase.prior())},
+            declared_examples=phase.declared_examples(),
         )
         flower = Server(client_manager=self.roster, strategy=self.strategy)
         run_fl(flower, ServerConfig(num_rounds=run.rounds, round_timeout=run.round_timeout))

@@ -56,6 +56,17 @@ class PhaseResult:
     seconds: float
     inferred: list[str] = field(default_factory=list)
 
+    def declared_examples(self) -> dict[str, int]:
+        """Each client's training rows after balancing (its trained counts; rows read if it reported none).
+
+        A client may not report more examples than this in a round (federation/validation.py).
+        """
+        declared = {}
+        for name, report in self.clients.items():
+            trained = sum(float(n) for n in report.trained_counts.values())
+            declared[name] = round(trained) if trained else int(report.rows.get("train", 0))
+        return declared
+
     def prior(self) -> dict[str, dict[str, float]]:
         """The prior correction's inputs as JSON: {"true": {class: n}, "trained": {class: n}}."""
         return {

@@ -1,15 +1,27 @@
-"""FedAvg with validated client updates, named clients and a record of every round.
+"""Any Flower strategy, with validated client updates, named clients, privacy and a record of every round.
 
-Aggregation is Flower's FedAvg: the example-weighted average of the clients' parameters. Around
-it, this strategy
+`ValidatingStrategy(inner, ...)` is a Flower `Strategy` that wraps the aggregation strategy the run
+chose (strategies.py builds it: FedAvg, FedProx, FedAvgM, FedAdam, FedYogi, FedAdagrad, FedMedian,
+FedTrimmedAvg, Krum, Bulyan) by composition, as Flower's own DP wrappers do, so every strategy keeps
+the same guarantees. Aggregation is the inner strategy's; around it, this wrapper
 
-* starts from zero parameters of the right shapes for the feature count and classes;
-* validates every update before it can reach the average: the number and shapes of the arrays,
-  a floating-point dtype, finite values, a positive example count, and the fingerprint of the
-  feature columns the client trained on. A bad update is left out and reported by client name;
-* fails the round, naming the clients, when fewer than `min_clients` usable updates arrive;
+* fails a round, naming the clients, when fewer than `min_updates` clients are connected or
+  usable updates arrive (min_clients, or what the strategy needs: Krum 2f + 3, Bulyan 4f + 3);
+* validates every update before the inner strategy sees it (validation.py: shapes, dtype, finite
+  values, example count within what the client declared, feature fingerprint, metrics, and the
+  norm relative to the other clients'); a bad update is left out and reported by client name, as
+  is a client that sent nothing (naming why: its connection closed, or it missed the round
+  deadline and is out of the run);
+* records each client's metrics before the inner strategy runs (DP clipping and FedAvg's in-place
+  averaging change the updates), validates evaluation results the same way;
+* applies differential privacy (privacy.py): central clipping with equal weights before the
+  inner strategy, noise on its result; and counts the privacy spent, reported every round;
 * evaluates the global model on the server's test set before round 1 and after every round
-  (Flower calls `evaluate`), and hands each RoundRecord to `on_round`.
+  (the inner strategy's `evaluate` calls the evaluator) and hands each RoundRecord to `on_round`,
+  which checkpoints it.
+
+The inner strategy always gets `failures=[]`: the wrapper has named them, and Flower's strategies
+built with accept_failures=False (and its DP wrappers) would drop the whole round otherwise.
 """
 
 from __future__ import annotations
@@ -31,11 +43,13 @@ from flwr.common import (
 )
 from flwr.server.client_manager import ClientManager
 from flwr.server.client_proxy import ClientProxy
-from flwr.server.strategy import FedAvg
+from flwr.server.strategy import Strategy
 
+from orchestrator.federation import validation
 from orchestrator.federation.history import RoundRecord
+from orchestrator.federation.privacy import PrivacyBudget
 from orchestrator.federation.roster import Roster
-from orchestrator.run.events import FederationEvent, UpdateRejected
+from orchestrator.run.events import FederationEvent, PrivacySpent, UpdateRejected
 
 log = logging.getLogger(__name__)
 
@@ -50,93 +64,83 @@ class RoundFailed(RuntimeError):
         self.clients = clients
 
 
-def _weighted(metrics: list[tuple[int, dict[str, Scalar]]]) -> dict[str, Scalar]:
-    """Example-weighted mean of every numeric metric the clients reported."""
+def weighted_metrics(metrics: list[tuple[int, dict[str, Scalar]]]) -> dict[str, Scalar]:
+    """Example-weighted mean of every numeric metric the clients reported (Flower's metrics aggregation fn)."""
     total = sum(n for n, _ in metrics)
     keys = {k for _, m in metrics for k, v in m.items() if isinstance(v, int | float)}
     return {k: sum(n * float(m[k]) for n, m in metrics if k in m) / total for k in sorted(keys)} if total else {}
 
 
-class ValidatingFedAvg(FedAvg):
-    """Flower FedAvg that only averages validated updates and records every round."""
+class ValidatingStrategy(Strategy):
+    """Validation, naming, minimum updates, privacy and recording around any Flower strategy (module docstring)."""
 
     def __init__(
         self,
+        inner: Strategy,
         *,
         shapes: list[tuple[int, ...]],
         feature_fingerprint: str,
-        min_clients: int,
+        min_updates: int,
         roster: Roster,
-        evaluator: Evaluator,
         on_round: Callable[[RoundRecord, NDArrays], None],
         emit: Callable[[FederationEvent], None],
-        round_config: dict[str, Scalar] | None = None,
+        declared_examples: dict[str, int] | None = None,
+        norm_factor: float = 0.0,
+        privacy: PrivacyBudget | None = None,
     ) -> None:
-        """`round_config` goes to the clients with every fit and evaluate instruction (e.g. the prior)."""
-        extra = dict(round_config or {})
-        super().__init__(
-            fraction_fit=1.0,
-            fraction_evaluate=1.0,
-            min_fit_clients=min_clients,
-            min_evaluate_clients=min_clients,
-            min_available_clients=min_clients,
-            evaluate_fn=evaluator,
-            on_fit_config_fn=lambda rnd: {"server_round": rnd, **extra},
-            on_evaluate_config_fn=lambda rnd: {"server_round": rnd, **extra},
-            accept_failures=True,
-            initial_parameters=ndarrays_to_parameters([np.zeros(s) for s in shapes]),
-            fit_metrics_aggregation_fn=_weighted,
-            evaluate_metrics_aggregation_fn=_weighted,
-        )
+        """`declared_examples`: each client's training rows from the statistics phase (the example-count bound).
+
+        `norm_factor`: the relative norm bound's factor (0: off; validation.norm_outliers); it is not
+        applied under central DP, whose clipping already bounds every update's influence.
+        `privacy`: the run's privacy budget when differential privacy is on.
+        """
+        super().__init__()
+        self.inner = inner
         self.shapes = shapes
         self.feature_fingerprint = feature_fingerprint
+        self.min_updates = min_updates
         self.roster = roster
         self.on_round = on_round
         self.emit = emit
+        self.declared_examples = dict(declared_examples or {})
+        self.privacy = privacy
+        central = privacy is not None and privacy.settings.mode == "central"
+        self.norm_factor = 0.0 if central else norm_factor
         self.latest: NDArrays | None = None
-        self._sampled: dict[int, list[str]] = {}
+        self._sampled: dict[int, list[str]] = {}  # the clients asked to fit, by round
+        self._evaluating: dict[int, list[str]] = {}  # the clients asked to evaluate, by round
+        self._global: dict[int, NDArrays] = {}
+        self._previous_median: float | None = None
         self._clients: dict[int, dict[str, dict[str, float]]] = {}
-        self._records: dict[int, RoundRecord] = {}
         self._clock = time.monotonic()
+
+    def __repr__(self) -> str:
+        return f"ValidatingStrategy({self.inner!r})"
+
+    def initialize_parameters(self, client_manager: ClientManager) -> Parameters | None:
+        """The inner strategy's initial global model."""
+        return self.inner.initialize_parameters(client_manager)
 
     # ------------------------------------------------------------------ fit
 
     def configure_fit(
         self, server_round: int, parameters: Parameters, client_manager: ClientManager
     ) -> list[tuple[ClientProxy, Any]]:
-        """Send the global model to every connected client; fail if too few are connected."""
+        """Send the global model to every connected client; fail, naming the missing, if too few are connected."""
         self.roster.check_aborted()
-        instructions = super().configure_fit(server_round, parameters, client_manager)
-        if len(instructions) < self.min_fit_clients:
+        self.roster.start_rounds()
+        instructions = self.inner.configure_fit(server_round, parameters, client_manager)
+        if len(instructions) < self.min_updates:
             missing = self.roster.missing()
+            detail = ", ".join(f"{n} ({self.roster.departure(n) or 'not connected'})" for n in missing)
             raise RoundFailed(
                 f"round {server_round}: only {len(instructions) or self.roster.num_available()} of the "
-                f"{self.min_fit_clients} required clients are connected (missing: {', '.join(missing)})",
-                {name: "not connected" for name in missing},
+                f"{self.min_updates} required clients are connected (missing: {detail})",
+                {name: self.roster.departure(name) or "not connected" for name in missing},
             )
         self._sampled[server_round] = [proxy.cid for proxy, _ in instructions]
+        self._global[server_round] = parameters_to_ndarrays(parameters)
         return instructions
-
-    def validate_update(self, res: FitRes) -> str | None:
-        """Why an update cannot be averaged, or None if it can."""
-        if not isinstance(res.num_examples, int) or res.num_examples <= 0:
-            return f"example count {res.num_examples!r} is not a positive integer"
-        if res.metrics.get("features") != self.feature_fingerprint:
-            return "trained on different feature columns than the server's schema"
-        try:
-            arrays = parameters_to_ndarrays(res.parameters)
-        except Exception as exc:  # noqa: BLE001 - any decoding problem means an unusable update
-            return f"parameters could not be decoded ({type(exc).__name__})"
-        if len(arrays) != len(self.shapes):
-            return f"sent {len(arrays)} parameter arrays, expected {len(self.shapes)}"
-        for index, (array, shape) in enumerate(zip(arrays, self.shapes, strict=True)):
-            if array.shape != shape:
-                return f"parameter {index} has shape {array.shape}, expected {shape}"
-            if not np.issubdtype(array.dtype, np.floating):
-                return f"parameter {index} has dtype {array.dtype}, expected floating point"
-            if not np.all(np.isfinite(array)):
-                return f"parameter {index} has NaN or infinite values"
-        return None
 
     def aggregate_fit(
         self,
@@ -144,45 +148,84 @@ class ValidatingFedAvg(FedAvg):
         results: list[tuple[ClientProxy, FitRes]],
         failures: list[tuple[ClientProxy, FitRes] | BaseException],
     ) -> tuple[Parameters | None, dict[str, Scalar]]:
-        """Average the usable updates, weighted by example counts; name every client left out."""
+        """Validate and record the updates, then aggregate the usable ones with the inner strategy."""
         self.roster.check_aborted()
-        usable: list[tuple[ClientProxy, FitRes]] = []
+        reference = self._global.pop(server_round)
         problems: dict[str, str] = {}
-        clients = self._clients.setdefault(server_round, {})
+        valid: dict[str, tuple[ClientProxy, FitRes, NDArrays]] = {}
         for proxy, res in results:
-            problem = self.validate_update(res)
+            problem, arrays = validation.update_problem(
+                res, self.shapes, self.feature_fingerprint, self.declared_examples.get(proxy.cid)
+            )
             if problem:
                 problems[proxy.cid] = problem
-                continue
-            usable.append((proxy, res))
-            clients[proxy.cid] = {
-                "num_examples": res.num_examples,
-                **{k: float(v) for k, v in res.metrics.items() if isinstance(v, int | float)},
-            }
-        for failure in failures:
-            if isinstance(failure, tuple):
-                problems[failure[0].cid] = f"returned status {failure[1].status.code.name}: {failure[1].status.message}"
-        answered = {proxy.cid for proxy, _ in results} | set(problems)
-        for name in self._sampled.get(server_round, []):
-            if name not in answered:
-                problems[name] = "sent no update (connection lost or round timeout)"
-        for name, reason in problems.items():
-            log.warning("round %d: update of client %s left out: %s", server_round, name, reason)
-            self.emit(UpdateRejected(server_round, name, reason))
-        if len(usable) < self.min_fit_clients:
+            else:
+                valid[proxy.cid] = (proxy, res, arrays)
+        norms = {name: validation.update_norm(arrays, reference) for name, (_, _, arrays) in valid.items()}
+        for name, reason in validation.norm_outliers(norms, self._previous_median, self.norm_factor).items():
+            problems[name] = reason
+            del valid[name]
+        if valid:
+            self._previous_median = float(np.median([norms[name] for name in valid]))
+        self._name_missing(self._sampled.pop(server_round, []), results, failures, problems)
+        self._report(server_round, problems)
+        clients = self._clients.setdefault(server_round, {})
+        for name, (_, res, _) in valid.items():  # recorded before the inner strategy changes anything
+            numeric = {k: float(v) for k, v in res.metrics.items() if isinstance(v, int | float)}
+            clients[name] = {"num_examples": res.num_examples, **numeric, "update_norm": norms[name]}
+        if len(valid) < self.min_updates:
             detail = "; ".join(f"client {n!r}: {r}" for n, r in problems.items())
             raise RoundFailed(
-                f"round {server_round}: {len(usable)} usable updates, {self.min_fit_clients} needed ({detail})",
-                problems,
+                f"round {server_round}: {len(valid)} usable updates, {self.min_updates} needed ({detail})", problems
             )
-        return super().aggregate_fit(server_round, usable, [])
+        usable = [(proxy, self._for_inner(res, arrays, reference)) for proxy, res, arrays in valid.values()]
+        parameters, metrics = self.inner.aggregate_fit(server_round, usable, [])
+        if self.privacy is not None and parameters is not None:
+            noised = self.privacy.noise_average(parameters_to_ndarrays(parameters), len(usable))
+            parameters = ndarrays_to_parameters(noised)
+            self.privacy.spend_round()
+            self.emit(PrivacySpent(server_round, self.privacy.to_dict()))
+        return parameters, metrics
+
+    def _for_inner(self, res: FitRes, arrays: NDArrays, reference: NDArrays) -> FitRes:
+        """The update the inner strategy aggregates: under central DP clipped, with equal weights."""
+        if self.privacy is None or self.privacy.settings.mode != "central":
+            return res
+        clipped = self.privacy.central(arrays, reference)
+        return FitRes(res.status, ndarrays_to_parameters(clipped), 1, res.metrics)
+
+    def _name_missing(
+        self, sampled: list[str], results: list[tuple[ClientProxy, Any]], failures: list[Any], problems: dict[str, str]
+    ) -> None:
+        """Add every `sampled` client without a result to `problems`, with why it sent nothing."""
+        for failure in failures:
+            if isinstance(failure, tuple):
+                problems[failure[0].cid] = f"returned status {failure[1].status.code.name}"
+        answered = {proxy.cid for proxy, _ in results} | set(problems)
+        for name in sampled:
+            if name not in answered:
+                why = self.roster.departure(name) or "connection lost or round timeout"
+                problems[name] = f"sent nothing: {why}"
+
+    def _report(self, server_round: int, problems: dict[str, str], what: str = "update") -> None:
+        for name, reason in problems.items():
+            log.warning("round %d: %s of client %s left out: %s", server_round, what, name, reason)
+            self.emit(UpdateRejected(server_round, name, reason if what == "update" else f"{what}: {reason}"))
 
     # ------------------------------------------------------------------ evaluate
 
+    def configure_evaluate(
+        self, server_round: int, parameters: Parameters, client_manager: ClientManager
+    ) -> list[tuple[ClientProxy, Any]]:
+        """The inner strategy's evaluation instructions (every connected client)."""
+        instructions = self.inner.configure_evaluate(server_round, parameters, client_manager)
+        self._evaluating[server_round] = [proxy.cid for proxy, _ in instructions]
+        return instructions
+
     def evaluate(self, server_round: int, parameters: Parameters) -> tuple[float, dict[str, Scalar]] | None:
-        """Evaluate the global model on the test set, record the round, hand it to on_round."""
+        """Evaluate the global model on the test set (the inner strategy's evaluate_fn), record the round."""
         self.roster.check_aborted()
-        result = super().evaluate(server_round, parameters)
+        result = self.inner.evaluate(server_round, parameters)
         if result is None:
             return None
         now = time.monotonic()
@@ -195,7 +238,6 @@ class ValidatingFedAvg(FedAvg):
             seconds=now - self._clock,
         )
         self._clock = now
-        self._records[server_round] = record
         self.on_round(record, arrays)
         return result
 
@@ -205,11 +247,20 @@ class ValidatingFedAvg(FedAvg):
         results: list[tuple[ClientProxy, EvaluateRes]],
         failures: list[tuple[ClientProxy, EvaluateRes] | BaseException],
     ) -> tuple[float | None, dict[str, Scalar]]:
-        """Record each client's validation loss and accuracy for this round."""
+        """Validate and record each client's validation loss and metrics; name the clients without a result."""
         clients = self._clients.setdefault(server_round, {})
+        problems: dict[str, str] = {}
+        usable = []
         for proxy, res in results:
+            problem = validation.metrics_problem({"loss": res.loss, **res.metrics})
+            if problem:
+                problems[proxy.cid] = problem
+                continue
+            usable.append((proxy, res))
             entry = clients.setdefault(proxy.cid, {})
             entry["val_loss"] = float(res.loss)
             if isinstance(res.metrics.get("accuracy"), int | float):
                 entry["val_accuracy"] = float(res.metrics["accuracy"])
-        return super().aggregate_evaluate(server_round, results, failures)
+        self._name_missing(self._evaluating.pop(server_round, []), results, failures, problems)
+        self._report(server_round, problems, "evaluation")
+        return self.inner.aggregate_evaluate(server_round, usable, [])

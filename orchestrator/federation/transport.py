@@ -8,7 +8,11 @@ its `Join` call so that:
   logged and reported (peer, the client name its token claims if any, reason);
 * each admitted connection is registered under its client's name, so rounds, failures and
   metrics are reported per named client;
-* a client name already connected cannot join twice.
+* a token is admitted once per run (Roster.claim): presented again - while its client is
+  connected or after it left - it is refused and reported as a possible impostor (the server
+  then stops the run: a stolen token, or a real client refused because an impostor got in first);
+* a client that misses a round deadline has its stream ended by Flower (DEADLINE_EXCEEDED); the
+  roster is told why before the stream closes, so the client is named as out of the run for that.
 
 A Deployment Engine transport would replace this module and client_code/transport.py only.
 """
@@ -21,7 +25,6 @@ from collections.abc import Callable
 
 import grpc
 from flwr.proto.transport_pb2_grpc import add_FlowerServiceServicer_to_server
-from flwr.server.client_manager import ClientManager
 from flwr.server.superlink.fleet.grpc_bidi.flower_service_servicer import FlowerServiceServicer
 from flwr.server.superlink.fleet.grpc_bidi.grpc_bridge import GrpcBridgeClosed
 from flwr.server.superlink.fleet.grpc_bidi.grpc_client_proxy import GrpcClientProxy
@@ -30,9 +33,18 @@ from flwr.supercore.grpc import generic_create_grpc_server
 from client_code.transport import TOKEN_HEADER
 from orchestrator.config import host_port
 from orchestrator.errors import BadInput
+from orchestrator.federation.roster import Roster
 from orchestrator.federation.tls import TlsMaterial
 
 log = logging.getLogger(__name__)
+
+
+DEADLINE_MISSED = "missed the round deadline (round_timeout); it is out of the run"
+
+
+def impostor_reason(name: str) -> str:
+    """The one line a reused token fails the run with."""
+    return f"client {name!r} presented its token twice: possible impostor; the run stops"
 
 
 class AdmittingServicer(FlowerServiceServicer):
@@ -40,11 +52,12 @@ class AdmittingServicer(FlowerServiceServicer):
 
     def __init__(
         self,
-        client_manager: ClientManager,
+        client_manager: Roster,
         tokens: dict[str, str],
         on_refused: Callable[[str, str | None, str], None],
     ) -> None:
         super().__init__(client_manager)
+        self.roster = client_manager
         self._tokens = tokens
         self._on_refused = on_refused
 
@@ -66,9 +79,9 @@ class AdmittingServicer(FlowerServiceServicer):
         name = self._client_name(context)
         if name is None:
             self._refuse(context, None, "no valid client token", "unknown client token for this run")
-        if name in self.client_manager.all():
-            reason = f"client {name!r} is already connected"
-            self._refuse(context, name, reason, reason)
+        if not self.roster.claim(name):
+            reason = impostor_reason(name)
+            self._refuse(context, name, reason, f"client {name!r} was already admitted in this run")
         named = FlowerServiceServicer(
             self.client_manager,
             grpc_client_proxy_factory=lambda _cid, bridge: GrpcClientProxy(cid=name, bridge=bridge),
@@ -77,19 +90,24 @@ class AdmittingServicer(FlowerServiceServicer):
             yield from named.Join(request_iterator, context)
         except GrpcBridgeClosed:  # the stream ended (the server stopped, or the client left): nothing to report
             log.debug("stream of client %r closed", name)
+        except Exception:  # Flower's context.abort: a client that did not answer within the round deadline
+            if context.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                self.roster.note_departure(name, DEADLINE_MISSED)
+            raise
 
 
 def start_grpc_server(
     bind_address: str,
     port: int,
-    client_manager: ClientManager,
+    client_manager: Roster,
     tokens: dict[str, str],
     tls: TlsMaterial,
     on_refused: Callable[[str, str | None, str], None],
 ) -> tuple[grpc.Server, int]:
     """Start the TLS gRPC server on bind_address:port (0 = any free port); return it and its port.
 
-    `on_refused(peer, claimed client name or None, reason)` is called for every refused connection.
+    `on_refused(peer, claimed client name or None, reason)` is called for every refused connection
+    (with a claimed name, the token was presented a second time: the caller stops the run).
     """
     servicer = AdmittingServicer(client_manager, tokens, on_refused)
     try:

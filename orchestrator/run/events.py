@@ -31,14 +31,15 @@ class ClientJoined:
 
 @dataclass(frozen=True)
 class ClientLeft:
-    """A connected client's stream closed."""
+    """A connected client's stream closed; `reason` when the server closed it (e.g. a missed round deadline)."""
 
     name: str
+    reason: str = ""
 
 
 @dataclass(frozen=True)
 class ClientRefused:
-    """A connection was refused (no valid token, or a name already connected).
+    """A connection was refused (no valid token, or a token presented a second time: a possible impostor).
 
     `claimed_name`: the client whose token it presented (None without a valid token); `time`:
     when, in UTC (ISO 8601).
@@ -57,6 +58,17 @@ class UpdateRejected:
     round: int
     name: str
     reason: str
+
+
+@dataclass(frozen=True)
+class PrivacySpent:
+    """A round was released under differential privacy; `budget` is the privacy spent so far.
+
+    `budget`: federation/privacy.py PrivacyBudget.to_dict() (mode, epsilon, delta, rounds, ...).
+    """
+
+    round: int
+    budget: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -129,7 +141,14 @@ class Stopping:
 
 
 FederationEvent = (
-    ClientJoined | ClientLeft | ClientRefused | UpdateRejected | StatisticsDone | RunWarning | RoundFinished
+    ClientJoined
+    | ClientLeft
+    | ClientRefused
+    | UpdateRejected
+    | PrivacySpent
+    | StatisticsDone
+    | RunWarning
+    | RoundFinished
 )
 RunEvent = FederationEvent | DataPrepared | ServerListening | JobChanged | JobLog | Stopping
 Observer = Callable[[RunEvent], None]

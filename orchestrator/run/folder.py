@@ -208,7 +208,9 @@ class RunSummary:
     claimed_name, reason). `final_metrics`: the server's test-set metrics after the last round;
     `hyperparameters`: the [federation] and [model] settings the run used; `test_set`: the final
     model on the server's test set (run/curves.py: confusion matrix, threshold, positive class);
-    `tracking`: where the run was logged (MLflow tracking URI, experiment and run id).
+    `tracking`: where the run was logged (MLflow tracking URI, experiment and run id); `privacy`:
+    with differential privacy on, the privacy spent (federation/privacy.py: mode, epsilon, delta,
+    rounds, clipping norm, noise multiplier, adjacency, accountant), else empty.
     """
 
     run_id: str
@@ -233,6 +235,7 @@ class RunSummary:
     hyperparameters: dict[str, dict[str, Any]] = field(default_factory=dict)
     test_set: dict[str, Any] = field(default_factory=dict)
     tracking: dict[str, str] = field(default_factory=dict)
+    privacy: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view."""

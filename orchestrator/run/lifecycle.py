@@ -90,6 +90,7 @@ class RunOutcome:
     warnings: list[str] = field(default_factory=list)
     positive_class: Any = None
     calibration: dict[str, Any] = field(default_factory=dict)
+    privacy: dict[str, Any] = field(default_factory=dict)  # the privacy spent, with differential privacy on
 
     @property
     def final_metrics(self) -> dict[str, float]:
@@ -228,6 +229,7 @@ class FederationRun:
                 self.warnings,
                 self.data.schema.get("positive_class"),
                 self.record.calibration,
+                self.record.privacy,
             )
         except KeyboardInterrupt as exc:
             status, reason = "interrupted", interrupts.reason_of(exc)
@@ -249,7 +251,8 @@ class FederationRun:
 
     def _bind(self) -> None:
         """Create the run's secrets and TLS material and start the server listening."""
-        # hex: a value starting with '-' would read as an option once passed as --client-token VALUE
+        # 256 random bits per client, hex (fits SageMaker's Environment alphabet); they reach each job as
+        # FEDSAGE_CLIENT_TOKEN in its environment (plan.py), never as an argument or in a file
         self._tokens = {c.name: secrets.token_hex(32) for c in self.federation.clients}
         server = self.federation.server
         self._tls = tls_module.for_server(server)

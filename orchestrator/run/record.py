@@ -19,7 +19,7 @@ from orchestrator.federation.history import RunHistory
 from orchestrator.federation.statistics import PhaseResult
 from orchestrator.run import report
 from orchestrator.run.curves import TestScores
-from orchestrator.run.events import ClientRefused, RunEvent, RunWarning, UpdateRejected
+from orchestrator.run.events import ClientRefused, PrivacySpent, RunEvent, RunWarning, UpdateRejected
 from orchestrator.run.folder import ClientSummary, RunFolder, RunSummary, versions
 from orchestrator.run.inputs import ServerData
 from orchestrator.run.phase import phase_summary
@@ -38,20 +38,23 @@ class RunRecord:
     phase: PhaseResult | None = None
     calibration: dict[str, Any] = field(default_factory=dict)
     scores: TestScores | None = None  # the final model on the test set: run.json's test_set, test_curves.png
+    privacy: dict[str, Any] = field(default_factory=dict)  # the privacy spent (federation/privacy.py), if DP is on
     started: float = field(default_factory=time.monotonic)
     started_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
 
     def note(self, event: RunEvent) -> None:
-        """Keep what run.json must show of an event: rejected updates and warnings, refused connections."""
+        """Keep what run.json must show of an event: rejected updates and warnings, refused connections, privacy."""
         if isinstance(event, UpdateRejected):
             self.warnings.append(f"round {event.round}: update of client {event.name!r} left out: {event.reason}")
         elif isinstance(event, ClientRefused):
             self.refused.append(asdict(event))
         elif isinstance(event, RunWarning):
             self.warnings.append(event.message)
+        elif isinstance(event, PrivacySpent):
+            self.privacy = dict(event.budget)
 
     def provenance(self, data: ServerData) -> dict[str, Any]:
-        """What the saved model carries as `fedsage_provenance_`: run, clients, schema, prior, versions, metrics."""
+        """What the saved model carries as `fedsage_provenance_`: run, clients, schema, prior, strategy, privacy..."""
         assert data.test is not None
         final = self.history.final()
         return {
@@ -66,6 +69,8 @@ class RunRecord:
             "schema": data.schema,
             "prior": self.phase.prior() if self.phase else None,
             "model": self.federation.model.model_dump(),
+            "strategy": {"name": self.federation.federation.strategy, **self._strategy_parameters()},
+            "privacy": self.privacy or None,
             "versions": versions(),
             "final_metrics": final.server,
         }
@@ -109,6 +114,14 @@ class RunRecord:
             started_at=self.started_at,
             rounds_completed=final.round if final else 0,
             final_metrics=final.server if final else {},
-            hyperparameters=self.federation.model_dump(include={"federation", "model"}),
+            hyperparameters={
+                **self.federation.model_dump(include={"federation", "model"}),
+                "strategy": self._strategy_parameters(),
+                **({"privacy": self.federation.privacy.model_dump()} if self.federation.privacy.enabled else {}),
+            },
             test_set=self.scores.summary() if self.scores is not None else {},
+            privacy=self.privacy,
         )
+
+    def _strategy_parameters(self) -> dict[str, Any]:
+        return self.federation.strategy_parameters().model_dump()

@@ -18,7 +18,7 @@ from orchestrator.config.base import name_order
 from orchestrator.federation.history import RunHistory
 from orchestrator.run.curves import TestScores
 from orchestrator.run.folder import RunFolder, RunSummary, pyplot, write_atomic, write_figure, write_json
-from orchestrator.text import fmt
+from orchestrator.text import fmt, privacy
 
 SERVER_METRICS = ("loss", "accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "brier")
 CLIENT_METRICS = ("num_examples", "train_loss", "train_accuracy", "fit_seconds", "val_loss", "val_accuracy")
@@ -183,6 +183,14 @@ def _data_lines(summary: RunSummary) -> list[str]:
     return lines + ([""] if lines else [])
 
 
+def _privacy_lines(summary: RunSummary) -> list[str]:
+    """The privacy spent, when the run used differential privacy: what it covers and how it was computed."""
+    budget = summary.privacy
+    if not budget:
+        return []
+    return [f"- differential privacy, {privacy(budget)}; {budget['adjacency']}; {budget['accountant']}"]
+
+
 def write_report(path: Path, history: RunHistory, summary: RunSummary) -> None:
     """A Markdown summary: what ran, its hyperparameters, the test metrics and curves, the clients, the files."""
     final = history.final() if history.rounds else None
@@ -193,6 +201,7 @@ def write_report(path: Path, history: RunHistory, summary: RunSummary) -> None:
         f"- backend: {summary.backend}; rounds completed: {max(0, len(history.rounds) - 1)} of {summary.rounds}",
         f"- wall time: {summary.seconds:.1f} s",
         f"- versions: {', '.join(f'{k} {v}' for k, v in summary.versions.items())}",
+        *_privacy_lines(summary),
         *_data_lines(summary),
         "",
     ]
