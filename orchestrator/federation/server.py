@@ -84,8 +84,8 @@ class FederationServer:
         the run fails with `reason`, whatever min_clients would allow.
         """
         self.emit(ClientRefused(peer, reason, claimed))
-        if claimed is not None:
-            self.abort(reason)
+        if claimed is not None:  # a second of grace: the refusal reaches the impostor before the streams close
+            self.abort(reason, grace=1.0)
 
     def run(self) -> None:
         """Wait for the clients, run every round, then tell the clients the federation is over."""
@@ -125,12 +125,12 @@ class FederationServer:
             raise RuntimeError("no round has been evaluated")
         return self.strategy.latest
 
-    def abort(self, reason: str) -> None:
-        """End the run from another thread: waits raise, streams close."""
+    def abort(self, reason: str, grace: float | None = None) -> None:
+        """End the run from another thread: waits raise, streams close (after `grace` seconds, if given)."""
         self.roster.abort(reason)
-        self.stop()
+        self.stop(grace)
 
-    def stop(self) -> None:
-        """Stop listening and close every client stream (idempotent)."""
+    def stop(self, grace: float | None = None) -> None:
+        """Stop listening and close every client stream, at once or after `grace` seconds (idempotent)."""
         if self._grpc is not None:
-            self._grpc.stop(grace=None)
+            self._grpc.stop(grace=grace)
