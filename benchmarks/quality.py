@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from client_code.metrics import classification_metrics
-from client_code.model import fit_local, make_model, set_initial_params
+from client_code.models.logistic import fit_local, make_model, set_initial_params
 from client_code.resample import balance
 from client_code.schema import load_data
 from client_code.tabular import Dataset

@@ -9,8 +9,9 @@ CreateTrainingJob request in an emulated SageMaker container.
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from client_code.tabular import DataError, read_channel
 from orchestrator import config, defaults
@@ -34,6 +35,7 @@ class LocalOptions:
     dataset: str = defaults.DATASET
     out: Path = Path(defaults.RUNS)
     min_clients: int | None = None
+    model: str | None = None
     max_iter: int | None = None
     join_timeout: float | None = None
     round_timeout: float | None = None
@@ -42,6 +44,7 @@ class LocalOptions:
     smote_ratio: float | None = None
     positive_class: str | None = None
     label: str | None = None
+    task: str | None = None
 
     def given(self, *names: str) -> dict[str, object]:
         """The options among `names` that were set (not None), by name."""
@@ -49,16 +52,20 @@ class LocalOptions:
 
 
 SOURCE = "fedsage local"
-Settings = tuple[config.RunSettings, config.ModelSettings, config.DataSettings]  # from the options
+Settings = tuple[config.RunSettings, Any, config.DataSettings]  # from the options ([model] is a union)
 
 
 def _settings(options: LocalOptions) -> Settings:
     """The [federation], [model] and [data] sections the options give, validated before anything is written."""
     run = options.given("rounds", "min_clients", "join_timeout", "round_timeout", "seed")
+    model = {
+        ("kind" if k == "model" else k): v
+        for k, v in options.given("model", "max_iter", "balance", "smote_ratio").items()
+    }
     return (
         config.build(config.RunSettings, SOURCE, **run),
-        config.build(config.ModelSettings, SOURCE, **options.given("max_iter", "balance", "smote_ratio")),
-        config.build(config.DataSettings, SOURCE, **options.given("positive_class", "label")),
+        config.build(config.model_settings, SOURCE, **model),
+        config.build(config.DataSettings, SOURCE, **options.given("positive_class", "label", "task")),
     )
 
 
@@ -139,6 +146,7 @@ def _builtin(
         categorical=dataset.categorical,
         seed=settings[0].seed,
         positive_class=options.positive_class,
+        task=settings[2].task,
     )
     folder.create()
     try:
@@ -159,16 +167,22 @@ def build_local_run(options: LocalOptions, observer: Observer = ignore) -> Feder
     run folder only once the options are known to be good, and handed to the run in memory
     (it is not read back: only a --data-dir folder is read and checked here).
     """
-    settings = _settings(options)
     if options.data_dir is None:
-        datasets.get(options.dataset)  # an unknown name is bad input before anything is written
+        dataset = datasets.get(options.dataset)  # an unknown name is bad input before anything is written
+        options = replace(options, task=options.task or dataset.task)
         _check_min_clients(options, options.clients or defaults.CLIENTS)
+    settings = _settings(options)
     folder = RunFolder.new(options.out, new_run_id())
     folder.check_writable()
     if options.data_dir is not None:
         clients, test, schema, data = _prepared_folder(options)
         _check_min_clients(options, len(clients))
         federation = _federation(settings, test, schema, clients)
+        if data.schema is not None:
+            try:
+                federation.model.family.check_task(data.schema)  # before any process starts
+            except DataError as exc:
+                raise BadInput(str(exc)) from None
     else:
         federation, data = _builtin(options, settings, folder, observer)
     backend = ProcessBackend(folder.clients, len(federation.clients), code_dir=folder.path("code"))

@@ -11,7 +11,8 @@ from pydantic import Field, model_validator
 from orchestrator.config.base import _NOT_READY, Purpose, _Section
 from orchestrator.config.clients import ClientSettings
 from orchestrator.config.data import DataSettings
-from orchestrator.config.run import ModelSettings, RunSettings
+from orchestrator.config.model import ModelSettings, default_model
+from orchestrator.config.run import RunSettings
 from orchestrator.config.server import ContainerSettings, ServerSettings
 from orchestrator.errors import BadInput
 
@@ -20,7 +21,7 @@ class Federation(_Section):
     """A whole federation: run settings, model, server and clients."""
 
     federation: RunSettings = RunSettings()
-    model: ModelSettings = ModelSettings()
+    model: ModelSettings = Field(default_factory=default_model)
     data: DataSettings = DataSettings()
     container: ContainerSettings = ContainerSettings()
     server: ServerSettings
@@ -50,6 +51,7 @@ class Federation(_Section):
                 f"server.account_id {self.server.account_id} is also the account of client {server_account!r}; "
                 "the server runs in its own account, apart from every data owner's"
             )
+        _check_model(self.model, self.data)
         if self.federation.min_clients and self.federation.min_clients > len(self.clients):
             raise ValueError(
                 f"federation.min_clients = {self.federation.min_clients} is more than the "
@@ -85,6 +87,21 @@ class Federation(_Section):
         """The resolved configuration as TOML (defaults filled in)."""
         data = self.model_dump(mode="json", by_alias=True, exclude_none=True)
         return tomli_w.dumps(data)
+
+
+def _check_model(model: ModelSettings, data: DataSettings) -> None:
+    """The model family against a declared task, and balancing against a regression label (ValueError)."""
+    family = model.family
+    if data.task is not None and data.task not in family.tasks:
+        raise ValueError(
+            f'model.kind = "{family.name}" learns {", ".join(sorted(family.tasks))} labels, but data.task = '
+            f'"{data.task}"; choose another kind or task'
+        )
+    if data.task == "regression" and "balance" in model.model_fields_set and model.balance != "none":
+        raise ValueError(
+            f'model.balance = "{model.balance}" balances classes, and a regression label has none; remove it '
+            'or set balance = "none"'
+        )
 
 
 def _shared(clients: list[ClientSettings], key: Callable[[ClientSettings], str | None]) -> tuple[str, str] | None:

@@ -11,6 +11,11 @@ Order matters and is fixed:
    statistics phase runs (client_code/statistics.py: numeric means and scales, inferred column
    kinds, levels seen at least k times, classes and their counts, the positive class).
 
+A regression label (declared with `task`, or inferred as the statistics phase infers it) has no
+classes: the test set, the partitions and the validation splits are stratified by quintiles of
+the label instead (STRATA bins), so `dirichlet:` skews the label's distribution between clients;
+class lists need classes and are refused.
+
 Nothing is resampled here: class balancing happens inside each training job, after encoding
 (docs/adr/0004-resampling-in-the-job.md), so the prepared files describe the raw data.
 Labels are written canonical (`0.0` -> 0). Everything is checked before anything is written,
@@ -34,7 +39,14 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from client_code.schema import to_dataset
-from client_code.statistics import compute_statistics, merge_statistics, name_levels, reveal_levels
+from client_code.statistics import (
+    compute_statistics,
+    infer_task,
+    label_statistics,
+    merge_statistics,
+    name_levels,
+    reveal_levels,
+)
 from client_code.tabular import DataError, canonical_labels, sort_classes
 from orchestrator import defaults
 from orchestrator.data import layout, partition
@@ -43,6 +55,8 @@ from orchestrator.errors import BadInput
 log = logging.getLogger(__name__)
 
 UNASSIGNED = "unassigned"
+STRATA = 5  # a regression label is stratified by its quintiles (test set, partition, validation split)
+STRATUM = "\x00fedsage-stratum"  # the temporary column holding a regression row's stratum
 
 
 @dataclass(frozen=True)
@@ -70,6 +84,7 @@ class PrepareOptions:
     positive_class: str | None = None
     min_level_count: int = defaults.MIN_LEVEL_COUNT
     max_levels: int = defaults.MAX_LEVELS
+    task: str | None = None
 
     def names(self) -> list[str]:
         """Client names for schemes that do not name clients: the given ones, or client-1 .. client-N."""
@@ -102,7 +117,7 @@ class PrepareSummary:
 
     out: Path
     label: str
-    classes: list[Any]
+    classes: list[Any]  # [] for a regression label
     schema: dict[str, Any]
     test: pd.DataFrame = field(repr=False)
     parts: list[PartSummary] = field(default_factory=list)
@@ -115,16 +130,41 @@ class PrepareSummary:
         """Number of feature columns in the schema."""
         return len(self.schema["features"])
 
+    @property
+    def task(self) -> str:
+        """binary, multiclass or regression (the schema's)."""
+        return str(self.schema["task"])
 
-def pooled_schema(train: pd.DataFrame, options: PrepareOptions) -> tuple[dict[str, Any], list[str]]:
+
+def label_task(frame: pd.DataFrame, options: PrepareOptions) -> str:
+    """The task of the input's label: `options.task`, else inferred as the statistics phase infers it.
+
+    BadInput for a label column that is missing or has empty values, or a regression label that is text.
+    """
+    if options.label not in frame.columns:
+        raise BadInput(f"label column {options.label!r} not found; choose one of: {_columns_hint(frame)}")
+    if frame[options.label].isna().any():
+        raise BadInput(f"label column {options.label!r} has empty values; drop or fill those rows")
+    try:
+        summary = label_statistics(frame[options.label].astype(str), options.task, "input")
+    except DataError as exc:
+        raise BadInput(str(exc)) from None
+    return infer_task({"input": summary}, options.task)
+
+
+def pooled_schema(
+    train: pd.DataFrame, options: PrepareOptions, task: str | None = None
+) -> tuple[dict[str, Any], list[str]]:
     """The schema of pooled training rows, by the statistics phase's own code (one owner holding them all).
 
-    Returns the schema and the text columns inferred categorical; BadInput for an identifier-like
-    text column, a column mixing numbers and text, or a positive class that is not a class.
+    `task` (default options.task) None infers it. Returns the schema and the text columns inferred
+    categorical; BadInput for an identifier-like text column, a column mixing numbers and text, or
+    a positive class that is not a class.
     """
+    task = task or options.task
     try:
         statistics = compute_statistics(
-            train, options.label, "prepare", options.categorical, options.drop, options.max_levels, "input"
+            train, options.label, "prepare", options.categorical, options.drop, options.max_levels, "input", task=task
         )
         merged = merge_statistics(
             {"input": statistics},
@@ -133,6 +173,7 @@ def pooled_schema(train: pd.DataFrame, options: PrepareOptions) -> tuple[dict[st
             max_levels=options.max_levels,
             categorical=options.categorical,
             positive_class=options.positive_class,
+            task=task,
         )
         hashes = {f["name"]: f["level_hashes"] for f in merged["features"] if f["kind"] == "categorical"}
         return name_levels(merged, reveal_levels(train, "prepare", hashes)), merged["inferred"]
@@ -150,13 +191,14 @@ def _columns_hint(frame: pd.DataFrame) -> str:
     return shown + (f", ... ({frame.shape[1]} columns)" if frame.shape[1] > 12 else "")
 
 
-def check_frame(frame: pd.DataFrame, options: PrepareOptions, clients: int) -> list[Any]:
+def check_frame(frame: pd.DataFrame, options: PrepareOptions, clients: int, task: str = "") -> list[Any]:
     """Validate the input (labels canonical, `--drop` columns still in) for `clients` clients; return the classes.
 
     Checks, before anything is written: rows present, the label exists with no empty values and
-    at least two classes, `--categorical`/`--drop` name feature columns, every class has enough
-    rows for a test set and the clients, and the numeric options are in range. Column kinds and
-    empty cells are checked with the schema (`pooled_schema`).
+    (classification) at least two classes, `--categorical`/`--drop` name feature columns, every
+    class (regression: every stratum of the label) has enough rows for a test set and the
+    clients, and the numeric options are in range. Column kinds and empty cells are checked with
+    the schema (`pooled_schema`). A regression label has no classes: returns [].
     """
     label = options.label
     if frame.empty:
@@ -174,11 +216,19 @@ def check_frame(frame: pd.DataFrame, options: PrepareOptions, clients: int) -> l
     kept = [name for name in frame.columns if name != label and name not in options.drop]
     if not kept:
         raise BadInput("no feature columns are left besides the label; drop fewer columns")
+    if task == "regression" and options.partition.startswith("classes"):
+        raise BadInput(f"label {label!r} is a regression label (no classes): class lists need classes; use --partition")
+    if task == "regression" and len(frame) < 2 * STRATA * clients:
+        raise BadInput(
+            f"{len(frame)} rows are too few for a test set and {clients} clients; use fewer clients or more data"
+        )
     counts = frame[label].value_counts()
     if len(counts) < 2:
         raise BadInput(
             f"label column {label!r} has a single class ({_plain(counts.index[0])!r}); a classifier needs at least two"
         )
+    if task == "regression":
+        counts = pd.Series(dtype=int)  # no classes: the strata are checked when they are cut
     too_few = counts[counts < 2 * clients]
     if not too_few.empty:
         raise BadInput(
@@ -189,6 +239,8 @@ def check_frame(frame: pd.DataFrame, options: PrepareOptions, clients: int) -> l
         raise BadInput("--test-size must be in (0, 1) and --validation-size in [0, 1)")
     if options.min_class_rows < 1:
         raise BadInput(f"--min-class-rows must be at least 1, got {options.min_class_rows}")
+    if task == "regression":
+        return []
     classes = sort_classes([_plain(v) for v in counts.index])
     if options.partition.startswith("classes"):
         for cls in classes:
@@ -225,6 +277,12 @@ def split_client(
     return train, (validation if len(validation) else None)
 
 
+def strata(frame: pd.DataFrame, label: str) -> pd.Series:
+    """Each row's quintile of a numeric label (0 .. STRATA-1; fewer bins when values repeat), for stratifying."""
+    values = pd.to_numeric(frame[label], errors="coerce")
+    return pd.qcut(values.rank(method="first"), STRATA, labels=False).astype(int)
+
+
 def _class_counts(frame: pd.DataFrame, label: str, classes: list[Any]) -> dict[str, int]:
     counts = frame[label].value_counts()
     return {str(c): int(counts.get(c, 0)) for c in classes}
@@ -250,7 +308,8 @@ def prepare(
     scheme = options.scheme()
     label = options.label
     frame = frame.reset_index(drop=True)
-    if label in frame.columns and not frame.empty and not frame[label].isna().any():
+    task = label_task(frame, options) if not frame.empty else ""
+    if task != "regression" and label in frame.columns and not frame.empty and not frame[label].isna().any():
         try:
             frame[label] = canonical_labels(frame[label])
         except DataError as exc:
@@ -259,26 +318,38 @@ def prepare(
         names = partition.client_names(scheme, frame, label, options.clients, options.client_names, defaults.CLIENTS)
     else:
         names = options.names()
-    classes = check_frame(frame, options, len(names))
-    pooled_schema(frame, options)  # column kinds, empty cells, the positive class: refused before any split
+    classes = check_frame(frame, options, len(names), task)
+    pooled_schema(frame, options, task)  # column kinds, empty cells, the positive class: refused before any split
     rng = np.random.default_rng(options.seed)
+    by = label  # what splits and partitions stratify by: the label's classes, or a regression label's strata
+    if task == "regression":
+        frame[STRATUM], by = strata(frame, label), STRATUM
+    groups = classes or sorted(frame[by].unique().tolist())
 
     progress("holding out the test set")
-    rest, test = _split(frame, label, options.test_size, options.seed)
+    rest, test = _split(frame, by, options.test_size, options.seed)
     progress(f"partitioning {len(rest):,} rows over {len(names)} clients ({scheme})")
-    parts = partition.deal(scheme, rest, label, classes, len(names), rng, options.min_class_rows)
-    partition.check_coverage(scheme, rest, label, classes, names, parts, options.min_class_rows)
+    parts = partition.deal(scheme, rest, by, groups, len(names), rng, options.min_class_rows)
+    if classes:
+        partition.check_coverage(scheme, rest, label, classes, names, parts, options.min_class_rows)
+    else:
+        partition.check_coverage(scheme, rest, by, [], names, parts, options.min_class_rows)
     dealt = np.zeros(len(rest), dtype=bool)
     dealt[np.concatenate(parts)] = True
     unassigned = rest.iloc[~dealt]
-    rest, test = rest.drop(columns=list(options.drop)), test.drop(columns=list(options.drop))
     splits = [
-        (name, *split_client(rest.iloc[index], label, options.validation_size, options.seed))
+        (name, *split_client(rest.iloc[index], by, options.validation_size, options.seed))
         for name, index in zip(names, parts, strict=True)
+    ]
+    leave_out = [*options.drop, *([STRATUM] if by == STRATUM else [])]
+    test, unassigned = test.drop(columns=leave_out), unassigned.drop(columns=leave_out)
+    splits = [
+        (name, train.drop(columns=leave_out), validation.drop(columns=leave_out) if validation is not None else None)
+        for name, train, validation in splits
     ]
 
     progress("computing the feature schema")
-    schema, inferred = pooled_schema(pd.concat([s[1] for s in splits]), options)
+    schema, inferred = pooled_schema(pd.concat([s[1] for s in splits]), options, task)
     summary = PrepareSummary(
         out=out,
         label=label,
@@ -364,7 +435,13 @@ def prepare_own(
         raise BadInput(str(exc)) from None
     frame = frame.reset_index(drop=True)
     frame[label] = dataset.y
-    train, validation = split_client(frame, label, validation_size, seed)
+    by = label
+    if schema.get("task") == "regression":
+        frame[STRATUM], by = strata(frame, label), STRATUM
+    train, validation = split_client(frame, by, validation_size, seed)
+    if by == STRATUM:
+        train = train.drop(columns=[STRATUM])
+        validation = validation.drop(columns=[STRATUM]) if validation is not None else None
     parts = [PartSummary("own", "train", len(train), _class_counts(train, label, classes))]
     if validation is not None:
         parts.append(PartSummary("own", "validation", len(validation), _class_counts(validation, label, classes)))

@@ -17,9 +17,9 @@ from flwr.common import NDArrays
 from flwr.server import Server, ServerConfig
 from flwr.server.server import run_fl
 
-from client_code.model import parameter_shapes
-from client_code.tabular import feature_fingerprint
+from client_code.tabular import DataError, feature_fingerprint
 from orchestrator.config import Federation
+from orchestrator.errors import BadInput
 from orchestrator.federation.evaluation import TestSetEvaluator
 from orchestrator.federation.history import RoundRecord
 from orchestrator.federation.roster import Roster
@@ -84,14 +84,18 @@ class FederationServer:
         )
         self.roster.check_aborted()
         self.data = data = self.on_phase(phase)
-        assert data.test is not None
-        classes = data.classes
-        prior = (phase.raw_counts, phase.trained_counts)
-        self.evaluator = TestSetEvaluator(
-            data.test, classes, self.federation.model, data.schema.get("positive_class"), prior
-        )
+        assert data.test is not None and data.schema is not None
+        model = self.federation.model
+        family, hp, seed = model.family, model.hyperparameters(), run.seed
+        try:
+            family.check_task(data.schema)
+        except DataError as exc:
+            raise BadInput(str(exc)) from None
+        prior = (phase.raw_counts, phase.trained_counts) if phase.trained_counts else None
+        self.evaluator = TestSetEvaluator(data.test, data.schema, family, hp, prior, seed)
         self.strategy = ValidatingFedAvg(
-            shapes=parameter_shapes(len(data.test.feature_names), len(classes)),
+            shapes=family.parameter_shapes(hp, data.schema),
+            initial=family.initial_parameters(hp, data.schema, seed),
             feature_fingerprint=feature_fingerprint(data.test.feature_names),
             min_clients=self.federation.min_clients(),
             roster=self.roster,

@@ -3,7 +3,7 @@
 Aggregation is Flower's FedAvg: the example-weighted average of the clients' parameters. Around
 it, this strategy
 
-* starts from zero parameters of the right shapes for the feature count and classes;
+* starts from the model family's initial parameters (zero parameters of `shapes` when none are given);
 * validates every update before it can reach the average: the number and shapes of the arrays,
   a floating-point dtype, finite values, a positive example count, and the fingerprint of the
   feature columns the client trained on. A bad update is left out and reported by client name;
@@ -39,6 +39,7 @@ from orchestrator.run.events import FederationEvent, UpdateRejected
 
 log = logging.getLogger(__name__)
 
+GAIN_PREFIXES = ("local_", "federated_")  # a client's local-only and federated scores (client_code/client.py)
 Evaluator = Callable[[int, NDArrays, dict[str, Scalar]], tuple[float, dict[str, Scalar]]]
 
 
@@ -71,8 +72,12 @@ class ValidatingFedAvg(FedAvg):
         on_round: Callable[[RoundRecord, NDArrays], None],
         emit: Callable[[FederationEvent], None],
         round_config: dict[str, Scalar] | None = None,
+        initial: NDArrays | None = None,
     ) -> None:
-        """`round_config` goes to the clients with every fit and evaluate instruction (e.g. the prior)."""
+        """`round_config` goes to the clients with every fit and evaluate instruction (e.g. the prior).
+
+        `initial`: the first global model (the family's initial_parameters); zeros of `shapes` if None.
+        """
         extra = dict(round_config or {})
         super().__init__(
             fraction_fit=1.0,
@@ -84,7 +89,9 @@ class ValidatingFedAvg(FedAvg):
             on_fit_config_fn=lambda rnd: {"server_round": rnd, **extra},
             on_evaluate_config_fn=lambda rnd: {"server_round": rnd, **extra},
             accept_failures=True,
-            initial_parameters=ndarrays_to_parameters([np.zeros(s) for s in shapes]),
+            initial_parameters=ndarrays_to_parameters(
+                initial if initial is not None else [np.zeros(s) for s in shapes]
+            ),
             fit_metrics_aggregation_fn=_weighted,
             evaluate_metrics_aggregation_fn=_weighted,
         )
@@ -205,11 +212,14 @@ class ValidatingFedAvg(FedAvg):
         results: list[tuple[ClientProxy, EvaluateRes]],
         failures: list[tuple[ClientProxy, EvaluateRes] | BaseException],
     ) -> tuple[float | None, dict[str, Scalar]]:
-        """Record each client's validation loss and accuracy for this round."""
+        """Record each client's validation loss and accuracy, and its local-only and federated scores, this round."""
         clients = self._clients.setdefault(server_round, {})
         for proxy, res in results:
             entry = clients.setdefault(proxy.cid, {})
             entry["val_loss"] = float(res.loss)
             if isinstance(res.metrics.get("accuracy"), int | float):
                 entry["val_accuracy"] = float(res.metrics["accuracy"])
+            for key, value in res.metrics.items():  # what the client gains: local_<m> and federated_<m>
+                if key.startswith(GAIN_PREFIXES) and isinstance(value, int | float):
+                    entry[key] = float(value)
         return super().aggregate_evaluate(server_round, results, failures)

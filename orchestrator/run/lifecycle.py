@@ -88,6 +88,7 @@ class RunOutcome:
     warnings: list[str] = field(default_factory=list)
     positive_class: Any = None
     calibration: dict[str, Any] = field(default_factory=dict)
+    task: str = "binary"  # the schema's: binary, multiclass or regression
 
     @property
     def final_metrics(self) -> dict[str, float]:
@@ -155,13 +156,25 @@ class FederationRun:
         for warning in phase_warnings(phase, data):
             self._emit(RunWarning(warning))
         features = len(feature_names(schema))
-        self._emit(StatisticsDone(phase.source, features, phase.inferred, schema.get("positive_class"), phase.seconds))
+        self._emit(
+            StatisticsDone(
+                phase.source,
+                features,
+                phase.inferred,
+                schema.get("positive_class"),
+                phase.seconds,
+                phase.task,
+                phase.task_note,
+            )
+        )
         return data
 
     def _on_round(self, record: RoundRecord, parameters: NDArrays) -> None:
         self.history.rounds.append(record)
         # an OSError (a full disk) ends the server thread: _failure_message says which file and why
-        self.folder.write_checkpoint(record.round, coef=parameters[0], intercept=parameters[1])
+        model, schema = self.federation.model, self.data.schema
+        names = model.family.parameter_names(model.hyperparameters(), schema)
+        self.folder.write_checkpoint(record.round, **dict(zip(names, parameters, strict=True)))
         self._emit(RoundFinished(record, self.federation.federation.rounds))
 
     def _drain(self) -> None:
@@ -226,6 +239,7 @@ class FederationRun:
                 self.warnings,
                 self.data.schema.get("positive_class"),
                 self.record.calibration,
+                self.data.schema.get("task", "binary"),
             )
         except KeyboardInterrupt as exc:
             status, reason = "interrupted", interrupts.reason_of(exc)

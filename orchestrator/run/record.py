@@ -67,11 +67,12 @@ class RunRecord:
             "clients": self.participants(),
             "label": data.label,
             "classes": data.classes,
+            "task": data.schema.get("task"),
             "positive_class": data.schema.get("positive_class"),
             "feature_names": data.test.feature_names,
             "schema": data.schema,
             "prior": self.phase.prior() if self.phase else None,
-            "model": self.federation.model.model_dump(),
+            "model": self.federation.model.model_dump(mode="json", by_alias=True, exclude_none=True),
             "versions": versions(),
             "final_metrics": final.server,
         }
@@ -111,4 +112,6 @@ class RunRecord:
             statistics=phase_summary(self.phase),
             unseen=unseen_counts(data.frame, data.schema) if data.schema else {},
             calibration=self.calibration,
+            task=data.schema.get("task") if data.schema else None,
+            model=self.federation.model.model_dump(mode="json", by_alias=True, exclude_none=True),
         )
