@@ -193,7 +193,7 @@ class FederationClient(NumPyClient):
         self.family.fit_round(self.model, self.train, config)
         update = self.family.update_from(self.model)
         self.rounds_trained += 1
-        scores = score(self.model, self.train, self.task, self.schema.get("positive_class"))
+        scores = score(self.model, self.train, self.schema)
         seconds = time.perf_counter() - started  # local training and scoring of the federated model
         self.family.fit_round(self.local_model, self.train, {})
         log.info(
@@ -220,9 +220,8 @@ class FederationClient(NumPyClient):
         self.instructions_received += 1
         self._load_global(parameters, config)
         data, split = (self.validation, "validation") if self.validation else (self.train, "train")
-        positive = self.schema.get("positive_class")
-        federated = score(self.global_model(), data, self.task, positive)
-        local = score(self.local_only_model(), data, self.task, positive)
+        federated = score(self.global_model(), data, self.schema)
+        local = score(self.local_only_model(), data, self.schema)
         metrics: dict[str, Any] = {"split": split}
         if "accuracy" in federated:
             metrics["accuracy"] = federated["accuracy"]

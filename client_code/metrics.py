@@ -42,11 +42,14 @@ GAIN_METRICS = {
 }
 
 
-def score(model: Any, data: Dataset, task: str, positive_class: Any = None) -> dict[str, float]:
-    """The task's metrics (METRICS[task]) of a model on a data set: classification_metrics or regression_metrics."""
-    if task == "regression":
+def score(model: Any, data: Dataset, schema: dict[str, Any]) -> dict[str, float]:
+    """The metrics of the schema's task (METRICS[task]) of a model on a data set.
+
+    classification_metrics for the schema's positive class and classes, or regression_metrics.
+    """
+    if schema.get("task") == "regression":
         return regression_metrics(model, data)
-    return classification_metrics(model, data, positive_class)
+    return classification_metrics(model, data, schema.get("positive_class"), list(schema["classes"]))
 
 
 def regression_metrics(model: Any, data: Dataset) -> dict[str, float]:
@@ -114,16 +117,19 @@ def brier_score(y: np.ndarray, proba: np.ndarray, classes: list[Any], positive_c
     return float(np.mean(np.sum((proba - onehot) ** 2, axis=1)))
 
 
-def classification_metrics(model: Any, data: Dataset, positive_class: Any = None) -> dict[str, float]:
+def classification_metrics(
+    model: Any, data: Dataset, positive_class: Any = None, classes: list[Any] | None = None
+) -> dict[str, float]:
     """Score a model on a data set: log loss, accuracy, precision, recall, F1, ROC-AUC, PR-AUC, Brier score.
 
     Binary problems score `positive_class` (pos_label and its probability column; default the
     second class); multiclass problems use macro averages and one-vs-rest AUCs. Metrics that are
     undefined on this data (an AUC when the positive class is absent) are NaN rather than an error.
     A model without probabilities (SGD's hinge loss) has the hinge loss as "loss", no Brier score,
-    and AUCs of its decision function.
+    and AUCs of its decision function. `classes` names the model's outputs in order (default its
+    classes_; xgboost's classes_ are positions, so the schema's classes are given).
     """
-    classes = list(model.classes_.tolist())
+    classes = list(classes) if classes is not None else list(model.classes_.tolist())
     proba, probabilities = _scores(model, data.X, len(classes))
     # score class indices: labels may be ints or text, which scikit-learn's metrics do not mix in object arrays
     y = class_indices(data.y, classes)
@@ -167,7 +173,9 @@ def class_indices(y: np.ndarray, classes: list[Any]) -> np.ndarray:
     return np.array([position[str(v)] for v in np.asarray(y, dtype=object)], dtype=np.int64)
 
 
-def calibration(model: Any, data: Dataset, positive_class: Any = None) -> dict[str, Any]:
+def calibration(
+    model: Any, data: Dataset, positive_class: Any = None, classes: list[Any] | None = None
+) -> dict[str, Any]:
     """Reliability of the predicted probabilities on `data`, for the report and the calibration plot ({} without).
 
     Binary: sklearn.calibration.calibration_curve over 10 uniform bins of the positive class's
@@ -178,7 +186,7 @@ def calibration(model: Any, data: Dataset, positive_class: Any = None) -> dict[s
     """
     if not hasattr(model, "predict_proba") or not hasattr(model, "classes_"):
         return {}  # a regressor, or a classifier without probabilities: nothing to calibrate
-    classes = list(model.classes_.tolist())
+    classes = list(classes) if classes is not None else list(model.classes_.tolist())
     proba = model.predict_proba(data.X)
     y = class_indices(data.y, classes)
     if len(classes) != 2:

@@ -1,6 +1,6 @@
 """The model families behind one interface (base.ModelFamily), by the name `[model] kind` gives them.
 
-`FAMILIES` maps a kind to its family: logistic (the default), sgd, mlp, linear. Each module holds
+`FAMILIES` maps a kind to its family: logistic (the default), sgd, mlp, linear, xgboost. Each module holds
 one family: its hyperparameters (a pydantic model), how it builds, trains one round, exchanges and
 prior-corrects its parameters. The interface itself is in base.py (a module of its own, so the
 family modules and this registry import it without a loop). Estimator libraries are imported
@@ -14,8 +14,9 @@ from .linear import FAMILY as LINEAR
 from .logistic import FAMILY as LOGISTIC
 from .mlp import FAMILY as MLP
 from .sgd import FAMILY as SGD
+from .xgboost import FAMILY as XGBOOST
 
-FAMILIES: dict[str, ModelFamily] = {family.name: family for family in (LOGISTIC, SGD, MLP, LINEAR)}
+FAMILIES: dict[str, ModelFamily] = {family.name: family for family in (LOGISTIC, SGD, MLP, LINEAR, XGBOOST)}
 DEFAULT = LOGISTIC.name
 
 

@@ -83,10 +83,13 @@ def task_of(schema: dict[str, Any]) -> str:
     return schema.get("task") or ("binary" if len(schema.get("classes", [])) == 2 else "multiclass")
 
 
-def check_every_class(estimator: Any, data: Dataset) -> None:
-    """Refuse training data without rows of some class: the parameters' shapes depend on every class."""
+def check_every_class(estimator: Any, data: Dataset, classes: list[Any] | None = None) -> None:
+    """Refuse training data without rows of some class (default the estimator's classes_).
+
+    The parameters' shapes, or the trees' outputs, depend on every class being there.
+    """
     present = set(np.unique(data.y).tolist())
-    missing = [c for c in estimator.classes_.tolist() if c not in present]
+    missing = [c for c in (classes if classes is not None else estimator.classes_.tolist()) if c not in present]
     if missing:
         raise DataError(
             f"training data has no rows of class {', '.join(map(str, missing))}; every client "

@@ -52,6 +52,7 @@ class Federation(_Section):
                 "the server runs in its own account, apart from every data owner's"
             )
         _check_model(self.model, self.data)
+        _check_strategy(self.model, self.federation)
         if self.federation.min_clients and self.federation.min_clients > len(self.clients):
             raise ValueError(
                 f"federation.min_clients = {self.federation.min_clients} is more than the "
@@ -101,6 +102,23 @@ def _check_model(model: ModelSettings, data: DataSettings) -> None:
         raise ValueError(
             f'model.balance = "{model.balance}" balances classes, and a regression label has none; remove it '
             'or set balance = "none"'
+        )
+
+
+def _check_strategy(model: ModelSettings, run: RunSettings) -> None:
+    """A family that needs its own aggregation gets it by default; any other strategy for it is refused."""
+    required = model.family.required_strategy
+    if required is not None and "strategy" not in run.model_fields_set:
+        run.strategy = required  # the default for this kind (the resolved federation.toml shows it)
+    elif required is not None and run.strategy != required:
+        raise ValueError(
+            f'model.kind = "{model.family.name}" is aggregated by federation.strategy = "{required}", not '
+            f'"{run.strategy}"; remove federation.strategy or set it to "{required}"'
+        )
+    elif required is None and run.strategy == "fedxgb_bagging":
+        raise ValueError(
+            f'federation.strategy = "fedxgb_bagging" aggregates boosted trees; model.kind = "{model.family.name}" '
+            'needs an array strategy such as "fedavg"'
         )
 
 

@@ -39,6 +39,10 @@ class RunSettings(_Section):
     seed: Annotated[
         int, Field(ge=0, le=2**32 - 1, description="seed for data preparation and model initialisation, 0 to 2**32-1")
     ] = defaults.SEED
-    strategy: Annotated[Literal["fedavg"], Field(description="aggregation strategy: fedavg (example-weighted)")] = (
-        "fedavg"
-    )
+    strategy: Annotated[
+        Literal["fedavg", "fedxgb_bagging"],
+        Field(
+            description="aggregation strategy: fedavg (example-weighted), or fedxgb_bagging for model kind xgboost "
+            "(its default)"
+        ),
+    ] = "fedavg"

@@ -7,7 +7,7 @@ from typing import Any
 from flwr.common import NDArrays, Scalar
 
 from client_code.metrics import score
-from client_code.models import ModelFamily, task_of
+from client_code.models import ModelFamily
 from client_code.tabular import Dataset
 
 
@@ -39,11 +39,6 @@ class TestSetEvaluator:
         self.prior = prior
         self.seed = seed
 
-    @property
-    def task(self) -> str:
-        """binary, multiclass or regression."""
-        return task_of(self.schema)
-
     def model(self, parameters: NDArrays):
         """An estimator of the family carrying `parameters` (prior-corrected when the run has a prior)."""
         model = self.family.build(self.hp, self.schema, self.seed)
@@ -55,5 +50,5 @@ class TestSetEvaluator:
         self, server_round: int, parameters: NDArrays, config: dict[str, Scalar]
     ) -> tuple[float, dict[str, Scalar]]:
         """Flower's evaluate_fn: (loss, metrics) of the global model on the test set."""
-        metrics = score(self.model(parameters), self.test, self.task, self.schema.get("positive_class"))
+        metrics = score(self.model(parameters), self.test, self.schema)
         return metrics["loss"], metrics

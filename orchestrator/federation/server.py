@@ -20,6 +20,7 @@ from flwr.server.server import run_fl
 from client_code.tabular import DataError, feature_fingerprint
 from orchestrator.config import Federation
 from orchestrator.errors import BadInput
+from orchestrator.federation import xgboost
 from orchestrator.federation.evaluation import TestSetEvaluator
 from orchestrator.federation.history import RoundRecord
 from orchestrator.federation.roster import Roster
@@ -31,6 +32,10 @@ from orchestrator.run.events import ClientRefused, FederationEvent
 from orchestrator.run.inputs import ServerData
 
 log = logging.getLogger(__name__)
+
+# [federation] strategy -> the validating strategy that runs it (issue 12's factory, federation/strategies.py,
+# takes this over; the xgboost family's bagging is one entry of it)
+STRATEGIES = {"fedavg": ValidatingFedAvg, xgboost.NAME: xgboost.strategy}
 
 
 class FederationServer:
@@ -93,7 +98,7 @@ class FederationServer:
             raise BadInput(str(exc)) from None
         prior = (phase.raw_counts, phase.trained_counts) if phase.trained_counts else None
         self.evaluator = TestSetEvaluator(data.test, data.schema, family, hp, prior, seed)
-        self.strategy = ValidatingFedAvg(
+        self.strategy = STRATEGIES[run.strategy](
             shapes=family.parameter_shapes(hp, data.schema),
             initial=family.initial_parameters(hp, data.schema, seed),
             feature_fingerprint=feature_fingerprint(data.test.feature_names),

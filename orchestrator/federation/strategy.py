@@ -182,7 +182,13 @@ class ValidatingFedAvg(FedAvg):
                 f"round {server_round}: {len(usable)} usable updates, {self.min_fit_clients} needed ({detail})",
                 problems,
             )
-        return super().aggregate_fit(server_round, usable, [])
+        return self.combine(server_round, usable)
+
+    def combine(
+        self, server_round: int, usable: list[tuple[ClientProxy, FitRes]]
+    ) -> tuple[Parameters | None, dict[str, Scalar]]:
+        """Aggregate the validated updates: FedAvg's example-weighted mean (a strategy for trees overrides it)."""
+        return FedAvg.aggregate_fit(self, server_round, usable, [])
 
     # ------------------------------------------------------------------ evaluate
 

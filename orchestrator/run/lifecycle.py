@@ -354,7 +354,8 @@ class FederationRun:
         """Save the final global model (prior-corrected) as a Pipeline with provenance; keep its calibration."""
         assert self._server is not None and self._server.evaluator is not None and self.data.test is not None
         model = self._server.evaluator.model(self._server.final_parameters())
-        self.record.calibration = calibration(model, self.data.test, self.data.schema.get("positive_class"))
+        schema = self.data.schema
+        self.record.calibration = calibration(model, self.data.test, schema.get("positive_class"), schema["classes"])
         return self.folder.save_model(model_pipeline(self.data.schema, model), self.record.provenance(self.data))
 
     def _finish(self, status: str, reason: str) -> list[str]:
