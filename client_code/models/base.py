@@ -58,11 +58,12 @@ class Hyperparameters(BaseModel):
     def arguments(self) -> dict[str, Any]:
         """The values as the training job's hyperparameters: {"inverse-regularization": 1.0, ...}.
 
-        Tuples travel as comma-separated text ("64,32"), so the container passes one plain value.
+        Tuples travel as comma-separated text ("64,32"), so the container passes one plain value;
+        unset (None) values do not travel: the job takes the same default.
         """
         return {
             name.replace("_", "-"): ",".join(map(str, value)) if isinstance(value, tuple | list) else value
-            for name, value in self.model_dump().items()
+            for name, value in self.model_dump(exclude_none=True).items()
         }
 
     @classmethod

@@ -145,7 +145,8 @@ def _data_lines(summary: RunSummary) -> list[str]:
     """The report's data section: positive class, statistics phase, calibration, unseen values."""
     lines: list[str] = []
     if summary.model:
-        keys = ", ".join(f"{k} {v}" for k, v in summary.model.items() if k != "kind")
+        hidden = {"kind"} | ({"balance", "smote_ratio"} if summary.task == "regression" else set())  # no classes
+        keys = ", ".join(f"{k} {v}" for k, v in summary.model.items() if k not in hidden)
         lines.append(f"- model: **{summary.model.get('kind')}** ({keys}); task: {summary.task or 'not known yet'}")
     if summary.positive_class is not None:
         lines.append(f"- positive class: **{summary.positive_class}** (precision, recall, F1, ROC-AUC, PR-AUC, Brier)")
