@@ -125,6 +125,10 @@ class Mlp(ModelFamily):
             bound = np.sqrt(factor / (fan_in + fan_out))
             weights.append(rng.uniform(-bound, bound, (fan_in, fan_out)))
             biases.append(rng.uniform(-bound, bound, fan_out))
+        stats = schema.get("label_stats")
+        if task_of(schema) == "regression" and stats:  # outputs in the label's units: start at its mean and scale
+            weights[-1] *= float(stats.get("std") or 1.0)
+            biases[-1] = np.full_like(biases[-1], float(stats["mean"]))
         return weights + biases
 
     def get_parameters(self, estimator):  # noqa: D102
@@ -145,6 +149,7 @@ class Mlp(ModelFamily):
 
         no_proximal_term(self.name, config)
         regression = not hasattr(estimator, "classes_")
+        estimator.batch_size = min(estimator.batch_size, len(data))  # fewer rows: one batch, without a warning
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             if regression:
