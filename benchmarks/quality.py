@@ -7,7 +7,7 @@ quantity:0.5) and client count (3, 10), with seed 42:
    20% validation per client); each job balances its training split with SMOTE (ADR 0004);
 2. federated: the real local federation (`run_local`: one process per client, TLS on loopback,
    FedAvg, 10 local solver iterations per round) for --rounds rounds;
-3. centralized: the same LogisticRegression (`client_code.make_model`, 1,000 iterations)
+3. centralized: the same LogisticRegression (`client_code.models.logistic.make_model`, 1,000 iterations)
    trained on the pooled training splits of all clients, each balanced with SMOTE as its job
    balances it, i.e. the same rows the federation saw;
 4. single clients: the same model trained on each client's own training split alone; the one

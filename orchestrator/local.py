@@ -153,6 +153,7 @@ def _builtin(
         summary = prepare(dataset.load(prep.seed), prep, folder.path("data"), source=f"built-in:{dataset.name}")
         clients, test = layout.client_folders(summary.out), summary.out / layout.TEST
         federation = _federation(settings, test, summary.out / layout.SCHEMA, clients)
+        federation.check_task(summary.schema)  # e.g. --model linear on a classification label
     except BaseException:  # bad input (or Ctrl-C) before the run starts leaves nothing behind
         shutil.rmtree(folder.root, ignore_errors=True)
         raise
@@ -179,10 +180,7 @@ def build_local_run(options: LocalOptions, observer: Observer = ignore) -> Feder
         _check_min_clients(options, len(clients))
         federation = _federation(settings, test, schema, clients)
         if data.schema is not None:
-            try:
-                federation.model.family.check_task(data.schema)  # before any process starts
-            except DataError as exc:
-                raise BadInput(str(exc)) from None
+            federation.check_task(data.schema)  # before any process starts
     else:
         federation, data = _builtin(options, settings, folder, observer)
     backend = ProcessBackend(folder.clients, len(federation.clients), code_dir=folder.path("code"))

@@ -181,3 +181,13 @@ def test_each_kind_takes_its_own_keys_and_they_travel_in_the_request(tmp_path):
     path.write_text(boosted.to_toml())  # the resolved file loads back as the same federation
     assert config.parse(__import__("tomllib").loads(path.read_text())).model_dump() == boosted.model_dump()
     assert _with(model={"c": 0.5}).model.hyperparameters().inverse_regularization == 0.5
+
+
+def test_a_schema_task_the_model_cannot_learn_is_bad_input():
+    with pytest.raises(
+        BadInput, match=r'model\.kind = "linear" learns regression labels, but the schema\'s task = "binary"'
+    ):
+        _with(model={"kind": "linear"}).check_task({"task": "binary"})
+    with pytest.raises(BadInput, match=r'model\.balance = "class_weight" balances classes'):
+        _with(model={"kind": "mlp", "balance": "class_weight"}).check_task({"task": "regression"})
+    _with(model={"kind": "mlp"}).check_task({"task": "regression"})  # the default balance is not a choice

@@ -6,32 +6,14 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
-from flwr.common import parameters_to_ndarrays
 from flwr.server.strategy.fedxgb_bagging import aggregate
 
 from client_code import models
 from client_code.schema import load_data
 from orchestrator.data import layout
-from orchestrator.federation.strategy import ValidatingFedAvg
 from orchestrator.local import LocalOptions, build_local_run
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def fit_results(monkeypatch):
-    """What every client returned in every round, as the server received it (ValidatingXgbBagging inherits it)."""
-    seen = {}
-    original = ValidatingFedAvg.aggregate_fit
-
-    def spy(self, server_round, results, failures):
-        seen[server_round] = {
-            proxy.cid: (parameters_to_ndarrays(res.parameters), res.num_examples) for proxy, res in results
-        }
-        return original(self, server_round, results, failures)
-
-    monkeypatch.setattr(ValidatingFedAvg, "aggregate_fit", spy)
-    return seen
 
 
 def _run(tmp_path, **options):

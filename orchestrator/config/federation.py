@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 import tomli_w
 from pydantic import Field, model_validator
@@ -51,7 +51,7 @@ class Federation(_Section):
                 f"server.account_id {self.server.account_id} is also the account of client {server_account!r}; "
                 "the server runs in its own account, apart from every data owner's"
             )
-        _check_model(self.model, self.data)
+        _check_model(self.model, self.data.task)
         _check_strategy(self.model, self.federation)
         if self.federation.min_clients and self.federation.min_clients > len(self.clients):
             raise ValueError(
@@ -80,6 +80,13 @@ class Federation(_Section):
         """Raise BadInput listing every key `fedsage launch` needs that the config lacks."""
         self.require_ready("launch")
 
+    def check_task(self, schema: dict[str, Any]) -> None:
+        """BadInput when [model] cannot train on the schema's task (the kind's tasks, balancing a regression label)."""
+        try:
+            _check_model(self.model, schema.get("task"), "the schema's task")
+        except ValueError as exc:
+            raise BadInput(str(exc)) from None
+
     def min_clients(self) -> int:
         """Clients every round needs: the configured minimum, or all of them."""
         return self.federation.min_clients or len(self.clients)
@@ -90,15 +97,18 @@ class Federation(_Section):
         return tomli_w.dumps(data)
 
 
-def _check_model(model: ModelSettings, data: DataSettings) -> None:
-    """The model family against a declared task, and balancing against a regression label (ValueError)."""
+def _check_model(model: ModelSettings, task: str | None, source: str = "data.task") -> None:
+    """The model family against a task (declared, or the schema's), and balancing against a regression label.
+
+    Raises ValueError naming the keys and the fix.
+    """
     family = model.family
-    if data.task is not None and data.task not in family.tasks:
+    if task is not None and task not in family.tasks:
         raise ValueError(
-            f'model.kind = "{family.name}" learns {", ".join(sorted(family.tasks))} labels, but data.task = '
-            f'"{data.task}"; choose another kind or task'
+            f'model.kind = "{family.name}" learns {", ".join(sorted(family.tasks))} labels, but {source} = '
+            f'"{task}"; choose another kind or task'
         )
-    if data.task == "regression" and "balance" in model.model_fields_set and model.balance != "none":
+    if task == "regression" and "balance" in model.model_fields_set and model.balance != "none":
         raise ValueError(
             f'model.balance = "{model.balance}" balances classes, and a regression label has none; remove it '
             'or set balance = "none"'

@@ -17,9 +17,8 @@ from flwr.common import NDArrays
 from flwr.server import Server, ServerConfig
 from flwr.server.server import run_fl
 
-from client_code.tabular import DataError, feature_fingerprint
+from client_code.tabular import feature_fingerprint
 from orchestrator.config import Federation
-from orchestrator.errors import BadInput
 from orchestrator.federation import xgboost
 from orchestrator.federation.evaluation import TestSetEvaluator
 from orchestrator.federation.history import RoundRecord
@@ -92,10 +91,7 @@ class FederationServer:
         assert data.test is not None and data.schema is not None
         model = self.federation.model
         family, hp, seed = model.family, model.hyperparameters(), run.seed
-        try:
-            family.check_task(data.schema)
-        except DataError as exc:
-            raise BadInput(str(exc)) from None
+        self.federation.check_task(data.schema)  # BadInput: a schema (file or phase) the model cannot learn
         prior = (phase.raw_counts, phase.trained_counts) if phase.trained_counts else None
         self.evaluator = TestSetEvaluator(data.test, data.schema, family, hp, prior, seed)
         self.strategy = STRATEGIES[run.strategy](

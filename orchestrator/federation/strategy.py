@@ -124,12 +124,19 @@ class ValidatingFedAvg(FedAvg):
         self._sampled[server_round] = [proxy.cid for proxy, _ in instructions]
         return instructions
 
-    def validate_update(self, res: FitRes) -> str | None:
-        """Why an update cannot be averaged, or None if it can."""
+    def validate_sender(self, res: FitRes) -> str | None:
+        """Why an update's example count or feature columns are unusable, whatever its parameters, or None."""
         if not isinstance(res.num_examples, int) or res.num_examples <= 0:
             return f"example count {res.num_examples!r} is not a positive integer"
         if res.metrics.get("features") != self.feature_fingerprint:
             return "trained on different feature columns than the server's schema"
+        return None
+
+    def validate_update(self, res: FitRes) -> str | None:
+        """Why an update cannot be averaged, or None if it can."""
+        problem = self.validate_sender(res)
+        if problem:
+            return problem
         try:
             arrays = parameters_to_ndarrays(res.parameters)
         except Exception as exc:  # noqa: BLE001 - any decoding problem means an unusable update

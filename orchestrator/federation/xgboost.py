@@ -49,10 +49,9 @@ class ValidatingXgbBagging(ValidatingFedAvg):
 
     def validate_update(self, res: FitRes) -> str | None:
         """Why an update cannot be appended, or None: a positive example count, the features, one finite tree."""
-        if not isinstance(res.num_examples, int) or res.num_examples <= 0:
-            return f"example count {res.num_examples!r} is not a positive integer"
-        if res.metrics.get("features") != self.feature_fingerprint:
-            return "trained on different feature columns than the server's schema"
+        problem = self.validate_sender(res)
+        if problem:
+            return problem
         try:
             arrays = parameters_to_ndarrays(res.parameters)
             if len(arrays) != 1:
