@@ -60,7 +60,8 @@ class Linear(ModelFamily):
     hyperparameters = LinearHyperparameters
     estimator_classes = (("sklearn.linear_model._ridge", "Ridge"),)
 
-    def build(self, hp, schema, seed=0, class_weight=None):  # noqa: D102 - see ModelFamily
+    def build(self, hp, schema, seed=0, class_weight=None):
+        """The family's estimator carrying the run's initial parameters (ModelFamily.build)."""
         from sklearn.linear_model import Ridge
 
         self.check_task(schema)
@@ -68,14 +69,17 @@ class Linear(ModelFamily):
         model.n_features_in_ = n_inputs(schema)
         return self.set_parameters(model, self.initial_parameters(hp, schema, seed))
 
-    def parameter_shapes(self, hp, schema):  # noqa: D102
+    def parameter_shapes(self, hp, schema):
+        """The shapes of the arrays on the wire (ModelFamily.parameter_shapes)."""
         d = n_inputs(schema) + 1
         return [(d, d), (d,)]
 
-    def parameter_names(self, hp, schema):  # noqa: D102
+    def parameter_names(self, hp, schema):
+        """The checkpoint's name of each array, in order."""
         return ["gram", "moment"]
 
-    def initial_parameters(self, hp, schema, seed=0):  # noqa: D102
+    def initial_parameters(self, hp, schema, seed=0):
+        """Zero statistics with the intercept entry 1 (a mean of ones): they solve to the all-zero model."""
         gram, moment = (np.zeros(shape) for shape in self.parameter_shapes(hp, schema))
         gram[-1, -1] = 1.0
         return [gram, moment]
@@ -99,7 +103,8 @@ class Linear(ModelFamily):
         no_proximal_term(self.name, config)
         return self.set_parameters(estimator, statistics(data.X, data.y))
 
-    def rounds_needed(self, hp):  # noqa: D102
+    def rounds_needed(self, hp):
+        """One round gives the pooled solution; later rounds send the same statistics."""
         return 1
 
 

@@ -225,21 +225,26 @@ class Logistic(ModelFamily):
     proximal = True
     estimator_classes = (("sklearn.linear_model._logistic", "LogisticRegression"),)
 
-    def build(self, hp, schema, seed=0, class_weight=None):  # noqa: D102 - see ModelFamily
+    def build(self, hp, schema, seed=0, class_weight=None):
+        """The family's estimator carrying the run's initial parameters (ModelFamily.build)."""
         self.check_task(schema)
         model = make_model(hp.penalty, hp.inverse_regularization, hp.l1_ratio, hp.max_iter, seed, class_weight)
         return set_initial_params(model, n_inputs(schema), list(schema["classes"]))
 
-    def parameter_shapes(self, hp, schema):  # noqa: D102
+    def parameter_shapes(self, hp, schema):
+        """The shapes of the arrays on the wire (ModelFamily.parameter_shapes)."""
         return parameter_shapes(n_inputs(schema), len(schema["classes"]))
 
-    def parameter_names(self, hp, schema):  # noqa: D102
+    def parameter_names(self, hp, schema):
+        """The checkpoint's name of each array, in order."""
         return ["coef", "intercept"]
 
-    def get_parameters(self, estimator):  # noqa: D102
+    def get_parameters(self, estimator):
+        """The estimator's parameters as the arrays on the wire."""
         return get_model_parameters(estimator)
 
-    def set_parameters(self, estimator, parameters):  # noqa: D102
+    def set_parameters(self, estimator, parameters):
+        """Load arrays from the wire into the estimator; ValueError if they do not fit it."""
         return set_model_params(estimator, parameters)
 
     def fit_round(self, estimator, data, config):
@@ -248,7 +253,8 @@ class Logistic(ModelFamily):
             return fit_proximal(estimator, data, get_model_parameters(estimator), float(config["proximal_mu"]))
         return fit_local(estimator, data)
 
-    def prior_correction(self, hp, parameters, schema, true_counts, trained_counts):  # noqa: D102
+    def prior_correction(self, hp, parameters, schema, true_counts, trained_counts):
+        """King & Zeng's prior correction of the parameters (models/base.py intercept_offset)."""
         return prior_correction(parameters, list(schema["classes"]), true_counts, trained_counts)
 
 

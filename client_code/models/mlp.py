@@ -107,11 +107,13 @@ class Mlp(ModelFamily):
         model.set_params(warm_start=True)  # after the first partial_fit, which would check the row's classes
         return self.set_parameters(model, self.initial_parameters(hp, schema, seed))
 
-    def parameter_shapes(self, hp, schema):  # noqa: D102
+    def parameter_shapes(self, hp, schema):
+        """The shapes of the arrays on the wire (ModelFamily.parameter_shapes)."""
         layers = _layers(hp, schema)
         return [*zip(layers[:-1], layers[1:], strict=True), *((units,) for units in layers[1:])]
 
-    def parameter_names(self, hp, schema):  # noqa: D102
+    def parameter_names(self, hp, schema):
+        """The checkpoint's name of each array, in order."""
         count = len(_layers(hp, schema)) - 1
         return [f"coef_{i}" for i in range(count)] + [f"intercept_{i}" for i in range(count)]
 
@@ -131,10 +133,12 @@ class Mlp(ModelFamily):
             biases[-1] = np.full_like(biases[-1], float(stats["mean"]))
         return weights + biases
 
-    def get_parameters(self, estimator):  # noqa: D102
+    def get_parameters(self, estimator):
+        """The estimator's parameters as the arrays on the wire."""
         return [np.array(p, dtype=np.float64) for p in (*estimator.coefs_, *estimator.intercepts_)]
 
-    def set_parameters(self, estimator, parameters):  # noqa: D102
+    def set_parameters(self, estimator, parameters):
+        """Load arrays from the wire into the estimator; ValueError if they do not fit it."""
         count = len(estimator.coefs_)
         arrays = [np.array(p, dtype=np.float64) for p in parameters]
         expected = [p.shape for p in self.get_parameters(estimator)]

@@ -71,7 +71,8 @@ class Sgd(ModelFamily):
         ("sklearn.linear_model._stochastic_gradient", "SGDRegressor"),
     )
 
-    def build(self, hp, schema, seed=0, class_weight=None):  # noqa: D102 - see ModelFamily
+    def build(self, hp, schema, seed=0, class_weight=None):
+        """The family's estimator carrying the run's initial parameters (ModelFamily.build)."""
         from sklearn.linear_model import SGDClassifier, SGDRegressor
 
         self.check_task(schema)
@@ -97,18 +98,22 @@ class Sgd(ModelFamily):
         model.n_features_in_ = n_inputs(schema)
         return model
 
-    def parameter_shapes(self, hp, schema):  # noqa: D102
+    def parameter_shapes(self, hp, schema):
+        """The shapes of the arrays on the wire (ModelFamily.parameter_shapes)."""
         task = task_of(schema)
         rows = 1 if task in ("binary", "regression") else len(schema["classes"])
         return [(rows, n_inputs(schema)), (rows,)]
 
-    def parameter_names(self, hp, schema):  # noqa: D102
+    def parameter_names(self, hp, schema):
+        """The checkpoint's name of each array, in order."""
         return ["coef", "intercept"]
 
-    def get_parameters(self, estimator):  # noqa: D102
+    def get_parameters(self, estimator):
+        """The estimator's parameters as the arrays on the wire."""
         return [np.atleast_2d(np.array(estimator.coef_, dtype=np.float64)), np.array(estimator.intercept_, np.float64)]
 
-    def set_parameters(self, estimator, parameters):  # noqa: D102
+    def set_parameters(self, estimator, parameters):
+        """Load arrays from the wire into the estimator; ValueError if they do not fit it."""
         coef, intercept = (np.array(p, dtype=np.float64) for p in parameters)
         expected = self.get_parameters(estimator)
         if coef.shape != expected[0].shape or intercept.shape != expected[1].shape:

@@ -107,10 +107,12 @@ class Xgboost(ModelFamily):
         setattr(model, CLASS_WEIGHT, class_weight)
         return self.set_parameters(model, self.initial_parameters(hp, schema, seed))
 
-    def parameter_shapes(self, hp, schema):  # noqa: D102 - one byte array of any length
+    def parameter_shapes(self, hp, schema):
+        """One array of booster JSON bytes, of any length (-1)."""
         return [(-1,)]
 
-    def parameter_names(self, hp, schema):  # noqa: D102
+    def parameter_names(self, hp, schema):
+        """The checkpoint's name of each array, in order."""
         return ["booster"]
 
     def initial_parameters(self, hp, schema, seed=0):
@@ -121,7 +123,8 @@ class Xgboost(ModelFamily):
         empty = xgb.DMatrix(np.zeros((1, n_inputs(schema))), label=[params["base_score"]])
         return [_to_array(xgb.train(params, empty, num_boost_round=0).save_raw("json"))]
 
-    def get_parameters(self, estimator):  # noqa: D102
+    def get_parameters(self, estimator):
+        """The estimator's parameters as the arrays on the wire."""
         return [_to_array(estimator.get_booster().save_raw("json"))]
 
     def set_parameters(self, estimator, parameters):

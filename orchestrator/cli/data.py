@@ -172,7 +172,7 @@ def _prepare_own(schema_path: Path, input_: Path | None, out: Path, validation_s
     """`data prepare --schema`: one owner's own file, checked against the shared schema and split, nothing pooled."""
     from client_code.schema import load_schema
     from client_code.tabular import DataError
-    from orchestrator.data.prepare import prepare_own
+    from orchestrator.data.own import prepare_own
 
     if input_ is None:
         raise BadInput("--schema prepares one owner's own file: give it with --input")

@@ -13,15 +13,15 @@ Order matters and is fixed:
 
 A regression label (declared with `task`, or inferred as the statistics phase infers it) has no
 classes: the test set, the partitions and the validation splits are stratified by quintiles of
-the label instead (STRATA bins), so `dirichlet:` skews the label's distribution between clients;
+the label instead (split.STRATA bins), so `dirichlet:` skews the label's distribution between clients;
 class lists need classes and are refused.
 
 Nothing is resampled here: class balancing happens inside each training job, after encoding
 (docs/adr/0004-resampling-in-the-job.md), so the prepared files describe the raw data.
 Labels are written canonical (`0.0` -> 0). Everything is checked before anything is written,
 and the result is written to a temporary folder and renamed into place, so a failure leaves
-nothing half-written. `prepare_own` is the one-owner variant: one owner's file checked against
-a shared schema and split into its own train and validation channels, nothing pooled.
+nothing half-written. own.py's `prepare_own` is the one-owner variant: one owner's file checked
+against a shared schema and split into its own train and validation channels, nothing pooled.
 """
 
 from __future__ import annotations
@@ -36,9 +36,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
-from client_code.schema import to_dataset
 from client_code.statistics import (
     compute_statistics,
     infer_task,
@@ -50,13 +48,12 @@ from client_code.statistics import (
 from client_code.tabular import DataError, canonical_labels, sort_classes
 from orchestrator import defaults
 from orchestrator.data import layout, partition
+from orchestrator.data.split import STRATA, STRATUM, split_client, split_rows, strata
 from orchestrator.errors import BadInput
 
 log = logging.getLogger(__name__)
 
 UNASSIGNED = "unassigned"
-STRATA = 5  # a regression label is stratified by its quintiles (test set, partition, validation split)
-STRATUM = "\x00fedsage-stratum"  # the temporary column holding a regression row's stratum
 
 
 @dataclass(frozen=True)
@@ -249,41 +246,8 @@ def check_frame(frame: pd.DataFrame, options: PrepareOptions, clients: int, task
     return classes
 
 
-def _split(frame: pd.DataFrame, label: str, size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split rows in two, stratified by label where every class has enough rows."""
-    counts = frame[label].value_counts()
-    stratify = frame[label] if counts.min() >= 2 and round(size * len(frame)) >= len(counts) else None
-    first, second = train_test_split(frame, test_size=size, random_state=seed, stratify=stratify)
-    return first.sort_index(), second.sort_index()
-
-
-def split_client(
-    part: pd.DataFrame, label: str, validation_size: float, seed: int
-) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """Split one client's rows into train and validation, keeping every class it has in train.
-
-    Stratified where the classes allow it. A class the split sent entirely to validation (a
-    class with a single row, say) gets one row moved back, because the client's model cannot
-    train without it. Parts too small to split keep everything for training.
-    """
-    if validation_size <= 0 or len(part) < 4:
-        return part, None
-    train, validation = _split(part, label, validation_size, seed)
-    missing = [cls for cls in part[label].unique() if cls not in set(train[label])]
-    if missing:
-        moved = pd.Index([validation.index[validation[label] == cls][0] for cls in missing])
-        train = pd.concat([train, validation.loc[moved]]).sort_index()
-        validation = validation.drop(index=moved)
-    return train, (validation if len(validation) else None)
-
-
-def strata(frame: pd.DataFrame, label: str) -> pd.Series:
-    """Each row's quintile of a numeric label (0 .. STRATA-1; fewer bins when values repeat), for stratifying."""
-    values = pd.to_numeric(frame[label], errors="coerce")
-    return pd.qcut(values.rank(method="first"), STRATA, labels=False).astype(int)
-
-
-def _class_counts(frame: pd.DataFrame, label: str, classes: list[Any]) -> dict[str, int]:
+def label_counts(frame: pd.DataFrame, label: str, classes: list[Any]) -> dict[str, int]:
+    """Rows of each class, by class text (every class a key; {} for a regression label's [] classes)."""
     counts = frame[label].value_counts()
     return {str(c): int(counts.get(c, 0)) for c in classes}
 
@@ -327,7 +291,7 @@ def prepare(
     groups = classes or sorted(frame[by].unique().tolist())
 
     progress("holding out the test set")
-    rest, test = _split(frame, by, options.test_size, options.seed)
+    rest, test = split_rows(frame, by, options.test_size, options.seed)
     progress(f"partitioning {len(rest):,} rows over {len(names)} clients ({scheme})")
     parts = partition.deal(scheme, rest, by, groups, len(names), rng, options.min_class_rows)
     if classes:
@@ -364,27 +328,27 @@ def prepare(
     def write(staging: Path) -> None:
         layout.write_json(staging / layout.SCHEMA, schema)
         test.to_csv(staging / layout.TEST, index=False)
-        summary.parts.append(PartSummary("server", "test", len(test), _class_counts(test, label, classes)))
+        summary.parts.append(PartSummary("server", "test", len(test), label_counts(test, label, classes)))
         for name, train, validation in splits:
             progress(f"writing {name}")
-            _write_channel(layout.client_folder(staging, name), layout.TRAIN, train)
-            summary.parts.append(PartSummary(name, "train", len(train), _class_counts(train, label, classes)))
+            write_channel(layout.client_folder(staging, name), layout.TRAIN, train)
+            summary.parts.append(PartSummary(name, "train", len(train), label_counts(train, label, classes)))
             if validation is not None:
-                _write_channel(layout.client_folder(staging, name), layout.VALIDATION, validation)
+                write_channel(layout.client_folder(staging, name), layout.VALIDATION, validation)
                 summary.parts.append(
-                    PartSummary(name, "validation", len(validation), _class_counts(validation, label, classes))
+                    PartSummary(name, "validation", len(validation), label_counts(validation, label, classes))
                 )
         if len(unassigned):
             summary.parts.append(
-                PartSummary(UNASSIGNED, "not used", len(unassigned), _class_counts(unassigned, label, classes))
+                PartSummary(UNASSIGNED, "not used", len(unassigned), label_counts(unassigned, label, classes))
             )
         layout.write_json(staging / layout.MANIFEST, _manifest(summary, options, source))
 
-    _write_whole(out, write)
+    write_whole(out, write)
     return summary
 
 
-def _write_whole(out: Path, write: Callable[[Path], None]) -> None:
+def write_whole(out: Path, write: Callable[[Path], None]) -> None:
     """Run `write(folder)` on a temporary folder beside `out`, then rename it to `out`: whole or not at all."""
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
@@ -398,7 +362,7 @@ def _write_whole(out: Path, write: Callable[[Path], None]) -> None:
         raise
 
 
-def _write_channel(root: Path, channel: str, frame: pd.DataFrame) -> None:
+def write_channel(root: Path, channel: str, frame: pd.DataFrame) -> None:
     """One channel folder: `root/<channel>/<channel>.csv` (raw rows; the clients get the schema from the server)."""
     folder = root / channel
     folder.mkdir(parents=True)
@@ -413,46 +377,6 @@ def test_set_warnings(test: pd.DataFrame, label: str, classes: list[Any]) -> lis
         for cls in classes
         if str(cls) not in present
     ]
-
-
-def prepare_own(
-    frame: pd.DataFrame, schema: dict[str, Any], out: Path, validation_size: float = 0.2, seed: int = 42
-) -> list[PartSummary]:
-    """One owner's file alone: checked against the shared schema, split into out/train and out/validation.
-
-    Nothing is pooled or repartitioned and nothing is resampled. Raises BadInput, with nothing
-    written, when `out` is not empty or the file does not fit the schema (columns, empty cells, labels).
-    """
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise BadInput(f"output folder {out} already exists and is not empty; choose a new --out")
-    if not 0 <= validation_size < 1:
-        raise BadInput(f"--validation-size must be in [0, 1), got {validation_size}")
-    label, classes = schema["label"], list(schema["classes"])
-    try:
-        dataset = to_dataset(frame, schema, "input")
-    except DataError as exc:
-        raise BadInput(str(exc)) from None
-    frame = frame.reset_index(drop=True)
-    frame[label] = dataset.y
-    by = label
-    if schema.get("task") == "regression":
-        frame[STRATUM], by = strata(frame, label), STRATUM
-    train, validation = split_client(frame, by, validation_size, seed)
-    if by == STRATUM:
-        train = train.drop(columns=[STRATUM])
-        validation = validation.drop(columns=[STRATUM]) if validation is not None else None
-    parts = [PartSummary("own", "train", len(train), _class_counts(train, label, classes))]
-    if validation is not None:
-        parts.append(PartSummary("own", "validation", len(validation), _class_counts(validation, label, classes)))
-
-    def write(staging: Path) -> None:
-        _write_channel(staging, layout.TRAIN, train)
-        if validation is not None:
-            _write_channel(staging, layout.VALIDATION, validation)
-
-    _write_whole(out, write)
-    return parts
 
 
 def _manifest(summary: PrepareSummary, options: PrepareOptions, source: str) -> dict[str, Any]:
