@@ -195,7 +195,7 @@ class ValidatingFedAvg(FedAvg):
         self, server_round: int, usable: list[tuple[ClientProxy, FitRes]]
     ) -> tuple[Parameters | None, dict[str, Scalar]]:
         """Aggregate the validated updates: FedAvg's example-weighted mean (a strategy for trees overrides it)."""
-        return FedAvg.aggregate_fit(self, server_round, usable, [])
+        return super().aggregate_fit(server_round, usable, [])
 
     # ------------------------------------------------------------------ evaluate
 
