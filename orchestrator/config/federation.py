@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 import tomli_w
 from pydantic import Field, model_validator
@@ -12,7 +12,8 @@ from orchestrator.config.base import _NOT_READY, Purpose, _Section
 from orchestrator.config.clients import ClientSettings
 from orchestrator.config.data import DataSettings
 from orchestrator.config.local import LocalSettings
-from orchestrator.config.run import ModelSettings, RunSettings
+from orchestrator.config.model import ModelSettings, default_model
+from orchestrator.config.run import RunSettings
 from orchestrator.config.server import ContainerSettings, ServerSettings
 from orchestrator.config.tracking import TrackingSettings
 from orchestrator.errors import BadInput
@@ -22,7 +23,7 @@ class Federation(_Section):
     """A whole federation: run settings, model, server and clients."""
 
     federation: RunSettings = RunSettings()
-    model: ModelSettings = ModelSettings()
+    model: ModelSettings = Field(default_factory=default_model)
     data: DataSettings = DataSettings()
     container: ContainerSettings = ContainerSettings()
     local: LocalSettings = LocalSettings()
@@ -54,6 +55,8 @@ class Federation(_Section):
                 f"server.account_id {self.server.account_id} is also the account of client {server_account!r}; "
                 "the server runs in its own account, apart from every data owner's"
             )
+        _check_model(self.model, self.data.task)
+        _check_strategy(self.model, self.federation)
         if self.federation.min_clients and self.federation.min_clients > len(self.clients):
             raise ValueError(
                 f"federation.min_clients = {self.federation.min_clients} is more than the "
@@ -81,6 +84,13 @@ class Federation(_Section):
         """Raise BadInput listing every key `fedsage launch` needs that the config lacks."""
         self.require_ready("launch")
 
+    def check_task(self, schema: dict[str, Any]) -> None:
+        """BadInput when [model] cannot train on the schema's task (the kind's tasks, balancing a regression label)."""
+        try:
+            _check_model(self.model, schema.get("task"), "the schema's task")
+        except ValueError as exc:
+            raise BadInput(str(exc)) from None
+
     def min_clients(self) -> int:
         """Clients every round needs: the configured minimum, or all of them."""
         return self.federation.min_clients or len(self.clients)
@@ -91,6 +101,41 @@ class Federation(_Section):
         if not data.get("tracking"):  # no [tracking] table for a run that is not tracked
             data.pop("tracking", None)
         return tomli_w.dumps(data)
+
+
+def _check_model(model: ModelSettings, task: str | None, source: str = "data.task") -> None:
+    """The model family against a task (declared, or the schema's), and balancing against a regression label.
+
+    Raises ValueError naming the keys and the fix.
+    """
+    family = model.family
+    if task is not None and task not in family.tasks:
+        raise ValueError(
+            f'model.kind = "{family.name}" learns {", ".join(sorted(family.tasks))} labels, but {source} = '
+            f'"{task}"; choose another kind or task'
+        )
+    if task == "regression" and "balance" in model.model_fields_set and model.balance != "none":
+        raise ValueError(
+            f'model.balance = "{model.balance}" balances classes, and a regression label has none; remove it '
+            'or set balance = "none"'
+        )
+
+
+def _check_strategy(model: ModelSettings, run: RunSettings) -> None:
+    """A family that needs its own aggregation gets it by default; any other strategy for it is refused."""
+    required = model.family.required_strategy
+    if required is not None and "strategy" not in run.model_fields_set:
+        run.strategy = required  # the default for this kind (the resolved federation.toml shows it)
+    elif required is not None and run.strategy != required:
+        raise ValueError(
+            f'model.kind = "{model.family.name}" is aggregated by federation.strategy = "{required}", not '
+            f'"{run.strategy}"; remove federation.strategy or set it to "{required}"'
+        )
+    elif required is None and run.strategy == "fedxgb_bagging":
+        raise ValueError(
+            f'federation.strategy = "fedxgb_bagging" aggregates boosted trees; model.kind = "{model.family.name}" '
+            'needs an array strategy such as "fedavg"'
+        )
 
 
 def _shared(clients: list[ClientSettings], key: Callable[[ClientSettings], str | None]) -> tuple[str, str] | None:

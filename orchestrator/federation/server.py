@@ -17,9 +17,9 @@ from flwr.common import NDArrays
 from flwr.server import Server, ServerConfig
 from flwr.server.server import run_fl
 
-from client_code.model import parameter_shapes
 from client_code.tabular import feature_fingerprint
 from orchestrator.config import Federation
+from orchestrator.federation import xgboost
 from orchestrator.federation.evaluation import TestSetEvaluator
 from orchestrator.federation.history import RoundRecord
 from orchestrator.federation.roster import Roster
@@ -31,6 +31,10 @@ from orchestrator.run.events import ClientRefused, FederationEvent
 from orchestrator.run.inputs import ServerData
 
 log = logging.getLogger(__name__)
+
+# [federation] strategy -> the validating strategy that runs it (issue 12's factory, federation/strategies.py,
+# takes this over; the xgboost family's bagging is one entry of it)
+STRATEGIES = {"fedavg": ValidatingFedAvg, xgboost.NAME: xgboost.strategy}
 
 
 class FederationServer:
@@ -84,14 +88,15 @@ class FederationServer:
         )
         self.roster.check_aborted()
         self.data = data = self.on_phase(phase)
-        assert data.test is not None
-        classes = data.classes
-        prior = (phase.raw_counts, phase.trained_counts)
-        self.evaluator = TestSetEvaluator(
-            data.test, classes, self.federation.model, data.schema.get("positive_class"), prior
-        )
-        self.strategy = ValidatingFedAvg(
-            shapes=parameter_shapes(len(data.test.feature_names), len(classes)),
+        assert data.test is not None and data.schema is not None
+        model = self.federation.model
+        family, hp, seed = model.family, model.hyperparameters(), run.seed
+        self.federation.check_task(data.schema)  # BadInput: a schema (file or phase) the model cannot learn
+        prior = (phase.raw_counts, phase.trained_counts) if phase.trained_counts else None
+        self.evaluator = TestSetEvaluator(data.test, data.schema, family, hp, prior, seed)
+        self.strategy = STRATEGIES[run.strategy](
+            shapes=family.parameter_shapes(hp, data.schema),
+            initial=family.initial_parameters(hp, data.schema, seed),
             feature_fingerprint=feature_fingerprint(data.test.feature_names),
             min_clients=self.federation.min_clients(),
             roster=self.roster,

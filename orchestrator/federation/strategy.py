@@ -3,7 +3,7 @@
 Aggregation is Flower's FedAvg: the example-weighted average of the clients' parameters. Around
 it, this strategy
 
-* starts from zero parameters of the right shapes for the feature count and classes;
+* starts from the model family's initial parameters (zero parameters of `shapes` when none are given);
 * validates every update before it can reach the average: the number and shapes of the arrays,
   a floating-point dtype, finite values, a positive example count, and the fingerprint of the
   feature columns the client trained on. A bad update is left out and reported by client name;
@@ -39,6 +39,7 @@ from orchestrator.run.events import FederationEvent, UpdateRejected
 
 log = logging.getLogger(__name__)
 
+GAIN_PREFIXES = ("local_", "federated_")  # a client's local-only and federated scores (client_code/client.py)
 Evaluator = Callable[[int, NDArrays, dict[str, Scalar]], tuple[float, dict[str, Scalar]]]
 
 
@@ -71,8 +72,12 @@ class ValidatingFedAvg(FedAvg):
         on_round: Callable[[RoundRecord, NDArrays], None],
         emit: Callable[[FederationEvent], None],
         round_config: dict[str, Scalar] | None = None,
+        initial: NDArrays | None = None,
     ) -> None:
-        """`round_config` goes to the clients with every fit and evaluate instruction (e.g. the prior)."""
+        """`round_config` goes to the clients with every fit and evaluate instruction (e.g. the prior).
+
+        `initial`: the first global model (the family's initial_parameters); zeros of `shapes` if None.
+        """
         extra = dict(round_config or {})
         super().__init__(
             fraction_fit=1.0,
@@ -84,7 +89,9 @@ class ValidatingFedAvg(FedAvg):
             on_fit_config_fn=lambda rnd: {"server_round": rnd, **extra},
             on_evaluate_config_fn=lambda rnd: {"server_round": rnd, **extra},
             accept_failures=True,
-            initial_parameters=ndarrays_to_parameters([np.zeros(s) for s in shapes]),
+            initial_parameters=ndarrays_to_parameters(
+                initial if initial is not None else [np.zeros(s) for s in shapes]
+            ),
             fit_metrics_aggregation_fn=_weighted,
             evaluate_metrics_aggregation_fn=_weighted,
         )
@@ -117,12 +124,19 @@ class ValidatingFedAvg(FedAvg):
         self._sampled[server_round] = [proxy.cid for proxy, _ in instructions]
         return instructions
 
-    def validate_update(self, res: FitRes) -> str | None:
-        """Why an update cannot be averaged, or None if it can."""
+    def validate_sender(self, res: FitRes) -> str | None:
+        """Why an update's example count or feature columns are unusable, whatever its parameters, or None."""
         if not isinstance(res.num_examples, int) or res.num_examples <= 0:
             return f"example count {res.num_examples!r} is not a positive integer"
         if res.metrics.get("features") != self.feature_fingerprint:
             return "trained on different feature columns than the server's schema"
+        return None
+
+    def validate_update(self, res: FitRes) -> str | None:
+        """Why an update cannot be averaged, or None if it can."""
+        problem = self.validate_sender(res)
+        if problem:
+            return problem
         try:
             arrays = parameters_to_ndarrays(res.parameters)
         except Exception as exc:  # noqa: BLE001 - any decoding problem means an unusable update
@@ -175,6 +189,12 @@ class ValidatingFedAvg(FedAvg):
                 f"round {server_round}: {len(usable)} usable updates, {self.min_fit_clients} needed ({detail})",
                 problems,
             )
+        return self.combine(server_round, usable)
+
+    def combine(
+        self, server_round: int, usable: list[tuple[ClientProxy, FitRes]]
+    ) -> tuple[Parameters | None, dict[str, Scalar]]:
+        """Aggregate the validated updates: FedAvg's example-weighted mean (a strategy for trees overrides it)."""
         return super().aggregate_fit(server_round, usable, [])
 
     # ------------------------------------------------------------------ evaluate
@@ -205,11 +225,14 @@ class ValidatingFedAvg(FedAvg):
         results: list[tuple[ClientProxy, EvaluateRes]],
         failures: list[tuple[ClientProxy, EvaluateRes] | BaseException],
     ) -> tuple[float | None, dict[str, Scalar]]:
-        """Record each client's validation loss and accuracy for this round."""
+        """Record each client's validation loss and accuracy, and its local-only and federated scores, this round."""
         clients = self._clients.setdefault(server_round, {})
         for proxy, res in results:
             entry = clients.setdefault(proxy.cid, {})
             entry["val_loss"] = float(res.loss)
             if isinstance(res.metrics.get("accuracy"), int | float):
                 entry["val_accuracy"] = float(res.metrics["accuracy"])
+            for key, value in res.metrics.items():  # what the client gains: local_<m> and federated_<m>
+                if key.startswith(GAIN_PREFIXES) and isinstance(value, int | float):
+                    entry[key] = float(value)
         return super().aggregate_evaluate(server_round, results, failures)

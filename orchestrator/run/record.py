@@ -61,11 +61,12 @@ class RunRecord:
             "clients": self.history.participants(),
             "label": data.label,
             "classes": data.classes,
+            "task": data.schema.get("task"),
             "positive_class": data.schema.get("positive_class"),
             "feature_names": data.test.feature_names,
             "schema": data.schema,
             "prior": self.phase.prior() if self.phase else None,
-            "model": self.federation.model.model_dump(),
+            "model": self.federation.model.model_dump(mode="json", by_alias=True, exclude_none=True),
             "versions": versions(),
             "final_metrics": final.server,
         }
@@ -111,4 +112,6 @@ class RunRecord:
             final_metrics=final.server if final else {},
             hyperparameters=self.federation.model_dump(include={"federation", "model"}),
             test_set=self.scores.summary() if self.scores is not None else {},
+            task=data.schema.get("task") if data.schema else None,
+            model=self.federation.model.model_dump(mode="json", by_alias=True, exclude_none=True),
         )
