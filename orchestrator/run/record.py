@@ -110,7 +110,7 @@ class RunRecord:
             started_at=self.started_at,
             rounds_completed=final.round if final else 0,
             final_metrics=final.server if final else {},
-            hyperparameters=self.federation.model_dump(include={"federation", "model"}),
+            hyperparameters=self.federation.model_dump(mode="json", include={"federation", "model"}, by_alias=True),
             test_set=self.scores.summary() if self.scores is not None else {},
             task=data.schema.get("task") if data.schema else None,
             model=self.federation.model.model_dump(mode="json", by_alias=True, exclude_none=True),
