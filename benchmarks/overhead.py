@@ -37,7 +37,13 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from client_code.metrics import classification_metrics
-from client_code.model import fit_local, get_model_parameters, make_model, set_initial_params, set_model_params
+from client_code.models.logistic import (
+    fit_local,
+    get_model_parameters,
+    make_model,
+    set_initial_params,
+    set_model_params,
+)
 from client_code.resample import balance
 from client_code.schema import load_data
 from orchestrator.data import datasets, layout

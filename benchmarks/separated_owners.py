@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from client_code.metrics import calibration, classification_metrics
-from client_code.model import fit_local, make_model, prior_correction, set_initial_params
+from client_code.models.logistic import fit_local, make_model, prior_correction, set_initial_params
 from client_code.resample import balance
 from client_code.schema import load_data, to_dataset
 from client_code.tabular import read_channel

@@ -12,11 +12,16 @@ cannot use:
    encodes its channels with it and answers: raw class counts, rows and files read, values outside
    the schema's levels per column (counts only) and the feature fingerprint;
 4. "train": the federation's raw class counts; the client balances its training split
-   (resample.py) and builds its model, and answers its trained class counts.
+   (resample.py; classification only) and builds its model (its family, client_code/models), and
+   answers its trained class counts.
 
-Then the rounds: the server sends the global parameters; the client warm-starts its model from
-them, runs a few local solver iterations and returns the new parameters with its example count.
-Raw data never leaves this process; only what is listed above does.
+Then the rounds: the server sends the global parameters; the client loads them into its model,
+trains one local round (the family's `fit_round`) and returns its update with its example count.
+Alongside, it trains a local-only model of the same family on the same rows, the same number of
+rounds, never touching the global parameters; each federated evaluation scores both on the
+validation channel (the training channel if there is none) and reports their metrics
+(`local_<metric>` and `federated_<metric>`, client_code.metrics.GAIN_METRICS): what this client
+gains from the federation. Raw data never leaves this process; only what is listed above does.
 """
 
 from __future__ import annotations
@@ -24,7 +29,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,10 +36,10 @@ import numpy as np
 import pandas as pd
 from flwr.client import NumPyClient
 
-from . import model as family
-from . import privacy
+from . import models, privacy
 from .constants import PHASE_KEY
-from .metrics import classification_metrics
+from .metrics import GAIN_METRICS, score
+from .models.base import task_of
 from .resample import balance
 from .schema import normalise_schema, to_dataset, unseen_counts
 from .statistics import compute_statistics, reveal_levels
@@ -54,24 +58,31 @@ class Channel:
 
 
 class FederationClient(NumPyClient):
-    """Flower NumPyClient over the model interface of model.py (see the module docstring)."""
+    """Flower NumPyClient over the model interface of client_code/models (see the module docstring).
+
+    `kind` names the model family and `hyperparameters` its keys (None: the family's defaults).
+    """
 
     def __init__(
         self,
         train: Channel,
         validation: Channel | None = None,
-        make_model: Callable[[dict[Any, float] | None], Any] = lambda weights: family.make_model(class_weight=weights),
+        kind: str = models.DEFAULT,
+        hyperparameters: models.Hyperparameters | None = None,
         balance_method: str = "smote",
         smote_ratio: float = 1.0,
         seed: int = 0,
     ) -> None:
         self.channels = {"train": train, **({"validation": validation} if validation else {})}
-        self.make_model = make_model
+        self.family = models.get(kind)
+        self.hyperparameters = hyperparameters or self.family.hyperparameters()
         self.balance_method = balance_method
         self.smote_ratio = smote_ratio
         self.seed = seed
         self.schema: dict[str, Any] | None = None
         self.model: Any = None
+        self.local_model: Any = None  # trained on this client's rows only: what it would have alone
+        self.own_prior: tuple[dict[Any, float], dict[Any, float]] | None = None
         self.train: Dataset | None = None
         self.validation: Dataset | None = None
         self.raw_counts: dict[Any, int] = {}
@@ -114,6 +125,7 @@ class FederationClient(NumPyClient):
             max_levels=int(request.get("max_levels", 50)),
             where=f"train data ({train.info.folder})",
             locate=train.info.locate,
+            task=request.get("task"),
         )
 
     def _levels(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -129,6 +141,7 @@ class FederationClient(NumPyClient):
             log.info("%s channel: %s", name, channel.info.describe())
             for column, count in unseen[name].items():
                 log.warning("%s channel: %d value(s) of %r are not among the schema's levels", name, count, column)
+        self.family.check_task(schema)
         self.schema = schema
         self.train, self.validation = datasets["train"], datasets.get("validation")
         classes = list(schema["classes"])
@@ -145,60 +158,81 @@ class FederationClient(NumPyClient):
         if self.schema is None or self.train is None:
             raise DataError("the server asked to train before it sent the schema")
         classes = list(self.schema["classes"])
-        federation = {canonical_class(k, classes): int(n) for k, n in request.get("class_counts", {}).items()}
-        balanced = balance(self.train, classes, self.balance_method, self.smote_ratio, self.seed, federation)
-        self.train = balanced.data
-        self.model = family.set_initial_params(
-            self.make_model(balanced.class_weight), len(self.train.feature_names), classes
-        )
-        log.info(
-            "training split balanced with %s: %s rows (%s)",
-            self.balance_method,
-            f"{len(self.train):,}",
-            ", ".join(f"class {c}: {n:g}" for c, n in balanced.trained_counts.items()),
-        )
-        return {"trained_counts": {str(c): float(n) for c, n in balanced.trained_counts.items()}}
+        weights, trained = None, {}
+        if task_of(self.schema) == "regression":
+            log.info("regression label: the training split is not balanced (%s rows)", f"{len(self.train):,}")
+        else:
+            federation = {canonical_class(k, classes): int(n) for k, n in request.get("class_counts", {}).items()}
+            balanced = balance(self.train, classes, self.balance_method, self.smote_ratio, self.seed, federation)
+            self.train, weights, trained = balanced.data, balanced.class_weight, balanced.trained_counts
+            self.own_prior = ({c: float(n) for c, n in self.raw_counts.items()}, dict(trained))
+            log.info(
+                "training split balanced with %s: %s rows (%s)",
+                self.balance_method,
+                f"{len(self.train):,}",
+                ", ".join(f"class {c}: {n:g}" for c, n in trained.items()),
+            )
+        self.model = self.family.build(self.hyperparameters, self.schema, self.seed, weights)
+        self.local_model = self.family.build(self.hyperparameters, self.schema, self.seed, weights)
+        log.info("model: %s %s", self.family.name, self.hyperparameters.model_dump())
+        return {"trained_counts": {str(c): float(n) for c, n in trained.items()}}
 
     # ------------------------------------------------------------------ rounds
 
     def get_parameters(self, config):
-        """Return the current local parameters [coef, intercept]."""
+        """Return the current local parameters (the family's arrays)."""
         self.instructions_received += 1
         self._require_model()
-        return family.get_model_parameters(self.model)
+        return self.family.get_parameters(self.model)
 
     def fit(self, parameters, config):
-        """Train locally from the global parameters; return new parameters, example count, metrics."""
+        """Train one round from the global parameters (and the local-only model one round); return the update."""
         self.instructions_received += 1
         started = time.perf_counter()
         self._load_global(parameters, config)
-        family.fit_local(self.model, self.train)
+        self.family.fit_round(self.model, self.train, config)
+        update = self.family.update_from(self.model)
         self.rounds_trained += 1
-        scores = classification_metrics(self.model, self.train)
+        scores = score(self.model, self.train, self.schema)
+        seconds = time.perf_counter() - started  # local training and scoring of the federated model
+        self.family.fit_round(self.local_model, self.train, {})
         log.info(
-            "round %s: trained on %d rows, train loss %.4f, accuracy %.4f",
+            "round %s: trained on %d rows, train loss %.4f",
             config.get("server_round", "?"),
             len(self.train),
             scores["loss"],
-            scores["accuracy"],
         )
         metrics = {
             "train_loss": scores["loss"],
-            "train_accuracy": scores["accuracy"],
-            "fit_seconds": time.perf_counter() - started,  # local training and scoring
+            **({"train_accuracy": scores["accuracy"]} if "accuracy" in scores else {}),
+            "fit_seconds": seconds,
             "features": feature_fingerprint(self.train.feature_names),
         }
-        parameters = privacy.privatize(family.get_model_parameters(self.model), self.global_parameters, config)
-        return parameters, len(self.train), metrics
+        return privacy.privatize(update, self.global_parameters, config), len(self.train), metrics
 
     def evaluate(self, parameters, config):
-        """Score the global model (prior-corrected) on the validation channel (the training data if absent)."""
+        """Score the global model (prior-corrected) and the local-only one on the validation channel.
+
+        Returns the global model's loss, the row count and {"accuracy" (classification), "split",
+        "federated_<m>", "local_<m>" for every m of GAIN_METRICS[task]}; without a validation
+        channel the training rows are scored.
+        """
         self.instructions_received += 1
         self._load_global(parameters, config)
         data, split = (self.validation, "validation") if self.validation else (self.train, "train")
-        model = self.global_model()
-        scores = classification_metrics(model, data, self.schema.get("positive_class"))
-        return scores["loss"], len(data), {"accuracy": scores["accuracy"], "split": split}
+        federated = score(self.global_model(), data, self.schema)
+        local = score(self.local_only_model(), data, self.schema)
+        metrics: dict[str, Any] = {"split": split}
+        if "accuracy" in federated:
+            metrics["accuracy"] = federated["accuracy"]
+        for name in GAIN_METRICS[self.task]:
+            metrics[f"federated_{name}"], metrics[f"local_{name}"] = federated[name], local[name]
+        return federated["loss"], len(data), metrics
+
+    @property
+    def task(self) -> str:
+        """The federation's task (binary, multiclass or regression), from the schema."""
+        return task_of(self.schema)
 
     def global_model(self) -> Any:
         """The last global model the server sent, prior-corrected: after the final round, the federation's model."""
@@ -206,25 +240,41 @@ class FederationClient(NumPyClient):
             raise RuntimeError("the server never sent global parameters")
         params = self.global_parameters
         if self.prior is not None:
-            params = family.prior_correction(params, list(self.schema["classes"]), *self.prior)
-        return family.set_model_params(self.model, params)
+            params = self.family.prior_correction(self.hyperparameters, params, self.schema, *self.prior)
+        return self.family.set_parameters(self.model, params)
+
+    def local_only_model(self) -> Any:
+        """A copy of the local-only model, prior-corrected for this client's own class counts."""
+        import copy
+
+        model = copy.deepcopy(self.local_model)
+        if self.own_prior is None:
+            return model
+        params = self.family.get_parameters(model)
+        return self.family.set_parameters(
+            model, self.family.prior_correction(self.hyperparameters, params, self.schema, *self.own_prior)
+        )
 
     def _require_model(self) -> None:
         if self.model is None:
             raise DataError("the server started a round before the statistics phase set up this client")
 
     def _load_global(self, parameters, config) -> None:
-        """Check the global parameters fit this client's data, then load them into the model."""
+        """Check the global parameters fit this client's model, then load them into it."""
         self._require_model()
-        coef_shape = np.shape(parameters[0]) if parameters else ()
-        n_features = len(self.train.feature_names)
-        if len(coef_shape) != 2 or coef_shape[1] != n_features:
+        expected = self.family.parameter_shapes(self.hyperparameters, self.schema)
+        shapes = [np.shape(p) for p in parameters]
+        fits = len(shapes) == len(expected) and all(
+            len(got) == len(want) and all(w in (-1, g) for g, w in zip(got, want, strict=True))
+            for got, want in zip(shapes, expected, strict=True)
+        )
+        if not fits:
             raise DataError(
-                f"this client's data has {n_features} features but the global model expects "
-                f"{coef_shape[-1] if coef_shape else 'none'}; prepare every party's data with "
-                "the same feature schema"
+                f"this client's {self.family.name} model over {len(self.train.feature_names)} features has "
+                f"parameters of shapes {expected}, but the global model sent {shapes}; prepare every party's data "
+                "with the same feature schema and model settings"
             )
-        if not all(np.all(np.isfinite(p)) for p in parameters):
+        if not all(np.all(np.isfinite(p)) for p in parameters if np.issubdtype(np.asarray(p).dtype, np.floating)):
             raise ValueError("the server sent global parameters with NaN or infinite values; refusing them")
         if "prior" in config:
             classes = list(self.schema["classes"])
@@ -233,4 +283,4 @@ class FederationClient(NumPyClient):
                 {canonical_class(k, classes): float(v) for k, v in prior[key].items()} for key in ("true", "trained")
             )
         self.global_parameters = [np.array(p, copy=True) for p in parameters]
-        family.set_model_params(self.model, parameters)
+        self.family.set_parameters(self.model, parameters)

@@ -10,6 +10,7 @@ Each file has a `<file>.sha256` beside it, which `fedsage inspect` and `fedsage 
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import tempfile
@@ -22,10 +23,19 @@ from sklearn.pipeline import Pipeline
 from .constants import CHECKSUM_SUFFIX, SKOPS_SUFFIX
 from .schema import preprocessor
 
+FEDERATION_STATE = "_fedsage_"  # estimator attributes for the federation only (a family's wire state): never saved
+
 
 def model_pipeline(schema: dict[str, Any], estimator: Any) -> Pipeline:
-    """The schema's preprocessing followed by the trained estimator: a model that scores raw rows."""
-    return Pipeline([("preprocess", preprocessor(schema)), ("model", estimator)])
+    """The schema's preprocessing followed by a copy of the trained estimator: a model that scores raw rows.
+
+    The copy leaves out the attributes a model family keeps for the federation only (names that
+    start with `_fedsage_`, such as the linear family's statistics), which prediction never needs.
+    """
+    saved = copy.deepcopy(estimator)
+    for name in [n for n in vars(saved) if n.startswith(FEDERATION_STATE)]:
+        delattr(saved, name)
+    return Pipeline([("preprocess", preprocessor(schema)), ("model", saved)])
 
 
 def _write_with_checksum(path: Path, dump) -> str:

@@ -3,8 +3,9 @@
 schema.json, version 2 (statistics.py merges it; `fedsage data prepare` writes it):
 
 ```
-{"version": 2, "label": "income", "task": "binary" | "multiclass", "classes": [...],
+{"version": 2, "label": "income", "task": "binary" | "multiclass" | "regression", "classes": [...],
  "positive_class": <one of classes, binary only>, "class_counts": {"<class>": n},
+ "label_stats": {"count": n, "mean": m, "std": s},       (regression only; its classes are [])
  "min_level_count": 10,
  "features": [{"name": "age", "kind": "numeric", "mean": m, "scale": s},
               {"name": "region", "kind": "categorical", "levels": [...], "other": true}]}
@@ -52,13 +53,15 @@ def normalise_schema(schema: Any, where: str) -> dict[str, Any]:
         if key not in schema:
             raise DataError(f"{where} has no {key!r}; prepare the data again or let the statistics phase make one")
     schema = dict(schema)
-    if not isinstance(schema["classes"], list) or len(schema["classes"]) < 2:
+    if schema.get("task") == "regression":
+        schema["classes"], schema["positive_class"] = [], None
+    elif not isinstance(schema["classes"], list) or len(schema["classes"]) < 2:
         raise DataError(f"{where}: a classifier needs at least two classes, got {schema['classes']!r}")
     # as the channels read them: "0.0" -> 0, " <=50K" -> "<=50K" (version 1 files kept such spellings)
     classes = canonical_labels(pd.Series([str(c) for c in schema["classes"]], dtype=object)).tolist()
     schema["classes"] = classes
     schema.setdefault("task", "binary" if len(classes) == 2 else "multiclass")
-    if schema.get("positive_class") is not None:
+    if schema.get("positive_class") is not None and classes:
         schema["positive_class"] = canonical_class(schema["positive_class"], classes)
     schema.setdefault("positive_class", None)
     features = []
@@ -199,19 +202,23 @@ def to_dataset(
 ) -> Dataset:
     """Turn raw rows (features and label) into a Dataset with the schema's features and canonical labels.
 
-    Raises DataError naming `where`, the column (and row) and the fix for a missing label column, a
-    missing feature column, an empty or non-numeric cell, or a label outside the schema's classes.
+    A regression schema's labels are float64 numbers. Raises DataError naming `where`, the column
+    (and row) and the fix for a missing label column, a missing feature column, an empty or
+    non-numeric cell, or a label outside the schema's classes.
     """
     label = schema["label"]
     if label not in frame.columns:
         shown = ", ".join(map(str, frame.columns[:8])) + (", ..." if frame.shape[1] > 8 else "")
         raise DataError(f"{where}: label column {label!r} not found (columns: {shown}); check the label")
-    classes = list(schema["classes"])
-    try:
-        y = canonical_labels(frame[label], classes)
-    except DataError as exc:
-        raise DataError(f"{where}: {exc}") from None
-    check_labels(y, classes, where)
+    if schema.get("task") == "regression":
+        y = numeric_column(frame[label], label, where, fix="a regression label is a number", locate=locate)
+    else:
+        classes = list(schema["classes"])
+        try:
+            y = canonical_labels(frame[label], classes)
+        except DataError as exc:
+            raise DataError(f"{where}: {exc}") from None
+        check_labels(y, classes, where)
     X = encode(frame, schema, where, locate)
     return Dataset(X=X, y=y, feature_names=feature_names(schema))
 

@@ -2,7 +2,10 @@
 
 A client computes, from its raw training rows and nothing else (`compute_statistics`):
 
-* the row count and the count of every (canonical) label;
+* the row count and the count of every (canonical) label, unless the label is a regression
+  label (a number with more than REGRESSION_DISTINCT distinct values, or any non-integral one,
+  or the run declared the task "regression"), whose values are never counted: a numeric label
+  sends its count, mean and M2 instead ("label_moments");
 * per numeric column: count, mean, M2 (the sum of squared deviations from the mean), min, max;
 * per text column: the count of every distinct value, keyed by HMAC-SHA256(salt, value) (first 16
   bytes, hex), so the server sees how often a value occurs but not which value it is.
@@ -12,7 +15,10 @@ The server merges them (`merge_statistics`): numeric means and population standa
 pairwise algorithm for computing sample variances"), equal to the pooled ones up to rounding;
 features in column-name order; column kinds (declared categorical/drop win; numbers at every
 client -> numeric; text with few distinct values -> categorical, announced; text with many ->
-refused as an identifier); classes and their counts. A text level is kept when it occurs at
+refused as an identifier); the task (declared, else inferred: regression when any owner's label
+is continuous or the owners' integral labels together have more than REGRESSION_DISTINCT values,
+binary for two classes, multiclass otherwise); classes and their counts, or for regression the
+label's mean and standard deviation. A text level is kept when it occurs at
 least k (`min_level_count`) times over the whole federation; only kept levels' names are then
 asked from a client that holds them (`reveal_levels`), every other value folds into one "other"
 level, so a rare value never crosses an account boundary by name. `name_levels` completes the
@@ -32,6 +38,8 @@ import pandas as pd
 from .tabular import DataError, canonical_class, canonical_labels, numeric_column, sort_classes
 
 SCHEMA_VERSION = 2
+REGRESSION_DISTINCT = 20  # a numeric label with more distinct values (or a non-integral one) is a regression label
+CLASSIFICATION_TASKS = ("binary", "multiclass")
 
 
 def level_hash(salt: str, value: str) -> str:
@@ -44,6 +52,37 @@ def _is_numeric(values: pd.Series) -> bool:
     return bool(pd.to_numeric(values, errors="coerce").notna().all())
 
 
+def label_statistics(labels: pd.Series, task: str | None, where: str) -> dict[str, Any]:
+    """What an owner tells about its label: {"label_counts": {class as text: n}} and/or {"label_moments": {...}}.
+
+    A numeric label sends its moments (count, mean, M2; not its extremes). Its value counts are
+    sent unless it is a regression label (the module docstring); text labels always send counts.
+    Raises DataError naming `where` for an empty label, or a non-numeric value when `task` is regression.
+    """
+    try:
+        canonical = canonical_labels(labels) if task != "regression" else None
+    except DataError as exc:
+        raise DataError(f"{where}: {exc}") from None
+    numbers = pd.to_numeric(labels.astype(str).str.strip(), errors="coerce")
+    answer: dict[str, Any] = {}
+    if numbers.notna().all():
+        values = numeric_column(labels, str(labels.name), where, fix="a regression label is a number")
+        mean = float(values.mean())
+        answer["label_moments"] = {"count": len(values), "mean": mean, "m2": float(((values - mean) ** 2).sum())}
+        continuous = bool(np.any(np.mod(values, 1) != 0)) or len(np.unique(values)) > REGRESSION_DISTINCT
+    elif task == "regression":
+        bad = labels[numbers.isna()].iloc[0]
+        raise DataError(f"{where}: label value {bad!r} is not a number; a regression label is numeric ([data] task)")
+    else:
+        continuous = False
+    if task in CLASSIFICATION_TASKS or (task is None and not continuous):
+        if canonical is None:
+            canonical = canonical_labels(labels)
+        counts = pd.Series(canonical).value_counts()
+        answer["label_counts"] = {str(k): int(v) for k, v in counts.items()}
+    return answer
+
+
 def compute_statistics(
     frame: pd.DataFrame,
     label: str,
@@ -53,10 +92,12 @@ def compute_statistics(
     max_levels: int = 50,
     where: str = "data",
     locate: Callable[[int], str] | None = None,
+    task: str | None = None,
 ) -> dict[str, Any]:
     """One owner's aggregate statistics of its raw rows (text cells, as tabular.read_channel gives them).
 
-    Returns a JSON-ready dict: {"rows", "label_counts": {class as text: n}, "columns": {name:
+    Returns a JSON-ready dict: {"rows", "label_counts": {class as text: n} and/or "label_moments":
+    {"count", "mean", "m2"} (label_statistics; `task` None infers), "columns": {name:
     {"numeric": true, "count", "mean", "m2", "min", "max"} or {"numeric": false, "distinct", "levels":
     {hash: n}}}}. A text column with more than `max_levels` distinct values (not declared categorical)
     sends its distinct count only: it cannot be categorical. Columns in `drop` are left out. Raises
@@ -65,11 +106,7 @@ def compute_statistics(
     if label not in frame.columns:
         shown = ", ".join(map(str, frame.columns[:8])) + (", ..." if frame.shape[1] > 8 else "")
         raise DataError(f"{where}: label column {label!r} not found (columns: {shown})")
-    try:
-        labels = canonical_labels(frame[label])
-    except DataError as exc:
-        raise DataError(f"{where}: {exc}") from None
-    counts = pd.Series(labels).value_counts()
+    summary = label_statistics(frame[label], task, where)
     columns: dict[str, Any] = {}
     for name in frame.columns:
         if name == label or name in drop:
@@ -96,7 +133,7 @@ def compute_statistics(
         if name in categorical or len(levels) <= max_levels:
             entry["levels"] = {level_hash(salt, value): int(n) for value, n in levels.items()}
         columns[name] = entry
-    return {"rows": len(frame), "label_counts": {str(k): int(v) for k, v in counts.items()}, "columns": columns}
+    return {"rows": len(frame), **summary, "columns": columns}
 
 
 def reveal_levels(frame: pd.DataFrame, salt: str, hashes: dict[str, list[str]]) -> dict[str, dict[str, str]]:
@@ -126,6 +163,20 @@ def _chan(parts: list[dict[str, Any]]) -> tuple[int, float, float]:
         m2 += m2b + delta * delta * n * nb / total
         n = total
     return n, mean, m2
+
+
+def infer_task(statistics: dict[str, dict[str, Any]], declared: str | None = None) -> str:
+    """The federation's task: `declared`, else regression or binary/multiclass by the module docstring's rule."""
+    if declared:
+        return declared
+    parts = list(statistics.values())
+    numeric = all("label_moments" in s for s in parts)
+    if any("label_counts" not in s for s in parts):
+        return "regression"
+    distinct = {key for s in parts for key in s["label_counts"]}
+    if numeric and len(distinct) > REGRESSION_DISTINCT:
+        return "regression"
+    return "binary" if len(distinct) == 2 else "multiclass"
 
 
 def _classes(statistics: dict[str, dict[str, Any]]) -> tuple[list[Any], dict[Any, int]]:
@@ -167,14 +218,17 @@ def merge_statistics(
     max_levels: int,
     categorical: tuple[str, ...] | list[str] = (),
     positive_class: Any = None,
+    task: str | None = None,
 ) -> dict[str, Any]:
     """Merge every owner's statistics (by owner name) into a schema whose kept levels are still hashes.
 
     Returns the schema (see the module docstring) with, per categorical feature, "level_hashes"
     (kept hashes) and "holders" ({hash: owner that holds it}); `name_levels` replaces them by names.
-    "inferred" lists the text columns inferred categorical. Raises DataError naming the column (and
-    the owners) for: columns that differ between owners, a column with numbers at some owners and
-    text at others, a text column with too many distinct values (an identifier), fewer than two classes.
+    "inferred" lists the text columns inferred categorical; "task_inferred" says whether the task
+    was inferred (not declared by `task`). Raises DataError naming the column (and the owners) for:
+    columns that differ between owners, a column with numbers at some owners and text at others, a
+    text column with too many distinct values (an identifier), fewer than two classes, a
+    classification task over a label whose owners sent no counts, a regression label that is text.
     """
     names = sorted(statistics)
     column_sets = {name: list(stats["columns"]) for name, stats in statistics.items()}
@@ -189,9 +243,30 @@ def merge_statistics(
                 f"column {column!r} is in {has}'s data but not in {lacks}'s; give every owner the same "
                 f"columns or leave it out with --drop {column} ([data] drop)"
             )
-    classes, counts = _classes(statistics)
-    if len(classes) < 2:
-        raise DataError(f"label {label!r} has a single class ({classes[0]!r}) over the federation; need two")
+    resolved = infer_task(statistics, task)
+    label_part: dict[str, Any]
+    if resolved == "regression":
+        if not all("label_moments" in s for s in statistics.values()):
+            raise DataError(
+                f"label {label!r} holds text at some owner: a regression label is numeric; check [data] task"
+            )
+        n, mean, m2 = _chan([statistics[name]["label_moments"] for name in names])
+        label_part = {
+            "classes": [],
+            "positive_class": None,
+            "label_stats": {"count": n, "mean": mean, "std": float(np.sqrt(m2 / n))},
+        }
+    else:
+        if not all("label_counts" in s for s in statistics.values()):
+            raise DataError(f"label {label!r} is continuous at some owner; it cannot be a {resolved} label")
+        classes, counts = _classes(statistics)
+        if len(classes) < 2:
+            raise DataError(f"label {label!r} has a single class ({classes[0]!r}) over the federation; need two")
+        label_part = {
+            "classes": classes,
+            "positive_class": choose_positive(classes, counts, positive_class),
+            "class_counts": {str(c): counts[c] for c in classes},
+        }
     rows = sum(int(s["rows"]) for s in statistics.values())
     features: list[dict[str, Any]] = []
     inferred: list[str] = []
@@ -240,13 +315,12 @@ def merge_statistics(
     return {
         "version": SCHEMA_VERSION,
         "label": label,
-        "task": "binary" if len(classes) == 2 else "multiclass",
-        "classes": classes,
-        "positive_class": choose_positive(classes, counts, positive_class),
-        "class_counts": {str(c): counts[c] for c in classes},
+        "task": resolved,
+        **label_part,
         "min_level_count": min_level_count,
         "features": features,
         "inferred": inferred,
+        "task_inferred": task is None,
     }
 
 
@@ -275,6 +349,6 @@ def name_levels(merged: dict[str, Any], revealed: dict[str, dict[str, str]]) -> 
             )
         levels = sorted(names[d] for d in feature["level_hashes"])
         features.append({"name": feature["name"], "kind": "categorical", "levels": levels, "other": True})
-    schema = {k: v for k, v in merged.items() if k not in ("features", "inferred")}
+    schema = {k: v for k, v in merged.items() if k not in ("features", "inferred", "task_inferred")}
     schema["features"] = features
     return schema

@@ -3,9 +3,11 @@
 Runs inside the client account's training job, as the SageMaker scikit-learn container runs a
 script-mode program:
 
-* hyperparameters arrive as `--key value` arguments; the client token arrives in the environment
-  (FEDSAGE_CLIENT_TOKEN, from the request's Environment map), never as an argument, because any
-  local user can read a process's arguments;
+* hyperparameters arrive as `--key value` arguments: the run's (server, name, certificate,
+  balancing, seed), `--model KIND`, and the keys of that model family (client_code/models), each
+  validated by the family's own hyperparameter model;
+* the client token arrives in the environment (FEDSAGE_CLIENT_TOKEN, from the request's Environment
+  map), never as an argument, because any local user can read a process's arguments;
 * the training data is in `SM_CHANNEL_TRAIN` (and optionally `SM_CHANNEL_VALIDATION`), as raw CSV
   files anywhere below the channel folder; the label, the classes and the feature schema come from
   the server in the statistics phase (client.py), never from a file beside the data;
@@ -30,11 +32,12 @@ from pathlib import Path
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")  # no calls home from a data owner's account
 
+from pydantic import ValidationError
+
 from . import client as client_module
-from . import transport
-from .constants import PENALTIES, TOKEN_ENVIRONMENT
+from . import models, transport
+from .constants import TOKEN_ENVIRONMENT
 from .metrics import peak_memory_mb
-from .model import make_model
 from .persist import model_pipeline, save_model
 from .resample import BALANCES
 from .schema import feature_names
@@ -67,26 +70,46 @@ def _positive(kind):
     return convert
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Parse the hyperparameters the orchestrator put into the training job request, and read the client token.
+def _family_arguments(kind: str, rest: list[str]) -> models.Hyperparameters:
+    """The model family's hyperparameters from the `--key value` pairs the common parser left over."""
+    try:
+        family = models.get(kind)
+    except ValueError as exc:
+        raise BadHyperparameter(f"bad hyperparameters: --model: {exc}") from None
+    pairs: dict[str, str] = {}
+    for index in range(0, len(rest), 2):
+        key = rest[index]
+        if not key.startswith("--") or index + 1 >= len(rest):
+            raise BadHyperparameter(f"bad hyperparameters: expected --key value pairs, got {' '.join(rest)!r}")
+        pairs[key[2:]] = rest[index + 1]
+    try:
+        return family.hyperparameters.from_arguments(pairs)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = "-".join(str(part) for part in problem["loc"]).replace("_", "-") or kind
+        raise BadHyperparameter(f"bad hyperparameters: --{where} ({kind} model): {problem['msg']}") from None
 
-    Raises BadHyperparameter for a missing or unusable value, or no token in the environment.
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse the hyperparameters the orchestrator put into the training job request.
+
+    The run's own arguments are declared here; whatever remains must be the `--model` family's
+    keys (`args.hyperparameters`, a models.Hyperparameters). The client token is read from the
+    environment (`client_token`). Raises BadHyperparameter, also when no token is in the environment.
     """
-    parser = _Parser(prog="train.py", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="train.py", description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--server-address", required=True, help="HOST:PORT of the Flower server")
     parser.add_argument("--client-name", required=True, help="this client's name in the federation")
     parser.add_argument("--root-certificate", required=True, help="base64 PEM of the run's TLS root certificate")
-    parser.add_argument("--penalty", default="l2", choices=PENALTIES)
-    parser.add_argument("--inverse-regularization", type=_positive(float), default=1.0, help="C: smaller is stronger")
-    parser.add_argument("--l1-ratio", type=float, default=0.5, help="for penalty=elasticnet")
-    parser.add_argument("--max-iter", type=_positive(int), default=10, help="local solver iterations per round")
+    parser.add_argument("--model", default=models.DEFAULT, help=f"model family: {', '.join(models.FAMILIES)}")
     parser.add_argument("--balance", default="smote", choices=BALANCES, help="class balancing of the training split")
     parser.add_argument("--smote-ratio", type=_positive(float), default=1.0, help="SMOTE: minority / majority rows")
     parser.add_argument(
         "--connect-timeout", type=_positive(float), default=60.0, help="seconds of retries to reach the server"
     )
     parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    args.hyperparameters = _family_arguments(args.model, rest)
     args.client_token = client_token()
     try:
         args.root_certificate = base64.b64decode(args.root_certificate, validate=True)
@@ -148,12 +171,9 @@ def run(args: argparse.Namespace) -> Path:
     validation_dir = _channel("validation")
     validation = _load_channel("validation", validation_dir) if validation_dir else None
 
-    def model_factory(class_weight):
-        return make_model(
-            args.penalty, args.inverse_regularization, args.l1_ratio, args.max_iter, args.seed, class_weight
-        )
-
-    client = client_module.FederationClient(train, validation, model_factory, args.balance, args.smote_ratio, args.seed)
+    client = client_module.FederationClient(
+        train, validation, args.model, args.hyperparameters, args.balance, args.smote_ratio, args.seed
+    )
     transport.run_client(
         client,
         server_address=args.server_address,
@@ -175,6 +195,8 @@ def run(args: argparse.Namespace) -> Path:
         "label": schema["label"],
         "classes": schema["classes"],
         "positive_class": schema.get("positive_class"),
+        "task": schema.get("task"),
+        "model": {"kind": args.model, **args.hyperparameters.model_dump(mode="json")},
         "schema": schema,
     }
     save_model(model_pipeline(schema, client.global_model()), model_path, provenance, skops=False)

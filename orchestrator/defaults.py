@@ -1,13 +1,15 @@
 """Every default fedsage applies, in one place.
 
 config.py's schema takes its field defaults from here, and the CLI shows them in `--help`
-(this module imports nothing, so the CLI stays fast to start).
+(this module imports only client_code/constants.py, which imports nothing, so the CLI stays fast
+to start). The model families' own keys and defaults live with each family (client_code/models/).
 """
+
+from client_code.constants import MAX_ITER  # noqa: F401 - local solver iterations per round
 
 CLIENTS = 3  # clients of `fedsage local` and `fedsage data prepare` when nothing decides otherwise
 ROUNDS = 5
 SEED = 42  # data generation, splitting, partitioning, SMOTE and model initialisation
-MAX_ITER = 10  # local solver iterations per round
 JOIN_TIMEOUT = 300.0  # seconds for every client to join (a SageMaker job takes minutes to provision)
 ROUND_TIMEOUT = 600.0  # seconds a client may take for one round
 # seconds a client keeps retrying to reach the server before it gives up: the server listens before any

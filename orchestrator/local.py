@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from client_code.tabular import DataError, read_channel
 from orchestrator import config, defaults, tracking
@@ -40,6 +40,7 @@ class LocalOptions:
     dataset: str = defaults.DATASET
     out: Path = Path(defaults.RUNS)
     min_clients: int | None = None
+    model: str | None = None
     max_iter: int | None = None
     join_timeout: float | None = None
     round_timeout: float | None = None
@@ -48,6 +49,7 @@ class LocalOptions:
     smote_ratio: float | None = None
     positive_class: str | None = None
     label: str | None = None
+    task: str | None = None
     backend: str | None = None
     image: str | None = None
     cpus: float | None = None
@@ -83,7 +85,7 @@ class LocalOptions:
 
 
 SOURCE = "fedsage local"
-Settings = tuple[config.RunSettings, config.ModelSettings, config.DataSettings]  # from the options
+Settings = tuple[config.RunSettings, Any, config.DataSettings]  # from the options ([model] is a union)
 Placement = tuple[config.LocalSettings, config.ContainerSettings]  # [local], and [container] from the image
 
 
@@ -92,10 +94,14 @@ def _settings(options: LocalOptions) -> Settings:
     run = options.given(
         "rounds", "min_clients", "join_timeout", "round_timeout", "seed", "strategy", "update_norm_factor"
     )
+    model = {
+        ("kind" if k == "model" else k): v
+        for k, v in options.given("model", "max_iter", "balance", "smote_ratio").items()
+    }
     return (
         config.build(config.RunSettings, SOURCE, **run),
-        config.build(config.ModelSettings, SOURCE, **options.given("max_iter", "balance", "smote_ratio")),
-        config.build(config.DataSettings, SOURCE, **options.given("positive_class", "label")),
+        config.build(config.model_settings, SOURCE, **model),
+        config.build(config.DataSettings, SOURCE, **options.given("positive_class", "label", "task")),
     )
 
 
@@ -188,6 +194,7 @@ def _builtin(
         categorical=dataset.categorical,
         seed=settings[0].seed,
         positive_class=options.positive_class,
+        task=settings[2].task,
     )
     folder.create()
     try:
@@ -203,6 +210,7 @@ def _builtin(
             options.strategy_parameters,
             options.privacy,
         )
+        federation.check_task(summary.schema)  # e.g. --model linear on a classification label
     except BaseException:  # bad input (or Ctrl-C) before the run starts leaves nothing behind
         shutil.rmtree(folder.root, ignore_errors=True)
         raise
@@ -244,8 +252,10 @@ def build_local_run(options: LocalOptions, observer: Observer = ignore) -> Feder
         **options.given("backend", "image", "cpus", "memory", "dependency_cache", "network", "bind_address"),
     )
     if options.data_dir is None:
-        datasets.get(options.dataset)  # an unknown name is bad input before anything is written
+        dataset = datasets.get(options.dataset)  # an unknown name is bad input before anything is written
+        options = replace(options, task=options.task or dataset.task)
         _check_min_clients(options, options.clients or defaults.CLIENTS)
+    settings = _settings(options)
     folder = RunFolder.new(options.out, new_run_id())
     folder.check_writable()
     docker = _docker(options, local, folder) if local.backend == "docker" else None
@@ -257,6 +267,8 @@ def build_local_run(options: LocalOptions, observer: Observer = ignore) -> Feder
         federation = _federation(
             settings, test, schema, clients, placement, options.mlflow, options.strategy_parameters, options.privacy
         )
+        if data.schema is not None:
+            federation.check_task(data.schema)  # before any process starts
     else:
         federation, data = _builtin(options, settings, placement, folder, observer)
     backend = docker or ProcessBackend(folder.clients, len(federation.clients), code_dir=folder.path("code"))

@@ -106,10 +106,7 @@ def _hyperparameters(federation: Federation, context: RunContext, client: Client
         "server-address": context.server_address,
         "client-name": client.name,
         "root-certificate": base64.b64encode(context.root_certificate).decode(),
-        "penalty": model.penalty,
-        "inverse-regularization": model.c,
-        "l1-ratio": model.l1_ratio,
-        "max-iter": model.max_iter,
+        **model.arguments(),  # --model KIND and that family's keys (config/model.py)
         "balance": model.balance,
         "smote-ratio": model.smote_ratio,
         "connect-timeout": defaults.CONNECT_TIMEOUT,

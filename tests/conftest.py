@@ -120,6 +120,26 @@ RUN_OUTPUTS = (
 
 
 @pytest.fixture
+def fit_results(monkeypatch):
+    """What every client returned in every round, as the server received it (every validating strategy)."""
+    from flwr.common import parameters_to_ndarrays
+
+    from orchestrator.federation.strategy import ValidatingStrategy
+
+    seen = {}
+    original = ValidatingStrategy.aggregate_fit
+
+    def spy(self, server_round, results, failures):
+        seen[server_round] = {
+            proxy.cid: (parameters_to_ndarrays(res.parameters), res.num_examples) for proxy, res in results
+        }
+        return original(self, server_round, results, failures)
+
+    monkeypatch.setattr(ValidatingStrategy, "aggregate_fit", spy)
+    return seen
+
+
+@pytest.fixture
 def assert_run_outputs():
     """Check a finished run folder holds every file the run promises."""
 

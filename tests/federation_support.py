@@ -13,9 +13,8 @@ from __future__ import annotations
 import base64
 import threading
 
-from client_code import transport
+from client_code import models, transport
 from client_code.client import Channel, FederationClient
-from client_code.model import make_model
 from client_code.tabular import read_channel
 from orchestrator.backends import COMPLETED, FAILED, IN_PROGRESS, STOPPED, JobStatus
 from orchestrator.backends.container import file_path
@@ -34,13 +33,12 @@ def client_for(request, cls: type[FederationClient] = FederationClient) -> Feder
         frame, info = read_channel(folder)
         channels[channel["ChannelName"]] = Channel(channel["ChannelName"], frame, info)
 
-    def model_factory(class_weight):
-        return make_model(
-            hp["penalty"], hp["inverse-regularization"], hp["l1-ratio"], hp["max-iter"], hp["seed"], class_weight
-        )
-
+    kind = hp.get("model", models.DEFAULT)
+    fields = models.get(kind).hyperparameters.model_fields
+    own = {k: str(v) for k, v in hp.items() if k.replace("-", "_") in fields}
+    family_hp = models.get(kind).hyperparameters.from_arguments(own)
     return cls(
-        channels["train"], channels.get("validation"), model_factory, hp["balance"], hp["smote-ratio"], hp["seed"]
+        channels["train"], channels.get("validation"), kind, family_hp, hp["balance"], hp["smote-ratio"], hp["seed"]
     )
 
 

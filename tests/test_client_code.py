@@ -8,7 +8,13 @@ import pandas as pd
 import pytest
 
 from client_code.metrics import classification_metrics
-from client_code.model import fit_local, get_model_parameters, make_model, set_initial_params, set_model_params
+from client_code.models.logistic import (
+    fit_local,
+    get_model_parameters,
+    make_model,
+    set_initial_params,
+    set_model_params,
+)
 from client_code.persist import model_pipeline, save_model
 from client_code.schema import load_data, normalise_schema, unseen_counts
 from client_code.tabular import DataError, Dataset

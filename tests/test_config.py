@@ -128,3 +128,66 @@ def test_launch_readiness_lists_every_missing_key():
     assert "clients[1] (b): set account_id, region, kickoff_role_arn, external_id" in message
     assert "train_uri (an s3:// URI)" in message
     assert "clients[0]" not in message
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"model": {"hidden_layer_sizes": [8]}},
+            r'model\.hidden_layer_sizes is a key of kind "mlp", not of kind "logistic"; remove it or set kind = "mlp"',
+        ),
+        ({"model": {"kind": "forest"}}, r"model\.kind = 'forest' is not a model kind; choose one of 'logistic', 'sgd'"),
+        ({"model": {"kind": "mlp", "max_iter": 0}}, r"model\.max_iter = 0: Input should be greater than or equal to 1"),
+        ({"model": {"kind": "sgd", "loss": "cubic"}}, r"model\.loss = 'cubic': Input should be 'log_loss', 'hinge'"),
+        ({"model": {"kind": "linear", "alpha": True}}, r"model\.alpha = True: true/false is not a valid value here"),
+        (
+            {"model": {"kind": "linear"}, "data": {"task": "binary"}},
+            r'model\.kind = "linear" learns regression labels, but data\.task = "binary"',
+        ),
+        (
+            {"model": {"kind": "sgd", "balance": "smote"}, "data": {"task": "regression"}},
+            r'model\.balance = "smote" balances classes, and a regression label has none',
+        ),
+        (
+            {"model": {"kind": "xgboost"}, "federation": {"strategy": "fedavg"}},
+            r'model\.kind = "xgboost" is aggregated by federation\.strategy = "fedxgb_bagging", not "fedavg"',
+        ),
+        (
+            {"federation": {"strategy": "fedxgb_bagging"}},
+            r'federation\.strategy = "fedxgb_bagging" aggregates boosted trees; model\.kind = "logistic" needs',
+        ),
+    ],
+)
+def test_model_kinds_and_their_keys_are_checked_in_one_line(changes, message):
+    with pytest.raises(BadInput, match=message):
+        _with(**changes)
+
+
+def test_each_kind_takes_its_own_keys_and_they_travel_in_the_request(tmp_path):
+    federation = _with(model={"kind": "mlp", "hidden_layer_sizes": [16, 8], "max_iter": 3})
+    assert federation.model.arguments() == {
+        "model": "mlp",
+        "hidden-layer-sizes": "16,8",
+        "activation": "relu",
+        "alpha": 0.0001,
+        "learning-rate-init": 0.001,
+        "batch-size": 200,
+        "max-iter": 3,
+    }
+    boosted = _with(model={"kind": "xgboost", "max_depth": 3})
+    assert boosted.federation.strategy == "fedxgb_bagging"  # the kind's own aggregation, by default
+    path = tmp_path / "federation.toml"
+    path.write_text(boosted.to_toml())  # the resolved file loads back as the same federation
+    assert config.parse(__import__("tomllib").loads(path.read_text())).model_dump() == boosted.model_dump()
+    assert _with(model={"c": 0.5}).model.hyperparameters().inverse_regularization == 0.5
+
+
+def test_a_schema_task_the_model_cannot_learn_is_bad_input():
+    with pytest.raises(
+        BadInput, match=r'model\.kind = "linear" learns regression labels, but the schema\'s task = "binary"'
+    ):
+        _with(model={"kind": "linear"}).check_task({"task": "binary"})
+    with pytest.raises(BadInput, match=r'model\.balance = "class_weight" balances classes'):
+        _with(model={"kind": "mlp", "balance": "class_weight"}).check_task({"task": "regression"})
+    _with(model={"kind": "mlp"}).check_task({"task": "regression"})  # the default balance is not a choice

@@ -105,7 +105,7 @@ def _wait(backend, name: str, timeout: float):
 
 
 def _parameters(model_path: Path) -> np.ndarray:
-    model = joblib.load(model_path)
+    model = joblib.load(model_path)[-1]  # the Pipeline's estimator
     return np.concatenate([model.coef_.ravel(), model.intercept_.ravel()])
 
 
@@ -180,15 +180,15 @@ def test_a_client_failing_in_its_container_is_reported_with_its_reason_and_log(
     run = build_local_run(_options(data, tmp_path / "runs", backend="docker"), observer=logs.append)
     for part in (
         layout.open_prepared(data).clients[1].train.glob("*.csv")
-    ):  # broken after the checks, before the job reads it
-        part.write_text("nothing,useful\n1,2\n")
-    with pytest.raises(RunFailed, match=r"client 'client-2' job failed: .*label column .* not found"):
+    ):  # broken after the checks, before the job reads it: the program fails before it connects
+        part.write_text("nothing,useful\n")
+    with pytest.raises(RunFailed, match=r"client 'client-2' job failed: .*no data rows"):
         run.execute()
     tails = [event for event in logs if isinstance(event, JobLog)]
     assert tails and tails[0].client == "client-2"
     assert any("ExecuteUserScriptError" in line or "fedsage.client" in line for line in tails[0].lines)
     summary = json.loads((run.run_dir / "run.json").read_text())
-    assert "not found" in summary["clients"]["client-2"]["failure_reason"]
+    assert "no data rows" in summary["clients"]["client-2"]["failure_reason"]
     assert wait_for_no_containers(docker_client, run.run_id, 10) == []
 
 

@@ -9,34 +9,16 @@ import numpy as np
 import pandas as pd
 import psutil
 import pytest
-from flwr.common import parameters_to_ndarrays
 
 from client_code.metrics import classification_metrics
 from client_code.schema import load_data
 from orchestrator.backends import COMPLETED, FAILED, IN_PROGRESS, JobStatus
 from orchestrator.errors import RunFailed
-from orchestrator.federation.strategy import ValidatingStrategy
 from orchestrator.local import LocalOptions, build_local_run
 from orchestrator.run.events import RoundFinished
 from orchestrator.run.lifecycle import FederationRun
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def fit_results(monkeypatch):
-    """What every client returned in every round, as the server received it."""
-    seen = {}
-    original = ValidatingStrategy.aggregate_fit
-
-    def spy(self, server_round, results, failures):
-        seen[server_round] = {
-            proxy.cid: (parameters_to_ndarrays(res.parameters), res.num_examples) for proxy, res in results
-        }
-        return original(self, server_round, results, failures)
-
-    monkeypatch.setattr(ValidatingStrategy, "aggregate_fit", spy)
-    return seen
 
 
 def _options(data_dir, tmp_path, **overrides):

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from cli_runner import assert_bad_input, run_cli
 
-from client_code.model import fit_local, make_model, set_initial_params
+from client_code.models.logistic import fit_local, make_model, set_initial_params
 from client_code.persist import save_model
 from client_code.tabular import Dataset
 

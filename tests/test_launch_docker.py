@@ -54,7 +54,7 @@ def test_launch_runs_every_job_in_a_container_and_each_account_gets_the_global_m
     assert {job.status for job in outcome.jobs.values()} == {COMPLETED}
     assert sagemaker.jobs(SERVER_ACCOUNT) == {}
 
-    server_model = joblib.load(outcome.model_path)
+    server_model = joblib.load(outcome.model_path)[-1]  # the Pipeline's estimator
     for name, account in CLIENTS.items():
         (job,) = sagemaker.jobs(account).values()
         assert job.environment["PIP_TARGET"] == "/opt/fedsage/deps"  # the request's Environment reached the job
@@ -63,7 +63,7 @@ def test_launch_runs_every_job_in_a_container_and_each_account_gets_the_global_m
         key = f"artifacts/{job.training_job_name}/output/model.tar.gz"
         body = aws.admin(account).client("s3").get_object(Bucket=bucket(account), Key=key)["Body"].read()
         with tarfile.open(fileobj=io.BytesIO(body)) as tar:
-            model = joblib.load(io.BytesIO(tar.extractfile("model.joblib").read()))
+            model = joblib.load(io.BytesIO(tar.extractfile("model.joblib").read()))[-1]
         np.testing.assert_allclose(model.coef_, server_model.coef_, rtol=0, atol=1e-12)
         np.testing.assert_allclose(model.intercept_, server_model.intercept_, rtol=0, atol=1e-12)
         assert outcome.jobs[name].model_artifact == f"s3://{bucket(account)}/{key}"

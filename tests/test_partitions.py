@@ -272,7 +272,7 @@ def test_a_client_without_rows_is_bad_input(tmp_path, digits):
 
 
 def test_a_class_the_validation_split_would_take_stays_in_training():
-    from orchestrator.data.prepare import split_client
+    from orchestrator.data.split import split_client
 
     part = pd.DataFrame({"x": range(40), LABEL: [0] * 39 + [1]})
     train, validation = split_client(part, LABEL, 0.5, seed=0)

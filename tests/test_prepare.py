@@ -10,7 +10,8 @@ from conftest import CASES, needs_cases
 from client_code.schema import encode, feature_names, load_data, load_schema
 from client_code.tabular import read_channel
 from orchestrator.data import layout
-from orchestrator.data.prepare import PrepareOptions, prepare, prepare_own
+from orchestrator.data.own import prepare_own
+from orchestrator.data.prepare import PrepareOptions, prepare
 from orchestrator.data.synth import LABEL, generate_fraud
 from orchestrator.errors import BadInput
 

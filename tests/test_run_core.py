@@ -71,7 +71,7 @@ def test_a_failed_atomic_write_keeps_the_old_file_and_leaves_no_temporary_file(t
 
 
 def test_a_model_is_published_whole_with_its_checksum_or_not_at_all(tmp_path, monkeypatch):
-    from client_code.model import make_model, set_initial_params
+    from client_code.models.logistic import make_model, set_initial_params
 
     folder = RunFolder.new(tmp_path, "run")
     folder.create()

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from client_code.model import fit_local, make_model, prior_correction, set_initial_params
+from client_code.models.logistic import fit_local, make_model, prior_correction, set_initial_params
 from client_code.resample import balance, federation_weights
 from client_code.schema import encode, to_dataset
 from client_code.statistics import (

@@ -11,31 +11,13 @@ state (momentum, moment estimates) from round to round. The checkpoint of every 
 import numpy as np
 import pytest
 from federation_support import InProcessClients, run_with
-from flwr.common import parameters_to_ndarrays
 from scipy import stats
 
-from orchestrator.federation.strategy import ValidatingStrategy
 from orchestrator.local import LocalOptions, build_local_run
 
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")]
 
 ROUNDS = 3
-
-
-@pytest.fixture
-def fit_results(monkeypatch):
-    """What every client returned in every round (parameters, example count), as the server received it."""
-    seen = {}
-    original = ValidatingStrategy.aggregate_fit
-
-    def spy(self, server_round, results, failures):
-        seen[server_round] = {
-            proxy.cid: (parameters_to_ndarrays(res.parameters), res.num_examples) for proxy, res in results
-        }
-        return original(self, server_round, results, failures)
-
-    monkeypatch.setattr(ValidatingStrategy, "aggregate_fit", spy)
-    return seen
 
 
 def _mean(updates, weighted=True):

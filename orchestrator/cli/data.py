@@ -48,9 +48,17 @@ def prepare_command(
         typer.Option(help="A shared schema.json: prepare one owner's own --input alone (train/validation only)."),
     ] = None,
     dataset: Annotated[
-        str | None, typer.Option(help="A built-in data set instead of --input: synthetic-fraud or breast-cancer.")
+        str | None,
+        typer.Option(help="A built-in data set instead of --input: synthetic-fraud, breast-cancer or diabetes."),
     ] = None,
     label: Annotated[str | None, typer.Option(help="The label column (built-in data sets know theirs).")] = None,
+    task: Annotated[
+        str | None,
+        typer.Option(
+            help="binary, multiclass or regression (default: inferred; a number with more than 20 distinct values, "
+            "or any fraction, is a regression label)."
+        ),
+    ] = None,
     clients: Annotated[
         int | None,
         typer.Option(help="Number of clients (default 3; column: and --classes partitions decide it).", min=1),
@@ -128,6 +136,7 @@ def prepare_command(
         positive_class=positive_class,
         min_level_count=min_level_count,
         max_levels=max_levels,
+        task=_task(task) or spec[2],
     )
     with console.status("preparing", spinner="dots") as status:
         summary = prepare(frame, options, out, source=source, progress=status.update)
@@ -136,6 +145,8 @@ def prepare_command(
     inputs = len(feature_names(summary.schema))
     if summary.inferred:
         console.print(f"  inferred categorical (text with few values): {', '.join(summary.inferred)}")
+    if options.task is None:
+        console.print(f"  task: {summary.task}, inferred from the label (--task to override)")
     positive = summary.schema.get("positive_class")
     console.print(
         f"[green]✓[/] {clients_made} clients; schema: {summary.features} feature columns, {inputs} model inputs"
@@ -148,11 +159,20 @@ def prepare_command(
     console.print(f"  or upload it:    fedsage data upload --dir {out} -c federation.toml")
 
 
+def _task(task: str | None) -> str | None:
+    """--task, checked against the tasks there are (BadInput naming them)."""
+    from client_code.models import TASKS
+
+    if task is not None and task not in TASKS:
+        raise BadInput(f"--task {task!r} is not a task; choose one of {', '.join(TASKS)}")
+    return task
+
+
 def _prepare_own(schema_path: Path, input_: Path | None, out: Path, validation_size: float, seed: int) -> None:
     """`data prepare --schema`: one owner's own file, checked against the shared schema and split, nothing pooled."""
     from client_code.schema import load_schema
     from client_code.tabular import DataError
-    from orchestrator.data.prepare import prepare_own
+    from orchestrator.data.own import prepare_own
 
     if input_ is None:
         raise BadInput("--schema prepares one owner's own file: give it with --input")
@@ -182,7 +202,7 @@ def _read(input_: Path):
 
 
 def _load_input(input_: Path | None, dataset: str | None, label: str | None, seed: int):
-    """The frame to prepare, where it came from, and (label, categorical columns) it implies."""
+    """The frame to prepare, where it came from, and (label, categorical columns, task or None) it implies."""
     from orchestrator.data import datasets
 
     if input_ is not None and dataset is not None:
@@ -191,10 +211,10 @@ def _load_input(input_: Path | None, dataset: str | None, label: str | None, see
         builtin = datasets.get(dataset or datasets.DEFAULT)
         if label is not None and label != builtin.label:
             raise BadInput(f"data set {builtin.name!r} has the label {builtin.label!r}; drop --label {label}")
-        return builtin.load(seed), f"built-in:{builtin.name}", (builtin.label, builtin.categorical)
+        return builtin.load(seed), f"built-in:{builtin.name}", (builtin.label, builtin.categorical, builtin.task)
     if label is None:
         raise BadInput("--input needs --label, the column to predict")
-    return _read(input_), str(input_), (label, ())
+    return _read(input_), str(input_), (label, (), None)
 
 
 @data_app.command(

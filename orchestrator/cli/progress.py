@@ -30,7 +30,7 @@ from orchestrator.run.events import (
     UpdateRejected,
 )
 from orchestrator.run.lifecycle import RunOutcome
-from orchestrator.run.report import SERVER_METRICS
+from orchestrator.run.report import server_metrics
 from orchestrator.text import fmt, privacy
 
 STYLES = {COMPLETED: "green", FAILED: "red", STOPPED: "yellow"}
@@ -63,6 +63,7 @@ class RunView:
         self.jobs: dict[str, JobStatus] = {}
         self.connected: set[str] = set()
         self.waiting = "starting"
+        self.task: str | None = None  # the schema's, from the statistics phase: which metrics a round shows
         self.live: Live | None = None
         self._finished = False
 
@@ -140,12 +141,15 @@ class RunView:
             claimed = f" claiming to be {event.claimed_name}" if event.claimed_name else ""
             c.print(f"  [red]refused a connection from {escape(event.peer)}{claimed}: {escape(event.reason)}[/]")
         elif isinstance(event, StatisticsDone):
+            self.task = event.task or None
             inferred = f"; inferred categorical: {', '.join(event.inferred)}" if event.inferred else ""
             positive = f"; positive class: {event.positive_class}" if event.positive_class is not None else ""
             c.print(
                 f"[green]✓[/] statistics phase ({event.seconds:.2f} s): schema from the {event.source}, "
                 f"{event.features} model inputs{inferred}{positive}"
             )
+            if event.task_note:
+                c.print(f"  {escape(event.task_note)}")
             waiting = "round 1: training"
         elif isinstance(event, RunWarning):
             c.print(f"  [yellow]warning: {escape(event.message)}[/]")
@@ -153,7 +157,7 @@ class RunView:
             c.print(f"  [red]round {event.round}: update of {event.name} left out: {event.reason}[/]")
         elif isinstance(event, RoundFinished):
             r = event.record
-            metrics = "  ".join(f"{m} {fmt(r.server.get(m))}" for m in SERVER_METRICS)
+            metrics = "  ".join(f"{m} {fmt(r.server.get(m))}" for m in server_metrics(self.task))
             timing = f"  [dim]{r.seconds:.2f} s[/]" if r.round else ""
             c.print(f"round {r.round}/{event.rounds}  {metrics}{timing}")
             if r.round >= event.rounds:
@@ -178,9 +182,26 @@ def print_outcome(console: Console, outcome: RunOutcome, started: float | None =
     table.add_column("metric")
     table.add_column("round 0", justify="right")
     table.add_column(f"round {final.round}", justify="right")
-    for metric in SERVER_METRICS:
+    for metric in server_metrics(outcome.task):
         table.add_row(metric, fmt(first.server.get(metric)), fmt(final.server.get(metric)))
     console.print(table)
+    gains = outcome.history.client_gains(outcome.task)
+    if gains:
+        gain_table = Table(
+            title="what each client gains (its own validation data; gain > 0: the federated model is better)",
+            title_justify="left",
+        )
+        gain_table.add_column("client")
+        metrics = list(next(iter(gains.values())))
+        for metric in metrics:
+            gain_table.add_column(f"{metric}: local -> federated (gain)", justify="right")
+        for name, scores in gains.items():
+            cells = [
+                f"{fmt(scores[m]['local'])} -> {fmt(scores[m]['federated'])} ({fmt(scores[m]['gain'])})"
+                for m in metrics
+            ]
+            gain_table.add_row(name, *cells)
+        console.print(gain_table)
     for name, job in outcome.jobs.items():
         console.print(
             f"  client {name}: {job.status}" + (f", model {job.model_artifact}" if job.model_artifact else "")

@@ -25,6 +25,8 @@ LOCAL_EPILOG = (
     "  fedsage local                          # 3 clients x 5 rounds on built-in data\n\n"
     "  fedsage local --clients 5 --rounds 10\n\n"
     "  fedsage local --dataset breast-cancer\n\n"
+    "  fedsage local --dataset diabetes --model linear   # regression, exact federated ridge\n\n"
+    "  fedsage local --model mlp --max-iter 5\n\n"
     "  fedsage local --data-dir prepared/     # folders from `fedsage data prepare`\n\n"
     "  fedsage local --data-dir owners/ --label potential_fraud   # raw exports: statistics phase\n\n"
     "  fedsage local --backend docker         # each client in a container, through SageMaker's toolkit"
@@ -44,13 +46,21 @@ def local(
         typer.Option(help="Prepared data folder (from `fedsage data prepare`) instead of a built-in data set."),
     ] = None,
     dataset: Annotated[
-        str, typer.Option(help="Built-in data set: synthetic-fraud or breast-cancer.")
+        str, typer.Option(help="Built-in data set: synthetic-fraud, breast-cancer or diabetes (regression).")
     ] = defaults.DATASET,
     out: OutOption = Path(defaults.RUNS),
     min_clients: Annotated[
         int | None, typer.Option(help="Let rounds go on with this many clients if others fail (default: all).", min=1)
     ] = None,
-    max_iter: Annotated[int, typer.Option(help="Local solver iterations per round.", min=1)] = defaults.MAX_ITER,
+    model: Annotated[
+        str, typer.Option(help="Model family: logistic, sgd, mlp, linear (regression) or xgboost.")
+    ] = "logistic",
+    max_iter: Annotated[
+        int | None,
+        typer.Option(
+            help=f"Local solver iterations (epochs for sgd and mlp) per round [default: {defaults.MAX_ITER}].", min=1
+        ),
+    ] = None,
     join_timeout: Annotated[
         float, typer.Option(help="Seconds to wait for all clients to join.", min=1)
     ] = defaults.JOIN_TIMEOUT,
@@ -59,17 +69,28 @@ def local(
     ] = defaults.ROUND_TIMEOUT,
     seed: Annotated[int, typer.Option(help="Seed for data generation, splitting and the model.")] = defaults.SEED,
     balance: Annotated[
-        str, typer.Option(help="Class balancing in each client's job: smote, class_weight or none.")
-    ] = defaults.BALANCE,
+        str | None,
+        typer.Option(
+            help=f"Class balancing in each client's job: smote, class_weight or none [default: {defaults.BALANCE}; "
+            "none for a regression label]."
+        ),
+    ] = None,
     smote_ratio: Annotated[
-        float, typer.Option(help="SMOTE target: minority rows as a share of the majority class.")
-    ] = defaults.SMOTE_RATIO,
+        float | None,
+        typer.Option(
+            help=f"SMOTE target: minority rows as a share of the majority class [default: {defaults.SMOTE_RATIO}]."
+        ),
+    ] = None,
     positive_class: Annotated[
         str | None, typer.Option(help="The class binary metrics score (default: the minority class).")
     ] = None,
     label: Annotated[
         str | None,
         typer.Option(help="With a --data-dir of raw exports (no schema.json): the label column of every client."),
+    ] = None,
+    task: Annotated[
+        str | None,
+        typer.Option(help="binary, multiclass or regression (default: inferred from the label, announced)."),
     ] = None,
     backend: Annotated[
         str,
@@ -114,7 +135,7 @@ def local(
 
     source = f"data in {data_dir}" if data_dir else f"built-in data set '{dataset}'"
     who = "all clients" if clients is None and data_dir else plural(clients or defaults.CLIENTS, "client")
-    console.print(f"[bold]fedsage local[/]: {who} x {plural(rounds, 'round')} on {source}")
+    console.print(f"[bold]fedsage local[/]: {who} x {plural(rounds, 'round')} of a {model} model on {source}")
     with RunView(console) as view:
         outcome = api.local(observer=view, **{name: value for name, value in given.items() if name != "view"})
     print_outcome(console, outcome, STARTED)

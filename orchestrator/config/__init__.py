@@ -4,12 +4,11 @@ Every error names the key, the bad value and what to put there instead; `load` t
 errors into one BadInput line per problem. `fedsage local` builds the same `Federation` object in
 memory from its options (`build`), and writes the resolved configuration into the run folder.
 
-Modules: base.py (what sections share), run.py ([federation], [model]), strategy.py ([strategy],
-[privacy]), data.py ([data]), server.py
-([server], [server.tls], [container]), clients.py ([[clients]]), local.py ([local]), tracking.py
-([tracking]), federation.py (the
-whole file, checked together), loading.py (reading and error messages). Field defaults come from
-orchestrator/defaults.py.
+Modules: base.py (what sections share), run.py ([federation]), model.py ([model]: the family, its
+keys), strategy.py ([strategy], [privacy]), data.py ([data]), server.py ([server], [server.tls],
+[container]), clients.py ([[clients]]), local.py ([local]), tracking.py ([tracking]), federation.py
+(the whole file, checked together), loading.py (reading and error messages). Field defaults come
+from orchestrator/defaults.py.
 """
 
 from orchestrator.config.base import NAME_PATTERN, Purpose, name_order
@@ -18,7 +17,8 @@ from orchestrator.config.data import DataSettings
 from orchestrator.config.federation import Federation
 from orchestrator.config.loading import build, describe_errors, load, parse
 from orchestrator.config.local import LocalSettings
-from orchestrator.config.run import ModelSettings, RunSettings
+from orchestrator.config.model import ModelSettings, model_settings
+from orchestrator.config.run import RunSettings
 from orchestrator.config.server import ContainerSettings, ServerSettings, TlsSettings, host_port
 from orchestrator.config.strategy import PrivacySettings
 from orchestrator.config.tracking import TrackingSettings
@@ -41,6 +41,7 @@ __all__ = [
     "describe_errors",
     "host_port",
     "load",
+    "model_settings",
     "name_order",
     "parse",
 ]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
+from client_code.models import TASKS
 from orchestrator import defaults
 from orchestrator.config.base import _Section
 
@@ -32,6 +33,13 @@ class DataSettings(_Section):
     positive_class: Annotated[
         str | int | None, Field(description="the class binary metrics score; default the minority class")
     ] = None
+    task: Annotated[
+        Literal[TASKS] | None,
+        Field(
+            description="binary, multiclass or regression; default inferred (a number with more than 20 distinct "
+            "values, or any fraction, is a regression label)"
+        ),
+    ] = None
 
     def merge_options(self) -> dict[str, object]:
         """The keyword arguments of client_code.statistics.merge_statistics these settings give."""
@@ -40,4 +48,5 @@ class DataSettings(_Section):
             "max_levels": self.max_levels,
             "categorical": tuple(self.categorical),
             "positive_class": self.positive_class,
+            "task": self.task,
         }

@@ -12,7 +12,8 @@ from orchestrator.config.base import _NOT_READY, Purpose, _Section
 from orchestrator.config.clients import ClientSettings
 from orchestrator.config.data import DataSettings
 from orchestrator.config.local import LocalSettings
-from orchestrator.config.run import ModelSettings, RunSettings
+from orchestrator.config.model import ModelSettings, default_model
+from orchestrator.config.run import RunSettings
 from orchestrator.config.server import ContainerSettings, ServerSettings
 from orchestrator.config.strategy import PrivacySettings, check, strategy_parameters
 from orchestrator.config.tracking import TrackingSettings
@@ -27,7 +28,7 @@ class Federation(_Section):
         dict[str, Any], Field(description="the parameters of [federation] strategy, by Flower's names")
     ] = {}
     privacy: PrivacySettings = PrivacySettings()
-    model: ModelSettings = ModelSettings()
+    model: ModelSettings = Field(default_factory=default_model)
     data: DataSettings = DataSettings()
     container: ContainerSettings = ContainerSettings()
     local: LocalSettings = LocalSettings()
@@ -59,6 +60,8 @@ class Federation(_Section):
                 f"server.account_id {self.server.account_id} is also the account of client {server_account!r}; "
                 "the server runs in its own account, apart from every data owner's"
             )
+        _check_model(self.model, self.data.task)
+        _check_strategy(self.model, self.federation, self.privacy)
         if self.federation.min_clients and self.federation.min_clients > len(self.clients):
             raise ValueError(
                 f"federation.min_clients = {self.federation.min_clients} is more than the "
@@ -68,7 +71,7 @@ class Federation(_Section):
         check(run.strategy, self.strategy_parameters(), self.privacy, len(self.clients), run.min_clients)
         return self
 
-    def strategy_parameters(self):
+    def strategy_parameters(self) -> _Section:
         """The [strategy] table as the typed parameters of [federation] strategy (ValueError if it does not fit)."""
         return strategy_parameters(self.federation.strategy, self.strategy)
 
@@ -92,6 +95,13 @@ class Federation(_Section):
         """Raise BadInput listing every key `fedsage launch` needs that the config lacks."""
         self.require_ready("launch")
 
+    def check_task(self, schema: dict[str, Any]) -> None:
+        """BadInput when [model] cannot train on the schema's task (the kind's tasks, balancing a regression label)."""
+        try:
+            _check_model(self.model, schema.get("task"), "the schema's task")
+        except ValueError as exc:
+            raise BadInput(str(exc)) from None
+
     def min_clients(self) -> int:
         """Clients every round needs: the configured minimum, or all of them."""
         return self.federation.min_clients or len(self.clients)
@@ -105,6 +115,56 @@ class Federation(_Section):
         if not data.get("tracking"):  # no [tracking] table for a run that is not tracked
             data.pop("tracking", None)
         return tomli_w.dumps(data)
+
+
+def _check_model(model: ModelSettings, task: str | None, source: str = "data.task") -> None:
+    """The model family against a task (declared, or the schema's), and balancing against a regression label.
+
+    Raises ValueError naming the keys and the fix.
+    """
+    family = model.family
+    if task is not None and task not in family.tasks:
+        raise ValueError(
+            f'model.kind = "{family.name}" learns {", ".join(sorted(family.tasks))} labels, but {source} = '
+            f'"{task}"; choose another kind or task'
+        )
+    if task == "regression" and "balance" in model.model_fields_set and model.balance != "none":
+        raise ValueError(
+            f'model.balance = "{model.balance}" balances classes, and a regression label has none; remove it '
+            'or set balance = "none"'
+        )
+
+
+def _check_strategy(model: ModelSettings, run: RunSettings, privacy: PrivacySettings) -> None:
+    """A family that needs its own aggregation gets it by default; any other strategy for it is refused.
+
+    FedProx needs a family whose local solver has the proximal term; differential privacy clips
+    and noises weight updates, which a family with its own aggregation (trees) does not send.
+    Raises ValueError naming the keys and the fix.
+    """
+    required = model.family.required_strategy
+    if required is not None and "strategy" not in run.model_fields_set:
+        run.strategy = required  # the default for this kind (the resolved federation.toml shows it)
+    elif required is not None and run.strategy != required:
+        raise ValueError(
+            f'model.kind = "{model.family.name}" is aggregated by federation.strategy = "{required}", not '
+            f'"{run.strategy}"; remove federation.strategy or set it to "{required}"'
+        )
+    elif required is None and run.strategy == "fedxgb_bagging":
+        raise ValueError(
+            f'federation.strategy = "fedxgb_bagging" aggregates boosted trees; model.kind = "{model.family.name}" '
+            'needs an array strategy such as "fedavg"'
+        )
+    if run.strategy == "fedprox" and not model.family.proximal:
+        raise ValueError(
+            f'federation.strategy = "fedprox" adds a proximal term to the local objective; model.kind = '
+            f'"{model.family.name}" has none: use model.kind = "logistic" or another strategy'
+        )
+    if privacy.enabled and required is not None:
+        raise ValueError(
+            f'privacy.mode = "{privacy.mode}" clips and noises weight updates; model.kind = "{model.family.name}" '
+            "sends trees: remove [privacy] or choose an array model kind"
+        )
 
 
 def _shared(clients: list[ClientSettings], key: Callable[[ClientSettings], str | None]) -> tuple[str, str] | None:

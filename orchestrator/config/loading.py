@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -10,7 +11,8 @@ from pydantic import BaseModel, ValidationError
 
 from orchestrator.config.clients import ClientSettings
 from orchestrator.config.federation import Federation
-from orchestrator.config.run import ModelSettings, RunSettings
+from orchestrator.config.model import SETTINGS, foreign_key
+from orchestrator.config.run import RunSettings
 from orchestrator.config.server import ContainerSettings, ServerSettings
 from orchestrator.config.strategy import PrivacySettings
 from orchestrator.config.tracking import TrackingSettings
@@ -18,9 +20,9 @@ from orchestrator.errors import BadInput
 
 
 def _location(loc: tuple[Any, ...]) -> str:
-    """Render a pydantic error location as the TOML key a user edits: clients[2].name."""
+    """Render a pydantic error location as the TOML key a user edits: clients[2].name, model.c (no kind tag)."""
     text = ""
-    for part in loc:
+    for part in _untagged(loc):
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text or "(top level)"
 
@@ -34,8 +36,20 @@ def describe_errors(error: ValidationError, source: str) -> str:
         if item["type"] == "missing":
             lines.append(f"{source}: {key} is required")
             continue
+        if item["type"] == "union_tag_invalid":  # [model] kind names no family
+            where = f"{key}.kind" if item["loc"] else "kind"
+            tags = item.get("ctx", {}).get("expected_tags", "")
+            lines.append(f"{source}: {where} = {item['ctx']['tag']!r} is not a model kind; choose one of {tags}")
+            continue
         if item["type"] == "extra_forbidden":
-            lines.append(f"{source}: unknown key {key}; remove it or check its spelling")
+            kind = _model_kind(item["loc"])
+            owners = foreign_key(kind, str(item["loc"][-1])) if kind else None
+            if owners:
+                lines.append(
+                    f'{source}: {key} is a key of kind {owners}, not of kind "{kind}"; remove it or set kind = {owners}'
+                )
+            else:
+                lines.append(f"{source}: unknown key {key}; remove it or check its spelling")
             continue
         if not item["loc"]:  # a check across keys: its message names the keys itself
             lines.append(f"{source}: {message}")
@@ -48,11 +62,22 @@ def describe_errors(error: ValidationError, source: str) -> str:
     return "; ".join(lines)
 
 
+def _model_kind(loc: tuple[Any, ...]) -> str | None:
+    """The model kind a location is in: its tagged-union tag ("model", "mlp", key), or None."""
+    return next((str(part) for part in loc if part in SETTINGS), None)
+
+
+def _untagged(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The location without the [model] union's tag (the kind), which is no key the user edits."""
+    return tuple(part for part in loc if part not in SETTINGS)
+
+
 def _field_description(loc: tuple[Any, ...], root: type[BaseModel] | None = None) -> str | None:
     """The description of the field at a location (from `root`, default Federation), used as the 'how to fix' hint."""
-    model: Any = root or Federation
+    kind = _model_kind(loc)
+    model: Any = SETTINGS[kind] if kind and loc and loc[0] == kind else (root or Federation)
     description = None
-    for part in loc:
+    for part in _untagged(loc):
         if isinstance(part, int):
             continue
         fields = getattr(model, "model_fields", {})
@@ -61,6 +86,9 @@ def _field_description(loc: tuple[Any, ...], root: type[BaseModel] | None = None
             return description
         description = info.description
         annotation = info.annotation
+        if part == "model" and kind:  # the [model] union: the kind's own settings class
+            model = SETTINGS[kind]
+            continue
         args = getattr(annotation, "__args__", ())
         model = next((a for a in (annotation, *args) if isinstance(a, type) and issubclass(a, BaseModel)), None)
     return description
@@ -71,7 +99,6 @@ _SECTIONS: dict[str, type[BaseModel]] = {
     for model in (
         Federation,
         RunSettings,
-        ModelSettings,
         ContainerSettings,
         ServerSettings,
         ClientSettings,
@@ -82,8 +109,11 @@ _SECTIONS: dict[str, type[BaseModel]] = {
 T = TypeVar("T", bound=BaseModel)
 
 
-def build(section: type[T], source: str, **values: Any) -> T:
-    """Construct one config section from typed values, validated as a config file would be; BadInput if not."""
+def build(section: type[T] | Callable[..., T], source: str, **values: Any) -> T:
+    """Construct one config section (a class, or a builder such as model_settings) from typed values.
+
+    Validated as a config file would be; BadInput if not.
+    """
     try:
         return section(**values)
     except ValidationError as error:

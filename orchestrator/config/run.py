@@ -1,4 +1,4 @@
-"""[federation] and [model]: how the federation runs and what every client trains."""
+"""[federation]: how the federation runs ([model], what every client trains, is in model.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 
-from client_code.constants import PENALTIES
-from client_code.resample import BALANCES
 from orchestrator import defaults
 from orchestrator.config.base import PREFIX_PATTERN, _Section
 from orchestrator.config.strategy import STRATEGIES
@@ -44,7 +42,10 @@ class RunSettings(_Section):
     ] = defaults.SEED
     strategy: Annotated[
         Literal[STRATEGIES],
-        Field(description=f"aggregation strategy, one of {', '.join(STRATEGIES)}; its parameters go in [strategy]"),
+        Field(
+            description=f"aggregation strategy, one of {', '.join(STRATEGIES)} (fedxgb_bagging: for model kind "
+            "xgboost, its default); its parameters go in [strategy]"
+        ),
     ] = "fedavg"
     update_norm_factor: Annotated[
         float,
@@ -61,21 +62,3 @@ class RunSettings(_Section):
         if 0 < value < 2:
             raise ValueError("below 2 it would reject honest clients (half of all updates lie above the median)")
         return value
-
-
-class ModelSettings(_Section):
-    """[model]: the LogisticRegression every client trains."""
-
-    penalty: Annotated[Literal[PENALTIES], Field(description=f"one of {', '.join(PENALTIES)}")] = "l2"
-    c: Annotated[float, Field(gt=0, description="inverse regularisation strength, a positive number")] = 1.0
-    l1_ratio: Annotated[float, Field(ge=0, le=1, description="elastic-net mixing, between 0 and 1")] = 0.5
-    max_iter: Annotated[int, Field(ge=1, le=10_000, description="local solver iterations per round, 1 to 10000")] = (
-        defaults.MAX_ITER
-    )
-    balance: Annotated[
-        Literal[BALANCES],
-        Field(description="class balancing of each training split in its job: smote, class_weight or none"),
-    ] = defaults.BALANCE
-    smote_ratio: Annotated[
-        float, Field(gt=0, le=1, description="SMOTE: minority rows as a share of the majority class, in (0, 1]")
-    ] = defaults.SMOTE_RATIO

@@ -15,6 +15,7 @@ noted. A key the chosen strategy does not take is an error naming the keys it do
 | fedtrimmedavg | beta (share trimmed at each end) | Yin et al. 2018 |
 | krum | num_malicious_clients, num_clients_to_keep | Blanchard et al. 2017 (needs n >= 2f + 3) |
 | bulyan | num_malicious_clients | El Mhamdi et al. 2018 (needs n >= 4f + 3) |
+| fedxgb_bagging | - | Flower's FedXgbBagging (model kind xgboost only; its default) |
 
 `[privacy]` turns on differential privacy at the client level: `mode = "central"` (the server clips
 every update to `clipping_norm` and adds Gaussian noise to the average) or `"local"` (every client
@@ -41,6 +42,7 @@ STRATEGIES = (
     "fedtrimmedavg",
     "krum",
     "bulyan",
+    "fedxgb_bagging",
 )
 # Strategies whose server keeps state built from the clients' averages (momentum, moment estimates):
 # noise added to what they return does not reach that state (FINDINGS 1.5.4), so central DP refuses them.
@@ -124,6 +126,7 @@ PARAMETERS: dict[str, type[_Section]] = {
     "fedtrimmedavg": FedTrimmedAvgParameters,
     "krum": KrumParameters,
     "bulyan": BulyanParameters,
+    "fedxgb_bagging": NoParameters,
 }
 
 

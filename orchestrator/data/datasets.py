@@ -20,6 +20,7 @@ class BuiltinDataset:
     label: str
     categorical: tuple[str, ...]
     load: Callable[[int], pd.DataFrame]
+    task: str | None = None  # None: inferred from the label, as for any input
 
 
 def _breast_cancer(seed: int) -> pd.DataFrame:
@@ -31,6 +32,19 @@ def _breast_cancer(seed: int) -> pd.DataFrame:
     # scikit-learn codes malignant as 0; make malignant the positive class, as in fraud.
     frame["malignant"] = 1 - frame.pop("target")
     return frame
+
+
+def _diabetes(seed: int) -> pd.DataFrame:
+    """Efron et al.'s diabetes data bundled with scikit-learn (442 patients): raw values, progression after a year.
+
+    scaled=False gives the measurements as recorded (age in years, sex coded 1/2, BMI, blood
+    pressure, six serum measurements); the label is a quantitative measure of disease progression
+    one year after baseline (25 to 346), a regression label.
+    """
+    from sklearn.datasets import load_diabetes
+
+    frame = load_diabetes(as_frame=True, scaled=False).frame
+    return frame.rename(columns={"target": "progression"})
 
 
 DATASETS = {
@@ -49,6 +63,14 @@ DATASETS = {
             "malignant",
             (),
             _breast_cancer,
+        ),
+        BuiltinDataset(
+            "diabetes",
+            "442 patients from scikit-learn's bundled diabetes data set: disease progression after a year (regression)",
+            "progression",
+            ("sex",),
+            _diabetes,
+            task="regression",
         ),
     )
 }

@@ -11,12 +11,17 @@ Order matters and is fixed:
    statistics phase runs (client_code/statistics.py: numeric means and scales, inferred column
    kinds, levels seen at least k times, classes and their counts, the positive class).
 
+A regression label (declared with `task`, or inferred as the statistics phase infers it) has no
+classes: the test set, the partitions and the validation splits are stratified by quintiles of
+the label instead (split.STRATA bins), so `dirichlet:` skews the label's distribution between clients;
+class lists need classes and are refused.
+
 Nothing is resampled here: class balancing happens inside each training job, after encoding
 (docs/adr/0004-resampling-in-the-job.md), so the prepared files describe the raw data.
 Labels are written canonical (`0.0` -> 0). Everything is checked before anything is written,
 and the result is written to a temporary folder and renamed into place, so a failure leaves
-nothing half-written. `prepare_own` is the one-owner variant: one owner's file checked against
-a shared schema and split into its own train and validation channels, nothing pooled.
+nothing half-written. own.py's `prepare_own` is the one-owner variant: one owner's file checked
+against a shared schema and split into its own train and validation channels, nothing pooled.
 """
 
 from __future__ import annotations
@@ -31,13 +36,19 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
-from client_code.schema import to_dataset
-from client_code.statistics import compute_statistics, merge_statistics, name_levels, reveal_levels
+from client_code.statistics import (
+    compute_statistics,
+    infer_task,
+    label_statistics,
+    merge_statistics,
+    name_levels,
+    reveal_levels,
+)
 from client_code.tabular import DataError, canonical_labels, sort_classes
 from orchestrator import defaults
 from orchestrator.data import layout, partition
+from orchestrator.data.split import STRATA, STRATUM, split_client, split_rows, strata
 from orchestrator.errors import BadInput
 
 log = logging.getLogger(__name__)
@@ -70,6 +81,7 @@ class PrepareOptions:
     positive_class: str | None = None
     min_level_count: int = defaults.MIN_LEVEL_COUNT
     max_levels: int = defaults.MAX_LEVELS
+    task: str | None = None
 
     def names(self) -> list[str]:
         """Client names for schemes that do not name clients: the given ones, or client-1 .. client-N."""
@@ -102,7 +114,7 @@ class PrepareSummary:
 
     out: Path
     label: str
-    classes: list[Any]
+    classes: list[Any]  # [] for a regression label
     schema: dict[str, Any]
     test: pd.DataFrame = field(repr=False)
     parts: list[PartSummary] = field(default_factory=list)
@@ -115,16 +127,41 @@ class PrepareSummary:
         """Number of feature columns in the schema."""
         return len(self.schema["features"])
 
+    @property
+    def task(self) -> str:
+        """binary, multiclass or regression (the schema's)."""
+        return str(self.schema["task"])
 
-def pooled_schema(train: pd.DataFrame, options: PrepareOptions) -> tuple[dict[str, Any], list[str]]:
+
+def label_task(frame: pd.DataFrame, options: PrepareOptions) -> str:
+    """The task of the input's label: `options.task`, else inferred as the statistics phase infers it.
+
+    BadInput for a label column that is missing or has empty values, or a regression label that is text.
+    """
+    if options.label not in frame.columns:
+        raise BadInput(f"label column {options.label!r} not found; choose one of: {_columns_hint(frame)}")
+    if frame[options.label].isna().any():
+        raise BadInput(f"label column {options.label!r} has empty values; drop or fill those rows")
+    try:
+        summary = label_statistics(frame[options.label].astype(str), options.task, "input")
+    except DataError as exc:
+        raise BadInput(str(exc)) from None
+    return infer_task({"input": summary}, options.task)
+
+
+def pooled_schema(
+    train: pd.DataFrame, options: PrepareOptions, task: str | None = None
+) -> tuple[dict[str, Any], list[str]]:
     """The schema of pooled training rows, by the statistics phase's own code (one owner holding them all).
 
-    Returns the schema and the text columns inferred categorical; BadInput for an identifier-like
-    text column, a column mixing numbers and text, or a positive class that is not a class.
+    `task` (default options.task) None infers it. Returns the schema and the text columns inferred
+    categorical; BadInput for an identifier-like text column, a column mixing numbers and text, or
+    a positive class that is not a class.
     """
+    task = task or options.task
     try:
         statistics = compute_statistics(
-            train, options.label, "prepare", options.categorical, options.drop, options.max_levels, "input"
+            train, options.label, "prepare", options.categorical, options.drop, options.max_levels, "input", task=task
         )
         merged = merge_statistics(
             {"input": statistics},
@@ -133,6 +170,7 @@ def pooled_schema(train: pd.DataFrame, options: PrepareOptions) -> tuple[dict[st
             max_levels=options.max_levels,
             categorical=options.categorical,
             positive_class=options.positive_class,
+            task=task,
         )
         hashes = {f["name"]: f["level_hashes"] for f in merged["features"] if f["kind"] == "categorical"}
         return name_levels(merged, reveal_levels(train, "prepare", hashes)), merged["inferred"]
@@ -150,13 +188,14 @@ def _columns_hint(frame: pd.DataFrame) -> str:
     return shown + (f", ... ({frame.shape[1]} columns)" if frame.shape[1] > 12 else "")
 
 
-def check_frame(frame: pd.DataFrame, options: PrepareOptions, clients: int) -> list[Any]:
+def check_frame(frame: pd.DataFrame, options: PrepareOptions, clients: int, task: str = "") -> list[Any]:
     """Validate the input (labels canonical, `--drop` columns still in) for `clients` clients; return the classes.
 
     Checks, before anything is written: rows present, the label exists with no empty values and
-    at least two classes, `--categorical`/`--drop` name feature columns, every class has enough
-    rows for a test set and the clients, and the numeric options are in range. Column kinds and
-    empty cells are checked with the schema (`pooled_schema`).
+    (classification) at least two classes, `--categorical`/`--drop` name feature columns, every
+    class (regression: every stratum of the label) has enough rows for a test set and the
+    clients, and the numeric options are in range. Column kinds and empty cells are checked with
+    the schema (`pooled_schema`). A regression label has no classes: returns [].
     """
     label = options.label
     if frame.empty:
@@ -174,11 +213,19 @@ def check_frame(frame: pd.DataFrame, options: PrepareOptions, clients: int) -> l
     kept = [name for name in frame.columns if name != label and name not in options.drop]
     if not kept:
         raise BadInput("no feature columns are left besides the label; drop fewer columns")
+    if task == "regression" and options.partition.startswith("classes"):
+        raise BadInput(f"label {label!r} is a regression label (no classes): class lists need classes; use --partition")
+    if task == "regression" and len(frame) < 2 * STRATA * clients:
+        raise BadInput(
+            f"{len(frame)} rows are too few for a test set and {clients} clients; use fewer clients or more data"
+        )
     counts = frame[label].value_counts()
     if len(counts) < 2:
         raise BadInput(
             f"label column {label!r} has a single class ({_plain(counts.index[0])!r}); a classifier needs at least two"
         )
+    if task == "regression":
+        counts = pd.Series(dtype=int)  # no classes: the strata are checked when they are cut
     too_few = counts[counts < 2 * clients]
     if not too_few.empty:
         raise BadInput(
@@ -189,6 +236,8 @@ def check_frame(frame: pd.DataFrame, options: PrepareOptions, clients: int) -> l
         raise BadInput("--test-size must be in (0, 1) and --validation-size in [0, 1)")
     if options.min_class_rows < 1:
         raise BadInput(f"--min-class-rows must be at least 1, got {options.min_class_rows}")
+    if task == "regression":
+        return []
     classes = sort_classes([_plain(v) for v in counts.index])
     if options.partition.startswith("classes"):
         for cls in classes:
@@ -197,35 +246,8 @@ def check_frame(frame: pd.DataFrame, options: PrepareOptions, clients: int) -> l
     return classes
 
 
-def _split(frame: pd.DataFrame, label: str, size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split rows in two, stratified by label where every class has enough rows."""
-    counts = frame[label].value_counts()
-    stratify = frame[label] if counts.min() >= 2 and round(size * len(frame)) >= len(counts) else None
-    first, second = train_test_split(frame, test_size=size, random_state=seed, stratify=stratify)
-    return first.sort_index(), second.sort_index()
-
-
-def split_client(
-    part: pd.DataFrame, label: str, validation_size: float, seed: int
-) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """Split one client's rows into train and validation, keeping every class it has in train.
-
-    Stratified where the classes allow it. A class the split sent entirely to validation (a
-    class with a single row, say) gets one row moved back, because the client's model cannot
-    train without it. Parts too small to split keep everything for training.
-    """
-    if validation_size <= 0 or len(part) < 4:
-        return part, None
-    train, validation = _split(part, label, validation_size, seed)
-    missing = [cls for cls in part[label].unique() if cls not in set(train[label])]
-    if missing:
-        moved = pd.Index([validation.index[validation[label] == cls][0] for cls in missing])
-        train = pd.concat([train, validation.loc[moved]]).sort_index()
-        validation = validation.drop(index=moved)
-    return train, (validation if len(validation) else None)
-
-
-def _class_counts(frame: pd.DataFrame, label: str, classes: list[Any]) -> dict[str, int]:
+def label_counts(frame: pd.DataFrame, label: str, classes: list[Any]) -> dict[str, int]:
+    """Rows of each class, by class text (every class a key; {} for a regression label's [] classes)."""
     counts = frame[label].value_counts()
     return {str(c): int(counts.get(c, 0)) for c in classes}
 
@@ -250,7 +272,8 @@ def prepare(
     scheme = options.scheme()
     label = options.label
     frame = frame.reset_index(drop=True)
-    if label in frame.columns and not frame.empty and not frame[label].isna().any():
+    task = label_task(frame, options) if not frame.empty else ""
+    if task != "regression" and label in frame.columns and not frame.empty and not frame[label].isna().any():
         try:
             frame[label] = canonical_labels(frame[label])
         except DataError as exc:
@@ -259,26 +282,38 @@ def prepare(
         names = partition.client_names(scheme, frame, label, options.clients, options.client_names, defaults.CLIENTS)
     else:
         names = options.names()
-    classes = check_frame(frame, options, len(names))
-    pooled_schema(frame, options)  # column kinds, empty cells, the positive class: refused before any split
+    classes = check_frame(frame, options, len(names), task)
+    pooled_schema(frame, options, task)  # column kinds, empty cells, the positive class: refused before any split
     rng = np.random.default_rng(options.seed)
+    by = label  # what splits and partitions stratify by: the label's classes, or a regression label's strata
+    if task == "regression":
+        frame[STRATUM], by = strata(frame, label), STRATUM
+    groups = classes or sorted(frame[by].unique().tolist())
 
     progress("holding out the test set")
-    rest, test = _split(frame, label, options.test_size, options.seed)
+    rest, test = split_rows(frame, by, options.test_size, options.seed)
     progress(f"partitioning {len(rest):,} rows over {len(names)} clients ({scheme})")
-    parts = partition.deal(scheme, rest, label, classes, len(names), rng, options.min_class_rows)
-    partition.check_coverage(scheme, rest, label, classes, names, parts, options.min_class_rows)
+    parts = partition.deal(scheme, rest, by, groups, len(names), rng, options.min_class_rows)
+    if classes:
+        partition.check_coverage(scheme, rest, label, classes, names, parts, options.min_class_rows)
+    else:
+        partition.check_coverage(scheme, rest, by, [], names, parts, options.min_class_rows)
     dealt = np.zeros(len(rest), dtype=bool)
     dealt[np.concatenate(parts)] = True
     unassigned = rest.iloc[~dealt]
-    rest, test = rest.drop(columns=list(options.drop)), test.drop(columns=list(options.drop))
     splits = [
-        (name, *split_client(rest.iloc[index], label, options.validation_size, options.seed))
+        (name, *split_client(rest.iloc[index], by, options.validation_size, options.seed))
         for name, index in zip(names, parts, strict=True)
+    ]
+    leave_out = [*options.drop, *([STRATUM] if by == STRATUM else [])]
+    test, unassigned = test.drop(columns=leave_out), unassigned.drop(columns=leave_out)
+    splits = [
+        (name, train.drop(columns=leave_out), validation.drop(columns=leave_out) if validation is not None else None)
+        for name, train, validation in splits
     ]
 
     progress("computing the feature schema")
-    schema, inferred = pooled_schema(pd.concat([s[1] for s in splits]), options)
+    schema, inferred = pooled_schema(pd.concat([s[1] for s in splits]), options, task)
     summary = PrepareSummary(
         out=out,
         label=label,
@@ -293,27 +328,27 @@ def prepare(
     def write(staging: Path) -> None:
         layout.write_json(staging / layout.SCHEMA, schema)
         test.to_csv(staging / layout.TEST, index=False)
-        summary.parts.append(PartSummary("server", "test", len(test), _class_counts(test, label, classes)))
+        summary.parts.append(PartSummary("server", "test", len(test), label_counts(test, label, classes)))
         for name, train, validation in splits:
             progress(f"writing {name}")
-            _write_channel(layout.client_folder(staging, name), layout.TRAIN, train)
-            summary.parts.append(PartSummary(name, "train", len(train), _class_counts(train, label, classes)))
+            write_channel(layout.client_folder(staging, name), layout.TRAIN, train)
+            summary.parts.append(PartSummary(name, "train", len(train), label_counts(train, label, classes)))
             if validation is not None:
-                _write_channel(layout.client_folder(staging, name), layout.VALIDATION, validation)
+                write_channel(layout.client_folder(staging, name), layout.VALIDATION, validation)
                 summary.parts.append(
-                    PartSummary(name, "validation", len(validation), _class_counts(validation, label, classes))
+                    PartSummary(name, "validation", len(validation), label_counts(validation, label, classes))
                 )
         if len(unassigned):
             summary.parts.append(
-                PartSummary(UNASSIGNED, "not used", len(unassigned), _class_counts(unassigned, label, classes))
+                PartSummary(UNASSIGNED, "not used", len(unassigned), label_counts(unassigned, label, classes))
             )
         layout.write_json(staging / layout.MANIFEST, _manifest(summary, options, source))
 
-    _write_whole(out, write)
+    write_whole(out, write)
     return summary
 
 
-def _write_whole(out: Path, write: Callable[[Path], None]) -> None:
+def write_whole(out: Path, write: Callable[[Path], None]) -> None:
     """Run `write(folder)` on a temporary folder beside `out`, then rename it to `out`: whole or not at all."""
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
@@ -327,7 +362,7 @@ def _write_whole(out: Path, write: Callable[[Path], None]) -> None:
         raise
 
 
-def _write_channel(root: Path, channel: str, frame: pd.DataFrame) -> None:
+def write_channel(root: Path, channel: str, frame: pd.DataFrame) -> None:
     """One channel folder: `root/<channel>/<channel>.csv` (raw rows; the clients get the schema from the server)."""
     folder = root / channel
     folder.mkdir(parents=True)
@@ -342,40 +377,6 @@ def test_set_warnings(test: pd.DataFrame, label: str, classes: list[Any]) -> lis
         for cls in classes
         if str(cls) not in present
     ]
-
-
-def prepare_own(
-    frame: pd.DataFrame, schema: dict[str, Any], out: Path, validation_size: float = 0.2, seed: int = 42
-) -> list[PartSummary]:
-    """One owner's file alone: checked against the shared schema, split into out/train and out/validation.
-
-    Nothing is pooled or repartitioned and nothing is resampled. Raises BadInput, with nothing
-    written, when `out` is not empty or the file does not fit the schema (columns, empty cells, labels).
-    """
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise BadInput(f"output folder {out} already exists and is not empty; choose a new --out")
-    if not 0 <= validation_size < 1:
-        raise BadInput(f"--validation-size must be in [0, 1), got {validation_size}")
-    label, classes = schema["label"], list(schema["classes"])
-    try:
-        dataset = to_dataset(frame, schema, "input")
-    except DataError as exc:
-        raise BadInput(str(exc)) from None
-    frame = frame.reset_index(drop=True)
-    frame[label] = dataset.y
-    train, validation = split_client(frame, label, validation_size, seed)
-    parts = [PartSummary("own", "train", len(train), _class_counts(train, label, classes))]
-    if validation is not None:
-        parts.append(PartSummary("own", "validation", len(validation), _class_counts(validation, label, classes)))
-
-    def write(staging: Path) -> None:
-        _write_channel(staging, layout.TRAIN, train)
-        if validation is not None:
-            _write_channel(staging, layout.VALIDATION, validation)
-
-    _write_whole(out, write)
-    return parts
 
 
 def _manifest(summary: PrepareSummary, options: PrepareOptions, source: str) -> dict[str, Any]:

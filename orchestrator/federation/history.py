@@ -14,7 +14,8 @@ class RoundRecord:
 
     `server` holds the test-set metrics of the global model after the round; `clients` maps a
     client name to what it reported that round (num_examples, train_loss, train_accuracy from
-    fit; val_loss, val_accuracy from the federated evaluation).
+    fit; val_loss, val_accuracy, and local_<m> / federated_<m>, the scores of its local-only model
+    and of the global model on its validation channel, from the federated evaluation).
     """
 
     round: int
@@ -50,3 +51,26 @@ class RunHistory:
     def from_dict(cls, data: dict[str, Any]) -> RunHistory:
         """The history `to_dict` wrote (metrics.json's "rounds"); undefined metrics (null) stay None."""
         return cls([RoundRecord(**record) for record in data.get("rounds") or []])
+
+    def client_gains(self, task: str) -> dict[str, dict[str, dict[str, float]]]:
+        """What each client gains, from the last round it reported both scores in.
+
+        {client: {metric: {"local": x, "federated": y, "gain": g, "round": r}}} for every metric of
+        client_code.metrics.GAIN_METRICS[task]; the gain is positive when the federated model is
+        better on the client's own validation data (client_code.metrics.gain).
+        """
+        from client_code.metrics import GAIN_METRICS, gain
+
+        found: dict[str, dict[str, dict[str, float]]] = {}
+        for record in self.rounds:
+            for name, metrics in record.clients.items():
+                local = {m: metrics[f"local_{m}"] for m in GAIN_METRICS.get(task, {}) if f"local_{m}" in metrics}
+                federated = {m: metrics[f"federated_{m}"] for m in local if f"federated_{m}" in metrics}
+                if not federated:
+                    continue
+                gains = gain(local, federated, task)
+                found[name] = {
+                    m: {"local": local[m], "federated": federated[m], "gain": gains[m], "round": record.round}
+                    for m in federated
+                }
+        return dict(sorted(found.items()))

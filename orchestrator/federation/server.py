@@ -13,12 +13,10 @@ import json
 import logging
 from collections.abc import Callable
 
-import numpy as np
 from flwr.common import NDArrays
 from flwr.server import Server, ServerConfig
 from flwr.server.server import run_fl
 
-from client_code.model import parameter_shapes
 from client_code.tabular import feature_fingerprint
 from orchestrator.config import Federation
 from orchestrator.federation import strategies
@@ -97,17 +95,16 @@ class FederationServer:
         )
         self.roster.check_aborted()
         self.data = data = self.on_phase(phase)
-        assert data.test is not None
-        classes = data.classes
-        prior = (phase.raw_counts, phase.trained_counts)
-        self.evaluator = TestSetEvaluator(
-            data.test, classes, self.federation.model, data.schema.get("positive_class"), prior
-        )
-        shapes = parameter_shapes(len(data.test.feature_names), len(classes))
+        assert data.test is not None and data.schema is not None
+        model = self.federation.model
+        family, hp, seed = model.family, model.hyperparameters(), run.seed
+        self.federation.check_task(data.schema)  # BadInput: a schema (file or phase) the model cannot learn
+        prior = (phase.raw_counts, phase.trained_counts) if phase.trained_counts else None
+        self.evaluator = TestSetEvaluator(data.test, data.schema, family, hp, prior, seed)
         self.strategy = strategies.build(
             self.federation,
-            shapes=shapes,
-            initial=[np.zeros(shape) for shape in shapes],
+            shapes=family.parameter_shapes(hp, data.schema),
+            initial=family.initial_parameters(hp, data.schema, seed),
             feature_fingerprint=feature_fingerprint(data.test.feature_names),
             evaluator=self.evaluator,
             round_config={"prior": json.dumps(phase.prior())},

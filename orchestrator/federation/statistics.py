@@ -6,7 +6,8 @@ server asks every client, in parallel (client_code/client.py answers):
 
 1. "statistics" - only when the run has no schema: each client's aggregate statistics of its raw
    training rows (client_code/statistics.py); the server merges them with k = [data]
-   min_level_count and infers the column kinds;
+   min_level_count and infers the column kinds and the task ([data] task overrides: a numeric
+   label with more than 20 distinct values, or a fraction, is a regression label, announced);
 2. "levels" - only then too: the names of the kept levels (seen at least k times over the
    federation), each asked from one client that holds it;
 3. "schema" - always: the federation's schema (a channel's own schema.json is ignored); each
@@ -14,7 +15,8 @@ server asks every client, in parallel (client_code/client.py answers):
    schema's levels (counts per column) and its feature fingerprint. A client without rows of
    some class fails the phase by name (BadInput, exit 2);
 4. "train" - always: the federation's raw class counts; each client balances its training split
-   ([model] balance) and reports its trained class counts, which the prior correction needs.
+   ([model] balance; not for a regression label, which has no classes) and reports its trained
+   class counts, which the prior correction needs.
 
 A client's data problem ({"error": ...}) is BadInput naming the client; a client that does not
 answer within the round timeout is a runtime failure.
@@ -55,6 +57,12 @@ class PhaseResult:
     trained_counts: dict[Any, float]
     seconds: float
     inferred: list[str] = field(default_factory=list)
+    task_note: str = ""  # why the task is what it is, when it was inferred from the label
+
+    @property
+    def task(self) -> str:
+        """The schema's task: binary, multiclass or regression."""
+        return str(self.schema["task"])
 
     def declared_examples(self) -> dict[str, int]:
         """Each client's training rows after balancing (its trained counts; rows read if it reported none).
@@ -94,12 +102,27 @@ def _ask(proxies: dict[str, ClientProxy], phase: str, payloads: dict[str, Any], 
     return {name: future.result() for name, future in futures.items()}
 
 
+def task_note(schema: dict[str, Any], statistics: dict[str, dict[str, Any]]) -> str:
+    """One line saying why an inferred task is what it is, e.g. "label 'y' has 214 distinct numeric values: ..."."""
+    label, task = schema["label"], schema["task"]
+    if task == "regression":
+        counted = all("label_counts" in s for s in statistics.values())
+        why = (
+            "more than 20 distinct numeric values" if counted else "continuous numeric values (fractions or >20 values)"
+        )
+        return f"label {label!r} has {why}: a regression task (set [data] task or --task to override)"
+    return (
+        f"label {label!r} has {len(schema['classes'])} classes: a {task} task (set [data] task or --task to override)"
+    )
+
+
 def merged_schema(
     proxies: dict[str, ClientProxy], settings: DataSettings, label: str, timeout: float
-) -> tuple[dict[str, Any], list[str]]:
-    """Phases 1 and 2: the schema merged from every client's statistics, and the columns inferred categorical."""
+) -> tuple[dict[str, Any], list[str], str]:
+    """Phases 1 and 2: the merged schema, the columns inferred categorical, the task note ("" if declared)."""
     request = {
         "label": label,
+        "task": settings.task,
         "salt": secrets.token_hex(16),  # per run: hashes from two runs cannot be matched
         "categorical": list(settings.categorical),
         "drop": list(settings.drop),
@@ -118,9 +141,10 @@ def merged_schema(
             for column, names in answer.items():
                 revealed.setdefault(column, {}).update(names)
     try:
-        return name_levels(merged, revealed), list(merged["inferred"])
+        schema = name_levels(merged, revealed)
     except DataError as exc:
         raise BadInput(str(exc)) from None
+    return schema, list(merged["inferred"]), task_note(schema, statistics) if merged["task_inferred"] else ""
 
 
 def run_phase(
@@ -137,14 +161,19 @@ def run_phase(
     """
     started = time.monotonic()
     inferred: list[str] = []
-    source = "schema file"
+    source, note = "schema file", ""
     if schema is None:
         if not settings.label:
             raise BadInput("the run has no feature schema and no label to compute one; set [data] label")
-        schema, inferred = merged_schema(proxies, settings, settings.label, timeout)
+        schema, inferred, note = merged_schema(proxies, settings, settings.label, timeout)
         source = "statistics phase"
         log.info("schema merged from %d clients' statistics (inferred categorical: %s)", len(proxies), inferred)
     schema = normalise_schema(schema, "the run's schema")
+    if settings.task and schema["task"] != settings.task:
+        raise BadInput(
+            f"[data] task = {settings.task!r} but the schema's task is {schema['task']!r}; prepare the data with "
+            f"--task {settings.task} or remove [data] task"
+        )
     classes = list(schema["classes"])
     fingerprint = feature_fingerprint(feature_names(schema))
     answers = _ask(proxies, "schema", dict.fromkeys(proxies, schema), timeout)
@@ -178,4 +207,4 @@ def run_phase(
         reports[name].trained_counts = answer["trained_counts"]
         for key, n in answer["trained_counts"].items():
             trained[canonical_class(key, classes)] += float(n)
-    return PhaseResult(schema, source, reports, raw, trained, time.monotonic() - started, inferred)
+    return PhaseResult(schema, source, reports, raw, trained, time.monotonic() - started, inferred, note)

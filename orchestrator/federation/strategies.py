@@ -1,7 +1,8 @@
 """The strategy factory: `[federation] strategy` and its `[strategy]` parameters -> a Flower strategy, wrapped.
 
 Every strategy is Flower's own (flwr.server.strategy, flwr 1.41; formulas in config/strategy.py
-and docs/benchmarks.md), built with its parameters and the run's common settings:
+and docs/benchmarks.md; fedxgb_bagging is Flower's bagging in federation/xgboost.py), built with
+its parameters and the run's common settings:
 
 * every connected client trains and evaluates in every round (fractions 1.0); the fewest updates
   a round needs is min_clients or what the strategy needs (Krum 2f + 3, Bulyan 4f + 3), whichever
@@ -39,6 +40,7 @@ from flwr.server.strategy import (
 
 from orchestrator.config import Federation
 from orchestrator.config.strategy import minimum_updates
+from orchestrator.federation import validation, xgboost
 from orchestrator.federation.history import RoundRecord
 from orchestrator.federation.privacy import PrivacyBudget
 from orchestrator.federation.roster import Roster
@@ -56,6 +58,7 @@ FLOWER: dict[str, type[Strategy]] = {
     "fedtrimmedavg": FedTrimmedAvg,
     "krum": Krum,
     "bulyan": Bulyan,
+    xgboost.NAME: xgboost.Bagging,
 }
 # Bulyan forwards its extra keyword arguments to its first rule, Krum, which needs `to_keep` (0: select one)
 EXTRA: dict[str, dict[str, Any]] = {"bulyan": {"to_keep": 0}}
@@ -106,14 +109,19 @@ def build(
 ) -> ValidatingStrategy:
     """The run's strategy: Flower's, inside the ValidatingStrategy (with the run's privacy budget, if DP is on).
 
-    `initial`: the first global model; `declared_examples`: each client's training rows from the
+    `shapes`: the family's parameter shapes; `initial`: the first global model (the family's
+    initial_parameters); `declared_examples`: each client's training rows from the
     statistics phase (the bound on the example counts it may report).
     """
     privacy = PrivacyBudget(federation.privacy) if federation.privacy.enabled else None
+    trees = federation.federation.strategy == xgboost.NAME
     config = {**round_config, **(privacy.client_config() if privacy else {})}
     return ValidatingStrategy(
         flower_strategy(federation, initial, evaluator, config),
-        shapes=shapes,
+        check_arrays=(
+            xgboost.booster_check(initial) if trees else lambda arrays: validation.arrays_problem(arrays, shapes)
+        ),
+        measure_norms=not trees,
         feature_fingerprint=feature_fingerprint,
         min_updates=updates_needed(federation),
         roster=roster,

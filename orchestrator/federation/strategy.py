@@ -2,18 +2,20 @@
 
 `ValidatingStrategy(inner, ...)` is a Flower `Strategy` that wraps the aggregation strategy the run
 chose (strategies.py builds it: FedAvg, FedProx, FedAvgM, FedAdam, FedYogi, FedAdagrad, FedMedian,
-FedTrimmedAvg, Krum, Bulyan) by composition, as Flower's own DP wrappers do, so every strategy keeps
-the same guarantees. Aggregation is the inner strategy's; around it, this wrapper
+FedTrimmedAvg, Krum, Bulyan, and the xgboost family's bagging) by composition, as Flower's own DP
+wrappers do, so every strategy keeps the same guarantees. Aggregation is the inner strategy's;
+around it, this wrapper
 
 * fails a round, naming the clients, when fewer than `min_updates` clients are connected or
   usable updates arrive (min_clients, or what the strategy needs: Krum 2f + 3, Bulyan 4f + 3);
 * validates every update before the inner strategy sees it (validation.py: shapes, dtype, finite
-  values, example count within what the client declared, feature fingerprint, metrics, and the
-  norm relative to the other clients'); a bad update is left out and reported by client name, as
-  is a client that sent nothing (naming why: its connection closed, or it missed the round
-  deadline and is out of the run);
-* records each client's metrics before the inner strategy runs (DP clipping and FedAvg's in-place
-  averaging change the updates), validates evaluation results the same way;
+  values - or the xgboost family's booster check -, example count within what the client
+  declared, feature fingerprint, metrics, and the norm relative to the other clients'); a bad
+  update is left out and reported by client name, as is a client that sent nothing (naming why:
+  its connection closed, or it missed the round deadline and is out of the run);
+* records each client's metrics (with its local-only and federated scores) before the inner
+  strategy runs (DP clipping and FedAvg's in-place averaging change the updates), validates
+  evaluation results the same way;
 * applies differential privacy (privacy.py): central clipping with equal weights before the
   inner strategy, noise on its result; and counts the privacy spent, reported every round;
 * evaluates the global model on the server's test set before round 1 and after every round
@@ -53,6 +55,7 @@ from orchestrator.run.events import FederationEvent, PrivacySpent, UpdateRejecte
 
 log = logging.getLogger(__name__)
 
+GAIN_PREFIXES = ("local_", "federated_")  # a client's local-only and federated scores (client_code/client.py)
 Evaluator = Callable[[int, NDArrays, dict[str, Scalar]], tuple[float, dict[str, Scalar]]]
 
 
@@ -78,7 +81,7 @@ class ValidatingStrategy(Strategy):
         self,
         inner: Strategy,
         *,
-        shapes: list[tuple[int, ...]],
+        check_arrays: validation.ArraysCheck,
         feature_fingerprint: str,
         min_updates: int,
         roster: Roster,
@@ -87,16 +90,22 @@ class ValidatingStrategy(Strategy):
         declared_examples: dict[str, int] | None = None,
         norm_factor: float = 0.0,
         privacy: PrivacyBudget | None = None,
+        measure_norms: bool = True,
     ) -> None:
-        """`declared_examples`: each client's training rows from the statistics phase (the example-count bound).
+        """`inner`: the Flower strategy that aggregates; the other arguments as follows.
+
+        `check_arrays`: why a client's decoded parameters are unusable (validation.arrays_problem with
+        the family's shapes, or the xgboost booster check), or None.
+        `declared_examples`: each client's training rows from the statistics phase (the example-count bound).
 
         `norm_factor`: the relative norm bound's factor (0: off; validation.norm_outliers); it is not
         applied under central DP, whose clipping already bounds every update's influence.
-        `privacy`: the run's privacy budget when differential privacy is on.
+        `privacy`: the run's privacy budget when differential privacy is on. `measure_norms` False: the
+        updates are not weights (xgboost's new trees), so no distance is measured or bounded.
         """
         super().__init__()
         self.inner = inner
-        self.shapes = shapes
+        self.check_arrays = check_arrays
         self.feature_fingerprint = feature_fingerprint
         self.min_updates = min_updates
         self.roster = roster
@@ -105,7 +114,8 @@ class ValidatingStrategy(Strategy):
         self.declared_examples = dict(declared_examples or {})
         self.privacy = privacy
         central = privacy is not None and privacy.settings.mode == "central"
-        self.norm_factor = 0.0 if central else norm_factor
+        self.norm_factor = 0.0 if central or not measure_norms else norm_factor
+        self.measure_norms = measure_norms
         self.latest: NDArrays | None = None
         self._sampled: dict[int, list[str]] = {}  # the clients asked to fit, by round
         self._evaluating: dict[int, list[str]] = {}  # the clients asked to evaluate, by round
@@ -155,24 +165,30 @@ class ValidatingStrategy(Strategy):
         valid: dict[str, tuple[ClientProxy, FitRes, NDArrays]] = {}
         for proxy, res in results:
             problem, arrays = validation.update_problem(
-                res, self.shapes, self.feature_fingerprint, self.declared_examples.get(proxy.cid)
+                res, self.check_arrays, self.feature_fingerprint, self.declared_examples.get(proxy.cid)
             )
             if problem:
                 problems[proxy.cid] = problem
             else:
                 valid[proxy.cid] = (proxy, res, arrays)
-        norms = {name: validation.update_norm(arrays, reference) for name, (_, _, arrays) in valid.items()}
+        norms = {
+            name: validation.update_norm(arrays, reference)
+            for name, (_, _, arrays) in valid.items()
+            if self.measure_norms
+        }
         for name, reason in validation.norm_outliers(norms, self._previous_median, self.norm_factor).items():
             problems[name] = reason
             del valid[name]
-        if valid:
+        if valid and norms:
             self._previous_median = float(np.median([norms[name] for name in valid]))
         self._name_missing(self._sampled.pop(server_round, []), results, failures, problems)
         self._report(server_round, problems)
         clients = self._clients.setdefault(server_round, {})
         for name, (_, res, _) in valid.items():  # recorded before the inner strategy changes anything
             numeric = {k: float(v) for k, v in res.metrics.items() if isinstance(v, int | float)}
-            clients[name] = {"num_examples": res.num_examples, **numeric, "update_norm": norms[name]}
+            clients[name] = {"num_examples": res.num_examples, **numeric}
+            if name in norms:
+                clients[name]["update_norm"] = norms[name]
         if len(valid) < self.min_updates:
             detail = "; ".join(f"client {n!r}: {r}" for n, r in problems.items())
             raise RoundFailed(
@@ -261,6 +277,9 @@ class ValidatingStrategy(Strategy):
             entry["val_loss"] = float(res.loss)
             if isinstance(res.metrics.get("accuracy"), int | float):
                 entry["val_accuracy"] = float(res.metrics["accuracy"])
+            for key, value in res.metrics.items():  # what the client gains: local_<m> and federated_<m>
+                if key.startswith(GAIN_PREFIXES) and isinstance(value, int | float):
+                    entry[key] = float(value)
         self._name_missing(self._evaluating.pop(server_round, []), results, failures, problems)
         self._report(server_round, problems, "evaluation")
         return self.inner.aggregate_evaluate(server_round, usable, [])

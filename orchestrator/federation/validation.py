@@ -7,7 +7,8 @@ names its client.
 * `metrics_problem`: Flower metrics are numbers (bool, int, float; finite), at most MAX_METRICS of
   them, names at most MAX_NAME characters; the only strings allowed are the few fedsage defines
   (STRING_METRICS, each with its own length limit).
-* `update_problem`: the parameters' count, shapes, floating dtype and finite values; a positive
+* `update_problem`: the parameters (`arrays_problem`: count, shapes, floating dtype and finite
+  values; the xgboost family checks its booster instead, federation/xgboost.py); a positive
   example count no larger than the training rows the client declared in the statistics phase
   (its trained counts after balancing), so one client cannot dominate an example-weighted average
   by claiming 10**12 rows; the fingerprint of the feature columns; the metrics.
@@ -24,7 +25,7 @@ names its client.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 from flwr.common import FitRes, NDArrays, parameters_to_ndarrays
@@ -62,12 +63,17 @@ def metrics_problem(metrics: Mapping[str, object]) -> str | None:
     return None
 
 
+ArraysCheck = Callable[[NDArrays], "str | None"]
+
+
 def update_problem(
-    res: FitRes, shapes: list[tuple[int, ...]], fingerprint: str, declared: int | None
+    res: FitRes, check_arrays: ArraysCheck, fingerprint: str, declared: int | None
 ) -> tuple[str | None, NDArrays]:
     """Why an update cannot be aggregated (or None), and its decoded parameters (empty when unusable).
 
-    `declared`: the client's training rows from the statistics phase (None: no bound known).
+    `check_arrays`: the family's check of the decoded arrays (`arrays_problem` with its shapes, or
+    the xgboost booster check); `declared`: the client's training rows from the statistics phase
+    (None: no bound known).
     """
     if not isinstance(res.num_examples, int) or isinstance(res.num_examples, bool) or res.num_examples <= 0:
         return "its example count is not a positive integer", []
@@ -84,16 +90,22 @@ def update_problem(
         arrays = parameters_to_ndarrays(res.parameters)
     except Exception as exc:  # noqa: BLE001 - any decoding problem means an unusable update
         return f"parameters could not be decoded ({type(exc).__name__})", []
+    problem = check_arrays(arrays)
+    return (problem, []) if problem else (None, arrays)
+
+
+def arrays_problem(arrays: NDArrays, shapes: list[tuple[int, ...]]) -> str | None:
+    """Why decoded weight arrays are unusable: their count, shapes, a non-floating dtype, NaN or inf; or None."""
     if len(arrays) != len(shapes):
-        return f"sent {len(arrays)} parameter arrays, expected {len(shapes)}", []
+        return f"sent {len(arrays)} parameter arrays, expected {len(shapes)}"
     for index, (array, shape) in enumerate(zip(arrays, shapes, strict=True)):
         if array.shape != shape:
-            return f"parameter {index} has shape {array.shape}, expected {shape}", []
+            return f"parameter {index} has shape {array.shape}, expected {shape}"
         if not np.issubdtype(array.dtype, np.floating):
-            return f"parameter {index} has dtype {array.dtype}, expected floating point", []
+            return f"parameter {index} has dtype {array.dtype}, expected floating point"
         if not np.all(np.isfinite(array)):
-            return f"parameter {index} has NaN or infinite values", []
-    return None, arrays
+            return f"parameter {index} has NaN or infinite values"
+    return None
 
 
 def update_norm(arrays: NDArrays, reference: NDArrays) -> float:

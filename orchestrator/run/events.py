@@ -73,13 +73,18 @@ class PrivacySpent:
 
 @dataclass(frozen=True)
 class StatisticsDone:
-    """The statistics phase ended: the schema's `source`, its feature count, inferred columns, seconds."""
+    """The statistics phase ended: the schema's `source`, its feature count, inferred columns, seconds.
+
+    `task` is the schema's task; `task_note` says why when it was inferred from the label ("" otherwise).
+    """
 
     source: str
     features: int
     inferred: list[str]
     positive_class: Any
     seconds: float
+    task: str = ""
+    task_note: str = ""
 
 
 @dataclass(frozen=True)

@@ -50,8 +50,8 @@ from orchestrator import __version__
 from orchestrator.errors import BadInput, RunFailed
 
 FILES = {
-    "model.joblib": "final global model: a scikit-learn Pipeline (schema preprocessing + LogisticRegression) "
-    "that scores raw rows, with provenance",
+    "model.joblib": "final global model: a scikit-learn Pipeline (schema preprocessing + the model family's "
+    "estimator) that scores raw rows, with provenance",
     "model.joblib.sha256": "checksum `fedsage inspect` and `fedsage predict` verify before loading",
     "model.skops": "the same Pipeline in skops.io's format (loads without running pickled code)",
     "model.skops.sha256": "its checksum",
@@ -196,7 +196,8 @@ class ClientSummary(ClientReport):
 class RunSummary:
     """What run.json holds; report.md, `fedsage runs` and the Python API read it back through `load`.
 
-        `statistics` is the statistics phase (schema source, seconds, inferred columns), `unseen` the
+    `task` is the schema's task and `model` the [model] table (kind and keys).
+    `statistics` is the statistics phase (schema source, seconds, inferred columns), `unseen` the
     values outside the schema's levels on the server's test set, `calibration` the final model's
     (client_code.metrics.calibration); each client's rows, files, class counts and unseen values
     are in `clients`.
@@ -235,6 +236,8 @@ class RunSummary:
     hyperparameters: dict[str, dict[str, Any]] = field(default_factory=dict)
     test_set: dict[str, Any] = field(default_factory=dict)
     tracking: dict[str, str] = field(default_factory=dict)
+    task: str | None = None  # binary, multiclass or regression (the schema's), once known
+    model: dict[str, Any] = field(default_factory=dict)  # [model]: kind and the family's hyperparameters
     privacy: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:

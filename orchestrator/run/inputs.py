@@ -121,6 +121,7 @@ def check_local_channels(federation: Federation, channels: dict[str, dict[str, P
     label = server.label if server.schema is not None else settings.label
     assert label, "load_server_data requires a schema or [data] label"
     salt = secrets.token_hex(16)
+    task = server.schema["task"] if server.schema is not None else settings.task
     read = {c: {ch: _read(c, ch, folder) for ch, folder in folders.items()} for c, folders in channels.items()}
     keep = {f["name"] for f in server.schema["features"]} | {label} if server.schema is not None else None
     statistics = {}
@@ -131,7 +132,7 @@ def check_local_channels(federation: Federation, channels: dict[str, dict[str, P
         where = f"client {client!r} train data ({channels[client]['train']})"
         try:
             statistics[client] = compute_statistics(
-                frame, label, salt, settings.categorical, settings.drop, settings.max_levels, where, info.locate
+                frame, label, salt, settings.categorical, settings.drop, settings.max_levels, where, info.locate, task
             )
         except DataError as exc:
             raise BadInput(str(exc)) from None
@@ -142,7 +143,7 @@ def check_local_channels(federation: Federation, channels: dict[str, dict[str, P
         except DataError as exc:
             raise BadInput(str(exc)) from None
     for client, stats in statistics.items():
-        present = {str(k) for k, n in stats["label_counts"].items() if n > 0}
+        present = {str(k) for k, n in stats.get("label_counts", {}).items() if n > 0}  # none for regression
         for cls in classes:
             if str(cls) not in present:
                 raise BadInput(

@@ -90,6 +90,7 @@ class RunOutcome:
     warnings: list[str] = field(default_factory=list)
     positive_class: Any = None
     calibration: dict[str, Any] = field(default_factory=dict)
+    task: str = "binary"  # the schema's: binary, multiclass or regression
     privacy: dict[str, Any] = field(default_factory=dict)  # the privacy spent, with differential privacy on
 
     @property
@@ -158,13 +159,25 @@ class FederationRun:
         for warning in phase_warnings(phase, data):
             self._emit(RunWarning(warning))
         features = len(feature_names(schema))
-        self._emit(StatisticsDone(phase.source, features, phase.inferred, schema.get("positive_class"), phase.seconds))
+        self._emit(
+            StatisticsDone(
+                phase.source,
+                features,
+                phase.inferred,
+                schema.get("positive_class"),
+                phase.seconds,
+                phase.task,
+                phase.task_note,
+            )
+        )
         return data
 
     def _on_round(self, record: RoundRecord, parameters: NDArrays) -> None:
         self.history.rounds.append(record)
         # an OSError (a full disk) ends the server thread: _failure_message says which file and why
-        self.folder.write_checkpoint(record.round, coef=parameters[0], intercept=parameters[1])
+        model, schema = self.federation.model, self.data.schema
+        names = model.family.parameter_names(model.hyperparameters(), schema)
+        self.folder.write_checkpoint(record.round, **dict(zip(names, parameters, strict=True)))
         self._emit(RoundFinished(record, self.federation.federation.rounds))
 
     def _drain(self) -> None:
@@ -229,6 +242,7 @@ class FederationRun:
                 self.warnings,
                 self.data.schema.get("positive_class"),
                 self.record.calibration,
+                self.data.schema.get("task", "binary"),
                 self.record.privacy,
             )
         except KeyboardInterrupt as exc:
@@ -346,9 +360,10 @@ class FederationRun:
         """Save the final global model (prior-corrected) as a Pipeline with provenance; keep its calibration."""
         assert self._server is not None and self._server.evaluator is not None and self.data.test is not None
         model = self._server.evaluator.model(self._server.final_parameters())
-        positive = self.data.schema.get("positive_class")
-        self.record.calibration = calibration(model, self.data.test, positive)
-        self.record.scores = TestScores.of(model, self.data.test.X, self.data.test.y)
+        schema = self.data.schema
+        self.record.calibration = calibration(model, self.data.test, schema.get("positive_class"), schema["classes"])
+        if schema.get("task") != "regression":  # a confusion matrix and ROC/PR curves need classes
+            self.record.scores = TestScores.of(model, self.data.test.X, self.data.test.y)
         return self.folder.save_model(model_pipeline(self.data.schema, model), self.record.provenance(self.data))
 
     def _finish(self, status: str, reason: str) -> list[str]:

@@ -64,11 +64,12 @@ class RunRecord:
             "clients": self.history.participants(),
             "label": data.label,
             "classes": data.classes,
+            "task": data.schema.get("task"),
             "positive_class": data.schema.get("positive_class"),
             "feature_names": data.test.feature_names,
             "schema": data.schema,
             "prior": self.phase.prior() if self.phase else None,
-            "model": self.federation.model.model_dump(),
+            "model": self.federation.model.model_dump(mode="json", by_alias=True, exclude_none=True),
             "strategy": {"name": self.federation.federation.strategy, **self._strategy_parameters()},
             "privacy": self.privacy or None,
             "versions": versions(),
@@ -115,12 +116,14 @@ class RunRecord:
             rounds_completed=final.round if final else 0,
             final_metrics=final.server if final else {},
             hyperparameters={
-                **self.federation.model_dump(include={"federation", "model"}),
+                **self.federation.model_dump(mode="json", include={"federation", "model"}, by_alias=True),
                 "strategy": self._strategy_parameters(),
                 **({"privacy": self.federation.privacy.model_dump()} if self.federation.privacy.enabled else {}),
             },
             test_set=self.scores.summary() if self.scores is not None else {},
             privacy=self.privacy,
+            task=data.schema.get("task") if data.schema else None,
+            model=self.federation.model.model_dump(mode="json", by_alias=True, exclude_none=True),
         )
 
     def _strategy_parameters(self) -> dict[str, Any]:

@@ -2,7 +2,10 @@
 
 Every file is written atomically (run/folder.py). `fmt` is the one number format of the
 console, the report and `fedsage inspect`. report.md names files relative to the run folder, so
-the folder can be moved or shared and its links still work.
+the folder can be moved or shared and its links still work. The metrics shown are the task's
+(client_code.metrics.METRICS: classification or regression); every client's local-only and
+federated scores on its own validation data, and the gain, are in metrics.json ("client_gain"),
+report.md and the plot.
 """
 
 from __future__ import annotations
@@ -14,14 +17,26 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from client_code.metrics import GAIN_METRICS, METRICS
 from orchestrator.config.base import name_order
 from orchestrator.federation.history import RunHistory
 from orchestrator.run.curves import TestScores
 from orchestrator.run.folder import RunFolder, RunSummary, pyplot, write_atomic, write_figure, write_json
 from orchestrator.text import fmt, privacy
 
-SERVER_METRICS = ("loss", "accuracy", "precision", "recall", "f1", "roc_auc", "pr_auc", "brier")
+SERVER_METRICS = METRICS["binary"]  # a classification run's; server_metrics(task) for any task
 CLIENT_METRICS = ("num_examples", "train_loss", "train_accuracy", "fit_seconds", "val_loss", "val_accuracy")
+
+
+def server_metrics(task: str | None) -> tuple[str, ...]:
+    """The test-set metrics of a task, in display order (classification when the task is not known)."""
+    return METRICS.get(task or "binary", SERVER_METRICS)
+
+
+def client_metrics(task: str | None) -> tuple[str, ...]:
+    """The per-client columns of metrics.csv: fit and evaluation metrics, then local-only and federated scores."""
+    gains = GAIN_METRICS.get(task or "binary", {})
+    return CLIENT_METRICS + tuple(f"{kind}_{m}" for m in gains for kind in ("local", "federated"))
 
 
 def _clients(history: RunHistory) -> list[str]:
@@ -47,46 +62,60 @@ def setting(value: Any) -> str:
 
 
 def write_metrics_json(path: Path, history: RunHistory, summary: RunSummary) -> None:
-    """Every round's server and client metrics, with the run's summary (undefined metrics are null)."""
-    write_json(path, {**summary.to_dict(), **history.to_dict()})
+    """Every round's server and client metrics, with the run's summary and each client's gain (null: undefined)."""
+    gains = {"client_gain": history.client_gains(summary.task)} if summary.task else {}
+    write_json(path, {**summary.to_dict(), **gains, **history.to_dict()})
 
 
-def write_metrics_csv(path: Path, history: RunHistory) -> None:
-    """One row per round: server.<metric> columns, then <client>.<metric> columns."""
+def write_metrics_csv(path: Path, history: RunHistory, task: str | None = None) -> None:
+    """One row per round: server.<metric> columns, then <client>.<metric> columns (the task's metrics)."""
     clients = _clients(history)
-    header = ["round", "seconds", *(f"server.{m}" for m in SERVER_METRICS)]
-    header += [f"{c}.{m}" for c in clients for m in CLIENT_METRICS]
+    metrics, per_client = server_metrics(task), client_metrics(task)
+    header = ["round", "seconds", *(f"server.{m}" for m in metrics)]
+    header += [f"{c}.{m}" for c in clients for m in per_client]
     text = io.StringIO()
     writer = csv.writer(text)
     writer.writerow(header)
     for record in history.rounds:
         row: list[Any] = [record.round, f"{record.seconds:.3f}"]
-        row += [record.server.get(m, "") for m in SERVER_METRICS]
-        row += [record.clients.get(c, {}).get(m, "") for c in clients for m in CLIENT_METRICS]
+        row += [record.server.get(m, "") for m in metrics]
+        row += [record.clients.get(c, {}).get(m, "") for c in clients for m in per_client]
         writer.writerow(row)
     write_atomic(path, text.getvalue())
 
 
-def write_metrics_plot(path: Path, history: RunHistory, title: str) -> None:
-    """Test-set metrics and per-client losses over rounds, as a PNG."""
+def write_metrics_plot(path: Path, history: RunHistory, title: str, task: str | None = None) -> None:
+    """Test-set metrics, per-client losses and each client's gain over rounds, as a PNG."""
     plt = pyplot()
 
+    regression = task == "regression"
     rounds = [r.round for r in history.rounds]
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig, axes = plt.subplots(1, 4, figsize=(20, 4.2))
+    loss_name = "mean squared error" if regression else "log loss"
     axes[0].plot(rounds, [r.server.get("loss") for r in history.rounds], marker="o")
-    axes[0].set(title="Test log loss (server)", xlabel="round", ylabel="log loss")
-    for metric in ("roc_auc", "pr_auc", "f1", "accuracy"):
+    axes[0].set(title=f"Test {loss_name} (server)", xlabel="round", ylabel=loss_name)
+    for metric in ("r2",) if regression else ("roc_auc", "pr_auc", "f1", "accuracy"):
         axes[1].plot(rounds, [r.server.get(metric, math.nan) for r in history.rounds], marker="o", label=metric)
-    axes[1].set(title="Test metrics (server)", xlabel="round", ylim=(0, 1.02))
+    axes[1].set(title="Test metrics (server)", xlabel="round", ylim=(None, 1.02) if regression else (0, 1.02))
     axes[1].legend(loc="lower right")
     for client in _clients(history):
         trained = [r for r in history.rounds if "train_loss" in r.clients.get(client, {})]
         axes[2].plot(
             [r.round for r in trained], [r.clients[client]["train_loss"] for r in trained], marker="o", label=client
         )
-    axes[2].set(title="Local training loss (clients)", xlabel="round", ylabel="log loss")
+    axes[2].set(title="Local training loss (clients)", xlabel="round", ylabel=loss_name)
     if _clients(history):
         axes[2].legend(loc="upper right")
+    key = next(iter(GAIN_METRICS.get(task or "binary", {})), "roc_auc")  # roc_auc, or rmse for regression
+    higher = GAIN_METRICS.get(task or "binary", {}).get(key, True)
+    for client in _clients(history):
+        scored = [r for r in history.rounds if f"local_{key}" in r.clients.get(client, {})]
+        values = [r.clients[client][f"federated_{key}"] - r.clients[client][f"local_{key}"] for r in scored]
+        axes[3].plot([r.round for r in scored], [v if higher else -v for v in values], marker="o", label=client)
+    axes[3].axhline(0, color="grey", linewidth=0.8)
+    axes[3].set(title=f"Gain over local-only ({key}, own validation data)", xlabel="round", ylabel=f"{key} gain")
+    if _clients(history):
+        axes[3].legend(loc="lower right")
     for axis in axes:
         axis.grid(alpha=0.3)
         axis.set_xticks(rounds)
@@ -146,15 +175,22 @@ def write_calibration_plot(path: Path, calibration: dict[str, Any], title: str) 
 def _data_lines(summary: RunSummary) -> list[str]:
     """The report's data section: positive class, statistics phase, calibration, unseen values."""
     lines: list[str] = []
+    if summary.model:
+        hidden = {"kind"} | ({"balance", "smote_ratio"} if summary.task == "regression" else set())  # no classes
+        keys = ", ".join(f"{k} {v}" for k, v in summary.model.items() if k not in hidden)
+        lines.append(f"- model: **{summary.model.get('kind')}** ({keys}); task: {summary.task or 'not known yet'}")
     if summary.positive_class is not None:
         lines.append(f"- positive class: **{summary.positive_class}** (precision, recall, F1, ROC-AUC, PR-AUC, Brier)")
     stats = summary.statistics
     if stats:
         inferred = ", ".join(stats.get("inferred_categorical") or []) or "none"
+        counts = ""
+        if stats.get("class_counts"):
+            raw, trained = stats.get("class_counts"), stats.get("trained_counts")
+            counts = f"; raw training class counts: {raw}, trained (balanced): {trained}"
         lines.append(
             f"- statistics phase: {stats['seconds']:.2f} s; schema from the {stats['schema']}; inferred categorical: "
-            f"{inferred}; raw training class counts: {stats.get('class_counts')}, trained (balanced): "
-            f"{stats.get('trained_counts')}"
+            f"{inferred}{counts}"
         )
     cal = summary.calibration
     if cal and "positive_class" in cal:
@@ -191,9 +227,30 @@ def _privacy_lines(summary: RunSummary) -> list[str]:
     return [f"- differential privacy, {privacy(budget)}; {budget['adjacency']}; {budget['accountant']}"]
 
 
+def _gain_lines(history: RunHistory, task: str | None) -> list[str]:
+    """The report's table of what each client gains: local-only vs federated on its own validation data."""
+    gains = history.client_gains(task or "binary")
+    if not gains:
+        return []
+    metrics = list(GAIN_METRICS.get(task or "binary", {}))
+    lines = [
+        "## What each client gains (its own validation data; gain > 0: the federated model is better)",
+        "",
+        "| client | " + " | ".join(f"{m} local | {m} federated | {m} gain" for m in metrics) + " |",
+        "|---" * (1 + 3 * len(metrics)) + "|",
+    ]
+    for name, scores in gains.items():
+        cells = [
+            f"{fmt(scores[m]['local'])} | {fmt(scores[m]['federated'])} | {fmt(scores[m]['gain'])}" for m in metrics
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def write_report(path: Path, history: RunHistory, summary: RunSummary) -> None:
     """A Markdown summary: what ran, its hyperparameters, the test metrics and curves, the clients, the files."""
     final = history.final() if history.rounds else None
+    metrics = server_metrics(summary.task)
     lines = [
         f"# fedsage run {summary.run_id}",
         "",
@@ -208,14 +265,13 @@ def write_report(path: Path, history: RunHistory, summary: RunSummary) -> None:
     if final is not None:
         lines += ["## Final test-set metrics (server)", "", "| metric | round 0 | final |", "|---|---|---|"]
         first = history.rounds[0]
-        lines += [f"| {m} | {fmt(first.server.get(m))} | {fmt(final.server.get(m))} |" for m in SERVER_METRICS]
-        lines += ["", "## Per round", "", "| round | seconds | " + " | ".join(SERVER_METRICS) + " |"]
-        lines += ["|---" * (len(SERVER_METRICS) + 2) + "|"]
+        lines += [f"| {m} | {fmt(first.server.get(m))} | {fmt(final.server.get(m))} |" for m in metrics]
+        lines += ["", "## Per round", "", "| round | seconds | " + " | ".join(metrics) + " |"]
+        lines += ["|---" * (len(metrics) + 2) + "|"]
         for r in history.rounds:
-            lines.append(
-                f"| {r.round} | {r.seconds:.2f} | " + " | ".join(fmt(r.server.get(m)) for m in SERVER_METRICS) + " |"
-            )
+            lines.append(f"| {r.round} | {r.seconds:.2f} | " + " | ".join(fmt(r.server.get(m)) for m in metrics) + " |")
         lines += ["", "![metrics over rounds](metrics.png)", ""]
+        lines += _gain_lines(history, summary.task)
     if summary.test_set:
         lines += _test_set_lines(summary.test_set)
     if summary.hyperparameters:
@@ -264,9 +320,9 @@ def write_all(folder: RunFolder, history: RunHistory, summary: RunSummary, score
     `scores` on the test set.
     """
     write_metrics_json(folder.path("metrics.json"), history, summary)
-    write_metrics_csv(folder.path("metrics.csv"), history)
+    write_metrics_csv(folder.path("metrics.csv"), history, summary.task)
     if history.rounds:
-        write_metrics_plot(folder.path("metrics.png"), history, f"fedsage run {summary.run_id}")
+        write_metrics_plot(folder.path("metrics.png"), history, f"fedsage run {summary.run_id}", summary.task)
     if summary.calibration.get("bins"):
         title = f"calibration, run {summary.run_id}"
         write_calibration_plot(folder.path("calibration.png"), summary.calibration, title)

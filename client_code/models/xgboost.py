@@ -1,0 +1,179 @@
+"""The `xgboost` family: gradient-boosted trees, federated by bagging (Flower's FedXgbBagging).
+
+Each round every client loads the global booster, grows one more tree on its own rows
+(`xgboost.train(..., num_boost_round=1, xgb_model=global)`), and sends only that tree; the server
+appends every client's new tree to the global booster (flwr.server.strategy.fedxgb_bagging's
+`aggregate`, orchestrator/federation/xgboost.py), so after R rounds of C clients the model holds
+R x C trees. On the wire a booster (or a tree) is its JSON model bytes as one uint8 array, so the
+client stays a NumPyClient and checkpoints stay .npz files. Every party starts from the same
+booster without trees, whose base score is the schema's (the label's mean for regression, 0.5 for
+binary); the prior correction moves that base score's log-odds by King & Zeng's offset.
+
+Tasks: binary classification and regression. Flower's bagging records every appended tree as
+class 0's (`tree_info`), so a multiclass booster would be wrong: multiclass is refused. The saved
+estimator is xgboost's scikit-learn XGBClassifier / XGBRegressor loaded from the global booster;
+XGBClassifier's `classes_` are the class positions [0, 1] in the schema's class order, so its
+`predict` returns positions, `predict_proba` columns in that order (the metrics map them back).
+`learning_rate` is each tree's shrinkage: with C clients adding a tree per round, the ensemble
+moves about C times as far per round as one client alone would.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+from pydantic import Field
+
+from .base import (
+    Hyperparameters,
+    ModelFamily,
+    check_every_class,
+    intercept_offset,
+    n_inputs,
+    no_proximal_term,
+    sample_weights,
+    task_of,
+)
+
+UPDATE = "_fedsage_update"  # the trees the last fit_round grew, as sent (persist.py drops it)
+CLASS_WEIGHT = "_fedsage_class_weight"
+
+
+class XgboostHyperparameters(Hyperparameters):
+    """[model] keys of kind = "xgboost" (xgboost's names)."""
+
+    max_depth: int = Field(4, ge=1, le=20, description="depth of each tree, 1 to 20")
+    learning_rate: float = Field(0.1, gt=0, le=1, description="shrinkage of each tree (eta), in (0, 1]")
+    subsample: float = Field(1.0, gt=0, le=1, description="share of rows each tree samples, in (0, 1]")
+    colsample_bytree: float = Field(1.0, gt=0, le=1, description="share of inputs each tree samples, in (0, 1]")
+    reg_lambda: float = Field(1.0, ge=0, description="L2 penalty on leaf weights (lambda), 0 or more")
+    min_child_weight: float = Field(1.0, ge=0, description="least hessian weight in a leaf, 0 or more")
+
+
+def _to_array(raw: bytes | bytearray) -> np.ndarray:
+    """Booster JSON bytes as the uint8 array that travels."""
+    return np.frombuffer(bytes(raw), dtype=np.uint8).copy()
+
+
+def _params(hp: XgboostHyperparameters, schema: dict[str, Any], seed: int) -> dict[str, Any]:
+    """xgboost.train's parameters for the schema's task (one thread: a job's cores are shared)."""
+    regression = task_of(schema) == "regression"
+    return {
+        "objective": "reg:squarederror" if regression else "binary:logistic",
+        "base_score": float(schema.get("label_stats", {}).get("mean", 0.0)) if regression else 0.5,
+        "max_depth": hp.max_depth,
+        "eta": hp.learning_rate,
+        "subsample": hp.subsample,
+        "colsample_bytree": hp.colsample_bytree,
+        "lambda": hp.reg_lambda,
+        "min_child_weight": hp.min_child_weight,
+        "tree_method": "hist",
+        "nthread": 1,
+        "seed": seed,
+    }
+
+
+class Xgboost(ModelFamily):
+    """XGBClassifier / XGBRegressor whose booster grows by bagging the clients' trees."""
+
+    name = "xgboost"
+    tasks = frozenset({"binary", "regression"})
+    hyperparameters = XgboostHyperparameters
+    required_strategy = "fedxgb_bagging"
+    estimator_classes = (("xgboost.sklearn", "XGBClassifier"), ("xgboost.sklearn", "XGBRegressor"))
+
+    def build(self, hp, schema, seed=0, class_weight=None):
+        """The scikit-learn estimator holding a booster without trees (the run's first global model)."""
+        import xgboost as xgb
+
+        self.check_task(schema)
+        options = {
+            "max_depth": hp.max_depth,
+            "learning_rate": hp.learning_rate,
+            "subsample": hp.subsample,
+            "colsample_bytree": hp.colsample_bytree,
+            "reg_lambda": hp.reg_lambda,
+            "min_child_weight": hp.min_child_weight,
+            "tree_method": "hist",
+            "n_jobs": 1,
+            "random_state": seed,
+        }
+        model = xgb.XGBRegressor(**options) if task_of(schema) == "regression" else xgb.XGBClassifier(**options)
+        model._fedsage_params = _params(hp, schema, seed)
+        model._fedsage_classes = list(schema["classes"])
+        model._fedsage_inputs = n_inputs(schema)
+        setattr(model, CLASS_WEIGHT, class_weight)
+        return self.set_parameters(model, self.initial_parameters(hp, schema, seed))
+
+    def parameter_shapes(self, hp, schema):
+        """One array of booster JSON bytes, of any length (-1)."""
+        return [(-1,)]
+
+    def parameter_names(self, hp, schema):
+        """The checkpoint's name of each array, in order."""
+        return ["booster"]
+
+    def initial_parameters(self, hp, schema, seed=0):
+        """A booster without trees over the schema's inputs, with the task's base score."""
+        import xgboost as xgb
+
+        params = _params(hp, schema, seed)
+        empty = xgb.DMatrix(np.zeros((1, n_inputs(schema))), label=[params["base_score"]])
+        return [_to_array(xgb.train(params, empty, num_boost_round=0).save_raw("json"))]
+
+    def get_parameters(self, estimator):
+        """The estimator's parameters as the arrays on the wire."""
+        return [_to_array(estimator.get_booster().save_raw("json"))]
+
+    def set_parameters(self, estimator, parameters):
+        """Load a booster's JSON bytes (one uint8 array); ValueError if they are not a booster over these inputs."""
+        if len(parameters) != 1 or np.asarray(parameters[0]).dtype != np.uint8:
+            raise ValueError("an xgboost model travels as one uint8 array of booster JSON")
+        estimator.load_model(bytearray(np.asarray(parameters[0]).tobytes()))
+        features = int(estimator.get_booster().num_features())
+        if features != estimator._fedsage_inputs:
+            raise ValueError(f"the booster has {features} inputs, this model {estimator._fedsage_inputs}")
+        return estimator
+
+    def fit_round(self, estimator, data, config):
+        """Grow one tree on this client's rows from the current booster; keep it as the round's update."""
+        import xgboost as xgb
+
+        no_proximal_term(self.name, config)
+        booster = estimator.get_booster()
+        before = booster.num_boosted_rounds()
+        classes = estimator._fedsage_classes
+        if classes:
+            check_every_class(estimator, data, classes)  # the schema's classes: classes_ are their positions
+            target = np.array([classes.index(v) for v in data.y.tolist()], dtype=np.float64)
+        else:
+            target = np.asarray(data.y, dtype=np.float64)
+        weight = sample_weights(data, getattr(estimator, CLASS_WEIGHT, None))
+        matrix = xgb.DMatrix(np.asarray(data.X, dtype=np.float64), label=target, weight=weight)
+        grown = xgb.train(estimator._fedsage_params, matrix, num_boost_round=1, xgb_model=booster)
+        setattr(estimator, UPDATE, _to_array(grown[before:].save_raw("json")))
+        estimator.load_model(bytearray(grown.save_raw("json")))
+        return estimator
+
+    def update_from(self, estimator):
+        """Only the trees the last round grew (Flower's bagging appends them to the global booster)."""
+        return [getattr(estimator, UPDATE)]
+
+    def prior_correction(self, hp, parameters, schema, true_counts, trained_counts):
+        """Binary: the base score's log-odds moved by King & Zeng's offset (models/base.py); regression: unchanged."""
+        if task_of(schema) == "regression":
+            return [np.array(p, copy=True) for p in parameters]
+        offset = intercept_offset(list(schema["classes"]), true_counts, trained_counts)
+        if offset is None:
+            return [np.array(p, copy=True) for p in parameters]
+        model = json.loads(np.asarray(parameters[0]).tobytes())
+        learner = model["learner"]["learner_model_param"]
+        base = float(np.ravel(json.loads(learner["base_score"]))[0])  # "[5E-1]" (xgboost 3) or "5E-1"
+        margin = np.log(base / (1 - base)) + float(offset[0])
+        learner["base_score"] = f"[{1 / (1 + np.exp(-margin)):.9E}]"
+        return [_to_array(json.dumps(model).encode())]
+
+
+FAMILY = Xgboost()
