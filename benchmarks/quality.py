@@ -33,7 +33,12 @@ each family's training time and the code archive every family ships in (one arch
 package`'s size, and the xgboost-cpu wheel's share of it). Writes
 benchmarks/results/quality-families.json.
 
+`--strategies` instead compares the aggregation strategies on three partitions, with each
+client's gain and the DP privacy/utility curve (benchmarks/quality_strategies.py); writes
+benchmarks/results/quality-strategies.json.
+
 Usage: python benchmarks/quality.py [--rounds 20] [--dataset NAME] [--plot-only] | --families [--rounds 10]
+       | --strategies
 """
 
 from __future__ import annotations
@@ -335,7 +340,15 @@ def main() -> None:
     parser.add_argument("--dataset", action="append", help="default: every data set of the mode")
     parser.add_argument("--plot-only", action="store_true", help="redraw the PNG from quality.json")
     parser.add_argument("--families", action="store_true", help="compare the model families instead")
+    parser.add_argument(
+        "--strategies", action="store_true", help="strategies x partitions, per-client gain, DP curve instead"
+    )
     args = parser.parse_args()
+    if args.strategies:
+        import quality_strategies  # benchmarks/quality_strategies.py, beside this file
+
+        quality_strategies.main()
+        return
     if args.families:
         families_main(args.rounds or 10, args.dataset or list(FAMILY_DATASETS))
         return
