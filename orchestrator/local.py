@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from client_code.tabular import DataError, read_channel
 from orchestrator import config, defaults, tracking
 from orchestrator.backends.process import ProcessBackend
+from orchestrator.config.strategy import check, strategy_parameters
 from orchestrator.data import datasets, layout
 from orchestrator.data.prepare import PrepareOptions, prepare
 from orchestrator.errors import BadInput
@@ -144,12 +145,22 @@ def _federation(
     )
 
 
-def _check_min_clients(options: LocalOptions, clients: int) -> None:
-    """--min-clients above the number of clients is bad input, named by its option, before anything is written."""
+def _check_clients(options: LocalOptions, settings: Settings, clients: int) -> None:
+    """--min-clients, the strategy's parameters and privacy against the number of clients, before anything is written.
+
+    BadInput naming the option (min_clients) or the config key (config/strategy.py `check`).
+    """
     if options.min_clients is not None and options.min_clients > clients:
         raise BadInput(
             f"--min-clients {options.min_clients} is more than the {clients} clients; lower it or add clients"
         )
+    run = settings[0]
+    privacy = config.build(config.PrivacySettings, SOURCE, **(options.privacy or {}))
+    try:
+        parameters = strategy_parameters(run.strategy, dict(options.strategy_parameters or {}))
+        check(run.strategy, parameters, privacy, clients, run.min_clients)
+    except ValueError as exc:
+        raise BadInput(f"{SOURCE}: {exc}") from None
 
 
 def _prepared_folder(options: LocalOptions) -> tuple[list[layout.ClientFolders], Path, Path | None, ServerData]:
@@ -254,8 +265,9 @@ def build_local_run(options: LocalOptions, observer: Observer = ignore) -> Feder
     if options.data_dir is None:
         dataset = datasets.get(options.dataset)  # an unknown name is bad input before anything is written
         options = replace(options, task=options.task or dataset.task)
-        _check_min_clients(options, options.clients or defaults.CLIENTS)
     settings = _settings(options)
+    if options.data_dir is None:
+        _check_clients(options, settings, options.clients or defaults.CLIENTS)
     folder = RunFolder.new(options.out, new_run_id())
     folder.check_writable()
     docker = _docker(options, local, folder) if local.backend == "docker" else None
@@ -263,7 +275,7 @@ def build_local_run(options: LocalOptions, observer: Observer = ignore) -> Feder
     placement = (local, container)
     if options.data_dir is not None:
         clients, test, schema, data = _prepared_folder(options)
-        _check_min_clients(options, len(clients))
+        _check_clients(options, settings, len(clients))
         federation = _federation(
             settings, test, schema, clients, placement, options.mlflow, options.strategy_parameters, options.privacy
         )

@@ -226,3 +226,17 @@ def test_class_weight_balancing_keeps_probabilities_calibrated(capsys, tmp_path)
     rows = json.loads((run_dir / "metrics.json").read_text())["rounds"][-1]["clients"]
     assert sum(c["num_examples"] for c in rows.values()) == raw["0"] + raw["1"]  # no synthetic rows
     assert summary["calibration"]["mean_predicted"] == pytest.approx(summary["calibration"]["observed"], abs=0.02)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--strategy-param", "x"], "--strategy-param 'x' is not KEY=NUMBER"),
+        (["--strategy", "fedavg", "--strategy-param", "beta=0.1"], "strategy.beta is not a parameter of fedavg"),
+        (["--clipping-norm", "1"], "--clipping-norm sets differential privacy; add --dp central or --dp local"),
+        (["--dp", "central", "--strategy", "fedadam"], "its server state would keep the un-noised averages"),
+        (["--strategy", "krum", "--strategy-param", "num_malicious_clients=1"], "needs at least 5 clients (2f + 3)"),
+    ],
+)
+def test_strategy_and_privacy_options_are_checked_before_anything_runs(capsys, tmp_path, args, message):
+    _assert_bad_input(capsys, tmp_path / "runs", *args, message=message)

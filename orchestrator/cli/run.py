@@ -18,6 +18,7 @@ from orchestrator.cli.common import (
     console,
     err_console,
 )
+from orchestrator.errors import BadInput
 from orchestrator.text import plural
 
 LOCAL_EPILOG = (
@@ -121,6 +122,28 @@ def local(
         typer.Option(help="Address the server listens on and the clients dial (default 127.0.0.1)."),
     ] = None,
     mlflow: MlflowOption = None,
+    strategy: Annotated[
+        str | None,
+        typer.Option(help="Aggregation strategy: fedavg, fedprox, fedmedian, krum, ... (README: Strategies)."),
+    ] = None,
+    strategy_param: Annotated[
+        list[str] | None,
+        typer.Option(metavar="KEY=VALUE", help="A parameter of --strategy, e.g. num_malicious_clients=1 (repeat)."),
+    ] = None,
+    update_norm_factor: Annotated[
+        float | None,
+        typer.Option(
+            help=f"Reject updates this many times the others' median norm, 0: off [default: "
+            f"{defaults.UPDATE_NORM_FACTOR:g}]."
+        ),
+    ] = None,
+    dp: Annotated[
+        str | None,
+        typer.Option(click_type=click.Choice(["central", "local"]), help="Differential privacy (README: Privacy)."),
+    ] = None,
+    clipping_norm: Annotated[float | None, typer.Option(help="DP: the L2 norm every update is clipped to.")] = None,
+    noise_multiplier: Annotated[float | None, typer.Option(help="DP: noise sd as a multiple of the norm.")] = None,
+    delta: Annotated[float | None, typer.Option(help="DP: the delta of (epsilon, delta).")] = None,
 ) -> None:
     """Run a whole federation on this machine, no AWS: one process (or container) per client.
 
@@ -131,6 +154,16 @@ def local(
     """
     given = dict(locals())  # every option above, by the name LocalOptions gives it
     from orchestrator import api
+
+    given["strategy_parameters"] = _key_values(given.pop("strategy_param"), "--strategy-param")
+    mode = given.pop("dp")
+    privacy: dict[str, object] = {"mode": mode} if mode else {}
+    for key in ("clipping_norm", "noise_multiplier", "delta"):
+        if given[key] is not None and not dp:
+            raise BadInput(f"--{key.replace('_', '-')} sets differential privacy; add --dp central or --dp local")
+        value = given.pop(key)
+        privacy |= {key: value} if value is not None else {}
+    given["privacy"] = privacy or None
     from orchestrator.cli.progress import RunView, print_outcome
 
     source = f"data in {data_dir}" if data_dir else f"built-in data set '{dataset}'"
@@ -139,6 +172,20 @@ def local(
     with RunView(console) as view:
         outcome = api.local(observer=view, **{name: value for name, value in given.items() if name != "view"})
     print_outcome(console, outcome, STARTED)
+
+
+def _key_values(pairs: list[str] | None, option: str) -> dict[str, float] | None:
+    """KEY=VALUE texts as {key: number}; BadInput naming the option for a malformed pair."""
+    values: dict[str, float] = {}
+    for pair in pairs or []:
+        key, sep, text = pair.partition("=")
+        try:
+            values[key.strip()] = float(text) if "." in text or "e" in text.lower() else int(text)
+        except ValueError:
+            sep = ""
+        if not sep or not key.strip():
+            raise BadInput(f"{option} {pair!r} is not KEY=NUMBER, e.g. {option} num_malicious_clients=1")
+    return values or None
 
 
 LAUNCH_EPILOG = (

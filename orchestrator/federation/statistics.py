@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -65,14 +66,16 @@ class PhaseResult:
         return str(self.schema["task"])
 
     def declared_examples(self) -> dict[str, int]:
-        """Each client's training rows after balancing (its trained counts; rows read if it reported none).
+        """Each client's training rows: the rows it read, or its trained counts after balancing if more (SMOTE).
 
         A client may not report more examples than this in a round (federation/validation.py).
+        Class weights make the trained counts weighted sums, near but not equal to the rows, hence
+        the larger of the two, rounded up.
         """
         declared = {}
         for name, report in self.clients.items():
             trained = sum(float(n) for n in report.trained_counts.values())
-            declared[name] = round(trained) if trained else int(report.rows.get("train", 0))
+            declared[name] = max(math.ceil(trained), int(report.rows.get("train", 0)))
         return declared
 
     def prior(self) -> dict[str, dict[str, float]]:
