@@ -139,3 +139,34 @@ def test_a_name_that_left_is_not_admitted_again_and_the_run_does_not_go_on(prepa
     assert [r["claimed_name"] for r in summary["refused_connections"]] == ["client-2"]
     # the model's provenance can never say client-2 trained after it left: no model was saved
     assert not (run.run_dir / "model.joblib").exists()
+
+
+def test_a_real_client_refused_because_an_impostor_got_in_first_stops_the_run(prepared_dir, tmp_path):
+    """Item 1: an impostor holding client-2's token joins before the real client-2, which is refused: the run stops."""
+    errors = []
+    run = build_local_run(_options(prepared_dir, tmp_path, rounds=50))
+    real_launch = run.backend.launch
+    threads = []
+
+    def impostor_first(request):
+        if client_of(request) == "client-2":
+            threads.append(_impostor(launches, "client-2", errors))
+            roster = run._server.roster
+            for _ in range(600):  # the impostor is admitted under client-2 before the real job starts
+                if "client-2" in roster.clients:
+                    break
+                threading.Event().wait(0.05)
+            assert "client-2" in roster.clients
+        real_launch(request)
+
+    run.backend.launch = impostor_first
+    launches = Launches(run)
+    with pytest.raises(RunFailed, match=IMPOSTOR):
+        run.execute()
+    threads[0].join(30)
+    summary = json.loads((run.run_dir / "run.json").read_text())
+    assert summary["status"] == "failed" and summary["reason"] == IMPOSTOR
+    (refused,) = summary["refused_connections"]
+    assert refused["claimed_name"] == "client-2" and refused["reason"] == IMPOSTOR
+    # the impostor may have trained while the real job started; the run never finishes, no model is saved
+    assert summary["rounds_completed"] < 50 and not (run.run_dir / "model.joblib").exists()
