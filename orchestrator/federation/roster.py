@@ -143,6 +143,11 @@ class Roster(SimpleClientManager):
             self._abort_reason = reason
             self._cv.notify_all()
 
+    @property
+    def abort_reason(self) -> str | None:
+        """Why the run was aborted (`abort`), or None: the cause of whatever failed after it."""
+        return self._abort_reason
+
     def check_aborted(self) -> None:
         """Raise FederationAborted if the run was aborted."""
         if self._abort_reason is not None:

@@ -336,9 +336,15 @@ class FederationRun:
         self._drain()
 
     def _failure_message(self, error: BaseException) -> str:
-        """Explain why the server stopped, with the failure reasons of the jobs involved."""
+        """Explain why the server stopped, with the failure reasons of the jobs involved.
+
+        Once the run was aborted (an impostor, a job that ended, a full disk), the abort's reason is
+        the cause, whatever the server thread then failed with (a phase or round cut short).
+        """
         if isinstance(error, FederationAborted):
             return str(error)
+        if self._server is not None and self._server.roster.abort_reason is not None:
+            return self._server.roster.abort_reason
         if isinstance(error, OSError):
             return str(file_error(error))
         names: list[str] = []
