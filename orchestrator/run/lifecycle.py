@@ -336,11 +336,7 @@ class FederationRun:
         self._drain()
 
     def _failure_message(self, error: BaseException) -> str:
-        """Explain why the server stopped, with the failure reasons of the jobs involved.
-
-        Once the run was aborted (an impostor, a job that ended, a full disk), the abort's reason is
-        the cause, whatever the server thread then failed with (a phase or round cut short).
-        """
+        """Why the server stopped, with the jobs' failure reasons; after an abort, its reason (the cause)."""
         if isinstance(error, FederationAborted):
             return str(error)
         if self._server is not None and self._server.roster.abort_reason is not None:
