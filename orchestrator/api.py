@@ -62,7 +62,9 @@ def local(options: LocalOptions | None = None, /, *, observer: Observer = ignore
     clients, rounds, data_dir (a prepared-data folder or the owners' raw exports), dataset (a
     built-in data set, generated into the run folder), out, min_clients, max_iter, join_timeout
     and round_timeout (seconds), seed, balance, smote_ratio, positive_class, label, backend
-    (process or docker) and its settings, mlflow (a tracking URI to log the run to); None takes
+    (process or docker) and its settings, mlflow (a tracking URI to log the run to), strategy and
+    strategy_parameters (`[federation] strategy` and its `[strategy]` table), update_norm_factor,
+    privacy (the `[privacy]` table as a dict: mode, clipping_norm, noise_multiplier, delta); None takes
     orchestrator/defaults.py's default. Returns the RunOutcome (run id and folder, per-round
     history, model path, jobs, wall time in seconds, warnings). BadInput before anything is written
     (an unknown keyword too); RunFailed once the run folder exists (its run.json and report say why);
