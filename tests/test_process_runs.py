@@ -1,0 +1,43 @@
+"""Issue 10, item 8: `fedsage status/stop --backend process` find a run's client processes by FEDSAGE_RUN_ID.
+
+Stand-in jobs are `sleep` processes started as the process backend starts a job: its own session
+(group leader), with the run id and the job name in its environment - found with no help from the
+process that started them, as after a SIGKILL of `fedsage local`.
+"""
+
+import os
+import signal
+import subprocess
+
+import pytest
+
+from orchestrator.backends.process_runs import RUN_ID_ENVIRONMENT, find_processes, stop_processes
+from orchestrator.errors import BadInput
+
+pytestmark = pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds processes through /proc (Linux)")
+
+
+def _job(run_id: str, client: str) -> subprocess.Popen:
+    environment = {**os.environ, RUN_ID_ENVIRONMENT: run_id, "TRAINING_JOB_NAME": f"fedsage-{run_id}-{client}"}
+    return subprocess.Popen(["sleep", "600"], env=environment, start_new_session=True)
+
+
+def test_a_runs_processes_are_found_by_run_id_and_stopped_even_when_frozen():
+    run, other = "20261130-999999-aaaa", "20261130-999999-bbbb"
+    jobs = [_job(run, "client-1"), _job(run, "client-2"), _job(other, "client-1")]
+    try:
+        os.kill(jobs[1].pid, signal.SIGSTOP)  # a frozen client: only SIGKILL or SIGCONT + SIGTERM end it
+        found = {job.client: pid for job, pid in find_processes(run)}
+        assert found == {"client-1": jobs[0].pid, "client-2": jobs[1].pid}
+        assert {pid for _, pid in find_processes()} >= {p.pid for p in jobs}
+        stopped = stop_processes(run)
+        assert sorted(job.client for job in stopped) == ["client-1", "client-2"]
+        assert jobs[0].wait(10) is not None and jobs[1].wait(10) is not None
+        assert jobs[2].poll() is None  # another run's process is left alone
+        assert find_processes(run) == []
+        with pytest.raises(BadInput, match=f"no client processes of run {run} on this machine"):
+            stop_processes(run)
+    finally:
+        for job in jobs:
+            job.kill()
+            job.wait()
