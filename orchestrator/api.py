@@ -199,7 +199,7 @@ def predict(model: str | Path, input: str | Path, out: str | Path | None = None)
     summary. BadInput for a model that fails the checks, missing columns or unreadable cells.
     """
     from client_code.tabular import DataError, read_channel
-    from orchestrator.inspect import load_model
+    from orchestrator.model_file import load_model
     from orchestrator.predict import predict_file, predict_frame
 
     if out is not None:

@@ -198,7 +198,7 @@ def _log_model(mlflow: Any, run_id: str, path: Path, uri: str) -> None:
 
     from mlflow.models import infer_signature
 
-    from orchestrator.inspect import load_model
+    from orchestrator.model_file import load_model
 
     model, digest = load_model(path)
     example = input_example(model)
