@@ -188,7 +188,7 @@ def load_model(path: Path) -> tuple[Any, str]:
     provenance = getattr(model, "fedsage_provenance_", None)
     if (isinstance(model, Pipeline) and len(model.steps) != 2) or not isinstance(provenance, dict):
         raise BadInput(
-            f"{path} is not a fedsage model (no Pipeline of preprocessing and estimator with fedsage_provenance_)"
+            f"{path} is not a fedsage model (no fedsage_provenance_, or not a Pipeline of preprocessing and estimator)"
         )
     kind = (provenance.get("model") or {}).get("kind")
     if kind is not None and kind != family.name:
