@@ -244,8 +244,8 @@ def test_a_skops_file_with_an_unexpected_type_is_refused_before_loading(capsys, 
 def test_an_estimator_no_family_trains_is_refused_by_name(capsys, tmp_path):
     """skops trusts scikit-learn's estimators by default; fedsage only its families'."""
     import skops.io as sio
-    from sklearn.pipeline import Pipeline
     from sklearn.linear_model import Lasso
+    from sklearn.pipeline import Pipeline
 
     path, rows = _trained(tmp_path, "linear", "regression")
     model = joblib.load(path)
