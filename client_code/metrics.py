@@ -82,7 +82,7 @@ def gain(local: dict[str, float], federated: dict[str, float], task: str) -> dic
     }
 
 
-def _scores(model: Any, X: np.ndarray, n_classes: int) -> tuple[np.ndarray, bool]:
+def class_scores(model: Any, X: np.ndarray, n_classes: int) -> tuple[np.ndarray, bool]:
     """Per-class scores (rows x classes) and whether they are probabilities.
 
     A model without predict_proba (SGD with hinge loss) gives its decision function, which ranks
@@ -130,7 +130,7 @@ def classification_metrics(
     classes_; xgboost's classes_ are positions, so the schema's classes are given).
     """
     classes = list(classes) if classes is not None else list(model.classes_.tolist())
-    proba, probabilities = _scores(model, data.X, len(classes))
+    proba, probabilities = class_scores(model, data.X, len(classes))
     # score class indices: labels may be ints or text, which scikit-learn's metrics do not mix in object arrays
     y = class_indices(data.y, classes)
     predicted = np.argmax(proba, axis=1)

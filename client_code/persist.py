@@ -23,6 +23,27 @@ from sklearn.pipeline import Pipeline
 from .constants import CHECKSUM_SUFFIX, SKOPS_SUFFIX
 from .schema import preprocessor
 
+# What a saved Pipeline refers to in its pickle besides its estimator (whose own references each model
+# family lists: estimator_classes, saved_globals): the preprocessing of schema.preprocessor, numpy arrays,
+# dtypes and scalars (numpy.core before numpy 2), joblib's array wrapper. The allow-list of model_file.py.
+PIPELINE_GLOBALS = frozenset(
+    {
+        ("sklearn.pipeline", "Pipeline"),
+        ("sklearn.compose._column_transformer", "ColumnTransformer"),
+        ("sklearn.preprocessing._data", "StandardScaler"),
+        ("sklearn.preprocessing._encoders", "OneHotEncoder"),
+        ("builtins", "slice"),
+        ("joblib.numpy_pickle", "NumpyArrayWrapper"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy", "float64"),
+        ("numpy", "int64"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+    }
+)
 FEDERATION_STATE = "_fedsage_"  # estimator attributes for the federation only (a family's wire state): never saved
 
 

@@ -165,7 +165,8 @@ class InspectedModel:
     """A model file after `fedsage inspect`'s checks: the loaded estimator, and the report `--json` prints.
 
     `model` is the scikit-learn estimator (its `fedsage_provenance_` says where it came from);
-    `report` holds the path, sha256, model summary, largest coefficients, provenance, the metrics
+    `report` holds the path, sha256, model summary (family, task, classes or target), the family's
+    tables (coefficients, layers or trees), provenance, the metrics
     recorded at the end of the run and, with a test file, the recomputed ones (`report["test"]`).
     """
 
@@ -196,12 +197,13 @@ def predict(model: str | Path, input: str | Path, out: str | Path | None = None)
 
     `model`: a run's model.joblib (checked against its .sha256; model.skops preferred when present);
     `input`: a CSV file or folder of raw rows (any column order, extra columns ignored). Without
-    `out` returns a pandas DataFrame with `prediction` and `probability_<class>` per row, in input
+    `out` returns a pandas DataFrame with `prediction` and `probability_<class>` per row (regression:
+    `prediction`; an sgd hinge model: `score_<class>`), in input
     order; with `out` writes it there (refusing an existing file) and returns the Predictions
     summary. BadInput for a model that fails the checks, missing columns or unreadable cells.
     """
     from client_code.tabular import DataError, read_channel
-    from orchestrator.inspect import load_model
+    from orchestrator.model_file import load_model
     from orchestrator.predict import predict_file, predict_frame
 
     if out is not None:

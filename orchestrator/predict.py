@@ -1,11 +1,13 @@
 """`fedsage predict`: score raw rows with a federation's model, after the same checks as `fedsage inspect`.
 
-The model file is verified against its checksum and loaded safely (inspect.load_model: model.skops
-through skops.io when it lies beside model.joblib, else the allow-list unpickler). The input is read
-as every party reads a channel (client_code/tabular.py: only empty cells missing, spaces after commas
-dropped, columns by name in any order, extra columns ignored) and scored by the Pipeline, which
-applies the schema's preprocessing itself. The output has the input's rows in order: `prediction`,
-then `probability_<class>` for every class; it is written whole or not at all.
+The model file is verified against its checksum and loaded safely (model_file.load_model: model.skops
+through skops.io when it lies beside model.joblib, else the allow-list unpickler), whatever its model
+family. The input is read as every party reads a channel (client_code/tabular.py: only empty cells
+missing, spaces after commas dropped, columns by name in any order, extra columns ignored) and scored
+by the Pipeline, which applies the schema's preprocessing itself. The output has the input's rows in
+order: for classification `prediction`, then `probability_<class>` for every class (an sgd model
+with hinge loss has no probabilities: `score_<class>` columns hold its decision function, which
+ranks rows); for regression `prediction` alone. It is written whole or not at all.
 """
 
 from __future__ import annotations
@@ -19,26 +21,30 @@ import numpy as np
 import pandas as pd
 
 from orchestrator.errors import BadInput
-from orchestrator.inspect import estimator_of, load_model
+from orchestrator.inspect import outputs_of, task_of_model
+from orchestrator.model_file import estimator_of, load_model
 
 
 @dataclass(frozen=True)
 class Predictions:
-    """What `predict_file` wrote: rows scored, the classes, the positive class, the output file."""
+    """What `predict_file` wrote: rows, task, classes ([] for regression), positive class, probabilities?, file."""
 
     rows: int
+    task: str
     classes: list[Any]
     positive_class: Any
+    probabilities: bool
     out: Path
 
 
 def predict_frame(model: Any, frame: pd.DataFrame, where: str, locate=None) -> pd.DataFrame:
-    """Score raw rows (text cells) with a loaded fedsage model: `prediction` and `probability_<class>` columns.
+    """Score raw rows (text cells) with a loaded fedsage model of any family: the columns of the module docstring.
 
     Raises BadInput naming every missing column, or the first cell the schema cannot read.
     """
     from sklearn.pipeline import Pipeline
 
+    from client_code.metrics import class_scores
     from client_code.schema import encode, normalise_schema, typed_frame
     from client_code.tabular import DataError
 
@@ -47,18 +53,20 @@ def predict_frame(model: Any, frame: pd.DataFrame, where: str, locate=None) -> p
     missing = [name for name in needed if name not in frame.columns]
     if missing:
         raise BadInput(f"{where} lacks the column(s) {', '.join(missing)} that the model needs; add them")
-    estimator = estimator_of(model)
+    pipeline = isinstance(model, Pipeline)
+    scorer = model if pipeline else estimator_of(model)  # a bare estimator from an older run: encode the rows here
     try:
-        if isinstance(model, Pipeline):
-            proba = model.predict_proba(typed_frame(frame, schema, where, locate))
-        else:  # a bare LogisticRegression from an older run
-            proba = estimator.predict_proba(encode(frame, schema, where, locate))
+        rows = typed_frame(frame, schema, where, locate) if pipeline else encode(frame, schema, where, locate)
     except DataError as exc:
         raise BadInput(str(exc)) from None
-    classes = estimator.classes_.tolist()
-    out = pd.DataFrame({"prediction": np.asarray(classes, dtype=object)[np.argmax(proba, axis=1)]})
+    if task_of_model(model) == "regression":
+        return pd.DataFrame({"prediction": np.asarray(scorer.predict(rows), dtype=np.float64).reshape(-1)})
+    classes = outputs_of(model)
+    scores, probabilities = class_scores(scorer, rows, len(classes))
+    out = pd.DataFrame({"prediction": np.asarray(classes, dtype=object)[np.argmax(scores, axis=1)]})
+    prefix = "probability" if probabilities else "score"
     for i, cls in enumerate(classes):
-        out[f"probability_{cls}"] = proba[:, i]
+        out[f"{prefix}_{cls}"] = scores[:, i]
     return out
 
 
@@ -85,5 +93,7 @@ def predict_file(model_path: Path, input_path: Path, out: Path) -> Predictions:
     text = io.StringIO()
     scored.to_csv(text, index=False)
     write_atomic(out, text.getvalue())
-    provenance = model.fedsage_provenance_
-    return Predictions(len(scored), estimator_of(model).classes_.tolist(), provenance.get("positive_class"), out)
+    task = task_of_model(model)
+    probabilities = task != "regression" and any(c.startswith("probability_") for c in scored.columns)
+    positive = model.fedsage_provenance_.get("positive_class")
+    return Predictions(len(scored), task, outputs_of(model), positive, probabilities, out)

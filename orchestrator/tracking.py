@@ -14,8 +14,9 @@ raises, so a failed or interrupted run is logged too, and `log_run` logs any ear
 * params: the hyperparameters (`federation.*`, `model.*`), the backend and the clients;
 * metrics, step = round: `server.<metric>` (the global model on the test set, round 0 = the
   initial model) and `<client>.<metric>` (what each client reported), as in metrics.csv;
-* the model: model.joblib, verified and loaded as `fedsage inspect` does (orchestrator/inspect.py),
-  as an MLflow scikit-learn model whose pyfunc flavour predicts class probabilities, with a
+* the model: model.joblib, verified and loaded as `fedsage inspect` does (orchestrator/model_file.py),
+  as an MLflow scikit-learn model whose pyfunc flavour predicts class probabilities (a regressor's,
+  or an sgd hinge model's, `predict`: values or classes), with a
   signature and an input example built from the feature schema (numeric columns at their
   mean, categoricals at their first level), so no row of the server's test set leaves it;
 * artifacts: report.md, run.json, metrics.json/.csv, federation.toml and the plots;
@@ -198,11 +199,13 @@ def _log_model(mlflow: Any, run_id: str, path: Path, uri: str) -> None:
 
     from mlflow.models import infer_signature
 
-    from orchestrator.inspect import load_model
+    from orchestrator.model_file import load_model
 
     model, digest = load_model(path)
     example = input_example(model)
-    signature = infer_signature(example, model.predict_proba(example))
+    # class probabilities where the model has them; a regressor's (or an sgd hinge model's) predictions
+    predict = "predict_proba" if hasattr(model, "predict_proba") else "predict"
+    signature = infer_signature(example, getattr(model, predict)(example))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # MLflow's notes on the file store and on pip requirements
         mlflow.set_tracking_uri(uri)
@@ -212,7 +215,7 @@ def _log_model(mlflow: Any, run_id: str, path: Path, uri: str) -> None:
                 name="model",
                 signature=signature,
                 input_example=example,
-                pyfunc_predict_fn="predict_proba",
+                pyfunc_predict_fn=predict,
                 pip_requirements=[f"{p}=={metadata.version(p)}" for p in ("scikit-learn", "numpy", "skops")],
             )
             mlflow.set_tag("fedsage.model_sha256", digest)

@@ -6,6 +6,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from cli_runner import run_cli
 from flwr.server.strategy.fedxgb_bagging import aggregate
 
 from client_code import models
@@ -21,13 +22,28 @@ def _run(tmp_path, **options):
     return build_local_run(LocalOptions(**values)).execute()
 
 
+def _inspect_and_predict(capsys, outcome, test, kind):
+    """`fedsage inspect --test` and `fedsage predict` on the run's model: its family, the server's metrics again."""
+    code, stdout, err = run_cli(capsys, "inspect", str(outcome.model_path), "--json", "--test", str(test))
+    assert code == 0, err
+    report = json.loads(stdout)
+    assert report["model"]["family"] == kind and report["model"]["task"] == outcome.task
+    assert report["test"]["metrics"] == pytest.approx(outcome.final_metrics)
+    out = outcome.run_dir / "predictions.csv"
+    code, _, err = run_cli(capsys, "predict", str(outcome.model_path), "--input", str(test), "--out", str(out))
+    assert code == 0, err
+    scored = pd.read_csv(out)
+    assert len(scored) == len(pd.read_csv(test)) and scored.columns[0] == "prediction"
+    return report, scored
+
+
 def _checkpoint(outcome, rnd):
     with np.load(outcome.run_dir / "checkpoints" / f"round-{rnd:03d}.npz") as saved:
         return {name: saved[name] for name in saved.files}
 
 
 @pytest.mark.parametrize(("kind", "estimator"), [("sgd", "SGDClassifier"), ("mlp", "MLPClassifier")])
-def test_array_families_are_averaged_by_example_counts(kind, estimator, prepared_dir, tmp_path, fit_results):
+def test_array_families_are_averaged_by_example_counts(kind, estimator, prepared_dir, tmp_path, fit_results, capsys):
     outcome = _run(tmp_path, data_dir=prepared_dir, model=kind, max_iter=2)
     family = models.get(kind)
     schema = json.loads((outcome.run_dir / "schema.json").read_text())
@@ -47,9 +63,11 @@ def test_array_families_are_averaged_by_example_counts(kind, estimator, prepared
     assert type(model[-1]).__name__ == estimator
     test = pd.read_csv(prepared_dir / layout.TEST, dtype=str)
     assert model.predict_proba(test).shape == (len(test), 2)
+    _, scored = _inspect_and_predict(capsys, outcome, prepared_dir / layout.TEST, kind)
+    np.testing.assert_allclose(scored[["probability_0", "probability_1"]], model.predict_proba(test), rtol=1e-6)
 
 
-def test_xgboost_appends_every_clients_tree_to_the_global_booster(prepared_dir, tmp_path, fit_results):
+def test_xgboost_appends_every_clients_tree_to_the_global_booster(prepared_dir, tmp_path, fit_results, capsys):
     outcome = _run(tmp_path, data_dir=prepared_dir, model="xgboost", rounds=3)
     booster = _checkpoint(outcome, 0)["booster"].tobytes()  # the run's booster without trees
     assert json.loads(booster)["learner"]["gradient_booster"]["model"]["gbtree_model_param"]["num_trees"] == "0"
@@ -69,9 +87,12 @@ def test_xgboost_appends_every_clients_tree_to_the_global_booster(prepared_dir, 
     assert outcome.final_metrics["roc_auc"] > 0.8
     test = pd.read_csv(prepared_dir / layout.TEST, dtype=str)
     assert model.predict_proba(test).shape == (len(test), 2)
+    report, scored = _inspect_and_predict(capsys, outcome, prepared_dir / layout.TEST, "xgboost")
+    assert report["model"]["trees"] == 9 and report["model"]["classes"] == [0, 1]
+    np.testing.assert_allclose(scored[["probability_0", "probability_1"]], model.predict_proba(test), rtol=1e-6)
 
 
-def test_diabetes_is_prepared_and_federated_and_ridge_is_the_pooled_solution(tmp_path, fit_results):
+def test_diabetes_is_prepared_and_federated_and_ridge_is_the_pooled_solution(tmp_path, fit_results, capsys):
     outcome = _run(tmp_path, dataset="diabetes", model="linear", rounds=2)
     assert outcome.task == "regression"
     prepared = layout.open_prepared(outcome.run_dir / "data")
@@ -96,6 +117,8 @@ def test_diabetes_is_prepared_and_federated_and_ridge_is_the_pooled_solution(tmp
     model = joblib.load(outcome.model_path)[-1]
     np.testing.assert_allclose(model.coef_, w[:-1], atol=1e-8)
     assert model.intercept_ == pytest.approx(w[-1], abs=1e-8)
+    report, scored = _inspect_and_predict(capsys, outcome, outcome.run_dir / "data" / layout.TEST, "linear")
+    assert report["model"]["intercept"] == pytest.approx([w[-1]]) and list(scored.columns) == ["prediction"]
     # round 2 changes nothing; the test set is scored with regression metrics
     assert outcome.history.rounds[1].server == pytest.approx(outcome.history.rounds[2].server)
     assert set(outcome.final_metrics) == {"loss", "rmse", "mae", "r2"} and outcome.final_metrics["r2"] > 0.3

@@ -54,12 +54,13 @@ def test_inspect_a_real_runs_model(capsys, real_run, prepared_dir):
     assert report["test"]["rows"] == 800
     assert report["test"]["metrics"] == pytest.approx(report["final_metrics"])
     # largest coefficients first, named after the schema's encoded features
-    values = [abs(c["coefficient"]) for c in report["top_coefficients"]]
+    assert report["model"]["family"] == "logistic" and report["model"]["task"] == "binary"
+    values = [abs(c["coefficient"]) for c in report["tables"]["top_coefficients"]["rows"]]
     assert len(values) == 10 and values == sorted(values, reverse=True)
     loaded = joblib.load(model)
     names = loaded.fedsage_provenance_["feature_names"]
     biggest = int(np.argmax(np.abs(loaded[-1].coef_[0])))
-    assert report["top_coefficients"][0]["feature"] == names[biggest]
+    assert report["tables"]["top_coefficients"]["rows"][0]["feature"] == names[biggest]
 
     code, stdout, err = run_cli(capsys, "inspect", str(model))
     assert code == 0, err
@@ -70,7 +71,7 @@ def test_inspect_a_real_runs_model(capsys, real_run, prepared_dir):
     code, stdout, err = run_cli(capsys, "inspect", str(copy), "--json")
     assert code == 0, err
     assert json.loads(stdout)["provenance"]["saved_by"] == "client-2"
-    assert json.loads(stdout)["top_coefficients"] == report["top_coefficients"]
+    assert json.loads(stdout)["tables"] == report["tables"]
 
 
 @pytest.mark.slow
@@ -135,9 +136,7 @@ def test_other_estimators_and_plain_models_are_refused(capsys, tmp_path):
         capsys, _save(tree, tmp_path / "tree.joblib"), "refers to sklearn.tree._classes.DecisionTreeClassifier"
     )
     plain = set_initial_params(make_model(), 3, [0, 1])
-    _assert_refused(
-        capsys, _save(plain, tmp_path / "plain.joblib"), "(no Pipeline or LogisticRegression with fedsage_provenance_)"
-    )
+    _assert_refused(capsys, _save(plain, tmp_path / "plain.joblib"), "is not a fedsage model (no fedsage_provenance_")
     (tmp_path / "junk.joblib").write_bytes(pickle.dumps([1, 2, 3])[:5])
     _save_checksum = hashlib.sha256((tmp_path / "junk.joblib").read_bytes()).hexdigest()
     (tmp_path / "junk.joblib.sha256").write_text(_save_checksum)
@@ -193,7 +192,8 @@ def test_multiclass_model_json(capsys, multiclass_model):
         ((abs(v), cls, f"f{j}") for (i, j), v in np.ndenumerate(model.coef_) for cls in [["a", "b", "c"][i]]),
         reverse=True,
     )[:4]
-    assert [(c["class"], c["feature"]) for c in report["top_coefficients"]] == [(cls, f) for _, cls, f in ranked]
+    rows = report["tables"]["top_coefficients"]["rows"]
+    assert [(c["output"], c["feature"]) for c in rows] == [(cls, f) for _, cls, f in ranked]
     assert report["test"]["rows"] == 300 and report["test"]["metrics"]["accuracy"] > 0.8
     assert any("saved with scikit-learn 0.0.1" in note for note in report["notes"])
 
@@ -233,7 +233,11 @@ def test_a_pipeline_loads_through_skops_or_the_allow_list(capsys, tmp_path, skop
     assert code == 0, err
     report = json.loads(stdout)
     assert report["model"]["type"] == "Pipeline(LogisticRegression)" and report["model"]["positive_class"] == "fraud"
-    assert report["top_coefficients"][0] == {"class": "legit", "feature": "region=other", "coefficient": 2.0}
+    assert report["tables"]["top_coefficients"]["rows"][0] == {
+        "output": "legit",
+        "feature": "region=other",
+        "coefficient": 2.0,
+    }
 
 
 def test_a_changed_skops_file_is_refused(capsys, tmp_path):

@@ -85,6 +85,26 @@ def test_a_run_folder_is_logged_with_params_metrics_model_and_artifacts(capsys, 
     assert tracking == {"mlflow_uri": uri, "experiment": "fedsage", "run_id": run.info.run_id}
 
 
+def test_a_regression_model_is_logged_with_a_pyfunc_that_predicts_values(tmp_path):
+    from sklearn.linear_model import Ridge
+
+    from client_code.persist import model_pipeline
+    from orchestrator.tracking import Tracker
+
+    folder = _run(tmp_path / "runs", "20261121-101500-cccc", rounds=1)
+    schema = {**SCHEMA, "task": "regression", "classes": [], "positive_class": None}
+    X = np.random.default_rng(1).normal(size=(40, 4))
+    ridge = Ridge().fit(X, X[:, 0] * 3.0)
+    save_model(model_pipeline(schema, ridge), folder / "model.joblib", {"run_id": folder.name, "schema": schema})
+    uri = _store(tmp_path)
+    Tracker.connect(uri, "fedsage").log_run(folder)
+    client, run = _mlflow_run(uri)
+    (logged,) = client.search_logged_models(experiment_ids=[run.info.experiment_id])
+    pyfunc = mlflow.pyfunc.load_model(logged.model_uri)
+    example = pyfunc.input_example
+    assert np.ravel(pyfunc.predict(example)) == pytest.approx(ridge.predict(np.array([[0.0, 1.0, 0.0, 0.0]])))
+
+
 def test_a_failed_run_is_logged_as_failed(tmp_path):
     from orchestrator.tracking import Tracker
 

@@ -9,6 +9,8 @@ inside the families' methods, so reading the registry (the CLI, config validatio
 
 from __future__ import annotations
 
+from typing import Any
+
 from .base import TASKS, Hyperparameters, ModelFamily, NDArrays, task_of
 from .linear import FAMILY as LINEAR
 from .logistic import FAMILY as LOGISTIC
@@ -20,6 +22,12 @@ FAMILIES: dict[str, ModelFamily] = {family.name: family for family in (LOGISTIC,
 DEFAULT = LOGISTIC.name
 
 
+def family_of(estimator: Any) -> ModelFamily | None:
+    """The family whose `estimator_classes` holds the estimator's class, or None (not a fedsage model family's)."""
+    key = (type(estimator).__module__, type(estimator).__qualname__)
+    return next((family for family in FAMILIES.values() if key in family.estimator_classes), None)
+
+
 def get(kind: str) -> ModelFamily:
     """The family of a kind; ValueError naming the kinds there are."""
     try:
@@ -28,4 +36,4 @@ def get(kind: str) -> ModelFamily:
         raise ValueError(f"unknown model kind {kind!r}; choose one of {', '.join(FAMILIES)}") from None
 
 
-__all__ = ["DEFAULT", "FAMILIES", "TASKS", "Hyperparameters", "ModelFamily", "NDArrays", "get", "task_of"]
+__all__ = ["DEFAULT", "FAMILIES", "TASKS", "Hyperparameters", "ModelFamily", "NDArrays", "family_of", "get", "task_of"]

@@ -19,8 +19,15 @@ is everything the client, the strategy, the schema and the report need to know a
 * `rounds_needed(hp)`: rounds after which more change nothing (None: every round helps);
 * `required_strategy`: the aggregation a family needs (None: any strategy over arrays, FedAvg by
   default); `proximal`: whether fit_round honours FedProx's `proximal_mu`;
-* `estimator_classes`: (module, class) pairs a saved Pipeline of this family contains, so a model
-  file can be loaded with an allow-list (orchestrator/inspect.py).
+* `estimator_classes`: the (module, class) of the estimator(s) the family saves, by which a loaded
+  model's family is recognised (models.family_of); `saved_globals`: every other (module, name) a
+  saved estimator of the family refers to in its pickle (listed from real pickles with
+  skops.io.get_untrusted_types and an unpickler's find_class), beyond the Pipeline's own
+  (persist.PIPELINE_GLOBALS). Together they are the family's allow-list (orchestrator/model_file.py);
+* `outputs(estimator, schema)`: the classes in the order of the estimator's probability columns;
+* `describe(estimator, names, outputs, label, top)`: what `fedsage inspect` shows of the trained
+  estimator (coefficients by default; layers for mlp, trees for xgboost); `shown_params`: the
+  estimator parameters the default description names.
 """
 
 from __future__ import annotations
@@ -138,6 +145,8 @@ class ModelFamily:
     required_strategy: ClassVar[str | None] = None
     proximal: ClassVar[bool] = False
     estimator_classes: ClassVar[tuple[tuple[str, str], ...]] = ()
+    saved_globals: ClassVar[tuple[tuple[str, str], ...]] = ()
+    shown_params: ClassVar[tuple[str, ...]] = ()
 
     def build(
         self, hp: Hyperparameters, schema: dict[str, Any], seed: int = 0, class_weight: dict[Any, float] | None = None
@@ -196,3 +205,38 @@ class ModelFamily:
                 f"the {self.name} model family does not learn {task} labels ({schema.get('label')!r}); "
                 f"choose a family for {task} tasks ([model] kind, --model) or set the task ([data] task)"
             )
+
+    def outputs(self, estimator: Any, schema: dict[str, Any]) -> list[Any]:
+        """The classes in the order of the estimator's probability columns ([] for a regressor)."""
+        return estimator.classes_.tolist() if hasattr(estimator, "classes_") else []
+
+    def describe(self, estimator: Any, names: list[str], outputs: list[Any], label: str, top: int) -> dict[str, Any]:
+        """What `fedsage inspect` shows of a trained [coef, intercept] estimator (models of other shapes override it).
+
+        `names`: one per encoded input; `outputs`: the classes ([] for regression); `label`: the
+        label column. Returns {"model": {parameter: value}, "tables": {name: {"title", "rows"}}}:
+        the `shown_params`, the intercept, and the `top` coefficients of largest magnitude.
+        """
+        params = estimator.get_params()
+        rows = [label] if not outputs else [outputs[1]] if len(outputs) == 2 else outputs
+        return {
+            "model": {
+                **{name: params.get(name) for name in self.shown_params},
+                "intercept": np.atleast_1d(np.asarray(estimator.intercept_, dtype=np.float64)).tolist(),
+            },
+            "tables": {"top_coefficients": coefficient_table(estimator.coef_, rows, names, top)},
+        }
+
+
+def coefficient_table(coef: Any, rows: list[Any], names: list[str], top: int) -> dict[str, Any]:
+    """The `top` coefficients of largest magnitude: {"title", "rows": [{"output", "feature", "coefficient"}]}.
+
+    `coef`: (outputs, inputs), or (inputs,) for one output; `rows` names each output (the class a
+    row of coefficients raises, or the regression's label), `names` each input.
+    """
+    coef = np.atleast_2d(np.asarray(coef, dtype=np.float64))
+    ranked = sorted(np.ndenumerate(coef), key=lambda item: -abs(item[1]))[: max(top, 0)]
+    return {
+        "title": "largest coefficients (features as the schema encodes them)",
+        "rows": [{"output": rows[r], "feature": names[c], "coefficient": float(v)} for (r, c), v in ranked],
+    }

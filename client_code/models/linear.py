@@ -59,6 +59,7 @@ class Linear(ModelFamily):
     tasks = frozenset({"regression"})
     hyperparameters = LinearHyperparameters
     estimator_classes = (("sklearn.linear_model._ridge", "Ridge"),)
+    shown_params = ("alpha",)
 
     def build(self, hp, schema, seed=0, class_weight=None):
         """The family's estimator carrying the run's initial parameters (ModelFamily.build)."""

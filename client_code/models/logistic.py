@@ -224,6 +224,7 @@ class Logistic(ModelFamily):
     hyperparameters = LogisticHyperparameters
     proximal = True
     estimator_classes = (("sklearn.linear_model._logistic", "LogisticRegression"),)
+    shown_params = ("solver", "C", "l1_ratio")
 
     def build(self, hp, schema, seed=0, class_weight=None):
         """The family's estimator carrying the run's initial parameters (ModelFamily.build)."""

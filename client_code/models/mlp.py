@@ -77,7 +77,14 @@ class Mlp(ModelFamily):
     estimator_classes = (
         ("sklearn.neural_network._multilayer_perceptron", "MLPClassifier"),
         ("sklearn.neural_network._multilayer_perceptron", "MLPRegressor"),
+    )
+    # a trained network keeps its label binarizer, Adam's state and its RandomState (MT19937)
+    saved_globals = (
         ("sklearn.preprocessing._label", "LabelBinarizer"),
+        ("sklearn.neural_network._stochastic_optimizers", "AdamOptimizer"),
+        ("numpy.random._pickle", "__randomstate_ctor"),
+        ("numpy.random._pickle", "__bit_generator_ctor"),
+        ("numpy.random._mt19937", "MT19937"),
     )
 
     def build(self, hp, schema, seed=0, class_weight=None):
@@ -172,6 +179,32 @@ class Mlp(ModelFamily):
             if offset is not None:
                 corrected[-1] += offset
         return corrected
+
+    def describe(self, estimator, names, outputs, label, top):
+        """The layers (units, weights' L2 norm) and the inputs whose first-layer weights are largest (L2 norm)."""
+        weights = [np.asarray(w, dtype=np.float64) for w in estimator.coefs_]
+        strength = np.linalg.norm(weights[0], axis=1)  # one per input: how strongly it feeds the first layer
+        ranked = np.argsort(-strength, kind="stable")[: max(top, 0)]
+        layers = [
+            {"layer": i + 1, "inputs": w.shape[0], "units": w.shape[1], "weight_norm": float(np.linalg.norm(w))}
+            for i, w in enumerate(weights)
+        ]
+        return {
+            "model": {
+                "layers": [weights[0].shape[0], *(w.shape[1] for w in weights)],
+                "activation": estimator.activation,
+                "output_activation": estimator.out_activation_,
+                "parameters": int(sum(w.size for w in weights) + sum(np.size(b) for b in estimator.intercepts_)),
+                "alpha": estimator.alpha,
+            },
+            "tables": {
+                "layers": {"title": "layers (weights from the previous layer)", "rows": layers},
+                "top_inputs": {
+                    "title": "inputs with the largest first-layer weights (L2 norm; encoded features)",
+                    "rows": [{"feature": names[i], "weight_norm": float(strength[i])} for i in ranked],
+                },
+            },
+        }
 
 
 FAMILY = Mlp()

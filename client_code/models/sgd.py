@@ -70,6 +70,9 @@ class Sgd(ModelFamily):
         ("sklearn.linear_model._stochastic_gradient", "SGDClassifier"),
         ("sklearn.linear_model._stochastic_gradient", "SGDRegressor"),
     )
+    # the loss objects an SGDClassifier keeps (log_loss: CyHalfBinomialLoss, hinge: Hinge); none for regression
+    saved_globals = (("sklearn._loss._loss", "CyHalfBinomialLoss"), ("sklearn.linear_model._sgd_fast", "Hinge"))
+    shown_params = ("loss", "penalty", "alpha", "learning_rate", "eta0")
 
     def build(self, hp, schema, seed=0, class_weight=None):
         """The family's estimator carrying the run's initial parameters (ModelFamily.build)."""

@@ -83,6 +83,7 @@ class Xgboost(ModelFamily):
     hyperparameters = XgboostHyperparameters
     required_strategy = "fedxgb_bagging"
     estimator_classes = (("xgboost.sklearn", "XGBClassifier"), ("xgboost.sklearn", "XGBRegressor"))
+    saved_globals = (("xgboost.core", "Booster"), ("builtins", "bytearray"))  # the booster pickles as its raw bytes
 
     def build(self, hp, schema, seed=0, class_weight=None):
         """The scikit-learn estimator holding a booster without trees (the run's first global model)."""
@@ -174,6 +175,37 @@ class Xgboost(ModelFamily):
         margin = np.log(base / (1 - base)) + float(offset[0])
         learner["base_score"] = f"[{1 / (1 + np.exp(-margin)):.9E}]"
         return [_to_array(json.dumps(model).encode())]
+
+    def outputs(self, estimator, schema):
+        """The schema's classes: XGBClassifier's classes_ are their positions (see the module docstring)."""
+        return list(schema["classes"]) if hasattr(estimator, "classes_") else []
+
+    def describe(self, estimator, names, outputs, label, top):
+        """The trees (count, depth, shrinkage, base score) and the inputs whose splits gained most (total gain)."""
+        booster = estimator.get_booster()
+        config = json.loads(booster.save_config())["learner"]
+        gain = booster.get_score(importance_type="total_gain")  # {"f3": gain}: inputs by position
+        splits = booster.get_score(importance_type="weight")
+        ranked = sorted(gain.items(), key=lambda item: -item[1])[: max(top, 0)]
+        base = float(np.ravel(json.loads(config["learner_model_param"]["base_score"]))[0])
+        return {
+            "model": {
+                "trees": int(booster.num_boosted_rounds()),
+                "objective": config["objective"]["name"],
+                "base_score": base,
+                "max_depth": estimator.max_depth,
+                "learning_rate": estimator.learning_rate,
+            },
+            "tables": {
+                "top_features": {
+                    "title": "inputs by the total gain of their splits (features as the schema encodes them)",
+                    "rows": [
+                        {"feature": names[int(key[1:])], "total_gain": float(value), "splits": int(splits.get(key, 0))}
+                        for key, value in ranked
+                    ],
+                },
+            },
+        }
 
 
 FAMILY = Xgboost()

@@ -1,4 +1,4 @@
-"""`fedsage inspect`: verify a model against its checksum and show it as Rich tables (orchestrator/inspect.py)."""
+"""`fedsage inspect`: verify a model of any family, show it as Rich tables (orchestrator/inspect.py)."""
 
 from __future__ import annotations
 
@@ -23,15 +23,20 @@ INSPECT_EPILOG = (
 
 
 def render(console: Any, report: dict[str, Any]) -> None:
-    """The report as Rich tables: model, provenance, clients, metrics, coefficients."""
+    """The report as Rich text and tables: model, provenance, clients, metrics, then the family's own tables."""
     from rich.table import Table
 
     model, provenance = report["model"], report["provenance"]
     console.print(f"[bold]{report['path']}[/]  sha256 {report['sha256'][:16]}... [green]checksum verified[/]")
-    console.print(
-        f"  {model['type']}: {len(model['classes'])} classes {model['classes']}, {model['n_features']} features, "
-        f"solver {model['solver']}, C {fmt(model['C'])}"
-    )
+    if model["task"] == "regression":
+        target = model["target"]
+        learned = f"regression of {target['label']} (mean {fmt(target['mean'])}, std {fmt(target['std'])})"
+    else:
+        positive = f", positive class {model['positive_class']}" if model.get("positive_class") is not None else ""
+        learned = f"{model['task']}, {len(model['classes'])} classes {model['classes']}{positive}"
+    console.print(f"  {model['type']}: {model['family']} family, {learned}, {model['n_features']} features")
+    shown = {k: v for k, v in model.items() if k not in _HEADLINE and not isinstance(v, dict)}
+    console.print("  " + ", ".join(f"{k} {fmt(v) if isinstance(v, float) else v}" for k, v in shown.items()))
     if provenance["saved_by"] == "server":
         console.print(
             f"  run {provenance['run_id']} ({provenance['created_at']}), {provenance['rounds']} rounds, "
@@ -54,14 +59,28 @@ def render(console: Any, report: dict[str, Any]) -> None:
     test = report.get("test")
     if report["final_metrics"] or test:
         _print_metrics(console, report["final_metrics"], test)
-    coefficients = Table(title="largest coefficients (features as the schema encodes them)", title_justify="left")
-    for column in ("feature", "class", "coefficient"):
-        coefficients.add_column(column, justify="right" if column == "coefficient" else "left")
-    for item in report["top_coefficients"]:
-        coefficients.add_row(item["feature"], str(item["class"]), f"{item['coefficient']:+.4f}")
-    console.print(coefficients)
+    for table in report["tables"].values():
+        _print_table(console, table)
     for note in report["notes"]:
         console.print(f"[yellow]note: {note}[/]")
+
+
+_HEADLINE = ("type", "family", "task", "classes", "positive_class", "target", "n_features")
+
+
+def _print_table(console: Any, table: dict[str, Any]) -> None:
+    """One of the family's tables ({"title", "rows": [{column: value}]}): text left, numbers right."""
+    from rich.table import Table
+
+    rows = table["rows"]
+    shown = Table(title=table["title"], title_justify="left")
+    columns = list(rows[0]) if rows else []
+    for column in columns:
+        numeric = isinstance(rows[0][column], int | float)
+        shown.add_column(column.replace("_", " "), justify="right" if numeric else "left")
+    for row in rows:
+        shown.add_row(*(f"{row[c]:+.4f}" if isinstance(row[c], float) else str(row[c]) for c in columns))
+    console.print(shown)
 
 
 def _print_metrics(console: Any, final: dict[str, Any], test: dict[str, Any] | None) -> None:
@@ -92,10 +111,13 @@ def inspect_command(
         Path | None, typer.Option(help="A CSV file with the label column: recompute the metrics on it.")
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-    top: Annotated[int, typer.Option(help="How many of the largest coefficients to show.", min=0)] = 10,
+    top: Annotated[
+        int, typer.Option(help="Rows of each ranked table: largest coefficients, inputs or split gains.", min=0)
+    ] = 10,
 ) -> None:
     """Show what a federation's model is, where it came from, what it learned and how well it scores.
 
+    Every model family: coefficients (logistic, sgd, linear), layers (mlp) or trees (xgboost).
     The file is checked against the checksum the run wrote before it is unpickled, and only the
     classes a fedsage model is made of may be loaded: unpickling runs code.
     """

@@ -15,9 +15,14 @@ PREDICT_EPILOG = (
 
 
 def predict_command(
-    model: Annotated[Path, typer.Argument(help="A model.joblib written by a fedsage run (its .sha256 beside it).")],
+    model: Annotated[
+        Path,
+        typer.Argument(help="A model.joblib written by a fedsage run, of any model family (its .sha256 beside it)."),
+    ],
     input_: Annotated[Path, typer.Option("--input", help="A CSV file (or folder) of raw rows, with header.")],
-    out: Annotated[Path, typer.Option(help="CSV file to write: prediction and probability_<class> per row.")],
+    out: Annotated[
+        Path, typer.Option(help="CSV file to write: prediction (and probability_<class> for classification) per row.")
+    ],
 ) -> None:
     """Score raw rows with a federation's model: checksum verified, loaded safely, rows in input order.
 
@@ -28,6 +33,10 @@ def predict_command(
     from orchestrator.predict import predict_file
 
     result = predict_file(model, input_, out)
-    positive = f"; positive class {result.positive_class}" if result.positive_class is not None else ""
-    scored = f"scored {result.rows:,} rows (classes {result.classes}{positive})"
+    if result.task == "regression":
+        scored = f"scored {result.rows:,} rows (regression: prediction per row)"
+    else:
+        positive = f"; positive class {result.positive_class}" if result.positive_class is not None else ""
+        kind = "" if result.probabilities else "; no probabilities: score_<class> is the decision function"
+        scored = f"scored {result.rows:,} rows (classes {result.classes}{positive}{kind})"
     console.print(f"[green]✓[/] {scored}; written to [bold]{out}[/]")
