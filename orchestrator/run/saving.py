@@ -13,6 +13,7 @@ from pathlib import Path
 from client_code.metrics import calibration
 from client_code.persist import model_pipeline
 from orchestrator.federation.server import FederationServer
+from orchestrator.run import checkpoint
 from orchestrator.run.curves import TestScores
 from orchestrator.run.folder import RunFolder
 from orchestrator.run.inputs import ServerData
@@ -36,11 +37,15 @@ def save_model(
     """Write model.joblib and model.skops from the last evaluated round (see the module docstring); return its path.
 
     Keeps the model's calibration and test-set scores in `record`; `partial` marks the model (and
-    `record`) as the last good model of a run that stopped. OSError naming the file if it fails.
+    `record`) as the last good model of a run that stopped: the parameters of the last round in
+    `record`'s history, read from its checkpoint. OSError naming the file if it fails (BadInput
+    if that checkpoint is unreadable).
     """
     assert server.evaluator is not None and data.test is not None
     record.partial = partial
-    model = server.evaluator.model(server.final_parameters())
+    # a stopped run's server thread may be inside a round: take the last round recorded, from its checkpoint
+    last = checkpoint.read(checkpoint.path(folder.root, record.history.final().round)).arrays() if partial else None
+    model = server.evaluator.model(last or server.final_parameters())
     schema = data.schema
     record.calibration = calibration(model, data.test, schema.get("positive_class"), schema["classes"])
     if schema.get("task") != "regression":  # a confusion matrix and ROC/PR curves need classes
