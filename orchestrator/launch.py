@@ -132,10 +132,16 @@ def foreign_address_warning(host: str) -> str | None:
     )
 
 
-def launch(federation: Federation, server: boto3.Session, out: Path, observer: Observer = ignore) -> RunOutcome:
+def launch(
+    federation: Federation,
+    server: boto3.Session,
+    out: Path,
+    observer: Observer = ignore,
+    resume: ResumePoint | None = None,
+) -> RunOutcome:
     """Run the federation on SageMaker (see build_launch); with [tracking], log it to MLflow afterwards."""
     tracker = tracking.tracker_for(federation)
-    return tracking.execute(build_launch(federation, server, out, observer), tracker)
+    return tracking.execute(build_launch(federation, server, out, observer, resume), tracker)
 
 
 def connect(federation: Federation, server: boto3.Session, run_id: str | None) -> SageMakerBackend:
