@@ -80,6 +80,15 @@ class ValidatingXgbBagging(ValidatingFedAvg):
         return ndarrays_to_parameters([np.frombuffer(self.global_model, dtype=np.uint8).copy()]), metrics
 
 
+    def checkpoint_state(self) -> dict[str, np.ndarray]:
+        """The booster the next round's trees are appended to (run/checkpoint.py's strategy-state contract)."""
+        return {"global_model": np.frombuffer(self.global_model, dtype=np.uint8).copy()}
+
+    def restore_state(self, state: dict[str, np.ndarray]) -> None:
+        """Continue from a checkpoint's booster (the state checkpoint_state gave)."""
+        self.global_model = np.asarray(state["global_model"], dtype=np.uint8).tobytes()
+
+
 def strategy(**options: Any) -> ValidatingXgbBagging:
     """The validating FedXgbBagging strategy, from ValidatingFedAvg's keyword arguments (`initial` required)."""
     return ValidatingXgbBagging(**options)
