@@ -79,7 +79,6 @@ class ValidatingXgbBagging(ValidatingFedAvg):
         metrics = self.fit_metrics_aggregation_fn([(res.num_examples, res.metrics) for _, res in usable])
         return ndarrays_to_parameters([np.frombuffer(self.global_model, dtype=np.uint8).copy()]), metrics
 
-
     def checkpoint_state(self) -> dict[str, np.ndarray]:
         """The booster the next round's trees are appended to (run/checkpoint.py's strategy-state contract)."""
         return {"global_model": np.frombuffer(self.global_model, dtype=np.uint8).copy()}

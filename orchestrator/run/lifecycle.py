@@ -12,8 +12,12 @@
    ends early aborts the server when fewer than min_clients remain; the server's statistics phase
    hands over the schema (`_on_phase`: schema.json in the run folder, the test set encoded);
 5. after the last round, wait for the jobs to save their models and exit, then save the model
-   (a Pipeline that scores raw rows: model.joblib and model.skops) and the calibration curve;
-6. whatever happened: stop every job still running, write run.json and the reports.
+   (run/saving.py: a Pipeline that scores raw rows, model.joblib and model.skops) and the
+   calibration curve; every evaluated round was checkpointed on the way (run/checkpoint.py);
+6. whatever happened: stop every job still running; a run that stopped after round 1 or later
+   saves its last checkpointed global model, marked partial; write run.json and the reports.
+
+With `resume` (run/resume.py) the run continues a stopped run from its last checkpoint.
 
 Ctrl-C and SIGTERM end a run the same way (run/interrupts.py), and step 6 runs to its end even if
 they come again. Every file is written whole or not at all; when the run folder's disk is full
@@ -380,7 +384,7 @@ class FederationRun:
                     self.warnings.append(f"server.log is incomplete: {file_error(self._log.error)}")
             if self.folder.created:
                 try:
-                    if status != "completed" and saving.has_partial_model(self._server, self.record):
+                    if status != "completed" and saving.has_partial_model(self._server, self.record, self.folder):
                         saving.save_model(self.folder, self.record, self._server, self.data, partial=True)
                     summary = self.record.summary(
                         status, reason, self.backend.description, self.watcher, self.folder, self.data

@@ -20,15 +20,15 @@ from orchestrator.run.inputs import ServerData
 from orchestrator.run.record import RunRecord
 
 
-def has_partial_model(server: FederationServer | None, record: RunRecord) -> bool:
-    """Whether a run that stopped has a global model worth keeping: at least one round after round 0, evaluated."""
-    evaluated = server is not None and server.evaluator is not None and server.strategy is not None
-    return (
-        evaluated
-        and server.strategy.latest is not None
-        and bool(record.history.rounds)
-        and (record.history.final().round >= 1)
-    )
+def has_partial_model(server: FederationServer | None, record: RunRecord, folder: RunFolder) -> bool:
+    """Whether a run that stopped has a global model to keep: round 1 or later recorded, with its checkpoint.
+
+    (A checkpoint a full disk kept from being written leaves no partial model.)
+    """
+    if server is None or server.evaluator is None or not record.history.rounds:
+        return False
+    last = record.history.final().round
+    return last >= 1 and checkpoint.path(folder.root, last).is_file()
 
 
 def save_model(
@@ -44,8 +44,8 @@ def save_model(
     assert server.evaluator is not None and data.test is not None
     record.partial = partial
     # a stopped run's server thread may be inside a round: take the last round recorded, from its checkpoint
-    last = checkpoint.read(checkpoint.path(folder.root, record.history.final().round)).arrays() if partial else None
-    model = server.evaluator.model(last or server.final_parameters())
+    final = checkpoint.path(folder.root, record.history.final().round)
+    model = server.evaluator.model(checkpoint.read(final).arrays() if partial else server.final_parameters())
     schema = data.schema
     record.calibration = calibration(model, data.test, schema.get("positive_class"), schema["classes"])
     if schema.get("task") != "regression":  # a confusion matrix and ROC/PR curves need classes
