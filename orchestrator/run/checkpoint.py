@@ -24,7 +24,11 @@ strategy state for a strategy without `restore_state` cannot be resumed (BadInpu
 
 Resuming (`Resumed`): Flower's round loop always counts from 1, so the resumed run wraps the
 strategy: Flower's initial parameters are the checkpoint's, and Flower's round r is the run's
-round k + r (its "round 0" evaluation re-scores the checkpoint, recorded as round k).
+round k + r (its "round 0" evaluation re-scores the checkpoint, recorded as round k). The random
+state is the one after round k's server-side evaluation; in an uninterrupted run, round k's
+federated evaluation samples clients once more before round k+1. Every strategy today samples
+all connected clients (fraction 1.0), so the clients of a round do not depend on it; a strategy
+that samples a fraction would see a different (equally seeded) draw after a resume.
 """
 
 from __future__ import annotations
@@ -161,6 +165,8 @@ class Resumed(Strategy):
         restore_rng(checkpoint.rng)
 
     def __getattr__(self, name: str) -> Any:
+        if name == "inner":  # not set yet (a half-built object): no recursion
+            raise AttributeError(name)
         return getattr(self.inner, name)
 
     def initialize_parameters(self, client_manager: ClientManager) -> Parameters | None:
