@@ -245,7 +245,7 @@ def _resume_lines(summary: RunSummary) -> list[str]:
     if summary.partial:
         lines.append(
             f"- model: **partial**, the global model after round {summary.rounds_completed} (the run stopped "
-            f"there); continue it with `fedsage local --resume {summary.run_id}`"
+            f"there); `fedsage local --resume {summary.run_id}` (or `launch --resume`) continues it"
         )
     if summary.resumed_from:
         lines.append(f"- resumed from run {summary.resumed_from['run_id']} after round {summary.resumed_from['round']}")
