@@ -48,7 +48,8 @@ from orchestrator import __version__
 from orchestrator.errors import BadInput, RunFailed
 
 FILES = {
-    "model.joblib": "final global model: a scikit-learn Pipeline (schema preprocessing + the model family's "
+    "model.joblib": "final global model (partial: the last good one of a run that stopped): a scikit-learn Pipeline "
+    "(schema preprocessing + the model family's "
     "estimator) that scores raw rows, with provenance",
     "model.joblib.sha256": "checksum `fedsage inspect` and `fedsage predict` verify before loading",
     "model.skops": "the same Pipeline in skops.io's format (loads without running pickled code)",
