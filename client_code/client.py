@@ -9,8 +9,9 @@ cannot use:
    (statistics.compute_statistics: counts, sums, level counts under keyed hashes);
 2. "levels": the names of the level hashes the server asks for, among those this client holds;
 3. "schema": the federation's schema (a channel's own schema.json is never used). The client
-   encodes its channels with it and answers: raw class counts, rows and files read, values outside
-   the schema's levels per column (counts only) and the feature fingerprint;
+   encodes its channels with it and answers: raw class counts, rows and files read, a sha256 of
+   each channel's files (tabular.tree_digest, for the run's provenance), values outside the
+   schema's levels per column (counts only) and the feature fingerprint;
 4. "train": the federation's raw class counts; the client balances its training split
    (resample.py; classification only) and builds its model (its family, client_code/models), and
    answers its trained class counts.
@@ -150,6 +151,7 @@ class FederationClient(NumPyClient):
             "class_counts": {str(c): n for c, n in self.raw_counts.items()},
             "rows": {name: channel.info.rows for name, channel in self.channels.items()},
             "files": {name: len(channel.info.files) for name, channel in self.channels.items()},
+            "digests": {name: channel.info.digest for name, channel in self.channels.items()},
             "unseen": unseen,
             "features": feature_fingerprint(self.train.feature_names),
         }

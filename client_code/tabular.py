@@ -17,7 +17,7 @@ the same rows and the same values on both sides of the federation:
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ class ChannelInfo:
 
     folder: str
     files: list[tuple[str, int]] = field(default_factory=list)
+    digest: str = ""  # tree_digest of the files read: what the run's provenance records for this channel
 
     @property
     def rows(self) -> int:
@@ -84,6 +85,19 @@ def channel_files(folder: Path) -> list[Path]:
     if not files:
         raise DataError(f"{folder} holds no .csv files (searched every subfolder); put the data in CSV files")
     return files
+
+
+def tree_digest(base: Path, files: list[Path]) -> str:
+    """sha256 (hex) over `files`, sorted: each one's path relative to `base` (POSIX), NUL, its bytes, NUL.
+
+    The same files under the same names give the same digest wherever the folder lies; OSError if
+    a file cannot be read.
+    """
+    digest = hashlib.sha256()
+    for path in sorted(files, key=lambda p: Path(p).relative_to(base).as_posix()):
+        digest.update(Path(path).relative_to(base).as_posix().encode() + b"\0")
+        digest.update(Path(path).read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def read_csv_file(path: Path) -> pd.DataFrame:
@@ -129,6 +143,7 @@ def read_channel(folder: Path) -> tuple[pd.DataFrame, ChannelInfo]:
         frames.append(frame)
         info.files.append((path.relative_to(base).as_posix(), len(frame)))
     data = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    info = replace(info, digest=tree_digest(base, files))
     if data.empty:
         raise DataError(f"{folder} has a header but no data rows")
     return data, info

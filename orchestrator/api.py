@@ -65,7 +65,11 @@ def local(options: LocalOptions | None = None, /, *, observer: Observer = ignore
     (process or docker) and its settings, mlflow (a tracking URI to log the run to), strategy and
     strategy_parameters (`[federation] strategy` and its `[strategy]` table), update_norm_factor,
     privacy (the `[privacy]` table as a dict: mode, clipping_norm, noise_multiplier, delta); None takes
-    orchestrator/defaults.py's default. Returns the RunOutcome (run id and folder, per-round
+    orchestrator/defaults.py's default. `config` (a federation.toml, e.g. a run folder's, to repeat
+    that run) or `resume` (the id of a stopped run under `out`, continued from its last checkpoint
+    into a new run folder) take the federation from the file; the other fields given then override
+    its values (orchestrator/overrides.py; with `resume` only rounds, timeouts, backend settings and
+    mlflow). Returns the RunOutcome (run id and folder, per-round
     history, model path, jobs, wall time in seconds, warnings). BadInput before anything is written
     (an unknown keyword too); RunFailed once the run folder exists (its run.json and report say why);
     KeyboardInterrupt on Ctrl-C, after every job is stopped.
@@ -80,19 +84,30 @@ def _federation(config: str | Path | Federation) -> Federation:
 
 
 def launch(
-    config: str | Path | Federation, *, out: str | Path = RUNS, mlflow: str | None = None, observer: Observer = ignore
+    config: str | Path | Federation | None = None,
+    *,
+    out: str | Path = RUNS,
+    mlflow: str | None = None,
+    observer: Observer = ignore,
+    resume: str | None = None,
 ) -> RunOutcome:
     """Run the federation on SageMaker (`fedsage launch`): a training job in each client account, the server here.
 
     `config` is a federation.toml path or a Federation; the server's credentials come from its
-    [server] profile (or the default chain). `mlflow` replaces [tracking] mlflow_uri. Raises as
-    `local` does; every job this run created is stopped on failure or Ctrl-C.
+    [server] profile (or the default chain). `resume` instead continues the stopped run of that id
+    under `out` from its last checkpoint, with its saved federation.toml (BadInput: no such run
+    folder, no checkpoint, a config that no longer loads). `mlflow` replaces [tracking]
+    mlflow_uri. Raises as `local` does; every job this run created is stopped on failure or Ctrl-C.
     """
     from orchestrator import config as config_module
     from orchestrator import launch as launching
     from orchestrator.aws.sessions import server_session
+    from orchestrator.run import resume as resuming
 
-    federation = _federation(config)
+    if (config is None) == (resume is None):
+        raise BadInput("give launch either a config or resume=RUN_ID")
+    point = resuming.find(Path(out), resume) if resume is not None else None
+    federation = point.federation if point is not None else _federation(config)
     if mlflow is not None:
         federation = federation.model_copy(
             update={
@@ -104,7 +119,7 @@ def launch(
                 )
             }
         )
-    return launching.launch(federation, server_session(federation.server), Path(out), observer)
+    return launching.launch(federation, server_session(federation.server), Path(out), observer, resume=point)
 
 
 def dry_run(config: str | Path | Federation) -> list[dict[str, Any]]:

@@ -34,6 +34,7 @@ from orchestrator.run.events import Observer, ignore
 from orchestrator.run.folder import RunFolder, new_run_id
 from orchestrator.run.inputs import load_server_data
 from orchestrator.run.lifecycle import FederationRun, RunOutcome
+from orchestrator.run.resume import ResumePoint
 
 PLACEHOLDER_TOKEN = "0" * 64  # a dry run shows requests of the real size without a real token
 
@@ -83,16 +84,23 @@ def dry_run_json(federation: Federation) -> str:
 
 
 def build_launch(
-    federation: Federation, server: boto3.Session, out: Path, observer: Observer = ignore
+    federation: Federation,
+    server: boto3.Session,
+    out: Path,
+    observer: Observer = ignore,
+    resume: ResumePoint | None = None,
 ) -> FederationRun:
-    """Preflight a launch and set up its run on the SageMaker backend; BadInput before anything is created."""
+    """Preflight a launch and set up its run on the SageMaker backend; BadInput before anything is created.
+
+    `resume`: the stopped run (run/resume.py find) this one continues from its last checkpoint.
+    """
     federation.require_launchable()
     check_python(federation.container)
     server_data = load_server_data(federation)
     folder = RunFolder.new(out, new_run_id())
     folder.check_writable()
     backend = SageMakerBackend.connect(federation, server, folder.run_id)
-    run = FederationRun(federation, server_data, backend, folder, observer)
+    run = FederationRun(federation, server_data, backend, folder, observer, resume=resume)
     warning = foreign_address_warning(federation.server.dial_host())
     if warning:
         run.warnings.append(warning)
@@ -124,10 +132,16 @@ def foreign_address_warning(host: str) -> str | None:
     )
 
 
-def launch(federation: Federation, server: boto3.Session, out: Path, observer: Observer = ignore) -> RunOutcome:
+def launch(
+    federation: Federation,
+    server: boto3.Session,
+    out: Path,
+    observer: Observer = ignore,
+    resume: ResumePoint | None = None,
+) -> RunOutcome:
     """Run the federation on SageMaker (see build_launch); with [tracking], log it to MLflow afterwards."""
     tracker = tracking.tracker_for(federation)
-    return tracking.execute(build_launch(federation, server, out, observer), tracker)
+    return tracking.execute(build_launch(federation, server, out, observer, resume), tracker)
 
 
 def connect(federation: Federation, server: boto3.Session, run_id: str | None) -> SageMakerBackend:

@@ -16,15 +16,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from client_code.tabular import DataError, read_channel
-from orchestrator import config, defaults, tracking
+from orchestrator import config, defaults, overrides, tracking
 from orchestrator.backends.process import ProcessBackend
 from orchestrator.config.strategy import check, strategy_parameters
 from orchestrator.data import datasets, layout
 from orchestrator.data.prepare import PrepareOptions, prepare
 from orchestrator.errors import BadInput
+from orchestrator.run import resume
 from orchestrator.run.events import DataPrepared, Observer, ignore
 from orchestrator.run.folder import RunFolder, new_run_id
-from orchestrator.run.inputs import ServerData, server_data
+from orchestrator.run.inputs import ServerData, load_server_data, server_data
 from orchestrator.run.lifecycle import FederationRun, RunOutcome
 
 if TYPE_CHECKING:
@@ -63,10 +64,12 @@ class LocalOptions:
     strategy_parameters: dict[str, float] | None = None  # its [strategy] table, by Flower's names
     update_norm_factor: float | None = None  # [federation] update_norm_factor (0: off)
     privacy: dict[str, object] | None = None  # the [privacy] table: mode, clipping_norm, noise_multiplier, delta
+    config: Path | None = None  # a federation.toml (a run's saved one) to run (orchestrator/overrides.py)
+    resume: str | None = None  # the id of a stopped run under `out` to continue (run/resume.py)
 
     def __post_init__(self) -> None:
         """Accept str paths from Python callers: data_dir and out become Paths."""
-        for name in ("data_dir", "out"):
+        for name in ("data_dir", "out", "config"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, Path):
                 object.__setattr__(self, name, Path(value))
@@ -83,6 +86,11 @@ class LocalOptions:
     def given(self, *names: str) -> dict[str, object]:
         """The options among `names` that were set (not None), by name."""
         return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+
+    def overrides(self) -> dict[str, Any]:
+        """With `config` or `resume`: the options that replace the file's values (a non-default data set too)."""
+        given = self.given(*overrides.TARGETS, *overrides.TABLES, "clients", "data_dir")
+        return given | ({"dataset": self.dataset} if self.dataset != defaults.DATASET else {})
 
 
 SOURCE = "fedsage local"
@@ -229,7 +237,7 @@ def _builtin(
     return federation, server_data(summary.schema, summary.test, str(test))
 
 
-def _docker(options: LocalOptions, local: config.LocalSettings, folder: RunFolder) -> DockerBackend:
+def _docker(clients: int, local: config.LocalSettings, folder: RunFolder) -> DockerBackend:
     """The docker backend of a run: daemon, image and code archive checked before anything is written."""
     from orchestrator.backends.docker import DockerBackend
     from orchestrator.backends.instances import Limits, parse_memory
@@ -239,7 +247,7 @@ def _docker(options: LocalOptions, local: config.LocalSettings, folder: RunFolde
         limits = Limits(local.cpus, parse_memory(local.memory) if local.memory else None)
     return DockerBackend.connect(
         folder.clients,
-        options.clients or defaults.CLIENTS,
+        clients,
         image=local.image,
         framework=config.ContainerSettings().framework_version,
         limits=limits,
@@ -256,6 +264,8 @@ def build_local_run(options: LocalOptions, observer: Observer = ignore) -> Feder
     be good, and handed to the run in memory (it is not read back: only a --data-dir folder is
     read and checked here).
     """
+    if options.config is not None or options.resume is not None:
+        return _from_file(options, observer)
     settings = _settings(options)
     local = config.build(
         config.LocalSettings,
@@ -270,7 +280,7 @@ def build_local_run(options: LocalOptions, observer: Observer = ignore) -> Feder
         _check_clients(options, settings, options.clients or defaults.CLIENTS)
     folder = RunFolder.new(options.out, new_run_id())
     folder.check_writable()
-    docker = _docker(options, local, folder) if local.backend == "docker" else None
+    docker = _docker(options.clients or defaults.CLIENTS, local, folder) if local.backend == "docker" else None
     container = docker.container_settings() if docker else config.ContainerSettings()
     placement = (local, container)
     if options.data_dir is not None:
@@ -289,11 +299,58 @@ def build_local_run(options: LocalOptions, observer: Observer = ignore) -> Feder
     return FederationRun(federation, data, backend, folder, observer)
 
 
+# what --resume may change: how long the run goes on, where its jobs run, where it is logged
+RESUME_OPTIONS = frozenset(
+    {"rounds", "join_timeout", "round_timeout", "mlflow", "backend", "image", "cpus", "memory", "dependency_cache"}
+    | {"network", "bind_address"}
+)
+
+
+def _from_file(options: LocalOptions, observer: Observer) -> FederationRun:
+    """A run of a federation.toml (`config`) or the continuation of a stopped run (`resume`), with the overrides.
+
+    BadInput before anything is written: -c with --resume, an option that chooses the data,
+    an option --resume cannot change (the model, the seed, ...), and whatever run/resume.py and
+    the data checks refuse.
+    """
+    given = options.overrides()
+    point = None
+    if options.resume is not None:
+        if options.config is not None:
+            raise BadInput("-c and --resume cannot be combined: --resume runs the stopped run's own federation.toml")
+        fixed = next((name for name in given if name not in RESUME_OPTIONS), None)
+        if fixed is not None:
+            raise BadInput(
+                f"{overrides.option_name(fixed)} cannot be changed when resuming: the run goes on with its own "
+                "data, model and seed; drop the option (or start a new run with -c and the option)"
+            )
+        source = f"run {options.resume}'s federation.toml"
+        point = resume.find(options.out, options.resume, lambda loaded: overrides.apply(loaded, given, source))
+        federation = point.federation
+    else:
+        assert options.config is not None
+        federation = overrides.apply(config.load(options.config), given, str(options.config))
+    data = load_server_data(federation)
+    if data.schema is not None:
+        federation.check_task(data.schema)
+    folder = RunFolder.new(options.out, new_run_id())
+    folder.check_writable()
+    local = federation.local
+    docker = _docker(len(federation.clients), local, folder) if local.backend == "docker" else None
+    backend = docker or ProcessBackend(folder.clients, len(federation.clients), code_dir=folder.path("code"))
+    backend.check_inputs(federation, data)
+    return FederationRun(federation, data, backend, folder, observer, resume=point)
+
+
 def run_local(options: LocalOptions, observer: Observer = ignore) -> RunOutcome:
     """Run a federation locally and return its outcome (see build_local_run).
 
-    With `options.mlflow`, the tracking store is checked first (BadInput, nothing written) and
-    the run folder is logged to MLflow once the run has ended (orchestrator/tracking.py).
+    With `options.mlflow` (or, for -c and --resume, the file's [tracking]), the tracking store is
+    checked first (BadInput, nothing written) and the run folder is logged to MLflow once the run
+    has ended (orchestrator/tracking.py).
     """
+    if options.config is not None or options.resume is not None:
+        run = build_local_run(options, observer)  # writes nothing before it executes
+        return tracking.execute(run, tracking.tracker_for(run.federation))
     tracker = tracking.Tracker.connect(options.mlflow, _settings(options)[0].name) if options.mlflow else None
     return tracking.execute(build_local_run(options, observer), tracker)

@@ -126,7 +126,13 @@ class Sgd(ModelFamily):
         return estimator
 
     def fit_round(self, estimator, data, config):
-        """`max_iter` epochs of partial_fit (one pass over the rows each), from the current parameters."""
+        """`max_iter` epochs of partial_fit (one pass over the rows each), from the current parameters.
+
+        In federated round r (`config["server_round"]`) the step-size schedule's counter `t_` starts
+        where r - 1 rounds of `max_iter` passes leave it (scikit-learn adds the row count per pass),
+        so a round trains the same in a resumed job as in the job that ran every round before it;
+        the shuffles come from the seed (random_state) alone.
+        """
         from sklearn.exceptions import ConvergenceWarning
 
         no_proximal_term(self.name, config)
@@ -136,6 +142,8 @@ class Sgd(ModelFamily):
             check_every_class(estimator, data)
             # partial_fit takes no class_weight dict on every scikit-learn version: weigh the rows instead
             weight = sample_weights(data, estimator.class_weight)
+        if "server_round" in config:
+            estimator.t_ = 1.0 + (int(config["server_round"]) - 1) * estimator.max_iter * len(data)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             for _ in range(estimator.max_iter):

@@ -11,7 +11,6 @@ import typer
 from orchestrator import defaults
 from orchestrator.cli.common import (
     STARTED,
-    ConfigOption,
     MlflowOption,
     OutOption,
     config_option,
@@ -30,7 +29,9 @@ LOCAL_EPILOG = (
     "  fedsage local --model mlp --max-iter 5\n\n"
     "  fedsage local --data-dir prepared/     # folders from `fedsage data prepare`\n\n"
     "  fedsage local --data-dir owners/ --label potential_fraud   # raw exports: statistics phase\n\n"
-    "  fedsage local --backend docker         # each client in a container, through SageMaker's toolkit"
+    "  fedsage local --backend docker         # each client in a container, through SageMaker's toolkit\n\n"
+    "  fedsage local -c runs/ID/federation.toml   # repeat a run (options given here override the file)\n\n"
+    "  fedsage local --resume ID              # continue a stopped run from its last checkpoint, in a new run folder"
 )
 
 
@@ -144,6 +145,18 @@ def local(
     clipping_norm: Annotated[float | None, typer.Option(help="DP: the L2 norm every update is clipped to.")] = None,
     noise_multiplier: Annotated[float | None, typer.Option(help="DP: noise sd as a multiple of the norm.")] = None,
     delta: Annotated[float | None, typer.Option(help="DP: the delta of (epsilon, delta).")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="A federation.toml to run (a run folder's repeats that run); options given override it.",
+        ),
+    ] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(metavar="RUN_ID", help="Continue this stopped run (under --out) from its last checkpoint."),
+    ] = None,
 ) -> None:
     """Run a whole federation on this machine, no AWS: one process (or container) per client.
 
@@ -154,23 +167,30 @@ def local(
     """
     given = dict(locals())  # every option above, by the name LocalOptions gives it
     from orchestrator import api
-
-    given["strategy_parameters"] = _key_values(given.pop("strategy_param"), "--strategy-param")
-    mode = given.pop("dp")
-    privacy: dict[str, object] = {"mode": mode} if mode else {}
-    for key in ("clipping_norm", "noise_multiplier", "delta"):
-        if given[key] is not None and not dp:
-            raise BadInput(f"--{key.replace('_', '-')} sets differential privacy; add --dp central or --dp local")
-        value = given.pop(key)
-        privacy |= {key: value} if value is not None else {}
-    given["privacy"] = privacy or None
     from orchestrator.cli.progress import RunView, print_outcome
 
-    source = f"data in {data_dir}" if data_dir else f"built-in data set '{dataset}'"
-    who = "all clients" if clients is None and data_dir else plural(clients or defaults.CLIENTS, "client")
-    console.print(f"[bold]fedsage local[/]: {who} x {plural(rounds, 'round')} of a {model} model on {source}")
+    if config is not None or resume is not None:  # the file's values, but for the options given here
+        context = click.get_current_context()
+        source = click.core.ParameterSource.COMMANDLINE
+        given = {name: value for name, value in given.items() if context.get_parameter_source(name) == source}
+    given["strategy_parameters"] = _key_values(given.pop("strategy_param", None), "--strategy-param")
+    mode = given.pop("dp", None)
+    privacy: dict[str, object] = {"mode": mode} if mode else {}
+    for key in ("clipping_norm", "noise_multiplier", "delta"):
+        value = given.pop(key, None)
+        if value is not None and not dp and config is None and resume is None:
+            raise BadInput(f"--{key.replace('_', '-')} sets differential privacy; add --dp central or --dp local")
+        privacy |= {key: value} if value is not None else {}
+    given["privacy"] = privacy or None
+    if config is not None or resume is not None:
+        given = {name: value for name, value in given.items() if value is not None}
+        console.print(_file_banner(config, resume, given))
+    else:
+        source = f"data in {data_dir}" if data_dir else f"built-in data set '{dataset}'"
+        who = "all clients" if clients is None and data_dir else plural(clients or defaults.CLIENTS, "client")
+        console.print(f"[bold]fedsage local[/]: {who} x {plural(rounds, 'round')} of a {model} model on {source}")
     with RunView(console) as view:
-        outcome = api.local(observer=view, **{name: value for name, value in given.items() if name != "view"})
+        outcome = api.local(observer=view, **given)
     print_outcome(console, outcome, STARTED)
 
 
@@ -188,6 +208,16 @@ def _key_values(pairs: list[str] | None, option: str) -> dict[str, float] | None
     return values or None
 
 
+def _file_banner(config: Path | None, resume: str | None, given: dict[str, object]) -> str:
+    """The banner of a run from a file: which file or stopped run, and which options override it."""
+    from orchestrator.overrides import option_name
+
+    what = f"run {resume} resumed from its last checkpoint" if resume else f"the federation of {config}"
+    shown = {name: value for name, value in given.items() if name not in ("config", "resume", "out")}
+    changed = [f"{option_name(name)} {value}" for name, value in shown.items()]
+    return f"[bold]fedsage local[/]: {what}" + (f" (overridden here: {', '.join(changed)})" if changed else "")
+
+
 LAUNCH_EPILOG = (
     "Examples:\n\n"
     "  fedsage launch -c federation.toml --dry-run   # the exact requests, per account; no AWS call\n\n"
@@ -196,7 +226,7 @@ LAUNCH_EPILOG = (
 
 
 def launch(
-    config: ConfigOption,
+    config: Annotated[Path | None, config_option()] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the requests per account; make no AWS call.")
     ] = False,
@@ -205,18 +235,27 @@ def launch(
         str | None,
         typer.Option(metavar="URI", help="Log the run to this MLflow tracking URI instead of [tracking] mlflow_uri."),
     ] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(metavar="RUN_ID", help="Continue this stopped run (under --out) from its last checkpoint."),
+    ] = None,
 ) -> None:
     """Run the federation: one SageMaker training job in each client account, the Flower server here.
 
     Preflight first (roles assumable with their ExternalId, images, SageMaker limits), then the
     server starts, every job is created through its client's kickoff role, and the run is watched
-    until every job has completed. Ctrl-C or a failure stops every job this run created.
+    until every job has completed. Ctrl-C or a failure stops every job this run created. With
+    --resume, the stopped run's own federation.toml is launched again from its last checkpoint.
     """
     from orchestrator import config as config_module
     from orchestrator import launch as launching
     from orchestrator import tracking
+    from orchestrator.run import resume as resuming
 
-    federation = config_module.load(config)
+    if (config is None) == (resume is None):
+        raise click.UsageError("give either --config / -c or --resume RUN_ID")
+    point = resuming.find(out, resume) if resume is not None else None
+    federation = point.federation if point is not None else config_module.load(config)
     if mlflow is not None:
         experiment = federation.tracking.experiment
         federation.tracking = config_module.build(
@@ -232,9 +271,10 @@ def launch(
     tracker = tracking.tracker_for(federation)
     session = server_session(federation.server)
     accounts, rounds = plural(len(federation.clients), "client account"), plural(federation.federation.rounds, "round")
-    console.print(f"[bold]fedsage launch[/]: {accounts} x {rounds}")
+    resumed = f", resuming run {resume} after round {point.checkpoint.round}" if point is not None else ""
+    console.print(f"[bold]fedsage launch[/]: {accounts} x {rounds}{resumed}")
     with RunView(console) as view:
-        run = launching.build_launch(federation, session, out, observer=view)
+        run = launching.build_launch(federation, session, out, observer=view, resume=point)
         for warning in run.warnings:
             console.print(f"[yellow]warning: {warning}[/]")
         outcome = tracking.execute(run, tracker)

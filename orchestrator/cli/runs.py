@@ -51,9 +51,9 @@ def _when(info: Any, short: bool = False) -> str:
     )
 
 
-def _status(status: str) -> str:
+def _status(status: str, text: str | None = None) -> str:
     style = {"completed": "green", "failed": "red", "interrupted": "yellow"}.get(status, "yellow")
-    return f"[{style}]{status}[/]"
+    return f"[{style}]{text or status}[/]"
 
 
 @runs_app.callback()
@@ -94,7 +94,7 @@ def runs_list(
             "backend": info.backend.split(" (")[0],
             "clients": str(len(info.clients)),
             "rounds": f"{info.rounds_completed}/{info.rounds if info.rounds is not None else '?'}",
-            "status": _status(info.status),
+            "status": _status(info.status, info.status_text()),
         }
         table.add_row(*(row[c] for c in columns), *(fmt(info.final_metrics.get(m)) for m in metrics))
     console.print(table)
@@ -129,7 +129,11 @@ def _render_run(details: Any) -> None:
     from orchestrator.text import fmt
 
     info, summary, history = details.info, details.summary, details.history
-    console.print(f"[bold]run {info.run_id}[/]  {_status(info.status)}" + (f": {info.reason}" if info.reason else ""))
+    reason = f": {info.reason}" if info.reason else ""
+    console.print(f"[bold]run {info.run_id}[/]  {_status(info.status, info.status_text())}{reason}")
+    if info.resumed_from:
+        resumed = info.resumed_from
+        console.print(f"  resumed  run {resumed['run_id']} after round {resumed['round']}", highlight=False)
     console.print(f"  folder   {info.folder}", highlight=False)
     console.print(f"  started  {_when(info)}; backend {info.backend or 'unknown'}", highlight=False)
     wall = f"; {info.seconds:.1f} s" if info.seconds is not None else ""

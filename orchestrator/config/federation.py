@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 import tomli_w
@@ -106,15 +107,34 @@ class Federation(_Section):
         """Clients every round needs: the configured minimum, or all of them."""
         return self.federation.min_clients or len(self.clients)
 
-    def to_toml(self) -> str:
-        """The resolved configuration as TOML (defaults filled in)."""
+    def to_toml(self, folder: Path | None = None) -> str:
+        """The resolved configuration as TOML (defaults filled in), to be saved in `folder`.
+
+        Every file path (test set, schema, TLS files) is written relative to `folder` when it lies
+        inside it and absolute otherwise, so `config.load` (which resolves relative paths against the
+        file's folder) finds the same files wherever the saved file is read from; file:// channel
+        URIs are absolute already. Without `folder`, paths are written as they are.
+        """
         data = self.model_dump(mode="json", by_alias=True, exclude_none=True)
         data["strategy"] = self.strategy_parameters().model_dump()  # every parameter, defaults filled in
         if not data["strategy"]:
             data.pop("strategy")
         if not data.get("tracking"):  # no [tracking] table for a run that is not tracked
             data.pop("tracking", None)
+        if folder is not None:
+            server = data["server"]
+            for key in ("test_data", "schema"):
+                if key in server:
+                    server[key] = _saved_path(server[key], folder)
+            for key, value in server.get("tls", {}).items():
+                server["tls"][key] = _saved_path(value, folder)
         return tomli_w.dumps(data)
+
+
+def _saved_path(value: str, folder: Path) -> str:
+    """`value` relative to `folder` when inside it (POSIX separators), else absolute."""
+    path, base = Path(value).resolve(), Path(folder).resolve()
+    return path.relative_to(base).as_posix() if path.is_relative_to(base) else str(path)
 
 
 def _check_model(model: ModelSettings, task: str | None, source: str = "data.task") -> None:

@@ -3,8 +3,8 @@
 `FederationServer.start()` listens (TLS, token admission); `run()` blocks while it waits for the
 clients to join, runs the statistics phase (federation/statistics.py: the schema, each client's
 counts), hands its result to `on_phase` (which returns the server's data encoded with the schema),
-then runs every round; `abort()` ends it from another thread: waits raise, the gRPC server stops,
-and the connected clients' streams close.
+then runs every round (with `resume`, those after the checkpoint's); `abort()` ends it from another
+thread: waits raise, the gRPC server stops, and the connected clients' streams close.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from orchestrator.federation.statistics import PhaseResult, run_phase
 from orchestrator.federation.strategy import ValidatingStrategy
 from orchestrator.federation.tls import TlsMaterial
 from orchestrator.federation.transport import start_grpc_server
+from orchestrator.run.checkpoint import Checkpoint, Resumed
 from orchestrator.run.events import ClientRefused, FederationEvent
 from orchestrator.run.inputs import ServerData
 
@@ -57,6 +58,7 @@ class FederationServer:
         self.roster = Roster([c.name for c in federation.clients], run.join_timeout, emit)
         self.evaluator: TestSetEvaluator | None = None
         self.strategy: ValidatingStrategy | None = None
+        self.resume: Checkpoint | None = None  # continue after this checkpoint's round (run/checkpoint.py)
         self._grpc = None
         self.port: int | None = None
 
@@ -113,8 +115,9 @@ class FederationServer:
             emit=self.emit,
             declared_examples=phase.declared_examples(),
         )
-        flower = Server(client_manager=self.roster, strategy=self.strategy)
-        run_fl(flower, ServerConfig(num_rounds=run.rounds, round_timeout=run.round_timeout))
+        strategy, done = (Resumed(self.strategy, self.resume), self.resume.round) if self.resume else (self.strategy, 0)
+        flower = Server(client_manager=self.roster, strategy=strategy)
+        run_fl(flower, ServerConfig(num_rounds=run.rounds - done, round_timeout=run.round_timeout))
 
     def final_parameters(self) -> NDArrays:
         """The global parameters after the last round."""

@@ -11,7 +11,7 @@ server asks every client, in parallel (client_code/client.py answers):
 2. "levels" - only then too: the names of the kept levels (seen at least k times over the
    federation), each asked from one client that holds it;
 3. "schema" - always: the federation's schema (a channel's own schema.json is ignored); each
-   client encodes its data and reports raw class counts, rows and files read, values outside the
+   client encodes its data and reports raw class counts, rows and files read, channel digests, values outside the
    schema's levels (counts per column) and its feature fingerprint. A client without rows of
    some class fails the phase by name (BadInput, exit 2);
 4. "train" - always: the federation's raw class counts; each client balances its training split
@@ -195,7 +195,11 @@ def run_phase(
         for c, n in counts.items():
             raw[c] += n
         reports[name] = ClientReport(
-            rows=answer["rows"], files=answer["files"], class_counts=answer["class_counts"], unseen=answer["unseen"]
+            rows=answer["rows"],
+            files=answer["files"],
+            class_counts=answer["class_counts"],
+            unseen=answer["unseen"],
+            digests=answer.get("digests", {}),  # absent from the replies of older client code
         )
     if schema.get("positive_class") is None or settings.positive_class:
         test_counts = {c: (tie_break or {}).get(str(c), 0) for c in classes}

@@ -47,7 +47,8 @@ from flwr.server.client_manager import ClientManager
 from flwr.server.client_proxy import ClientProxy
 from flwr.server.strategy import Strategy
 
-from orchestrator.federation import validation
+from orchestrator.errors import BadInput
+from orchestrator.federation import state, validation
 from orchestrator.federation.history import RoundRecord
 from orchestrator.federation.privacy import PrivacyBudget
 from orchestrator.federation.roster import Roster
@@ -56,6 +57,7 @@ from orchestrator.run.events import FederationEvent, PrivacySpent, UpdateRejecte
 log = logging.getLogger(__name__)
 
 GAIN_PREFIXES = ("local_", "federated_")  # a client's local-only and federated scores (client_code/client.py)
+OWN = "validating."  # checkpoint keys of this wrapper's own state (the inner strategy's: state.py)
 Evaluator = Callable[[int, NDArrays, dict[str, Scalar]], tuple[float, dict[str, Scalar]]]
 
 
@@ -227,6 +229,35 @@ class ValidatingStrategy(Strategy):
         for name, reason in problems.items():
             log.warning("round %d: %s of client %s left out: %s", server_round, what, name, reason)
             self.emit(UpdateRejected(server_round, name, reason if what == "update" else f"{what}: {reason}"))
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def checkpoint_state(self) -> dict[str, np.ndarray]:
+        """What round k+1 needs besides the global model (run/checkpoint.py's contract; state.py for the inner's)."""
+        own = {f"{OWN}{key}": np.asarray(value) for key, value in self._own_state().items() if value is not None}
+        return {**own, **state.capture(self.inner)}
+
+    def restore_state(self, saved: dict[str, np.ndarray]) -> None:
+        """Continue from `checkpoint_state`'s dict; BadInput when it does not fit this strategy."""
+        own = {key.removeprefix(OWN): value for key, value in saved.items() if key.startswith(OWN)}
+        if "privacy_rounds" in own and self.privacy is not None:
+            self.privacy.rounds = int(own.pop("privacy_rounds"))
+        if "previous_median" in own:
+            self._previous_median = float(own.pop("previous_median"))
+        try:
+            if own:
+                raise ValueError(f"{self!r} cannot restore {', '.join(sorted(own))}")
+            state.restore(self.inner, {key: value for key, value in saved.items() if not key.startswith(OWN)})
+        except ValueError as exc:
+            raise BadInput(
+                f"the checkpoint does not fit this run's strategy: {exc}; resume with the run's own settings"
+            ) from None
+
+    def _own_state(self) -> dict[str, float | int | None]:
+        return {
+            "privacy_rounds": self.privacy.rounds if self.privacy is not None else None,
+            "previous_median": self._previous_median,
+        }
 
     # ------------------------------------------------------------------ evaluate
 

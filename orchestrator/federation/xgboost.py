@@ -89,3 +89,11 @@ class Bagging(FedAvg):
         if self.fit_metrics_aggregation_fn is not None:
             metrics = self.fit_metrics_aggregation_fn([(res.num_examples, res.metrics) for _, res in results])
         return ndarrays_to_parameters([np.frombuffer(self.global_model, dtype=np.uint8).copy()]), metrics
+
+    def checkpoint_state(self) -> dict[str, np.ndarray]:
+        """The booster the next round's trees are appended to (run/checkpoint.py's strategy-state contract)."""
+        return {"global_model": np.frombuffer(self.global_model, dtype=np.uint8).copy()}
+
+    def restore_state(self, state: dict[str, np.ndarray]) -> None:
+        """Continue from a checkpoint's booster (the state checkpoint_state gave)."""
+        self.global_model = np.asarray(state["global_model"], dtype=np.uint8).tobytes()

@@ -6,7 +6,7 @@ runs/<run-id>/
   model.skops (+ .sha256)    the same Pipeline in skops.io's format (loads without running pickled code)
   schema.json                the feature schema the run used (merged in the statistics phase, or given)
   calibration.png            the final model's calibration curve on the test set (binary tasks)
-  checkpoints/round-NNN.npz  the global parameters after every round
+  checkpoints/round-NNN.npz  after every round: the global parameters, strategy and random state (run/checkpoint.py)
   metrics.json/.csv/.png     per-round metrics (run/report.py)
   test_curves.png            the final model's confusion matrix, ROC and PR curves on the test set (run/curves.py)
   report.md                  a readable summary (run/report.py)
@@ -42,22 +42,21 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from client_code.constants import CHECKSUM_SUFFIX
 from client_code.persist import save_model
 from orchestrator import __version__
 from orchestrator.errors import BadInput, RunFailed
 
 FILES = {
-    "model.joblib": "final global model: a scikit-learn Pipeline (schema preprocessing + the model family's "
+    "model.joblib": "final global model (partial: the last good one of a run that stopped): a scikit-learn Pipeline "
+    "(schema preprocessing + the model family's "
     "estimator) that scores raw rows, with provenance",
     "model.joblib.sha256": "checksum `fedsage inspect` and `fedsage predict` verify before loading",
     "model.skops": "the same Pipeline in skops.io's format (loads without running pickled code)",
     "model.skops.sha256": "its checksum",
     "schema.json": "the feature schema the run used (from the statistics phase or a file)",
     "calibration.png": "calibration curve of the final model on the test set",
-    "checkpoints": "global parameters after every round (.npz)",
+    "checkpoints": "after every round: the global parameters, the strategy's and the server's random state (.npz)",
     "federation.toml": "the resolved configuration",
     "requests": "the training job requests sent (client tokens masked)",
     "clients": "each client's log and /opt/ml tree, with its model",
@@ -166,13 +165,14 @@ def _json_safe(value: Any) -> Any:
 
 @dataclass(kw_only=True)
 class ClientReport:
-    """One client's statistics-phase report (rows, files, class counts, unseen values per channel and column)."""
+    """One client's statistics-phase report (rows, files, class counts, unseen values, channel digests)."""
 
     rows: dict[str, int] = field(default_factory=dict)
     files: dict[str, int] = field(default_factory=dict)
     class_counts: dict[str, int] = field(default_factory=dict)
     trained_counts: dict[str, float] = field(default_factory=dict)
     unseen: dict[str, dict[str, int]] = field(default_factory=dict)
+    digests: dict[str, str] = field(default_factory=dict)  # per channel: sha256 of its files (tabular.tree_digest)
 
 
 @dataclass
@@ -212,6 +212,10 @@ class RunSummary:
     `tracking`: where the run was logged (MLflow tracking URI, experiment and run id); `privacy`:
     with differential privacy on, the privacy spent (federation/privacy.py: mode, epsilon, delta,
     rounds, clipping norm, noise multiplier, adjacency, accountant), else empty.
+    `partial`: the run stopped after round `rounds_completed` and model.joblib is that round's
+    global model; `resumed_from`: the stopped run ({run_id, round}) this one continued;
+    `provenance`: the seed and sha256 digests of the test set, schema, client code and each
+    client's channels (run/provenance.py).
     """
 
     run_id: str
@@ -239,6 +243,9 @@ class RunSummary:
     task: str | None = None  # binary, multiclass or regression (the schema's), once known
     model: dict[str, Any] = field(default_factory=dict)  # [model]: kind and the family's hyperparameters
     privacy: dict[str, Any] = field(default_factory=dict)
+    partial: bool = False  # model.joblib is the last good model of a run that stopped (round: rounds_completed)
+    resumed_from: dict[str, Any] = field(default_factory=dict)  # {run_id, round}: the stopped run this one continues
+    provenance: dict[str, Any] = field(default_factory=dict)  # seed, digests of the inputs and code (run/provenance.py)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view."""
@@ -304,19 +311,6 @@ class RunFolder:
     def clients(self) -> Path:
         """clients/: what the backend keeps per client."""
         return self.root / "clients"
-
-    def checkpoint(self, round_number: int) -> Path:
-        """checkpoints/round-NNN.npz."""
-        return self.root / "checkpoints" / f"round-{round_number:03d}.npz"
-
-    def write_checkpoint(self, round_number: int, **arrays: np.ndarray) -> Path:
-        """Write checkpoints/round-NNN.npz (numpy's .npz of `arrays`) atomically; OSError naming it if it fails."""
-        path = self.checkpoint(round_number)
-        path.parent.mkdir(exist_ok=True)
-        buffer = io.BytesIO()
-        np.savez(buffer, **arrays)
-        write_atomic(path, buffer.getvalue())
-        return path
 
     def save_model(self, model: Any, provenance: dict[str, Any]) -> Path:
         """Write model.joblib, model.skops and their checksums (client_code.persist), each whole: staged, then moved in.

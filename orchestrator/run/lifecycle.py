@@ -12,8 +12,12 @@
    ends early aborts the server when fewer than min_clients remain; the server's statistics phase
    hands over the schema (`_on_phase`: schema.json in the run folder, the test set encoded);
 5. after the last round, wait for the jobs to save their models and exit, then save the model
-   (a Pipeline that scores raw rows: model.joblib and model.skops) and the calibration curve;
-6. whatever happened: stop every job still running, write run.json and the reports.
+   (run/saving.py: a Pipeline that scores raw rows, model.joblib and model.skops) and the
+   calibration curve; every evaluated round was checkpointed on the way (run/checkpoint.py);
+6. whatever happened: stop every job still running; a run that stopped after round 1 or later
+   saves its last checkpointed global model, marked partial; write run.json and the reports.
+
+With `resume` (run/resume.py) the run continues a stopped run from its last checkpoint.
 
 Ctrl-C and SIGTERM end a run the same way (run/interrupts.py), and step 6 runs to its end even if
 they come again. Every file is written whole or not at all; when the run folder's disk is full
@@ -37,8 +41,6 @@ from typing import Any
 
 from flwr.common import NDArrays
 
-from client_code.metrics import calibration
-from client_code.persist import model_pipeline
 from client_code.schema import feature_names
 from orchestrator.backends import Backend, JobStatus
 from orchestrator.config import Federation, host_port
@@ -50,8 +52,7 @@ from orchestrator.federation.server import FederationServer
 from orchestrator.federation.statistics import PhaseResult
 from orchestrator.federation.strategy import RoundFailed
 from orchestrator.plan import TrainingJobRequest, client_of, plan_run, redacted
-from orchestrator.run import interrupts, report
-from orchestrator.run.curves import TestScores
+from orchestrator.run import checkpoint, interrupts, provenance, report, saving
 from orchestrator.run.events import (
     Observer,
     RoundFinished,
@@ -71,6 +72,7 @@ from orchestrator.run.inputs import ServerData
 from orchestrator.run.logs import ServerLog
 from orchestrator.run.phase import phase_warnings
 from orchestrator.run.record import RunRecord
+from orchestrator.run.resume import ResumePoint
 from orchestrator.run.watcher import JobWatcher, describe
 from orchestrator.text import plural
 
@@ -109,13 +111,16 @@ class FederationRun:
         backend: Backend,
         folder: RunFolder,
         observer: Observer = ignore,
+        resume: ResumePoint | None = None,
     ) -> None:
+        """`resume`: the stopped run this one continues (run/resume.py), or None for a run from round 0."""
         self.federation = federation
+        self.resume = resume
         self.data = server_data
         self.backend = backend
         self.folder = folder
         self.observer = observer
-        self.record = RunRecord(folder.run_id, federation)
+        self.record = RunRecord(folder.run_id, federation, resumed_from=resume.record() if resume else {})
         self.address = ""
         self.watcher = JobWatcher(backend, observer, self._job_ended_early)
         self._events: queue.Queue[RunEvent] = queue.Queue()
@@ -177,7 +182,8 @@ class FederationRun:
         # an OSError (a full disk) ends the server thread: _failure_message says which file and why
         model, schema = self.federation.model, self.data.schema
         names = model.family.parameter_names(model.hyperparameters(), schema)
-        self.folder.write_checkpoint(record.round, **dict(zip(names, parameters, strict=True)))
+        strategy = self._server.strategy if self._server is not None else None
+        checkpoint.write(self.run_dir, record.round, dict(zip(names, parameters, strict=True)), strategy)
         self._emit(RoundFinished(record, self.federation.federation.rounds))
 
     def _drain(self) -> None:
@@ -217,8 +223,9 @@ class FederationRun:
             if not self.folder.created:
                 self.folder.create()
             self._log = ServerLog(self.folder.path("server.log"))
-            write_atomic(self.folder.path("federation.toml"), self.federation.to_toml())
+            write_atomic(self.folder.path("federation.toml"), self.federation.to_toml(self.run_dir))
             self._launch(requests)
+            self.record.sources = provenance.sources(self.federation, requests)
             self._watch()
             self.watcher.federation_done = True
             if isinstance(self._server_error, BadInput):  # a client's data, found in the statistics phase
@@ -230,7 +237,7 @@ class FederationRun:
                 timeout = self.backend.completion_timeout
                 self.warnings.append(f"jobs of {', '.join(late)} had not finished {timeout:g} s after the last round")
             self._warn_unfinished_jobs()
-            model_path = self._save_model()
+            model_path = saving.save_model(self.folder, self.record, self._server, self.data)
             status = "completed"
             return RunOutcome(
                 self.run_id,
@@ -273,6 +280,7 @@ class FederationRun:
         self._server = FederationServer(
             self.federation, self.data, self._tokens, self._tls, self._emit, self._on_round, self._on_phase
         )
+        self._server.resume = self.resume.checkpoint if self.resume else None
         port = self._server.start()
         self.address = host_port(server.dial_host(), port)
         self.observer(ServerListening(self.address, len(self.federation.clients)))
@@ -358,16 +366,6 @@ class FederationRun:
             status = describe(client, self.watcher.jobs[client])
             self.warnings.append(f"{status}; the federation went on without it (min_clients allows it)")
 
-    def _save_model(self) -> Path:
-        """Save the final global model (prior-corrected) as a Pipeline with provenance; keep its calibration."""
-        assert self._server is not None and self._server.evaluator is not None and self.data.test is not None
-        model = self._server.evaluator.model(self._server.final_parameters())
-        schema = self.data.schema
-        self.record.calibration = calibration(model, self.data.test, schema.get("positive_class"), schema["classes"])
-        if schema.get("task") != "regression":  # a confusion matrix and ROC/PR curves need classes
-            self.record.scores = TestScores.of(model, self.data.test.X, self.data.test.y)
-        return self.folder.save_model(model_pipeline(self.data.schema, model), self.record.provenance(self.data))
-
     def _finish(self, status: str, reason: str) -> list[str]:
         """Stop whatever still runs, then write run.json and the reports, whatever happened.
 
@@ -391,12 +389,14 @@ class FederationRun:
                     self.warnings.append(f"server.log is incomplete: {file_error(self._log.error)}")
             if self.folder.created:
                 try:
+                    if status != "completed" and saving.has_partial_model(self._server, self.record, self.folder):
+                        saving.save_model(self.folder, self.record, self._server, self.data, partial=True)
                     summary = self.record.summary(
                         status, reason, self.backend.description, self.watcher, self.folder, self.data
                     )
                     write_json(self.folder.path("run.json"), summary.to_dict())
                     report.write_all(self.folder, self.history, summary, self.record.scores)
                 except OSError as exc:  # the reason may already say why (a full disk): then only add what is lost
-                    lost = f"run.json and the reports were not written either ({exc.strerror})"
+                    lost = f"the partial model, run.json and the reports were not all written ({exc.strerror})"
                     problems.append(lost if reason else str(file_error(exc)))
         return problems

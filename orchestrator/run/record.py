@@ -14,7 +14,7 @@ from typing import Any
 
 from client_code.metrics import peak_memory_mb
 from client_code.schema import unseen_counts
-from orchestrator.config import Federation
+from orchestrator.config import Federation, name_order
 from orchestrator.federation.history import RunHistory
 from orchestrator.federation.statistics import PhaseResult
 from orchestrator.run import report
@@ -39,6 +39,9 @@ class RunRecord:
     calibration: dict[str, Any] = field(default_factory=dict)
     scores: TestScores | None = None  # the final model on the test set: run.json's test_set, test_curves.png
     privacy: dict[str, Any] = field(default_factory=dict)  # the privacy spent (federation/privacy.py), if DP is on
+    resumed_from: dict[str, Any] = field(default_factory=dict)  # {run_id, round} of the run this one continues
+    sources: dict[str, Any] = field(default_factory=dict)  # seed and input digests (run/provenance.py)
+    partial: bool = False  # the model is the last good one of a run that stopped (run/saving.py)
     started: float = field(default_factory=time.monotonic)
     started_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
 
@@ -53,14 +56,28 @@ class RunRecord:
         elif isinstance(event, PrivacySpent):
             self.privacy = dict(event.budget)
 
+    def digests(self) -> dict[str, Any]:
+        """The seed, the digests of the server's inputs and code, and each client's channel digests, by client."""
+        reports = self.phase.clients if self.phase else {}
+        clients = {name: reports[name].digests for name in sorted(reports, key=name_order)}
+        return {**self.sources, "clients": clients}
+
     def provenance(self, data: ServerData) -> dict[str, Any]:
-        """What the saved model carries as `fedsage_provenance_`: run, clients, schema, prior, strategy, privacy..."""
+        """What the saved model carries as `fedsage_provenance_`: run, clients, schema, strategy, privacy, metrics.
+
+        `rounds` is the last evaluated round; `partial` whether the run stopped there before its
+        last round; `resumed_from` the run it continued ({} if none); `inputs` the digests (digests()).
+        """
         assert data.test is not None
         final = self.history.final()
         return {
             "run_id": self.run_id,
             "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "rounds": final.round,
+            "partial": self.partial,
+            "resumed_from": self.resumed_from,
+            "seed": self.federation.federation.seed,
+            "inputs": self.digests(),
             "clients": self.history.participants(),
             "label": data.label,
             "classes": data.classes,
@@ -124,6 +141,9 @@ class RunRecord:
             privacy=self.privacy,
             task=data.schema.get("task") if data.schema else None,
             model=self.federation.model.model_dump(mode="json", by_alias=True, exclude_none=True),
+            partial=self.partial,
+            resumed_from=self.resumed_from,
+            provenance=self.digests(),
         )
 
     def _strategy_parameters(self) -> dict[str, Any]:

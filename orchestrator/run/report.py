@@ -247,6 +247,22 @@ def _gain_lines(history: RunHistory, task: str | None) -> list[str]:
     return [*lines, ""]
 
 
+def _resume_lines(summary: RunSummary) -> list[str]:
+    """Whether the model is partial, the run a resumed run continued, and the seed and input digests."""
+    lines = []
+    if summary.partial:
+        lines.append(
+            f"- model: **partial**, the global model after round {summary.rounds_completed} (the run stopped "
+            f"there); `fedsage local --resume {summary.run_id}` (or `launch --resume`) continues it"
+        )
+    if summary.resumed_from:
+        lines.append(f"- resumed from run {summary.resumed_from['run_id']} after round {summary.resumed_from['round']}")
+    digests = {k: v for k, v in summary.provenance.items() if k != "clients"}
+    if digests:
+        lines.append("- provenance: " + ", ".join(f"{k} {v}" for k, v in digests.items()))
+    return lines
+
+
 def write_report(path: Path, history: RunHistory, summary: RunSummary) -> None:
     """A Markdown summary: what ran, its hyperparameters, the test metrics and curves, the clients, the files."""
     final = history.final() if history.rounds else None
@@ -255,7 +271,8 @@ def write_report(path: Path, history: RunHistory, summary: RunSummary) -> None:
         f"# fedsage run {summary.run_id}",
         "",
         f"- status: **{summary.status}**" + (f" ({summary.reason})" if summary.reason else ""),
-        f"- backend: {summary.backend}; rounds completed: {max(0, len(history.rounds) - 1)} of {summary.rounds}",
+        f"- backend: {summary.backend}; rounds completed: {summary.rounds_completed or 0} of {summary.rounds}",
+        *_resume_lines(summary),
         f"- wall time: {summary.seconds:.1f} s",
         f"- versions: {', '.join(f'{k} {v}' for k, v in summary.versions.items())}",
         *_privacy_lines(summary),

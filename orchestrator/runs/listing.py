@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,8 @@ class RunInfo:
     `started_at`: when it started (timezone-aware; from the run id, in local time, for run folders
     older than run.json's `started_at`); `rounds_completed` of `rounds` asked for; `final_metrics`:
     the server's test-set metrics after the last completed round; `seconds`: the run's wall time
-    (None while unfinished).
+    (None while unfinished); `partial`: its model.joblib is the last good model of a run that
+    stopped after round `rounds_completed`; `resumed_from`: {run_id, round} of the run it continued.
     """
 
     run_id: str
@@ -48,6 +49,12 @@ class RunInfo:
     reason: str
     final_metrics: dict[str, float | None]
     seconds: float | None
+    partial: bool = False
+    resumed_from: dict[str, Any] = field(default_factory=dict)
+
+    def status_text(self) -> str:
+        """The status with what the run left: "interrupted, partial model (round 3)"."""
+        return self.status + (f", partial model (round {self.rounds_completed})" if self.partial else "")
 
 
 @dataclass(frozen=True)
@@ -125,6 +132,8 @@ def _details(folder: Path) -> RunDetails:
         reason=reason,
         final_metrics=final,
         seconds=summary.seconds if summary is not None else None,
+        partial=summary.partial if summary is not None else False,
+        resumed_from=summary.resumed_from if summary is not None else {},
     )
     return RunDetails(info, summary, history)
 
