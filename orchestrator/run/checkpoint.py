@@ -8,8 +8,8 @@ model of round NNN is evaluated. Round 0 is the initial model. Keys:
   (coef, intercept, ...), in that order - what earlier versions wrote;
 * `fedsage.round`: the round (a 0-d int64);
 * `fedsage.rng`: the server's random state (Python's `random`, which Flower's client sampling
-  uses, and numpy's global generator, which Flower's DP noise uses) as the uint8 bytes of a JSON
-  document;
+  uses, and numpy's global generator) as the uint8 bytes of a JSON document (DP noise draws
+  from the operating system instead, client_code/privacy.py: it is never repeated);
 * `fedsage.strategy.<key>`: the strategy's own state, see below.
 
 The strategy-state contract (a hook any strategy may implement; FedAvg has no state):
