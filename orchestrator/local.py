@@ -19,7 +19,8 @@ from client_code.tabular import DataError, read_channel
 from orchestrator import config, defaults, tracking
 from orchestrator.backends.process import ProcessBackend
 from orchestrator.data import datasets, layout
-from orchestrator.data.prepare import PrepareOptions, prepare
+from orchestrator.data.cache import prepared_builtin
+from orchestrator.data.prepare import PrepareOptions
 from orchestrator.errors import BadInput
 from orchestrator.run.events import DataPrepared, Observer, ignore
 from orchestrator.run.folder import RunFolder, new_run_id
@@ -188,7 +189,7 @@ def _builtin(
     )
     folder.create()
     try:
-        summary = prepare(dataset.load(prep.seed), prep, folder.path("data"), source=f"built-in:{dataset.name}")
+        summary = prepared_builtin(dataset, prep, folder.path("data"))
         clients, test = layout.client_folders(summary.out), summary.out / layout.TEST
         federation = _federation(settings, test, summary.out / layout.SCHEMA, clients, placement, options.mlflow)
         federation.check_task(summary.schema)  # e.g. --model linear on a classification label
