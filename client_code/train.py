@@ -216,5 +216,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def exit_now(code: int) -> None:
+    """End the process with `code` at once, after flushing the log: no interpreter or Flower teardown.
+
+    Every file the client writes (the model, the failure reason) is closed by then, so nothing
+    is lost; what is skipped is the shutdown of gRPC's threads and the finalisation of every
+    imported module, which took about 0.55 s per client against 0.02 s for this exit (issue 15).
+    The SageMaker container contract only needs the exit code (and the files in /opt/ml). The
+    entry script (constants.ENTRY_SOURCE) ends with it.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -6,6 +6,7 @@ import pytest
 
 from orchestrator.data import cache, datasets, layout
 from orchestrator.data.prepare import PrepareOptions
+from orchestrator.imagebuild.daemon import cache_dir
 
 
 def _options(**fields) -> PrepareOptions:
@@ -19,12 +20,12 @@ def _files(root):
 
 def test_cache_dir_follows_the_override_then_xdg(monkeypatch, tmp_path):
     monkeypatch.setenv("FEDSAGE_CACHE_DIR", str(tmp_path / "own"))
-    assert cache.cache_dir() == tmp_path / "own"
+    assert cache_dir() == tmp_path / "own"
     monkeypatch.delenv("FEDSAGE_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert cache.cache_dir() == tmp_path / "xdg" / "fedsage"
+    assert cache_dir() == tmp_path / "xdg" / "fedsage"
     monkeypatch.delenv("XDG_CACHE_HOME")
-    assert cache.cache_dir().parts[-2:] == (".cache", "fedsage")
+    assert cache_dir().parts[-2:] == (".cache", "fedsage")
 
 
 def test_key_changes_with_seed_rows_and_options():

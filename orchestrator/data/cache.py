@@ -7,8 +7,8 @@ clients, the split fractions, ...), so any change to them is a different entry. 
 entry is checksummed (SHA-256); an entry whose files are missing or differ is removed and
 prepared again. The cache is only a speed-up: if it cannot be written, the run goes on without it.
 
-Where it lives: $FEDSAGE_CACHE_DIR, else $XDG_CACHE_HOME/fedsage (XDG Base Directory
-Specification), else ~/.cache/fedsage; prepared data sets go under `builtin/<key>/`.
+Where it lives: under fedsage's cache folder (imagebuild/daemon.py `cache_dir`: $FEDSAGE_CACHE_DIR,
+else $XDG_CACHE_HOME/fedsage, else ~/.cache/fedsage), in `builtin/<key>/`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import tempfile
 from dataclasses import asdict
@@ -26,20 +25,13 @@ from client_code.tabular import read_channel
 from orchestrator.data import layout
 from orchestrator.data.datasets import BuiltinDataset
 from orchestrator.data.prepare import PartSummary, PrepareOptions, PrepareSummary, prepare
+from orchestrator.imagebuild.daemon import cache_dir
 
 log = logging.getLogger(__name__)
 
 FORMAT = 1  # bump when the layout of a prepared folder or of an entry changes: old entries are then never hit
 CHECKSUMS = "checksums.json"
 DATA = "data"
-
-
-def cache_dir() -> Path:
-    """The fedsage cache folder: $FEDSAGE_CACHE_DIR, else $XDG_CACHE_HOME/fedsage, else ~/.cache/fedsage."""
-    if os.environ.get("FEDSAGE_CACHE_DIR"):
-        return Path(os.environ["FEDSAGE_CACHE_DIR"])
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "fedsage"
 
 
 def entry_key(dataset: BuiltinDataset, options: PrepareOptions) -> str:

@@ -11,8 +11,9 @@
 4. watch: drain the server's events to the observer, poll the jobs (run/watcher.py); a job that
    ends early aborts the server when fewer than min_clients remain; the server's statistics phase
    hands over the schema (`_on_phase`: schema.json in the run folder, the test set encoded);
-5. after the last round, wait for the jobs to save their models and exit, then save the model
-   (a Pipeline that scores raw rows: model.joblib and model.skops) and the calibration curve;
+5. after the last round, save the model (a Pipeline that scores raw rows: model.joblib and
+   model.skops) and the calibration curve while the jobs save theirs, then wait for the jobs to
+   exit (woken by each exit on the local backends, run/watcher.py `pause`);
 6. whatever happened: stop every job still running, write run.json and the reports.
 
 Ctrl-C and SIGTERM end a run the same way (run/interrupts.py), and step 6 runs to its end even if
@@ -50,7 +51,7 @@ from orchestrator.federation.server import FederationServer
 from orchestrator.federation.statistics import PhaseResult
 from orchestrator.federation.strategy import RoundFailed
 from orchestrator.plan import TrainingJobRequest, client_of, plan_run, redacted
-from orchestrator.run import interrupts, report
+from orchestrator.run import interrupts, report, warmup
 from orchestrator.run.curves import TestScores
 from orchestrator.run.events import (
     Observer,
@@ -173,6 +174,8 @@ class FederationRun:
 
     def _on_round(self, record: RoundRecord, parameters: NDArrays) -> None:
         self.history.rounds.append(record)
+        if len(self.history.rounds) == 1:
+            warmup.start()  # the tail's libraries, while the rounds run
         # an OSError (a full disk) ends the server thread: _failure_message says which file and why
         model, schema = self.federation.model, self.data.schema
         names = model.family.parameter_names(model.hyperparameters(), schema)
@@ -224,12 +227,12 @@ class FederationRun:
                 raise self._server_error
             if self._server_error is not None:
                 raise RunFailed(self._failure_message(self._server_error))
+            model_path = self._save_model()  # while the jobs save theirs and exit
             late = self.watcher.wait_all(self.backend.completion_timeout, self._drain)
             if late:
                 timeout = self.backend.completion_timeout
                 self.warnings.append(f"jobs of {', '.join(late)} had not finished {timeout:g} s after the last round")
             self._warn_unfinished_jobs()
-            model_path = self._save_model()
             status = "completed"
             return RunOutcome(
                 self.run_id,

@@ -80,15 +80,29 @@ class JobWatcher:
     def wait_all(self, timeout: float, tick: Callable[[], None] = lambda: None) -> list[str]:
         """Poll until every job is terminal or `timeout` seconds pass; return the clients still running.
 
-        `tick` runs after every poll (the run drains its events there).
+        Between polls it waits for a job to end (`pause`), not a fixed interval. `tick` runs
+        after every poll (the run drains its events there).
         """
         deadline = time.monotonic() + timeout
         while True:
             self.poll()
             tick()
-            if not self.running() or time.monotonic() >= deadline:
+            remaining = deadline - time.monotonic()
+            if not self.running() or remaining <= 0:
                 return self.running()
-            time.sleep(self.backend.poll_interval)
+            self.pause(min(self.backend.poll_interval, remaining))
+
+    def pause(self, seconds: float) -> None:
+        """Sleep up to `seconds` between polls, waking as soon as a job ends if the backend can tell.
+
+        Local backends offer `wait_for_change` (backends/exits.py: a thread per job blocks on its
+        process or container); others, such as SageMaker's, are polled on their interval.
+        """
+        wait_for_change = getattr(self.backend, "wait_for_change", None)
+        if wait_for_change is None:
+            time.sleep(seconds)
+        else:
+            wait_for_change(seconds)
 
     def reasons(self, clients: list[str], wait: float = 5.0) -> str:
         """The failure reasons of these clients' jobs, waiting up to `wait` s for dying jobs to report."""
