@@ -41,6 +41,9 @@ FAILED = "Failed"
 STOPPING = "Stopping"
 STOPPED = "Stopped"
 TERMINAL = frozenset({COMPLETED, FAILED, STOPPED})
+# SecondaryStatus once the algorithm's program runs (before it: Starting, Downloading, ...); the join
+# timeout counts from the moment the last job reaches it (federation/roster.py)
+RUNNING = "Training"
 NOT_LAUNCHED = "NotLaunched"  # fedsage's own: the run ended before this client's job was created
 
 

@@ -62,7 +62,7 @@ def local(
         ),
     ] = None,
     join_timeout: Annotated[
-        float, typer.Option(help="Seconds to wait for all clients to join.", min=1)
+        float, typer.Option(help="Seconds every client has to join, counted from the last job's start.", min=1)
     ] = defaults.JOIN_TIMEOUT,
     round_timeout: Annotated[
         float, typer.Option(help="Seconds a client may take for one round.", min=1)

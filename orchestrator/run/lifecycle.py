@@ -62,12 +62,7 @@ from orchestrator.run.events import (
     StatisticsDone,
     ignore,
 )
-from orchestrator.run.folder import (
-    RunFolder,
-    file_error,
-    write_atomic,
-    write_json,
-)
+from orchestrator.run.folder import RunFolder, file_error, write_atomic, write_json
 from orchestrator.run.inputs import ServerData
 from orchestrator.run.logs import ServerLog
 from orchestrator.run.phase import phase_warnings
@@ -117,7 +112,7 @@ class FederationRun:
         self.observer = observer
         self.record = RunRecord(folder.run_id, federation)
         self.address = ""
-        self.watcher = JobWatcher(backend, observer, self._job_ended_early)
+        self.watcher = JobWatcher(backend, observer, self._job_ended_early, self._job_running)
         self._events: queue.Queue[RunEvent] = queue.Queue()
         self._server: FederationServer | None = None
         self._server_error: BaseException | None = None
@@ -190,6 +185,11 @@ class FederationRun:
                 return
             self.observer(event)
 
+    def _job_running(self, client: str) -> None:
+        """A job's program runs: the join timeout counts from the last one (federation/roster.py)."""
+        assert self._server is not None
+        self._server.roster.job_running(client)
+
     def _job_ended_early(self, client: str, status: JobStatus) -> None:
         """A job ended before the federation did: stop waiting for it; abort if too few clients remain."""
         assert self._server is not None
@@ -221,6 +221,7 @@ class FederationRun:
             self._log = ServerLog(self.folder.path("server.log"))
             write_atomic(self.folder.path("federation.toml"), self.federation.to_toml())
             self._launch(requests)
+            self._server.roster.jobs_launched()  # the join timeout counts from here at the earliest
             self._watch()
             self.watcher.federation_done = True
             if isinstance(self._server_error, BadInput):  # a client's data, found in the statistics phase
