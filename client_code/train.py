@@ -141,18 +141,27 @@ def write_failure(reason: str) -> None:
         log.error("could not write the failure file in %s: %s", output, exc)
 
 
+def federation_client(
+    args: argparse.Namespace, train_dir: Path, validation_dir: Path | None
+) -> client_module.FederationClient:
+    """The job's Flower client over its channels' raw rows (also the simulation backend's virtual client).
+
+    `args` from parse_args; raises DataError for a channel that cannot be read (tabular.read_channel).
+    """
+    train = _load_channel("train", train_dir)
+    validation = _load_channel("validation", validation_dir) if validation_dir else None
+    return client_module.FederationClient(
+        train, validation, args.model, args.hyperparameters, args.balance, args.smote_ratio, args.seed
+    )
+
+
 def run(args: argparse.Namespace) -> Path:
     """Join the federation, train until the server ends it, save the final global model."""
     train_dir = _channel("train")
     if train_dir is None:
         raise DataError("the job has no train channel (SM_CHANNEL_TRAIN is not set)")
-    train = _load_channel("train", train_dir)
-    validation_dir = _channel("validation")
-    validation = _load_channel("validation", validation_dir) if validation_dir else None
-
-    client = client_module.FederationClient(
-        train, validation, args.model, args.hyperparameters, args.balance, args.smote_ratio, args.seed
-    )
+    client = federation_client(args, train_dir, _channel("validation"))
+    train = client.channels["train"]
     transport.run_client(
         client,
         server_address=args.server_address,

@@ -29,6 +29,7 @@ from orchestrator.run.lifecycle import FederationRun, RunOutcome
 
 if TYPE_CHECKING:
     from orchestrator.backends.docker import DockerBackend
+    from orchestrator.backends.simulation import SimulationBackend
 
 
 @dataclass(frozen=True)
@@ -219,6 +220,15 @@ def _docker(options: LocalOptions, local: config.LocalSettings, folder: RunFolde
     )
 
 
+def _simulation(local: config.LocalSettings, folder: RunFolder) -> SimulationBackend | None:
+    """The simulation backend for --backend simulation (None for the others)."""
+    if local.backend != "simulation":
+        return None
+    from orchestrator.backends.simulation import SimulationBackend
+
+    return SimulationBackend(folder.clients.resolve().as_uri())
+
+
 def build_local_run(options: LocalOptions, observer: Observer = ignore) -> FederationRun:
     """Validate the options and data and set up a run on the process or docker backend, ready to execute.
 
@@ -238,6 +248,10 @@ def build_local_run(options: LocalOptions, observer: Observer = ignore) -> Feder
         options = replace(options, task=options.task or dataset.task)
         _check_min_clients(options, options.clients or defaults.CLIENTS)
     settings = _settings(options)
+    if local.backend == "simulation":
+        from orchestrator.backends.simulation import check_installed
+
+        check_installed()  # BadInput naming the extra, before anything is written
     folder = RunFolder.new(options.out, new_run_id())
     folder.check_writable()
     docker = _docker(options, local, folder) if local.backend == "docker" else None
@@ -251,7 +265,11 @@ def build_local_run(options: LocalOptions, observer: Observer = ignore) -> Feder
             federation.check_task(data.schema)  # before any process starts
     else:
         federation, data = _builtin(options, settings, placement, folder, observer)
-    backend = docker or ProcessBackend(folder.clients, len(federation.clients), code_dir=folder.path("code"))
+    backend = (
+        docker
+        or _simulation(local, folder)
+        or ProcessBackend(folder.clients, len(federation.clients), code_dir=folder.path("code"))
+    )
     if options.data_dir is not None:
         backend.check_inputs(federation, data)
     return FederationRun(federation, data, backend, folder, observer)

@@ -29,7 +29,8 @@ LOCAL_EPILOG = (
     "  fedsage local --model mlp --max-iter 5\n\n"
     "  fedsage local --data-dir prepared/     # folders from `fedsage data prepare`\n\n"
     "  fedsage local --data-dir owners/ --label potential_fraud   # raw exports: statistics phase\n\n"
-    "  fedsage local --backend docker         # each client in a container, through SageMaker's toolkit"
+    "  fedsage local --backend docker         # each client in a container, through SageMaker's toolkit\n\n"
+    "  fedsage local --backend simulation --clients 100   # virtual clients (Flower's Simulation Engine)"
 )
 
 
@@ -95,9 +96,10 @@ def local(
     backend: Annotated[
         str,
         typer.Option(
-            click_type=click.Choice(["process", "docker"]),
+            click_type=click.Choice(["process", "docker", "simulation"]),
             help="process: one process per client; docker: one container per client, run by SageMaker's "
-            "training toolkit in a `fedsage image build` image.",
+            "training toolkit in a `fedsage image build` image; simulation: virtual clients in Flower's "
+            'Simulation Engine, for many clients (pip install "fedsage[simulation]").',
         ),
     ] = defaults.BACKEND,
     image: Annotated[

@@ -81,6 +81,16 @@ class FederationServer:
     def run(self) -> None:
         """Wait for the clients, run every round, then tell the clients the federation is over."""
         run = self.federation.federation
+        flower = Server(client_manager=self.roster, strategy=self.prepare_rounds())
+        run_fl(flower, ServerConfig(num_rounds=run.rounds, round_timeout=run.round_timeout))
+
+    def prepare_rounds(self) -> ValidatingFedAvg:
+        """Wait for the clients, run the statistics phase, and build the strategy of the rounds (also kept).
+
+        The simulation backend (federation/simulation.py) calls it from inside Flower's Simulation
+        Engine, which owns the round loop there.
+        """
+        run = self.federation.federation
         self.roster.wait_for_all(self.federation.min_clients())
         proxies = dict(self.roster.all())
         phase = run_phase(
@@ -105,8 +115,7 @@ class FederationServer:
             emit=self.emit,
             round_config={"prior": json.dumps(phase.prior())},
         )
-        flower = Server(client_manager=self.roster, strategy=self.strategy)
-        run_fl(flower, ServerConfig(num_rounds=run.rounds, round_timeout=run.round_timeout))
+        return self.strategy
 
     def final_parameters(self) -> NDArrays:
         """The global parameters after the last round."""

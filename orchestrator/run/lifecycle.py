@@ -271,7 +271,8 @@ class FederationRun:
         self._tokens = {c.name: secrets.token_hex(32) for c in self.federation.clients}
         server = self.federation.server
         self._tls = tls_module.for_server(server)
-        self._server = FederationServer(
+        make = getattr(self.backend, "federation_server", FederationServer)  # the simulation backend's adapter
+        self._server = make(
             self.federation, self.data, self._tokens, self._tls, self._emit, self._on_round, self._on_phase
         )
         port = self._server.start()
