@@ -140,6 +140,11 @@ class SimulatedServer(FederationServer):
         jobs = [VirtualJob.of(r) for r in requests]
         run = self.federation.federation
         cpus = os.cpu_count() or 1
+        # Ray starts its workers at niceness 15 (its worker_niceness): on a busy machine the virtual
+        # clients would then get a fraction of the CPU a process-backend client gets; and no warning
+        # about accelerator variables, which a CPU-only run does not use.
+        os.environ.setdefault("RAY_worker_niceness", "0")
+        os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
         try:
             start_simulation(
                 client_fn=functools.partial(virtual_client, uuid.uuid4().hex, jobs),
