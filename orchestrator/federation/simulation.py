@@ -163,13 +163,16 @@ class SimulatedServer(FederationServer):
         except RuntimeError as exc:  # "Simulation crashed." from the run's own exception
             raise (exc.__cause__ or exc) from None
         finally:
-            ray.shutdown()  # start_simulation leaves Ray running
-            _cancel_resource_timers()
+            # start_simulation leaves Ray running; shutting it down takes about a second, which
+            # need not hold up the run folder: a non-daemon thread does it (Python waits for it
+            # before exiting, and Ray's own exit hook would shut down a Ray still running)
+            threading.Thread(target=_shut_down, args=(ray,), name="ray-shutdown").start()
         self.backend.ended(COMPLETED)
 
 
-def _cancel_resource_timers() -> None:
-    """Cancel start_simulation's pending resource check (a non-daemon 10 s Timer that would delay exit)."""
+def _shut_down(ray) -> None:
+    """Shut Ray down and cancel start_simulation's pending resource check (a non-daemon 10 s Timer)."""
+    ray.shutdown()
     for thread in threading.enumerate():
         if isinstance(thread, threading.Timer) and getattr(thread.function, "__name__", "") == "update_resources":
             thread.cancel()
