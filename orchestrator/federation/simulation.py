@@ -157,6 +157,7 @@ class SimulatedServer(FederationServer):
                     "include_dashboard": False,
                     "ignore_reinit_error": True,
                     "log_to_driver": False,  # the virtual clients' logs stay in Ray's session folder
+                    "configure_logging": False,  # Ray's records go to server.log (run/logs.py), not the console
                     "object_store_memory": OBJECT_STORE_BYTES,
                 },
             )
