@@ -376,11 +376,11 @@ class FederationRun:
         """
         problems: list[str] = []
         with interrupts.deferred(reraise=False):
-            if self._server is not None:
-                if status != "completed":
-                    self._server.abort(reason or status)
+            if self._server is not None and status != "completed":
+                self._server.roster.abort(reason or status)  # waits raise; the streams stay open ...
+            unstopped = self.watcher.stop_all(reason or "the run ended")  # ... until the jobs are stopped
+            if self._server is not None:  # (a client whose stream closes first fails, and exits at once)
                 self._server.stop()
-            unstopped = self.watcher.stop_all(reason or "the run ended")
             self.warnings.extend(unstopped)
             if unstopped:
                 problems.append(f"{'; '.join(unstopped)}; stop it with `fedsage stop --run-id {self.run_id}`")
