@@ -20,9 +20,9 @@ _dependencies = os.environ.get("PIP_TARGET")
 if _dependencies and os.path.isdir(_dependencies):
     sys.path.insert(1, _dependencies)
 
-from client_code.train import main  # noqa: E402
+from client_code.train import exit_now, main  # noqa: E402
 
-sys.exit(main())
+exit_now(main())
 '''
 
 SKOPS_SUFFIX = ".skops"  # model.joblib -> model.skops: the same Pipeline in skops.io's format (no pickled code)

@@ -162,18 +162,27 @@ def write_failure(reason: str) -> None:
         log.error("could not write the failure file in %s: %s", output, exc)
 
 
+def federation_client(
+    args: argparse.Namespace, train_dir: Path, validation_dir: Path | None
+) -> client_module.FederationClient:
+    """The job's Flower client over its channels' raw rows (also the simulation backend's virtual client).
+
+    `args` from parse_args; raises DataError for a channel that cannot be read (tabular.read_channel).
+    """
+    train = _load_channel("train", train_dir)
+    validation = _load_channel("validation", validation_dir) if validation_dir else None
+    return client_module.FederationClient(
+        train, validation, args.model, args.hyperparameters, args.balance, args.smote_ratio, args.seed
+    )
+
+
 def run(args: argparse.Namespace) -> Path:
     """Join the federation, train until the server ends it, save the final global model."""
     train_dir = _channel("train")
     if train_dir is None:
         raise DataError("the job has no train channel (SM_CHANNEL_TRAIN is not set)")
-    train = _load_channel("train", train_dir)
-    validation_dir = _channel("validation")
-    validation = _load_channel("validation", validation_dir) if validation_dir else None
-
-    client = client_module.FederationClient(
-        train, validation, args.model, args.hyperparameters, args.balance, args.smote_ratio, args.seed
-    )
+    client = federation_client(args, train_dir, _channel("validation"))
+    train = client.channels["train"]
     transport.run_client(
         client,
         server_address=args.server_address,
@@ -237,5 +246,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def exit_now(code: int) -> None:
+    """End the process with `code` at once, after flushing the log: no interpreter or Flower teardown.
+
+    Every file the client writes (the model, the failure reason) is closed by then, so nothing
+    is lost; what is skipped is the shutdown of gRPC's threads and the finalisation of every
+    imported module, which took about 0.55 s per client against 0.02 s for this exit (issue 15).
+    The SageMaker container contract only needs the exit code (and the files in /opt/ml). The
+    entry script (constants.ENTRY_SOURCE) ends with it.
+    """
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -20,7 +20,8 @@ from orchestrator import config, defaults, overrides, tracking
 from orchestrator.backends.process import ProcessBackend
 from orchestrator.config.strategy import check, strategy_parameters
 from orchestrator.data import datasets, layout
-from orchestrator.data.prepare import PrepareOptions, prepare
+from orchestrator.data.cache import prepared_builtin
+from orchestrator.data.prepare import PrepareOptions
 from orchestrator.errors import BadInput
 from orchestrator.run import resume
 from orchestrator.run.events import DataPrepared, Observer, ignore
@@ -30,6 +31,7 @@ from orchestrator.run.lifecycle import FederationRun, RunOutcome
 
 if TYPE_CHECKING:
     from orchestrator.backends.docker import DockerBackend
+    from orchestrator.backends.simulation import SimulationBackend
 
 
 @dataclass(frozen=True)
@@ -217,7 +219,7 @@ def _builtin(
     )
     folder.create()
     try:
-        summary = prepare(dataset.load(prep.seed), prep, folder.path("data"), source=f"built-in:{dataset.name}")
+        summary = prepared_builtin(dataset, prep, folder.path("data"))
         clients, test = layout.client_folders(summary.out), summary.out / layout.TEST
         federation = _federation(
             settings,
@@ -256,6 +258,15 @@ def _docker(clients: int, local: config.LocalSettings, folder: RunFolder) -> Doc
     )
 
 
+def _simulation(local: config.LocalSettings, folder: RunFolder) -> SimulationBackend | None:
+    """The simulation backend for --backend simulation (None for the others)."""
+    if local.backend != "simulation":
+        return None
+    from orchestrator.backends.simulation import SimulationBackend
+
+    return SimulationBackend(folder.clients.resolve().as_uri())
+
+
 def build_local_run(options: LocalOptions, observer: Observer = ignore) -> FederationRun:
     """Validate the options and data and set up a run on the process or docker backend, ready to execute.
 
@@ -278,6 +289,10 @@ def build_local_run(options: LocalOptions, observer: Observer = ignore) -> Feder
     settings = _settings(options)
     if options.data_dir is None:
         _check_clients(options, settings, options.clients or defaults.CLIENTS)
+    if local.backend == "simulation":
+        from orchestrator.backends.simulation import check_installed
+
+        check_installed()  # BadInput naming the extra, before anything is written
     folder = RunFolder.new(options.out, new_run_id())
     folder.check_writable()
     docker = _docker(options.clients or defaults.CLIENTS, local, folder) if local.backend == "docker" else None
@@ -293,7 +308,11 @@ def build_local_run(options: LocalOptions, observer: Observer = ignore) -> Feder
             federation.check_task(data.schema)  # before any process starts
     else:
         federation, data = _builtin(options, settings, placement, folder, observer)
-    backend = docker or ProcessBackend(folder.clients, len(federation.clients), code_dir=folder.path("code"))
+    backend = (
+        docker
+        or _simulation(local, folder)
+        or ProcessBackend(folder.clients, len(federation.clients), code_dir=folder.path("code"))
+    )
     if options.data_dir is not None:
         backend.check_inputs(federation, data)
     return FederationRun(federation, data, backend, folder, observer)

@@ -30,6 +30,14 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+@pytest.fixture(autouse=True)
+def data_cache(tmp_path_factory, monkeypatch) -> Path:
+    """A fresh, empty fedsage cache per test (orchestrator/data/cache.py), never the user's ~/.cache."""
+    folder = tmp_path_factory.mktemp("fedsage-cache")
+    monkeypatch.setenv("FEDSAGE_CACHE_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture(scope="session")
 def fraud_frame():
     """4,000 synthetic providers: big enough to learn, small enough to be quick."""

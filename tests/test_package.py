@@ -56,7 +56,7 @@ def test_the_archive_is_reproducible_and_holds_exactly_the_client_code(tmp_path)
     assert set(meta.values()) == {(315532800, 0, 0, 0o644)}
     with tarfile.open(first.path) as tar:
         assert tar.extractfile("client_code/train.py").read() == (CODE_DIR / "train.py").read_bytes()
-        assert b"from client_code.train import main" in tar.extractfile(ENTRY_POINT).read()
+        assert b"from client_code.train import exit_now, main" in tar.extractfile(ENTRY_POINT).read()
 
 
 def test_the_archive_changes_when_the_client_code_does(tmp_path, monkeypatch):

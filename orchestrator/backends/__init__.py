@@ -10,6 +10,8 @@ how it runs, so the run (run/lifecycle.py) and the commands never branch on the 
 * `check_inputs(federation, server)`: what the backend can check of the clients' channels
   before anything starts (local folders are read; S3 is left to the job);
 * `launch`, `poll`, `stop`, `logs`: one job's life, in SageMaker's vocabulary;
+* `wait_for_change(timeout)` (optional, the local backends): block until one of its jobs ends,
+  so the run sees an exit at once instead of one poll interval later (exits.py);
 * `find_jobs(run_id)`: the jobs of a run (or of every run) the backend can still see, for
   `fedsage status` and `fedsage stop`.
 
@@ -39,6 +41,9 @@ FAILED = "Failed"
 STOPPING = "Stopping"
 STOPPED = "Stopped"
 TERMINAL = frozenset({COMPLETED, FAILED, STOPPED})
+# SecondaryStatus once the algorithm's program runs (before it: Starting, Downloading, ...); the join
+# timeout counts from the moment the last job reaches it (federation/roster.py)
+RUNNING = "Training"
 NOT_LAUNCHED = "NotLaunched"  # fedsage's own: the run ended before this client's job was created
 
 

@@ -52,6 +52,7 @@ from orchestrator.backends.container import (
 )
 from orchestrator.backends.docker_cache import code_archive, dependency_key, keep_dependencies
 from orchestrator.backends.docker_runs import OWNER_LABEL, STOP_GRACE_SECONDS, find_containers
+from orchestrator.backends.exits import ExitSignal
 from orchestrator.backends.instances import Limits, instance_limits
 from orchestrator.backends.process import THREAD_VARIABLES
 from orchestrator.backends.toolkit import decode_hyperparameters
@@ -122,6 +123,7 @@ class DockerBackend:
         self._jobs: dict[str, _Job] = {}
         self._lock = threading.Lock()
         self._reaper: subprocess.Popen | None = None
+        self._exits = ExitSignal()
 
     @classmethod
     def connect(
@@ -240,6 +242,7 @@ class DockerBackend:
         except APIError as exc:
             raise RunFailed(f"could not start the container of {name}: {exc.explanation or exc}") from None
         log.debug("launched %s as container %s", name, container.short_id)
+        self._exits.watch(name, lambda: self.client.api.wait(container.id))
         with self._lock:
             self._jobs[name] = _Job(
                 tree,
@@ -288,6 +291,10 @@ class DockerBackend:
             return self.client.containers.get(job.container_id)
         except NotFound:
             return None
+
+    def wait_for_change(self, timeout: float) -> None:
+        """Block until a job's container exits (a Docker `wait` call per container) or `timeout` seconds pass."""
+        self._exits.wait(timeout)
 
     def poll(self, job_name: str) -> JobStatus:
         """The job's status from its container; a finished container's model is packed and the container removed."""

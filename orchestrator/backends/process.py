@@ -42,6 +42,7 @@ from orchestrator.backends.container import (
     point_toolkit_at,
     unpack_code,
 )
+from orchestrator.backends.exits import ExitSignal
 from orchestrator.backends.process_runs import RUN_ID_ENVIRONMENT
 from orchestrator.config import ClientSettings, Federation
 from orchestrator.images import IMAGE_ENV
@@ -94,6 +95,7 @@ class ProcessBackend:
         self.threads_per_job = max(1, (os.cpu_count() or 1) // max(1, expected_jobs))
         self._jobs: dict[str, _Job] = {}
         self._lock = threading.Lock()
+        self._exits = ExitSignal()
 
     def placement(self, client: ClientSettings) -> JobPlacement:
         """Run this checkout's client code with no image; the model goes to the client's folder under the workdir."""
@@ -166,8 +168,13 @@ class ProcessBackend:
                 start_new_session=True,
             )
         log.debug("launched %s as pid %d", name, process.pid)
+        self._exits.watch(name, process.wait)
         with self._lock:
             self._jobs[name] = _Job(tree, process, log_path, JobStatus(name, IN_PROGRESS, "Training"), time.monotonic())
+
+    def wait_for_change(self, timeout: float) -> None:
+        """Block until a job's process exits (a Popen.wait thread per job) or `timeout` seconds pass."""
+        self._exits.wait(timeout)
 
     def poll(self, job_name: str) -> JobStatus:
         """Report the job; on a clean exit, upload model.tar.gz first, as SageMaker does.

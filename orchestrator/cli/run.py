@@ -31,7 +31,8 @@ LOCAL_EPILOG = (
     "  fedsage local --data-dir owners/ --label potential_fraud   # raw exports: statistics phase\n\n"
     "  fedsage local --backend docker         # each client in a container, through SageMaker's toolkit\n\n"
     "  fedsage local -c runs/ID/federation.toml   # repeat a run (options given here override the file)\n\n"
-    "  fedsage local --resume ID              # continue a stopped run from its last checkpoint, in a new run folder"
+    "  fedsage local --resume ID              # continue a stopped run from its last checkpoint\n\n"
+    "  fedsage local --backend simulation --clients 100   # virtual clients (Flower's Simulation Engine)"
 )
 
 
@@ -64,7 +65,7 @@ def local(
         ),
     ] = None,
     join_timeout: Annotated[
-        float, typer.Option(help="Seconds to wait for all clients to join.", min=1)
+        float, typer.Option(help="Seconds every client has to join, counted from the last job's start.", min=1)
     ] = defaults.JOIN_TIMEOUT,
     round_timeout: Annotated[
         float, typer.Option(help="Seconds a client may take for one round.", min=1)
@@ -97,9 +98,10 @@ def local(
     backend: Annotated[
         str,
         typer.Option(
-            click_type=click.Choice(["process", "docker"]),
+            click_type=click.Choice(["process", "docker", "simulation"]),
             help="process: one process per client; docker: one container per client, run by SageMaker's "
-            "training toolkit in a `fedsage image build` image.",
+            "training toolkit in a `fedsage image build` image; simulation: virtual clients in Flower's "
+            'Simulation Engine, for many clients (pip install "fedsage[simulation]").',
         ),
     ] = defaults.BACKEND,
     image: Annotated[

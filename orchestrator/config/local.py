@@ -14,8 +14,11 @@ class LocalSettings(_Section):
     """[local]: the backend of `fedsage local` and, for the docker backend, its image and container limits."""
 
     backend: Annotated[
-        Literal["process", "docker"],
-        Field(description="process (one process per client) or docker (one container per client, real toolkit)"),
+        Literal["process", "docker", "simulation"],
+        Field(
+            description="process (one process per client), docker (one container per client, real toolkit) or "
+            "simulation (virtual clients in Flower's Simulation Engine; needs fedsage[simulation])"
+        ),
     ] = defaults.BACKEND
     image: Annotated[
         str | None,

@@ -30,9 +30,9 @@ class RunSettings(_Section):
         int | None,
         Field(ge=1, description="clients that must take part in every round; leave unset to require all"),
     ] = None
-    join_timeout: Annotated[float, Field(gt=0, description="seconds to wait for every client to join")] = (
-        defaults.JOIN_TIMEOUT
-    )
+    join_timeout: Annotated[
+        float, Field(gt=0, description="seconds every client has to join, from the last job's start")
+    ] = defaults.JOIN_TIMEOUT
     round_timeout: Annotated[float, Field(gt=0, description="seconds a client may take for one round")] = (
         defaults.ROUND_TIMEOUT
     )

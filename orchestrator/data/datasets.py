@@ -21,6 +21,7 @@ class BuiltinDataset:
     categorical: tuple[str, ...]
     load: Callable[[int], pd.DataFrame]
     task: str | None = None  # None: inferred from the label, as for any input
+    rows: int = 0  # rows `load` returns (part of the cache key of orchestrator/data/cache.py)
 
 
 def _breast_cancer(seed: int) -> pd.DataFrame:
@@ -47,6 +48,7 @@ def _diabetes(seed: int) -> pd.DataFrame:
     return frame.rename(columns={"target": "progression"})
 
 
+FRAUD_ROWS = 75_000
 DATASETS = {
     d.name: d
     for d in (
@@ -55,7 +57,8 @@ DATASETS = {
             "75,000 synthetic healthcare providers, 10% fraudulent (see orchestrator/data/synth.py)",
             synth.LABEL,
             ("region",),
-            lambda seed: synth.generate_fraud(seed=seed),
+            lambda seed: synth.generate_fraud(rows=FRAUD_ROWS, seed=seed),
+            rows=FRAUD_ROWS,
         ),
         BuiltinDataset(
             "breast-cancer",
@@ -63,6 +66,7 @@ DATASETS = {
             "malignant",
             (),
             _breast_cancer,
+            rows=569,
         ),
         BuiltinDataset(
             "diabetes",
@@ -71,6 +75,7 @@ DATASETS = {
             ("sex",),
             _diabetes,
             task="regression",
+            rows=442,
         ),
     )
 }

@@ -10,6 +10,14 @@ connected, or after it left - is refused by the transport as a possible impostor
 that left, or that missed a round deadline and was disconnected, is out for the rest of the run.
 Once the rounds started (`start_rounds`) nobody is waited for any more: sampling takes whoever is
 connected, and a round with too few clients fails at once.
+
+The join timeout counts from the start of the last job. The run tells the roster when every job
+has been launched (`jobs_launched`) and when each client's job is running (`job_running`: its
+backend first reports SageMaker's secondary status Training) or has ended (`mark_gone`). The
+wait ends `wait_timeout` seconds after the last job started; a job that is still not running
+`wait_timeout` seconds after the launches ends it then, so a job that never starts cannot hang
+the run. Launching 100 local processes, or minutes of SageMaker provisioning, never eat into
+the time a client has to start its program and join.
 """
 
 from __future__ import annotations
@@ -69,6 +77,9 @@ class Roster(SimpleClientManager):
         """The rounds begin: from now on `wait_for` does not wait (a name that left never comes back)."""
         with self._cv:
             self._rounds_started = True
+        self._running: set[str] = set()
+        self._launched: float | None = None  # time.monotonic() when every job had been launched
+        self._last_start: float | None = None  # ... and when the last of them was running (or gone)
 
     def register(self, client: ClientProxy) -> bool:
         """Admit a connection registered under its client name; refuse a second one."""
@@ -106,16 +117,49 @@ class Roster(SimpleClientManager):
             self.check_aborted()
             return True
 
-    def wait_for_all(self, needed: int) -> None:
-        """Wait for every expected client (up to the wait timeout), then require `needed` of them.
+    def jobs_launched(self) -> None:
+        """Every job has been launched: the join clock runs from now until the last job runs, then from then."""
+        with self._cv:
+            self._launched = time.monotonic()
+            self._note_starts()
 
-        Clients marked gone (their job already failed) are not waited for. Raises JoinTimeout
-        naming the missing clients when fewer than `needed` joined.
+    def job_running(self, name: str) -> None:
+        """A client's job is running (its backend says so)."""
+        with self._cv:
+            self._running.add(name)
+            self._note_starts()
+
+    def _note_starts(self) -> None:
+        """Note the moment no expected job is waiting to start any more (call with the lock held)."""
+        if self._last_start is None and all(n in self._running or n in self._gone for n in self.expected):
+            self._last_start = time.monotonic()
+        self._cv.notify_all()
+
+    def not_started(self) -> list[str]:
+        """Expected clients whose jobs were never reported running (nor ended)."""
+        return [n for n in self.expected if n not in self._running and n not in self._gone]
+
+    def join_deadline(self) -> float | None:
+        """time.monotonic() when the join wait ends; None before the launches are done (module docstring)."""
+        if self._launched is None:
+            return None
+        return max(self._launched, self._last_start or self._launched) + self.wait_timeout
+
+    def wait_for_all(self, needed: int) -> None:
+        """Wait for every expected client, then require `needed` of them.
+
+        The wait ends at the latest `wait_timeout` seconds after the last job started (see the
+        module docstring, `join_deadline`); until every job is launched it is ended only by an
+        abort (Ctrl-C, a failed launch or job). Clients marked gone (their job already failed) are not waited for.
+        Raises JoinTimeout naming the missing clients when fewer than `needed` joined.
         """
-        deadline = time.monotonic() + self.wait_timeout
         with self._cv:
             while any(n not in self.clients and n not in self._gone for n in self.expected):
                 self.check_aborted()
+                deadline = self.join_deadline()
+                if deadline is None:
+                    self._cv.wait()
+                    continue
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
@@ -125,13 +169,14 @@ class Roster(SimpleClientManager):
                 raise JoinTimeout(
                     f"{len(self.clients)} of {len(self.expected)} clients joined within "
                     f"{self.wait_timeout:g} s (need {needed}); missing: {', '.join(self.missing())}"
+                    + (f" (jobs never running: {', '.join(self.not_started())})" if self.not_started() else "")
                 )
 
     def mark_gone(self, name: str) -> None:
         """Stop waiting for a client whose job ended before it joined."""
         with self._cv:
             self._gone.add(name)
-            self._cv.notify_all()
+            self._note_starts()
 
     def missing(self) -> list[str]:
         """Expected clients that are not connected now."""

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from flwr.common import NDArrays
 from flwr.server import Server, ServerConfig
 from flwr.server.server import run_fl
+from flwr.server.strategy import Strategy
 
 from client_code.tabular import feature_fingerprint
 from orchestrator.config import Federation
@@ -90,6 +91,19 @@ class FederationServer:
     def run(self) -> None:
         """Wait for the clients, run every round, then tell the clients the federation is over."""
         run = self.federation.federation
+        flower = Server(client_manager=self.roster, strategy=self.prepare_rounds())
+        run_fl(flower, ServerConfig(num_rounds=self.rounds_to_run(), round_timeout=run.round_timeout))
+
+    def prepare_rounds(self) -> Strategy:
+        """Wait for the clients, run the statistics phase, and build the strategy of the rounds.
+
+        The ValidatingStrategy is kept as `strategy`; with `resume` the one returned wraps it to
+        continue after the checkpoint (run/checkpoint.py Resumed).
+
+        The simulation backend (federation/simulation.py) calls it from inside Flower's Simulation
+        Engine, which owns the round loop there.
+        """
+        run = self.federation.federation
         self.roster.wait_for_all(self.federation.min_clients())
         proxies = dict(self.roster.all())
         phase = run_phase(
@@ -115,9 +129,11 @@ class FederationServer:
             emit=self.emit,
             declared_examples=phase.declared_examples(),
         )
-        strategy, done = (Resumed(self.strategy, self.resume), self.resume.round) if self.resume else (self.strategy, 0)
-        flower = Server(client_manager=self.roster, strategy=strategy)
-        run_fl(flower, ServerConfig(num_rounds=run.rounds - done, round_timeout=run.round_timeout))
+        return Resumed(self.strategy, self.resume) if self.resume else self.strategy
+
+    def rounds_to_run(self) -> int:
+        """How many rounds Flower's loop runs: all of them, or with `resume` those after the checkpoint's."""
+        return self.federation.federation.rounds - (self.resume.round if self.resume else 0)
 
     def final_parameters(self) -> NDArrays:
         """The global parameters after the last round."""

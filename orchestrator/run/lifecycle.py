@@ -11,9 +11,10 @@
 4. watch: drain the server's events to the observer, poll the jobs (run/watcher.py); a job that
    ends early aborts the server when fewer than min_clients remain; the server's statistics phase
    hands over the schema (`_on_phase`: schema.json in the run folder, the test set encoded);
-5. after the last round, wait for the jobs to save their models and exit, then save the model
-   (run/saving.py: a Pipeline that scores raw rows, model.joblib and model.skops) and the
-   calibration curve; every evaluated round was checkpointed on the way (run/checkpoint.py);
+5. after the last round, save the model (run/saving.py: a Pipeline that scores raw rows,
+   model.joblib and model.skops) and the calibration curve while the jobs save theirs, then wait
+   for the jobs to exit (woken by each exit on the local backends, run/watcher.py `pause`); every
+   evaluated round was checkpointed on the way (run/checkpoint.py);
 6. whatever happened: stop every job still running; a run that stopped after round 1 or later
    saves its last checkpointed global model, marked partial; write run.json and the reports.
 
@@ -52,7 +53,7 @@ from orchestrator.federation.server import FederationServer
 from orchestrator.federation.statistics import PhaseResult
 from orchestrator.federation.strategy import RoundFailed
 from orchestrator.plan import TrainingJobRequest, client_of, plan_run, redacted
-from orchestrator.run import checkpoint, interrupts, provenance, report, saving
+from orchestrator.run import checkpoint, interrupts, provenance, report, saving, warmup
 from orchestrator.run.events import (
     Observer,
     RoundFinished,
@@ -62,12 +63,7 @@ from orchestrator.run.events import (
     StatisticsDone,
     ignore,
 )
-from orchestrator.run.folder import (
-    RunFolder,
-    file_error,
-    write_atomic,
-    write_json,
-)
+from orchestrator.run.folder import RunFolder, file_error, write_atomic, write_json
 from orchestrator.run.inputs import ServerData
 from orchestrator.run.logs import ServerLog
 from orchestrator.run.phase import phase_warnings
@@ -122,7 +118,7 @@ class FederationRun:
         self.observer = observer
         self.record = RunRecord(folder.run_id, federation, resumed_from=resume.record() if resume else {})
         self.address = ""
-        self.watcher = JobWatcher(backend, observer, self._job_ended_early)
+        self.watcher = JobWatcher(backend, observer, self._job_ended_early, self._job_running)
         self._events: queue.Queue[RunEvent] = queue.Queue()
         self._server: FederationServer | None = None
         self._server_error: BaseException | None = None
@@ -179,6 +175,8 @@ class FederationRun:
 
     def _on_round(self, record: RoundRecord, parameters: NDArrays) -> None:
         self.history.rounds.append(record)
+        if len(self.history.rounds) == 1:
+            warmup.start()  # the tail's libraries, while the rounds run
         # an OSError (a full disk) ends the server thread: _failure_message says which file and why
         model, schema = self.federation.model, self.data.schema
         names = model.family.parameter_names(model.hyperparameters(), schema)
@@ -193,6 +191,11 @@ class FederationRun:
             except queue.Empty:
                 return
             self.observer(event)
+
+    def _job_running(self, client: str) -> None:
+        """A job's program runs: the join timeout counts from the last one (federation/roster.py)."""
+        assert self._server is not None
+        self._server.roster.job_running(client)
 
     def _job_ended_early(self, client: str, status: JobStatus) -> None:
         """A job ended before the federation did: stop waiting for it; abort if too few clients remain."""
@@ -226,18 +229,19 @@ class FederationRun:
             write_atomic(self.folder.path("federation.toml"), self.federation.to_toml(self.run_dir))
             self._launch(requests)
             self.record.sources = provenance.sources(self.federation, requests)
+            self._server.roster.jobs_launched()  # the join timeout counts from here at the earliest
             self._watch()
             self.watcher.federation_done = True
             if isinstance(self._server_error, BadInput):  # a client's data, found in the statistics phase
                 raise self._server_error
             if self._server_error is not None:
                 raise RunFailed(self._failure_message(self._server_error))
+            model_path = saving.save_model(self.folder, self.record, self._server, self.data)  # as jobs exit
             late = self.watcher.wait_all(self.backend.completion_timeout, self._drain)
             if late:
                 timeout = self.backend.completion_timeout
                 self.warnings.append(f"jobs of {', '.join(late)} had not finished {timeout:g} s after the last round")
             self._warn_unfinished_jobs()
-            model_path = saving.save_model(self.folder, self.record, self._server, self.data)
             status = "completed"
             return RunOutcome(
                 self.run_id,
@@ -277,7 +281,8 @@ class FederationRun:
         self._tokens = {c.name: secrets.token_hex(32) for c in self.federation.clients}
         server = self.federation.server
         self._tls = tls_module.for_server(server)
-        self._server = FederationServer(
+        make = getattr(self.backend, "federation_server", FederationServer)  # the simulation backend's adapter
+        self._server = make(
             self.federation, self.data, self._tokens, self._tls, self._emit, self._on_round, self._on_phase
         )
         self._server.resume = self.resume.checkpoint if self.resume else None
@@ -374,11 +379,11 @@ class FederationRun:
         """
         problems: list[str] = []
         with interrupts.deferred(reraise=False):
-            if self._server is not None:
-                if status != "completed":
-                    self._server.abort(reason or status)
+            if self._server is not None and status != "completed":
+                self._server.roster.abort(reason or status)  # waits raise; the streams stay open ...
+            unstopped = self.watcher.stop_all(reason or "the run ended")  # ... until the jobs are stopped
+            if self._server is not None:  # (a client whose stream closes first fails, and exits at once)
                 self._server.stop()
-            unstopped = self.watcher.stop_all(reason or "the run ended")
             self.warnings.extend(unstopped)
             if unstopped:
                 problems.append(f"{'; '.join(unstopped)}; stop it with `fedsage stop --run-id {self.run_id}`")

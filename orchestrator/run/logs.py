@@ -13,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-CAPTURED = ("flwr", "grpc", "orchestrator")
+CAPTURED = ("flwr", "grpc", "orchestrator", "ray")
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 

@@ -11,7 +11,7 @@ import logging
 import time
 from collections.abc import Callable
 
-from orchestrator.backends import COMPLETED, FAILED, NOT_LAUNCHED, Backend, JobStatus
+from orchestrator.backends import COMPLETED, FAILED, NOT_LAUNCHED, RUNNING, Backend, JobStatus
 from orchestrator.plan import TrainingJobRequest
 from orchestrator.run.events import JobChanged, JobLog, Observer, Stopping
 
@@ -22,11 +22,22 @@ class JobWatcher:
     """The jobs of one run, by client name, as the backend last reported them."""
 
     def __init__(
-        self, backend: Backend, emit: Observer, on_ended_early: Callable[[str, JobStatus], None] = lambda c, s: None
+        self,
+        backend: Backend,
+        emit: Observer,
+        on_ended_early: Callable[[str, JobStatus], None] = lambda c, s: None,
+        on_running: Callable[[str], None] = lambda c: None,
     ) -> None:
+        """`on_ended_early(client, status)`: a job ended before the federation; `on_running(client)`: a job runs.
+
+        `on_running` is called once per job, at the first poll that shows secondary status
+        backends.RUNNING (the join timeout counts from the last of these, federation/roster.py).
+        """
         self.backend = backend
         self.emit = emit
         self.on_ended_early = on_ended_early
+        self.on_running = on_running
+        self._seen_running: set[str] = set()
         self.requests: dict[str, TrainingJobRequest] = {}
         self.jobs: dict[str, JobStatus] = {}
         self.federation_done = False  # after the last round, a job that ends is not "early"
@@ -65,6 +76,9 @@ class JobWatcher:
                 self.emit(JobChanged(client, status))
                 if status.status == FAILED:
                     self._show_log(client)
+            if status.secondary_status == RUNNING and client not in self._seen_running:
+                self._seen_running.add(client)
+                self.on_running(client)
             if status.terminal and not self.federation_done and status.status != COMPLETED:
                 self.on_ended_early(client, status)
 
@@ -80,15 +94,29 @@ class JobWatcher:
     def wait_all(self, timeout: float, tick: Callable[[], None] = lambda: None) -> list[str]:
         """Poll until every job is terminal or `timeout` seconds pass; return the clients still running.
 
-        `tick` runs after every poll (the run drains its events there).
+        Between polls it waits for a job to end (`pause`), not a fixed interval. `tick` runs
+        after every poll (the run drains its events there).
         """
         deadline = time.monotonic() + timeout
         while True:
             self.poll()
             tick()
-            if not self.running() or time.monotonic() >= deadline:
+            remaining = deadline - time.monotonic()
+            if not self.running() or remaining <= 0:
                 return self.running()
-            time.sleep(self.backend.poll_interval)
+            self.pause(min(self.backend.poll_interval, remaining))
+
+    def pause(self, seconds: float) -> None:
+        """Sleep up to `seconds` between polls, waking as soon as a job ends if the backend can tell.
+
+        Local backends offer `wait_for_change` (backends/exits.py: a thread per job blocks on its
+        process or container); others, such as SageMaker's, are polled on their interval.
+        """
+        wait_for_change = getattr(self.backend, "wait_for_change", None)
+        if wait_for_change is None:
+            time.sleep(seconds)
+        else:
+            wait_for_change(seconds)
 
     def reasons(self, clients: list[str], wait: float = 5.0) -> str:
         """The failure reasons of these clients' jobs, waiting up to `wait` s for dying jobs to report."""

@@ -1,0 +1,38 @@
+"""Import, while the rounds run, the libraries the end of a run needs, so the tail does not wait for them.
+
+Measured with py-spy on the default job (docs/benchmarks.md): after the last round the server
+spent 0.8 s importing skops.io (to write model.skops) and 0.2 s importing matplotlib.pyplot (for
+the plots), out of a 1.8 s tail. The server's main thread is idle while a round runs, so the
+run starts one daemon thread for these imports once the first round is done (by then every
+client has finished importing its own libraries, so the cores are free). Python's import
+lock makes an import the tail needs before the thread is done simply wait for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import threading
+
+log = logging.getLogger(__name__)
+
+# what RunFolder.save_model (client_code/persist.py) and the reports (run/report.py, run/curves.py) import
+MODULES = ("skops.io", "matplotlib.pyplot", "sklearn.metrics")
+
+
+def _import_all() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only (run/folder.py `pyplot`); set before pyplot is imported
+    for name in MODULES:
+        with contextlib.suppress(ImportError):  # skops is optional: persist.py writes no model.skops without it
+            importlib.import_module(name)
+    log.debug("tail libraries imported")
+
+
+def start() -> threading.Thread:
+    """Begin importing MODULES in a daemon thread; return it (joining it is never needed)."""
+    thread = threading.Thread(target=_import_all, name="tail-imports", daemon=True)
+    thread.start()
+    return thread
