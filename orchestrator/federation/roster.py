@@ -52,6 +52,9 @@ class Roster(SimpleClientManager):
         self._claimed: set[str] = set()
         self._departures: dict[str, str] = {}
         self._rounds_started = False
+        self._running: set[str] = set()
+        self._launched: float | None = None  # time.monotonic() when every job had been launched
+        self._last_start: float | None = None  # ... and when the last of them was running (or gone)
 
     def claim(self, name: str) -> bool:
         """Admit `name` for this run: True the first time, False ever after (a reused token)."""
@@ -77,9 +80,6 @@ class Roster(SimpleClientManager):
         """The rounds begin: from now on `wait_for` does not wait (a name that left never comes back)."""
         with self._cv:
             self._rounds_started = True
-        self._running: set[str] = set()
-        self._launched: float | None = None  # time.monotonic() when every job had been launched
-        self._last_start: float | None = None  # ... and when the last of them was running (or gone)
 
     def register(self, client: ClientProxy) -> bool:
         """Admit a connection registered under its client name; refuse a second one."""

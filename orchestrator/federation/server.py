@@ -60,6 +60,7 @@ class FederationServer:
         self.evaluator: TestSetEvaluator | None = None
         self.strategy: ValidatingStrategy | None = None
         self.resume: Checkpoint | None = None  # continue after this checkpoint's round (run/checkpoint.py)
+        self.compromised = False  # a client's token was presented twice: no round's model can be trusted
         self._grpc = None
         self.port: int | None = None
 
@@ -82,10 +83,12 @@ class FederationServer:
 
         Without a valid token nothing was disclosed and the run goes on; a valid token presented
         twice means it was stolen (or its client was refused because an impostor came first):
-        the run fails with `reason`, whatever min_clients would allow.
+        the run fails with `reason`, whatever min_clients would allow, and `compromised` is set:
+        any round may hold the impostor's update, so no partial model is kept (run/saving.py).
         """
         self.emit(ClientRefused(peer, reason, claimed))
         if claimed is not None:  # a second of grace: the refusal reaches the impostor before the streams close
+            self.compromised = True
             self.abort(reason, grace=1.0)
 
     def run(self) -> None:

@@ -23,9 +23,10 @@ from orchestrator.run.record import RunRecord
 def has_partial_model(server: FederationServer | None, record: RunRecord, folder: RunFolder) -> bool:
     """Whether a run that stopped has a global model to keep: round 1 or later recorded, with its checkpoint.
 
-    (A checkpoint a full disk kept from being written leaves no partial model.)
+    (A checkpoint a full disk kept from being written leaves no partial model; nor does a run
+    stopped as a possible impostor's: any of its rounds may hold the impostor's update.)
     """
-    if server is None or server.evaluator is None or not record.history.rounds:
+    if server is None or server.evaluator is None or server.compromised or not record.history.rounds:
         return False
     last = record.history.final().round
     return last >= 1 and checkpoint.path(folder.root, last).is_file()
