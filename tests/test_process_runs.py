@@ -8,6 +8,8 @@ process that started them, as after a SIGKILL of `fedsage local`.
 import os
 import signal
 import subprocess
+import time
+from pathlib import Path
 
 import pytest
 
@@ -18,8 +20,12 @@ pytestmark = pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds proces
 
 
 def _job(run_id: str, client: str) -> subprocess.Popen:
+    """A stand-in job, returned once it runs `sleep` (before its exec, /proc shows the parent's environment)."""
     environment = {**os.environ, RUN_ID_ENVIRONMENT: run_id, "TRAINING_JOB_NAME": f"fedsage-{run_id}-{client}"}
-    return subprocess.Popen(["sleep", "600"], env=environment, start_new_session=True)
+    job = subprocess.Popen(["sleep", "600"], env=environment, start_new_session=True)
+    while not Path(f"/proc/{job.pid}/cmdline").read_bytes().startswith(b"sleep"):
+        time.sleep(0.01)
+    return job
 
 
 def test_a_runs_processes_are_found_by_run_id_and_stopped_even_when_frozen():
