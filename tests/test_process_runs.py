@@ -5,13 +5,17 @@ Stand-in jobs are `sleep` processes started as the process backend starts a job:
 process that started them, as after a SIGKILL of `fedsage local`.
 """
 
+import contextlib
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
+from cli_runner import run_cli
 
 from orchestrator.backends.process_runs import RUN_ID_ENVIRONMENT, find_processes, stop_processes
 from orchestrator.errors import BadInput
@@ -47,3 +51,30 @@ def test_a_runs_processes_are_found_by_run_id_and_stopped_even_when_frozen():
         for job in jobs:
             job.kill()
             job.wait()
+
+
+@pytest.mark.slow
+def test_after_a_sigkill_of_fedsage_local_its_clients_are_found_and_stopped_by_run_id(prepared_dir, tmp_path, capsys):
+    """Item 8 end to end: `fedsage local` dies (SIGKILL) with its clients running; status and stop find them."""
+    out = tmp_path / "runs"
+    fedsage = shutil.which("fedsage", path=os.path.dirname(sys.executable))
+    command = [fedsage, "local", "--data-dir", str(prepared_dir), "--out", str(out), "--rounds", "500"]
+    orchestrator = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        run_id = None
+        while run_id is None or len(find_processes(run_id)) < 3:
+            assert orchestrator.poll() is None, "fedsage local ended before its three clients ran"
+            run_id = next((d.name for d in out.iterdir()), None) if out.is_dir() else None
+            time.sleep(0.05)
+        orchestrator.kill()  # no cleanup can run: the clients (each in its own session) live on
+        orchestrator.wait()
+        code, listing, _ = run_cli(capsys, "status", "--backend", "process")
+        assert code in (0, None) and run_id in listing
+        code, said, _ = run_cli(capsys, "stop", "--backend", "process", "--run-id", run_id)
+        assert code in (0, None) and "client-1" in said and "client-3" in said
+        assert find_processes(run_id) == []
+    finally:
+        orchestrator.kill()
+        for _, pid in find_processes(run_id) if run_id else []:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

@@ -183,9 +183,13 @@ class Roster(SimpleClientManager):
         return [name for name in self.expected if name not in self.clients]
 
     def abort(self, reason: str) -> None:
-        """Make every current and future wait raise FederationAborted."""
+        """Make every current and future wait raise FederationAborted; the first reason given is kept (the cause).
+
+        What follows an abort (a refused client's job failing, the run's own clean-up) aborts
+        again, and must not replace the cause in the run's message.
+        """
         with self._cv:
-            self._abort_reason = reason
+            self._abort_reason = self._abort_reason or reason
             self._cv.notify_all()
 
     @property
