@@ -21,6 +21,7 @@ from orchestrator.backends import COMPLETED, FAILED, STOPPED
 from orchestrator.errors import BadInput, RunFailed
 from orchestrator.images import training_image
 from orchestrator.package import build
+from orchestrator.run import resume
 from orchestrator.run.events import JobLog, RoundFinished
 
 
@@ -351,3 +352,41 @@ def test_the_example_dry_run_works_from_a_fresh_clone(capsys, tmp_path, monkeypa
         == "the feature schema will come from the statistics phase (computed from the clients' raw data before round 1)"
     )
     assert not (tmp_path / "prepared").exists()
+
+
+@pytest.mark.slow
+def test_a_stopped_launch_is_resumed_with_new_jobs_in_the_same_client_accounts(cloud, aws, tmp_path):
+    """Issue 14 item 3 on the cloud path: Ctrl-C after round 2, then `launch --resume` finishes the rounds."""
+    federation, sagemaker = cloud
+    federation.federation.rounds = 5
+    with _executor(sagemaker, aws, tmp_path):
+        stopped = _build(federation, aws, tmp_path, observer=_stop_after(2))
+        with pytest.raises(KeyboardInterrupt):
+            stopped.execute()
+    first = json.loads((stopped.run_dir / "run.json").read_text())
+    k = first["rounds_completed"]
+    assert first["status"] == "interrupted" and first["partial"] is True and 2 <= k < 5
+
+    point = resume.find(tmp_path / "runs", stopped.run_id)
+    assert point.checkpoint.round == k
+    with _executor(sagemaker, aws, tmp_path / "again") as executor:
+        run = launch.build_launch(point.federation, aws.server, tmp_path / "runs", resume=point)
+        run.backend.poll_interval = 0.2
+        outcome = run.execute()
+    assert executor.errors == []
+    summary = json.loads((run.run_dir / "run.json").read_text())
+    assert summary["status"] == "completed" and summary["rounds_completed"] == 5 and summary["partial"] is False
+    assert summary["resumed_from"] == {"run_id": stopped.run_id, "round": k}
+    assert [r["round"] for r in json.loads((run.run_dir / "metrics.json").read_text())["rounds"]] == list(range(k, 6))
+    assert outcome.final_metrics["roc_auc"] > 0.8
+    for name, account in CLIENTS.items():  # a new job per client account, tagged with the new run
+        names = sorted(sagemaker.jobs(account))
+        assert names == sorted([f"fraud-{stopped.run_id}-{name}", f"fraud-{run.run_id}-{name}"])
+
+
+def _stop_after(round_number):
+    def observer(event):
+        if isinstance(event, RoundFinished) and event.record.round >= round_number:
+            raise KeyboardInterrupt
+
+    return observer

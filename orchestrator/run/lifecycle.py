@@ -36,9 +36,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from flwr.common import NDArrays
 
@@ -66,6 +64,7 @@ from orchestrator.run.events import (
 from orchestrator.run.folder import RunFolder, file_error, write_atomic, write_json
 from orchestrator.run.inputs import ServerData
 from orchestrator.run.logs import ServerLog
+from orchestrator.run.outcome import RunOutcome
 from orchestrator.run.phase import phase_warnings
 from orchestrator.run.record import RunRecord
 from orchestrator.run.resume import ResumePoint
@@ -73,28 +72,6 @@ from orchestrator.run.watcher import JobWatcher, describe
 from orchestrator.text import plural
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RunOutcome:
-    """What a finished run produced."""
-
-    run_id: str
-    run_dir: Path
-    history: RunHistory
-    model_path: Path
-    jobs: dict[str, JobStatus]
-    seconds: float
-    warnings: list[str] = field(default_factory=list)
-    positive_class: Any = None
-    calibration: dict[str, Any] = field(default_factory=dict)
-    task: str = "binary"  # the schema's: binary, multiclass or regression
-    privacy: dict[str, Any] = field(default_factory=dict)  # the privacy spent, with differential privacy on
-
-    @property
-    def final_metrics(self) -> dict[str, float]:
-        """The server's test-set metrics after the last round."""
-        return self.history.final().server
 
 
 class FederationRun:
