@@ -385,8 +385,11 @@ def test_a_stopped_launch_is_resumed_with_new_jobs_in_the_same_client_accounts(c
 
 
 def _stop_after(round_number):
+    pressed = []
+
     def observer(event):
-        if isinstance(event, RoundFinished) and event.record.round >= round_number:
+        if isinstance(event, RoundFinished) and event.record.round >= round_number and not pressed:
+            pressed.append(event.record.round)  # once, as a user presses it
             raise KeyboardInterrupt
 
     return observer

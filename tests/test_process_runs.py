@@ -54,7 +54,9 @@ def test_a_runs_processes_are_found_by_run_id_and_stopped_even_when_frozen():
 
 
 @pytest.mark.slow
-def test_after_a_sigkill_of_fedsage_local_its_clients_are_found_and_stopped_by_run_id(prepared_dir, tmp_path, capsys):
+def test_after_a_sigkill_of_fedsage_local_its_clients_are_found_and_stopped_by_run_id(
+    prepared_dir, tmp_path, capsys, monkeypatch
+):
     """Item 8 end to end: `fedsage local` dies (SIGKILL) with its clients running; status and stop find them."""
     out = tmp_path / "runs"
     fedsage = shutil.which("fedsage", path=os.path.dirname(sys.executable))
@@ -68,6 +70,7 @@ def test_after_a_sigkill_of_fedsage_local_its_clients_are_found_and_stopped_by_r
             time.sleep(0.05)
         orchestrator.kill()  # no cleanup can run: the clients (each in its own session) live on
         orchestrator.wait()
+        monkeypatch.setenv("COLUMNS", "250")  # the table shows whole run ids
         code, listing, _ = run_cli(capsys, "status", "--backend", "process")
         assert code in (0, None) and run_id in listing
         code, said, _ = run_cli(capsys, "stop", "--backend", "process", "--run-id", run_id)

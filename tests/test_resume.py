@@ -96,8 +96,11 @@ def test_a_run_repeated_from_its_federation_toml_gives_the_same_model(reference,
 def _stop_after(round_number: int):
     """An observer that presses Ctrl-C once round `round_number` is recorded."""
 
+    pressed = []
+
     def observer(event):
-        if isinstance(event, RoundFinished) and event.record.round >= round_number:
+        if isinstance(event, RoundFinished) and event.record.round >= round_number and not pressed:
+            pressed.append(event.record.round)  # once, as a user presses it
             raise KeyboardInterrupt
 
     return observer
