@@ -36,10 +36,9 @@ from pydantic import ValidationError
 
 from . import client as client_module
 from . import models, transport
-from .constants import TOKEN_ENVIRONMENT
+from .constants import BALANCES, TOKEN_ENVIRONMENT
 from .metrics import peak_memory_mb
 from .persist import model_pipeline, save_model
-from .resample import BALANCES
 from .schema import feature_names
 from .tabular import DataError, read_channel
 
