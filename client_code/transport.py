@@ -28,7 +28,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 import grpc
@@ -58,6 +59,7 @@ TOKEN_HEADER = "x-fedsage-client-token"
 _RETRYABLE = (grpc.StatusCode.UNAVAILABLE,)
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 10.0  # seconds: the first wait between connection attempts, then doubling to this
 MAX_MESSAGE_LENGTH = 536_870_912  # bytes (512 MB): flwr.compat.client.app.start_client's grpc_max_message_length
+_FLUSH_TIMEOUT = 5.0  # seconds at most to wait for the Reconnect's reply to leave before the channel closes
 
 # ServerMessage field -> (proto -> *Ins, the Client call, *Res -> proto, ClientMessage field), as in
 # flwr.compat.client.grpc_client.connection.receive/send and message_handler.handle_legacy_message_from_msgtype
@@ -130,13 +132,19 @@ def _session(client: Client, server_address: str, token: str, root_certificate: 
         ],
     )
     outbox: queue.Queue[ClientMessage | None] = queue.Queue(maxsize=1)  # one reply in flight, as in grpc_connection
+    sent = threading.Event()  # gRPC asked for the request after the last one: every reply has been sent
+
+    def requests() -> Iterator[ClientMessage]:
+        yield from iter(outbox.get, None)
+        sent.set()
+
     try:
-        stream = FlowerServiceStub(channel).Join(iter(outbox.get, None), metadata=((TOKEN_HEADER, token),))
+        stream = FlowerServiceStub(channel).Join(requests(), metadata=((TOKEN_HEADER, token),))
         for message in stream:
             if message.WhichOneof("msg") == "reconnect_ins":
                 outbox.put(ClientMessage(disconnect_res=ClientMessage.DisconnectRes(reason=Reason.RECONNECT)))
-                with contextlib.suppress(queue.Full):  # returns once gRPC has taken the reply: then half-close
-                    outbox.put(None, timeout=5)
+                outbox.put(None)  # half-close the stream after the reply
+                sent.wait(_FLUSH_TIMEOUT)  # closing the channel earlier could cancel the reply in flight
                 return True
             outbox.put(_reply(client, message))
         return False
