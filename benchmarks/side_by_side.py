@@ -11,7 +11,8 @@ agree); fedsage runs as a user runs it (`fedsage local`, console script, run fol
   Flower's default client resources (one CPU per virtual client);
 * fedsage: `fedsage local` with the process backend and with `--backend simulation`.
 
-Measured: CLI start-up (`fedsage --help`, `flwr --help`); the default job on prepared data
+Measured: CLI start-up (`fedsage --help`, `fedsage local --help`, `flwr --help`: median wall and
+CPU seconds of --repeats + 2 runs); the default job on prepared data
 (3 clients x 5 rounds, ~20k rows per client) and the built-in default (`fedsage local`, data cached
 and not); 10/25/50/100 clients x 3 rounds; a wide model (2,000 features x 10 classes). Wall time is
 taken from outside; peak memory is the sum of RSS over the whole process tree (sampled every
@@ -20,7 +21,8 @@ recorded before and after. Writes benchmarks/results/side-by-side.json.
 
 Usage: python benchmarks/side_by_side.py [--quick] [--repeats 3] [--only default,scaling,wide,cli,builtin]
        [--process-clients 10,25,50] [--simulation-clients 10,25,50,100]
-(--quick: tiny sizes, a smoke test of the script itself.)
+(--quick: tiny sizes, a smoke test of the script itself. The CLI start-up alone:
+`--only cli --repeats 9 --out benchmarks/results/cli-startup.json`.)
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -351,18 +354,36 @@ def _uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def cli_startup(repeats: int) -> dict:
+    """Median wall seconds of each command over `repeats` runs, and the median CPU seconds (user + sys).
+
+    The CPU time is what the command itself spent, so it moves less with the machine's load.
+    """
+
     def timed(command):
-        times = []
+        times, cpu = [], []
         for _ in range(repeats):
-            started = time.perf_counter()
+            started, cpu_before = time.perf_counter(), _children_cpu()
             subprocess.run(command, capture_output=True, env=ENV, check=False)
             times.append(time.perf_counter() - started)
-        return round(statistics.median(times), 3)
+            cpu.append(_children_cpu() - cpu_before)
+        return round(statistics.median(times), 3), round(statistics.median(cpu), 3)
 
+    commands = {
+        "fedsage --help": [str(BIN / "fedsage"), "--help"],
+        "fedsage local --help": [str(BIN / "fedsage"), "local", "--help"],
+        "flwr --help": [str(BIN / "flwr"), "--help"],
+    }
+    measured = {name: timed(command) for name, command in commands.items()}
     return {
-        "fedsage --help": timed([str(BIN / "fedsage"), "--help"]),
-        "flwr --help": timed([str(BIN / "flwr"), "--help"]),
+        **{name: wall for name, (wall, _) in measured.items()},
+        "cpu_s": {name: cpu for name, (_, cpu) in measured.items()},
+        "runs": repeats,
     }
 
 

@@ -20,9 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from .constants import BALANCES
 from .tabular import Dataset, label_array
-
-BALANCES = ("smote", "class_weight", "none")
 
 
 @dataclass(frozen=True)

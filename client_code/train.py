@@ -36,10 +36,9 @@ from pydantic import ValidationError
 
 from . import client as client_module
 from . import models, transport
-from .constants import TOKEN_ENVIRONMENT
+from .constants import BALANCES, TOKEN_ENVIRONMENT
 from .metrics import peak_memory_mb
 from .persist import model_pipeline, save_model
-from .resample import BALANCES
 from .schema import feature_names
 from .tabular import DataError, read_channel
 
@@ -219,20 +218,12 @@ def run(args: argparse.Namespace) -> Path:
     return model_path
 
 
-def _quiet_flower(record: logging.LogRecord) -> bool:
-    """Drop Flower's start_client() deprecation notice (ADR-1 keeps that transport) and its blank lines."""
-    message = record.getMessage()
-    return bool(message.strip()) and not message.startswith("DEPRECATED FEATURE")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the client; return the process exit code (0 ok, 1 runtime failure, 2 bad input)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout)
     flower = logging.getLogger("flwr")
     for handler in list(flower.handlers):  # Flower's own coloured console handler: one log format
         flower.removeHandler(handler)
-    flower.addFilter(_quiet_flower)
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # flwr's database layer announces its plugins at INFO
     try:
         run(parse_args(argv))
     except (BadHyperparameter, DataError) as exc:

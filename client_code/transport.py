@@ -1,26 +1,47 @@
 """Client side of the transport (ADR-1): the only module that talks to Flower's networking.
 
-fedsage uses Flower's gRPC bidirectional transport (`start_client`). This module adds what a
-batch job needs on top of it:
+fedsage uses Flower's gRPC bidirectional transport (the compat `FlowerService.Join` stream that
+`flwr.server.start_server` serves). This module drives that stream itself, as
+`flwr.compat.client.app.start_client` + `flwr.compat.client.grpc_client.connection.grpc_connection`
+do in flwr 1.41, without their import chain (which loads Flower's SQL, FastAPI and CLI modules,
+0.5-1 s per client process, issue 15):
 
-* TLS with the run's root certificate;
-* the run's client token, sent as gRPC metadata so the server can refuse unknown clients before
-  they receive anything;
+* one `Join` stream per connection: each `ServerMessage` is decoded with `flwr.common.serde`,
+  answered through `flwr.compat.client.client.maybe_call_*` (the calls Flower's legacy message
+  handler makes), and the `ClientMessage` reply is queued on the request stream; a `ReconnectIns`
+  is answered with `DisconnectRes` and ends the federation for this client (flwr's
+  `handle_control_message`: reason RECONNECT; fedsage's server never asks a client back);
+* TLS with the run's root certificate, messages up to 512 MB (start_client's default);
+* the run's client token, sent as gRPC call metadata so the server can refuse unknown clients
+  before they receive anything;
 * retries with exponential backoff until the connect timeout, because a training job may start
   before the server listens (the compat transport does not retry by itself); tenacity runs them.
 
+It relies on flwr's compat proto path (`flwr.proto.transport_pb2[_grpc]`, `flwr.common.serde`,
+`flwr.compat.client.client`), which the pin `flwr>=1.41,<1.42` (pyproject.toml) holds in place;
+tests/test_transport.py and the federation tests exercise it against Flower's own server.
 A Deployment Engine transport would replace this module and its server-side twin only.
 """
 
 from __future__ import annotations
 
-import collections
+import contextlib
 import logging
+import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import grpc
-from flwr.client import NumPyClient
+from flwr.common import serde
+from flwr.compat.client.client import (
+    maybe_call_evaluate,
+    maybe_call_fit,
+    maybe_call_get_parameters,
+    maybe_call_get_properties,
+)
+from flwr.proto.transport_pb2 import ClientMessage, Reason, ServerMessage
+from flwr.proto.transport_pb2_grpc import FlowerServiceStub
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -29,11 +50,35 @@ from tenacity import (
     wait_exponential,
 )
 
+if TYPE_CHECKING:
+    from flwr.client import Client, NumPyClient
+
 log = logging.getLogger(__name__)
 
 TOKEN_HEADER = "x-fedsage-client-token"
 _RETRYABLE = (grpc.StatusCode.UNAVAILABLE,)
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 10.0  # seconds: the first wait between connection attempts, then doubling to this
+MAX_MESSAGE_LENGTH = 536_870_912  # bytes (512 MB): flwr.compat.client.app.start_client's grpc_max_message_length
+_FLUSH_TIMEOUT = 5.0  # seconds at most to wait for the Reconnect's reply to leave before the channel closes
+
+# ServerMessage field -> (proto -> *Ins, the Client call, *Res -> proto, ClientMessage field), as in
+# flwr.compat.client.grpc_client.connection.receive/send and message_handler.handle_legacy_message_from_msgtype
+_INSTRUCTIONS = {
+    "get_properties_ins": (
+        serde.get_properties_ins_from_proto,
+        maybe_call_get_properties,
+        serde.get_properties_res_to_proto,
+        "get_properties_res",
+    ),
+    "get_parameters_ins": (
+        serde.get_parameters_ins_from_proto,
+        maybe_call_get_parameters,
+        serde.get_parameters_res_to_proto,
+        "get_parameters_res",
+    ),
+    "fit_ins": (serde.fit_ins_from_proto, maybe_call_fit, serde.fit_res_to_proto, "fit_res"),
+    "evaluate_ins": (serde.evaluate_ins_from_proto, maybe_call_evaluate, serde.evaluate_res_to_proto, "evaluate_res"),
+}
 
 
 class ServerRefused(RuntimeError):
@@ -58,61 +103,55 @@ def _not_retryable(retry_state: RetryCallState) -> bool:
     return not (isinstance(error, _NotJoined) and error.code in _RETRYABLE)
 
 
-class _CallDetails(
-    collections.namedtuple(
-        "_CallDetails",
-        ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression"),
-    ),
-    grpc.ClientCallDetails,
-):
-    """Call details with the token added to the metadata."""
+def _reply(client: Client, message: ServerMessage) -> ClientMessage:
+    """The client's answer to one instruction (get_properties, get_parameters, fit or evaluate).
 
-
-class _TokenInterceptor(grpc.StreamStreamClientInterceptor):
-    """Attach the client token to the Join stream the Flower client opens."""
-
-    def __init__(self, token: str) -> None:
-        self._token = token
-
-    def intercept_stream_stream(self, continuation, client_call_details, request_iterator):
-        """Add the token header, then continue the call unchanged."""
-        metadata = [*(client_call_details.metadata or ()), (TOKEN_HEADER, self._token)]
-        details = _CallDetails(
-            client_call_details.method,
-            client_call_details.timeout,
-            metadata,
-            client_call_details.credentials,
-            client_call_details.wait_for_ready,
-            client_call_details.compression,
-        )
-        return continuation(details, request_iterator)
-
-
-_state = threading.local()
-
-
-def _install_token_hook() -> None:
-    """Make Flower's compat gRPC connection open its channel with the token interceptor.
-
-    Flower's compat `grpc_connection` builds its channel through `create_channel`, which accepts
-    interceptors but is not given any. The hook wraps that call once per process and adds the
-    token of the calling thread's `run_client`, if any. The flwr version range in
-    requirements.txt and pyproject.toml pins the module layout it relies on.
+    Raises ValueError for an instruction Flower's compat client does not know either; whatever
+    the client raises propagates (Flower's grpc-bidi client crashes the process the same way).
     """
-    from flwr.compat.client.grpc_client import connection
+    field = message.WhichOneof("msg")
+    if field not in _INSTRUCTIONS:
+        raise ValueError(f"unsupported instruction {field!r} in the server's message")
+    from_proto, call, to_proto, reply_field = _INSTRUCTIONS[field]
+    result = call(client, from_proto(getattr(message, field)))
+    return ClientMessage(**{reply_field: to_proto(result)})
 
-    if getattr(connection.create_channel, "fedsage_token_hook", False):
-        return
-    original = connection.create_channel
 
-    def create_channel(**kwargs):
-        token = getattr(_state, "token", None)
-        if token is not None:
-            kwargs["interceptors"] = [*(kwargs.get("interceptors") or ()), _TokenInterceptor(token)]
-        return original(**kwargs)
+def _session(client: Client, server_address: str, token: str, root_certificate: bytes) -> bool:
+    """One connection: answer the server's instructions on a Join stream until it says Reconnect.
 
-    create_channel.fedsage_token_hook = True
-    connection.create_channel = create_channel
+    Returns True after the Reconnect was acknowledged, False if the server closed the stream
+    without one. Raises grpc.RpcError for a refused or failed stream.
+    """
+    channel = grpc.secure_channel(
+        server_address,
+        grpc.ssl_channel_credentials(root_certificate),
+        options=[
+            ("grpc.max_send_message_length", MAX_MESSAGE_LENGTH),
+            ("grpc.max_receive_message_length", MAX_MESSAGE_LENGTH),
+        ],
+    )
+    outbox: queue.Queue[ClientMessage | None] = queue.Queue(maxsize=1)  # one reply in flight, as in grpc_connection
+    sent = threading.Event()  # gRPC asked for the request after the last one: every reply has been sent
+
+    def requests() -> Iterator[ClientMessage]:
+        yield from iter(outbox.get, None)
+        sent.set()
+
+    try:
+        stream = FlowerServiceStub(channel).Join(requests(), metadata=((TOKEN_HEADER, token),))
+        for message in stream:
+            if message.WhichOneof("msg") == "reconnect_ins":
+                outbox.put(ClientMessage(disconnect_res=ClientMessage.DisconnectRes(reason=Reason.RECONNECT)))
+                outbox.put(None)  # half-close the stream after the reply
+                sent.wait(_FLUSH_TIMEOUT)  # closing the channel earlier could cancel the reply in flight
+                return True
+            outbox.put(_reply(client, message))
+        return False
+    finally:
+        with contextlib.suppress(queue.Full):  # end the request stream, so gRPC's sending thread returns
+            outbox.put_nowait(None)
+        channel.close()
 
 
 def run_client(
@@ -123,23 +162,21 @@ def run_client(
     connect_timeout: float,
     has_joined: Callable[[], bool],
 ) -> None:
-    """Take part in the federation until the server ends it.
+    """Take part in the federation until the server ends it (its Reconnect instruction).
 
-    Connection attempts that fail with UNAVAILABLE are retried by tenacity with exponential
-    backoff (0.5 s doubling to 10 s) as long as the next attempt would start within
-    `connect_timeout` seconds and `has_joined()` says the server has not sent any instruction
-    yet. Once the client has joined, a lost connection is final: Flower's gRPC transport cannot
-    resume a round. Raises ServerRefused (UNAUTHENTICATED: unknown or reused token) or
-    ServerUnreachable (timeout, another status, or the connection lost after joining).
+    `server_address` is HOST:PORT, `root_certificate` the PEM bytes of the run's CA. Connection
+    attempts that fail with UNAVAILABLE are retried by tenacity with exponential backoff (0.5 s
+    doubling to 10 s) as long as the next attempt would start within `connect_timeout` seconds and
+    `has_joined()` says the server has not sent any instruction yet. Once the client has joined, a
+    lost connection is final: Flower's gRPC transport cannot resume a round. Raises ServerRefused
+    (UNAUTHENTICATED: unknown or reused token) or ServerUnreachable (timeout, another status, the
+    connection lost after joining, or the stream closed without the server ending the federation).
     """
-    from flwr.client import start_client
-
-    _install_token_hook()
+    flower_client = client.to_client()
 
     def attempt() -> None:
-        _state.token = token
         try:
-            start_client(server_address=server_address, client=client.to_client(), root_certificates=root_certificate)
+            ended = _session(flower_client, server_address, token, root_certificate)
         except grpc.RpcError as error:
             code, details = error.code(), error.details()
             if code == grpc.StatusCode.UNAUTHENTICATED:
@@ -149,8 +186,11 @@ def run_client(
                     f"lost the connection to the server at {server_address} ({code.name}: {details})"
                 ) from None
             raise _NotJoined(code, details) from None
-        finally:
-            _state.token = None
+        if not ended:
+            raise ServerUnreachable(
+                f"the server at {server_address} closed the connection before ending the federation"
+            )
+        log.info("the server at %s ended the federation", server_address)
 
     def log_wait(retry_state: RetryCallState) -> None:
         code = retry_state.outcome.exception().code.name

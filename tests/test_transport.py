@@ -150,3 +150,93 @@ def test_a_name_that_left_is_never_admitted_again(server):
     assert client.calls == 0 and roster.num_available() == 0
     (refused,) = events
     assert refused.claimed_name == "hospital-a" and "possible impostor" in refused.reason
+
+
+class _ScriptedService:
+    """A FlowerService whose Join sends `instructions` one by one, records each reply and the token, then ends.
+
+    Ending the stream without a Reconnect is what a server that goes away mid-federation looks like.
+    """
+
+    def __init__(self, instructions):
+        self.instructions = instructions
+        self.replies, self.tokens = [], []
+        self.done = threading.Event()  # every instruction sent and answered
+
+    def Join(self, request_iterator, context):  # noqa: N802 - gRPC method name
+        self.tokens.append(dict(context.invocation_metadata()).get(transport.TOKEN_HEADER))
+        for instruction in self.instructions:
+            yield instruction
+            self.replies.append(next(request_iterator))
+        self.done.set()
+
+
+@pytest.fixture
+def scripted():
+    """Start a TLS server running a _ScriptedService; yield (start(instructions) -> (service, port), CA)."""
+    from flwr.proto.transport_pb2_grpc import add_FlowerServiceServicer_to_server
+    from flwr.supercore.grpc import generic_create_grpc_server
+
+    material = tls.generate(["127.0.0.1"])
+    servers = []
+
+    def start(instructions):
+        service = _ScriptedService(instructions)
+        port = free_port()
+        server = generic_create_grpc_server(
+            servicer_and_add_fn=(service, add_FlowerServiceServicer_to_server),
+            server_address=f"127.0.0.1:{port}",
+            certificates=material.for_flower(),
+        )
+        server.start()
+        servers.append(server)
+        return service, port
+
+    yield start, material.ca_certificate
+    for server in servers:
+        server.stop(None)
+
+
+def test_the_servers_reconnect_ends_the_federation_cleanly_with_a_disconnect_reply(scripted):
+    """Flower's message handling: each instruction answered in order; Reconnect -> DisconnectRes, run_client returns."""
+    from flwr.proto.transport_pb2 import Parameters, Reason, ServerMessage
+
+    start, ca = scripted
+    service, port = start(
+        [
+            ServerMessage(get_parameters_ins=ServerMessage.GetParametersIns()),
+            ServerMessage(fit_ins=ServerMessage.FitIns(parameters=Parameters(tensor_type="numpy.ndarray"))),
+            ServerMessage(reconnect_ins=ServerMessage.ReconnectIns(seconds=0)),
+        ]
+    )
+    client = _Recorder()
+    transport.run_client(client, f"127.0.0.1:{port}", "the-token", ca, connect_timeout=5, has_joined=lambda: True)
+    assert service.done.wait(5) and service.tokens == ["the-token"]
+    assert [reply.WhichOneof("msg") for reply in service.replies] == ["get_parameters_res", "fit_res", "disconnect_res"]
+    assert client.calls == 1  # get_parameters answered by the client; fit not implemented -> Flower's status reply
+    assert service.replies[1].fit_res.status.code != 0
+    assert service.replies[2].disconnect_res.reason == Reason.RECONNECT
+
+
+def test_a_stream_the_server_closes_without_reconnect_is_a_lost_connection(scripted):
+    from flwr.proto.transport_pb2 import ServerMessage
+
+    start, ca = scripted
+    _, port = start([ServerMessage(get_parameters_ins=ServerMessage.GetParametersIns())])
+    client = _Recorder()
+    with pytest.raises(transport.ServerUnreachable, match=r"closed the connection before ending the federation$"):
+        transport.run_client(
+            client, f"127.0.0.1:{port}", "t", ca, connect_timeout=5, has_joined=lambda: client.calls > 0
+        )
+    assert client.calls == 1
+
+
+def test_importing_the_client_loads_no_sql_web_or_cli_stack_of_flower():
+    """Issue 15: the job imports only what a gRPC client needs (not start_client's sqlalchemy/fastapi/alembic)."""
+    import subprocess
+    import sys
+
+    heavy = ("sqlalchemy", "fastapi", "alembic", "flwr.compat.client.app", "flwr.supercore.object_store")
+    probe = f"import sys, client_code.train, client_code.transport; print([m for m in {heavy!r} if m in sys.modules])"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

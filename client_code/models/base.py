@@ -32,12 +32,13 @@ is everything the client, the strategy, the schema and the report need to know a
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
-from ..tabular import DataError, Dataset
+if TYPE_CHECKING:  # tabular (pandas) is imported where a data error is raised: the registry stays cheap
+    from ..tabular import Dataset
 
 TASKS = ("binary", "multiclass", "regression")
 NDArrays = list[np.ndarray]
@@ -99,6 +100,8 @@ def check_every_class(estimator: Any, data: Dataset, classes: list[Any] | None =
     present = set(np.unique(data.y).tolist())
     missing = [c for c in (classes if classes is not None else estimator.classes_.tolist()) if c not in present]
     if missing:
+        from ..tabular import DataError
+
         raise DataError(
             f"training data has no rows of class {', '.join(map(str, missing))}; every client "
             "needs examples of every class: repartition the data (e.g. a larger Dirichlet alpha)"
@@ -116,6 +119,8 @@ def no_proximal_term(family: str, config: dict[str, Any]) -> None:
     """Refuse FedProx's proximal_mu > 0 for a family whose local solver has no proximal term."""
     mu = float(config.get("proximal_mu", 0) or 0)
     if mu > 0:
+        from ..tabular import DataError
+
         raise DataError(
             f"the {family} family has no proximal term (FedProx proximal_mu = {mu:g}); use the logistic family "
             "or another strategy"
@@ -201,6 +206,8 @@ class ModelFamily:
         """DataError when this family cannot learn the schema's task (one line naming both)."""
         task = task_of(schema)
         if task not in self.tasks:
+            from ..tabular import DataError
+
             raise DataError(
                 f"the {self.name} model family does not learn {task} labels ({schema.get('label')!r}); "
                 f"choose a family for {task} tasks ([model] kind, --model) or set the task ([data] task)"

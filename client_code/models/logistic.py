@@ -13,15 +13,12 @@ lbfgs solver minimises) plus that term with scipy's L-BFGS-B and the same option
 from __future__ import annotations
 
 import warnings
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import Field
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression
 
 from ..constants import MAX_ITER, PENALTIES
-from ..tabular import Dataset
 from .base import (
     Hyperparameters,
     ModelFamily,
@@ -30,6 +27,11 @@ from .base import (
     intercept_offset,
     n_inputs,
 )
+
+if TYPE_CHECKING:  # scikit-learn is imported where it is used: the registry (config, CLI) stays cheap
+    from sklearn.linear_model import LogisticRegression
+
+    from ..tabular import Dataset
 
 
 def make_model(
@@ -48,6 +50,8 @@ def make_model(
     iterations per federated round; `class_weight` ({class: weight}) weighs each class's rows in
     the loss (resample.py's "class_weight" balancing).
     """
+    from sklearn.linear_model import LogisticRegression
+
     if penalty not in PENALTIES:
         raise ValueError(f"penalty must be one of {', '.join(PENALTIES)}, got {penalty!r}")
     solver = "lbfgs"
@@ -121,6 +125,8 @@ def fit_local(model: LogisticRegression, data: Dataset) -> LogisticRegression:
     convergence warning is silenced. The data must contain every class of the federation,
     otherwise scikit-learn would change the shape of the parameters.
     """
+    from sklearn.exceptions import ConvergenceWarning
+
     check_every_class(model, data)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)

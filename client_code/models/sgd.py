@@ -18,7 +18,6 @@ import numpy as np
 from pydantic import Field
 
 from ..constants import MAX_ITER
-from ..tabular import DataError
 from .base import (
     Hyperparameters,
     ModelFamily,
@@ -53,6 +52,8 @@ def _loss(hp: SgdHyperparameters, task: str) -> str:
     """The loss for the task: the configured one, or log_loss / squared_error; DataError if it does not fit."""
     loss = hp.loss or ("squared_error" if task == "regression" else "log_loss")
     if (loss == "squared_error") != (task == "regression"):
+        from ..tabular import DataError
+
         raise DataError(
             f"sgd loss {loss!r} does not fit a {task} label: use squared_error for regression, "
             "log_loss or hinge for classification ([model] loss)"

@@ -9,8 +9,6 @@ from typing import Annotated, Any
 import typer
 
 from orchestrator.cli.common import console
-from orchestrator.config.base import name_order
-from orchestrator.inspect import inspect_model
 from orchestrator.text import fmt
 
 INSPECT_EPILOG = (
@@ -25,6 +23,8 @@ INSPECT_EPILOG = (
 def render(console: Any, report: dict[str, Any]) -> None:
     """The report as Rich text and tables: model, provenance, clients, metrics, then the family's own tables."""
     from rich.table import Table
+
+    from orchestrator.config.base import name_order
 
     model, provenance = report["model"], report["provenance"]
     console.print(f"[bold]{report['path']}[/]  sha256 {report['sha256'][:16]}... [green]checksum verified[/]")
@@ -121,6 +121,8 @@ def inspect_command(
     The file is checked against the checksum the run wrote before it is unpickled, and only the
     classes a fedsage model is made of may be loaded: unpickling runs code.
     """
+    from orchestrator.inspect import inspect_model
+
     report = inspect_model(model, test, top)
     if json_output:
         typer.echo(json.dumps(report, indent=2))

@@ -58,8 +58,10 @@ class RunView:
     run is waiting for.
     """
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, banner: str | None = None) -> None:
+        """`banner`: the command's first line, printed with the first event (after the input checks passed)."""
         self.console = console
+        self.banner = banner
         self.jobs: dict[str, JobStatus] = {}
         self.connected: set[str] = set()
         self.waiting = "starting"
@@ -103,6 +105,9 @@ class RunView:
     def __call__(self, event: RunEvent | object) -> None:
         """Show one event."""
         c = self.console
+        if self.banner is not None:  # bad input ends the command before any event: its one line stands alone
+            c.print(self.banner)
+            self.banner = None
         waiting = None
         if isinstance(event, DataPrepared):
             title = f"data: built-in '{event.dataset}' (label {event.summary.label}) prepared in {event.summary.out}"

@@ -186,12 +186,12 @@ def local(
     given["privacy"] = privacy or None
     if config is not None or resume is not None:
         given = {name: value for name, value in given.items() if value is not None}
-        console.print(_file_banner(config, resume, given))
+        banner = _file_banner(config, resume, given)
     else:
         source = f"data in {data_dir}" if data_dir else f"built-in data set '{dataset}'"
         who = "all clients" if clients is None and data_dir else plural(clients or defaults.CLIENTS, "client")
-        console.print(f"[bold]fedsage local[/]: {who} x {plural(rounds, 'round')} of a {model} model on {source}")
-    with RunView(console) as view:
+        banner = f"[bold]fedsage local[/]: {who} x {plural(rounds, 'round')} of a {model} model on {source}"
+    with RunView(console, banner) as view:
         outcome = api.local(observer=view, **given)
     print_outcome(console, outcome, STARTED)
 
@@ -210,13 +210,18 @@ def _key_values(pairs: list[str] | None, option: str) -> dict[str, float] | None
     return values or None
 
 
+def _shown(value: object) -> str:
+    """An option's value as typed: a dict (--strategy-param, --dp and its settings) as key=value pairs."""
+    return ", ".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else str(value)
+
+
 def _file_banner(config: Path | None, resume: str | None, given: dict[str, object]) -> str:
     """The banner of a run from a file: which file or stopped run, and which options override it."""
     from orchestrator.overrides import option_name
 
     what = f"run {resume} resumed from its last checkpoint" if resume else f"the federation of {config}"
     shown = {name: value for name, value in given.items() if name not in ("config", "resume", "out")}
-    changed = [f"{option_name(name)} {value}" for name, value in shown.items()]
+    changed = [f"{option_name(name)} {_shown(value)}" for name, value in shown.items()]
     return f"[bold]fedsage local[/]: {what}" + (f" (overridden here: {', '.join(changed)})" if changed else "")
 
 

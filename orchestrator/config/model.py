@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import Discriminator, Field, Tag, TypeAdapter, create_model
 
 from client_code import models
-from client_code.resample import BALANCES
+from client_code.constants import BALANCES
 from orchestrator import defaults
 from orchestrator.config.base import _Section
 

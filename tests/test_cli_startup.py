@@ -1,0 +1,86 @@
+"""`fedsage --help` stays fast: the CLI, every command's help and its argument errors import no heavy library.
+
+Each check runs in a fresh interpreter (a subprocess), because this test process has long imported
+everything. The measured start-up times are in benchmarks/cli_startup.py, not here.
+"""
+
+import json
+import subprocess
+import sys
+
+# What the commands import when they run, never to parse arguments or print help (~1 s of imports).
+HEAVY = (
+    "sklearn",
+    "scipy",
+    "pandas",
+    "flwr",
+    "grpc",
+    "boto3",
+    "botocore",
+    "docker",
+    "matplotlib",
+    "xgboost",
+    "mlflow",
+)
+
+_EVERY_HELP = """
+import contextlib, io, json, sys
+import click, typer
+from orchestrator.cli import app, main
+
+def paths(command, prefix=()):
+    yield prefix
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from paths(sub, (*prefix, name))
+
+def run(args):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            return exc.code, out.getvalue() + err.getvalue()
+    return 0, out.getvalue() + err.getvalue()
+
+results = {" ".join(path) or "fedsage": run([*path, "--help"]) for path in paths(typer.main.get_command(app))}
+results["local --rounds x"] = run(["local", "--rounds", "x"])
+results["inspect"] = run(["inspect"])
+print(json.dumps({"results": results, "modules": sorted(sys.modules)}))
+"""
+
+
+def _fresh(code: str) -> dict:
+    """Run `code` in a new interpreter and return what it printed, as JSON."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
+def _heavy(modules: list[str]) -> list[str]:
+    return sorted({name.split(".")[0] for name in modules} & set(HEAVY))
+
+
+def test_every_help_and_argument_error_imports_no_heavy_library():
+    report = _fresh(_EVERY_HELP)
+    results = report["results"]
+    # every command was found and printed its own help (exit 0), the argument errors their one line (exit 2)
+    assert {"fedsage", "local", "inspect", "data", "data profile", "runs", "infra", "image", "doctor"} <= set(results)
+    for command, (code, text) in results.items():
+        if command in ("local --rounds x", "inspect"):
+            assert code == 2, (command, text)
+            assert text.startswith("error: "), (command, text)
+        else:
+            assert code == 0, (command, text)
+            assert "Usage:" in text, (command, text)
+    assert "--max-iter" in results["local"][1]
+    assert _heavy(report["modules"]) == []
+
+
+def test_config_imports_no_estimator_or_data_library():
+    """The [model] kinds and their keys are declared without scikit-learn, pandas or xgboost."""
+    report = _fresh(
+        "import json, sys\n"
+        "from orchestrator.config import model_settings\n"
+        "model_settings(kind='mlp', hidden_layer_sizes=[8])\n"
+        "print(json.dumps({'modules': sorted(sys.modules)}))"
+    )
+    assert _heavy(report["modules"]) == []
