@@ -135,3 +135,17 @@ def run_with(run: FederationRun, backend=None, observer=None, **sections) -> Fed
         data[name] = {**(data.get(name) or {}), **values} if isinstance(values, dict) else values
     federation = Federation.model_validate(data)
     return FederationRun(federation, run.data, backend or run.backend, run.folder, observer or run.observer)
+
+
+def ctrl_c_after(round_number: int):
+    """A run observer raising KeyboardInterrupt once round `round_number` is recorded (once, as a user presses it)."""
+    from orchestrator.run.events import RoundFinished
+
+    pressed = []
+
+    def observer(event):
+        if isinstance(event, RoundFinished) and event.record.round >= round_number and not pressed:
+            pressed.append(event.record.round)
+            raise KeyboardInterrupt
+
+    return observer

@@ -15,6 +15,7 @@ from cli_runner import run_cli
 from conftest import CLIENT_ACCOUNTS, REGION, SERVER_ACCOUNT, free_port
 from fake_sagemaker import CLIENTS, FakeSageMaker, SageMakerExecutor, cloud_federation, put_client_objects
 from fake_sagemaker import bucket as _bucket
+from federation_support import ctrl_c_after
 
 from orchestrator import launch
 from orchestrator.backends import COMPLETED, FAILED, STOPPED
@@ -360,7 +361,7 @@ def test_a_stopped_launch_is_resumed_with_new_jobs_in_the_same_client_accounts(c
     federation, sagemaker = cloud
     federation.federation.rounds = 5
     with _executor(sagemaker, aws, tmp_path):
-        stopped = _build(federation, aws, tmp_path, observer=_stop_after(2))
+        stopped = _build(federation, aws, tmp_path, observer=ctrl_c_after(2))
         with pytest.raises(KeyboardInterrupt):
             stopped.execute()
     first = json.loads((stopped.run_dir / "run.json").read_text())
@@ -382,14 +383,3 @@ def test_a_stopped_launch_is_resumed_with_new_jobs_in_the_same_client_accounts(c
     for name, account in CLIENTS.items():  # a new job per client account, tagged with the new run
         names = sorted(sagemaker.jobs(account))
         assert names == sorted([f"fraud-{stopped.run_id}-{name}", f"fraud-{run.run_id}-{name}"])
-
-
-def _stop_after(round_number):
-    pressed = []
-
-    def observer(event):
-        if isinstance(event, RoundFinished) and event.record.round >= round_number and not pressed:
-            pressed.append(event.record.round)  # once, as a user presses it
-            raise KeyboardInterrupt
-
-    return observer

@@ -18,10 +18,10 @@ import numpy as np
 import psutil
 import pytest
 from cli_runner import run_cli
+from federation_support import ctrl_c_after
 
 from orchestrator import api
 from orchestrator.run import checkpoint
-from orchestrator.run.events import RoundFinished
 
 pytestmark = pytest.mark.slow
 
@@ -93,23 +93,10 @@ def test_a_run_repeated_from_its_federation_toml_gives_the_same_model(reference,
     assert json.loads((shorter / "run.json").read_text())["rounds_completed"] == 2
 
 
-def _stop_after(round_number: int):
-    """An observer that presses Ctrl-C once round `round_number` is recorded."""
-
-    pressed = []
-
-    def observer(event):
-        if isinstance(event, RoundFinished) and event.record.round >= round_number and not pressed:
-            pressed.append(event.record.round)  # once, as a user presses it
-            raise KeyboardInterrupt
-
-    return observer
-
-
 def test_a_stopped_run_keeps_its_last_good_model_marked_partial(prepared_dir, tmp_path, capsys):
     out = tmp_path / "runs"
     with pytest.raises(KeyboardInterrupt):
-        api.local(data_dir=prepared_dir, out=out, rounds=ROUNDS, observer=_stop_after(2), **TIMEOUTS)
+        api.local(data_dir=prepared_dir, out=out, rounds=ROUNDS, observer=ctrl_c_after(2), **TIMEOUTS)
     (run_dir,) = out.iterdir()
     summary = json.loads((run_dir / "run.json").read_text())
     done = summary["rounds_completed"]
