@@ -10,7 +10,6 @@ by the real toolkit in a local training image from `fedsage image build`).
 from __future__ import annotations
 
 import dataclasses
-import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -233,7 +232,7 @@ def _builtin(
         )
         federation.check_task(summary.schema)  # e.g. --model linear on a classification label
     except BaseException:  # bad input (or Ctrl-C) before the run starts leaves nothing behind
-        shutil.rmtree(folder.root, ignore_errors=True)
+        folder.discard()
         raise
     observer(DataPrepared(dataset.name, summary))
     return federation, server_data(summary.schema, summary.test, str(test))

@@ -240,3 +240,20 @@ def test_class_weight_balancing_keeps_probabilities_calibrated(capsys, tmp_path)
 )
 def test_strategy_and_privacy_options_are_checked_before_anything_runs(capsys, tmp_path, args, message):
     _assert_bad_input(capsys, tmp_path / "runs", *args, message=message)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--positive-class", "7"], "positive class '7' is not one of the classes"),
+        (["--dp", "central", "--model", "xgboost"], "sends trees"),
+        (["--strategy", "fedprox", "--model", "mlp"], "has none"),
+    ],
+)
+def test_bad_input_found_with_the_built_in_data_is_one_line_and_leaves_no_out_folder(capsys, tmp_path, args, message):
+    """Found once the data set is generated into a new --out: the run folder and the --out it made are removed."""
+    out = tmp_path / "new" / "runs"
+    code, printed, err = run_cli(capsys, "local", "--out", str(out), "--rounds", "1", *args)
+    assert code == 2 and len(err.splitlines()) == 1 and message in err, err
+    assert printed.strip() == "", "no banner before the error line"
+    assert list(tmp_path.iterdir()) == []

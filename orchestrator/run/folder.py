@@ -347,6 +347,10 @@ class RunFolder:
         Raises BadInput when the parent cannot hold it (a file, read-only, missing permissions).
         """
         try:
+            missing = self.root.parent
+            while not missing.parent.exists():
+                missing = missing.parent
+            self._made_out = None if missing.exists() else missing  # the outermost --out folder this run makes
             self.root.parent.mkdir(parents=True, exist_ok=True)
             self.root.mkdir()
             self.created = True
@@ -354,6 +358,13 @@ class RunFolder:
             raise BadInput(f"run folder {self.root} already exists; choose another --out") from None
         except OSError as exc:
             raise BadInput(f"cannot create the run folder {self.root} ({exc.strerror}); choose another --out") from None
+
+    def discard(self) -> None:
+        """Remove the run folder of a run refused before it started, and the --out folders its creation made."""
+        shutil.rmtree(self.root, ignore_errors=True)
+        made = getattr(self, "_made_out", None)
+        if made is not None and not any(p.is_file() for p in made.rglob("*")):
+            shutil.rmtree(made, ignore_errors=True)
 
     def check_writable(self) -> None:
         """Check, leaving nothing behind, that the run folder could be created and has room (BadInput otherwise).
