@@ -287,6 +287,7 @@ class RunFolder:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.created = False
+        self._made_out: Path | None = None  # the outermost --out folder create() made, if any
 
     @classmethod
     def new(cls, out: Path, run_id: str) -> RunFolder:
@@ -350,7 +351,7 @@ class RunFolder:
             missing = self.root.parent
             while not missing.parent.exists():
                 missing = missing.parent
-            self._made_out = None if missing.exists() else missing  # the outermost --out folder this run makes
+            self._made_out = None if missing.exists() else missing
             self.root.parent.mkdir(parents=True, exist_ok=True)
             self.root.mkdir()
             self.created = True
@@ -362,9 +363,8 @@ class RunFolder:
     def discard(self) -> None:
         """Remove the run folder of a run refused before it started, and the --out folders its creation made."""
         shutil.rmtree(self.root, ignore_errors=True)
-        made = getattr(self, "_made_out", None)
-        if made is not None and not any(p.is_file() for p in made.rglob("*")):
-            shutil.rmtree(made, ignore_errors=True)
+        if self._made_out is not None and not any(p.is_file() for p in self._made_out.rglob("*")):
+            shutil.rmtree(self._made_out, ignore_errors=True)
 
     def check_writable(self) -> None:
         """Check, leaving nothing behind, that the run folder could be created and has room (BadInput otherwise).
