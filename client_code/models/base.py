@@ -17,6 +17,8 @@ is everything the client, the strategy, the schema and the report need to know a
 * `prior_correction`: the trained model's probabilities moved to the true class prior (King & Zeng
   2001); identity for a family without probabilities or for regression;
 * `rounds_needed(hp)`: rounds after which more change nothing (None: every round helps);
+* `default_rounds`, `default_balance`: the family's `[federation] rounds` and `[model] balance` when
+  the config does not set them (None: the shared defaults of orchestrator/defaults.py);
 * `required_strategy`: the aggregation a family needs (None: any strategy over arrays, FedAvg by
   default); `proximal`: whether fit_round honours FedProx's `proximal_mu`;
 * `estimator_classes`: the (module, class) of the estimator(s) the family saves, by which a loaded
@@ -152,6 +154,8 @@ class ModelFamily:
     estimator_classes: ClassVar[tuple[tuple[str, str], ...]] = ()
     saved_globals: ClassVar[tuple[tuple[str, str], ...]] = ()
     shown_params: ClassVar[tuple[str, ...]] = ()
+    default_rounds: ClassVar[int | None] = None
+    default_balance: ClassVar[str | None] = None
 
     def build(
         self, hp: Hyperparameters, schema: dict[str, Any], seed: int = 0, class_weight: dict[Any, float] | None = None

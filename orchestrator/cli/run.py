@@ -43,7 +43,10 @@ def local(
             help=f"Number of clients (default {defaults.CLIENTS}; with --data-dir, its client folders).", min=1
         ),
     ] = None,
-    rounds: Annotated[int, typer.Option(help="Federated rounds.", min=1)] = defaults.ROUNDS,
+    rounds: Annotated[
+        int | None,
+        typer.Option(help=f"Federated rounds [default: {defaults.ROUNDS}; xgboost 20].", min=1),
+    ] = None,
     data_dir: Annotated[
         Path | None,
         typer.Option(help="Prepared data folder (from `fedsage data prepare`) instead of a built-in data set."),
@@ -75,7 +78,7 @@ def local(
         str | None,
         typer.Option(
             help=f"Class balancing in each client's job: smote, class_weight or none [default: {defaults.BALANCE}; "
-            "none for a regression label]."
+            "none for xgboost and a regression label]."
         ),
     ] = None,
     smote_ratio: Annotated[
@@ -170,6 +173,9 @@ def local(
     given = dict(locals())  # every option above, by the name LocalOptions gives it
     from orchestrator import api
     from orchestrator.cli.progress import RunView, print_outcome
+    from orchestrator.config.model import default_rounds
+
+    rounds = rounds or default_rounds(model)  # for the banner: the model kind's default when not given
 
     if config is not None or resume is not None:  # the file's values, but for the options given here
         context = click.get_current_context()

@@ -17,7 +17,7 @@ from orchestrator.config.data import DataSettings
 from orchestrator.config.federation import Federation
 from orchestrator.config.loading import build, describe_errors, load, parse
 from orchestrator.config.local import LocalSettings
-from orchestrator.config.model import ModelSettings, model_settings
+from orchestrator.config.model import ModelSettings, default_rounds, model_settings
 from orchestrator.config.run import RunSettings
 from orchestrator.config.server import ContainerSettings, ServerSettings, TlsSettings, host_port
 from orchestrator.config.strategy import PrivacySettings
@@ -38,6 +38,7 @@ __all__ = [
     "TlsSettings",
     "TrackingSettings",
     "build",
+    "default_rounds",
     "describe_errors",
     "host_port",
     "load",

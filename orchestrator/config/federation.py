@@ -13,7 +13,7 @@ from orchestrator.config.base import _NOT_READY, Purpose, _Section
 from orchestrator.config.clients import ClientSettings
 from orchestrator.config.data import DataSettings
 from orchestrator.config.local import LocalSettings
-from orchestrator.config.model import ModelSettings, default_model
+from orchestrator.config.model import ModelSettings, default_model, default_rounds
 from orchestrator.config.run import RunSettings
 from orchestrator.config.server import ContainerSettings, ServerSettings
 from orchestrator.config.strategy import PrivacySettings, check, strategy_parameters
@@ -63,6 +63,8 @@ class Federation(_Section):
             )
         _check_model(self.model, self.data.task)
         _check_strategy(self.model, self.federation, self.privacy)
+        if "rounds" not in self.federation.model_fields_set:  # the kind's default (the resolved file shows it)
+            self.federation.rounds = default_rounds(self.model.family.name)
         if self.federation.min_clients and self.federation.min_clients > len(self.clients):
             raise ValueError(
                 f"federation.min_clients = {self.federation.min_clients} is more than the "

@@ -47,14 +47,29 @@ class _ModelCommon(_Section):
 
 
 def _settings_class(family: models.ModelFamily) -> type[_ModelCommon]:
-    """[model] for one family: the shared keys, `kind`, and the family's keys (its fields and validators)."""
+    """[model] for one family: the shared keys (balance defaults to the family's), `kind`, and the family's keys."""
+    balance = _ModelCommon.model_fields["balance"]
     return create_model(  # type: ignore[call-overload]
         f"{family.name.capitalize()}ModelSettings",
         __base__=(_ModelCommon, family.hyperparameters),
         __config__=None,
         __doc__=f"[model] with kind = {family.name!r}.",
         kind=(Literal[family.name], Field(family.name, description=f"the model family: {', '.join(models.FAMILIES)}")),
+        balance=(
+            balance.annotation,
+            Field(family.default_balance or defaults.BALANCE, description=balance.description),
+        ),
     )
+
+
+def default_rounds(kind: str) -> int:
+    """[federation] rounds when neither the config nor --rounds sets it: the family's own, else defaults.ROUNDS.
+
+    xgboost: 20 (trees are small steps).
+    An unknown kind gets defaults.ROUNDS (the config refuses the kind with its own message).
+    """
+    family = models.FAMILIES.get(kind)
+    return (family.default_rounds if family else None) or defaults.ROUNDS
 
 
 def _kind(value: Any) -> str:

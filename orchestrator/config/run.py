@@ -25,7 +25,9 @@ class RunSettings(_Section):
             ),
         ),
     ] = "fedsage"
-    rounds: Annotated[int, Field(ge=1, description="number of federated rounds, at least 1")] = defaults.ROUNDS
+    rounds: Annotated[
+        int, Field(ge=1, description="number of federated rounds, at least 1 (default: the model kind's, else 5)")
+    ] = defaults.ROUNDS
     min_clients: Annotated[
         int | None,
         Field(ge=1, description="clients that must take part in every round; leave unset to require all"),

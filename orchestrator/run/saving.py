@@ -2,8 +2,10 @@
 
 Either way it is the global model of the last evaluated round as a Pipeline that scores raw rows
 (client_code/persist.py), prior-corrected like the test-set evaluation, with its calibration curve
-and test-set scores recorded for run.json and the report. A partial model carries `partial: true`
-and the round in its provenance; run.json (`partial`, `rounds_completed`) and report.md say so.
+and test-set scores recorded for run.json and the report, and the warnings of run/verdict.py
+about it (a model that predicts a single class). A partial model
+carries `partial: true` and the round in its provenance; run.json (`partial`, `rounds_completed`)
+and report.md say so.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 from client_code.metrics import calibration
 from client_code.persist import model_pipeline
 from orchestrator.federation.server import FederationServer
-from orchestrator.run import checkpoint
+from orchestrator.run import checkpoint, verdict
 from orchestrator.run.curves import TestScores
 from orchestrator.run.folder import RunFolder
 from orchestrator.run.inputs import ServerData
@@ -51,4 +53,6 @@ def save_model(
     record.calibration = calibration(model, data.test, schema.get("positive_class"), schema["classes"])
     if schema.get("task") != "regression":  # a confusion matrix and ROC/PR curves need classes
         record.scores = TestScores.of(model, data.test.X, data.test.y)
+    warning = verdict.prediction_warning(model, data.test, schema)
+    record.warnings.extend([warning] if warning else [])
     return folder.save_model(model_pipeline(schema, model), record.provenance(data))
