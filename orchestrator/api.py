@@ -66,7 +66,7 @@ def local(options: LocalOptions | None = None, /, *, observer: Observer = ignore
     strategy_parameters (`[federation] strategy` and its `[strategy]` table), update_norm_factor,
     privacy (the `[privacy]` table as a dict: mode, clipping_norm, noise_multiplier, delta); None takes
     orchestrator/defaults.py's default (rounds and balance: the model kind's own where it has one,
-    xgboost: 20 rounds and no balancing). `config` (a federation.toml, e.g. a run folder's, to repeat
+    linear 1 round, xgboost 20 rounds and no balancing). `config` (a federation.toml, e.g. a run folder's, to repeat
     that run) or `resume` (the id of a stopped run under `out`, continued from its last checkpoint
     into a new run folder) take the federation from the file; the other fields given then override
     its values (orchestrator/overrides.py; with `resume` only rounds, timeouts, backend settings and

@@ -1,7 +1,8 @@
 """Each model family's own defaults (rounds, class balance, xgboost's base score) and the run's verdict on its model.
 
 A default `fedsage local --model xgboost` used to end with a model that predicted no positive at
-0.5 (SMOTE's 50/50 rows, a base score of 0.5, 15 shrunken trees, then the prior correction).
+0.5 (SMOTE's 50/50 rows, a base score of 0.5, 15 shrunken trees, then the prior correction); a
+default linear run repeated its exact round-1 solution for 4 more rounds without saying why.
 """
 
 import json
@@ -17,7 +18,7 @@ from client_code.tabular import Dataset
 from orchestrator import config, defaults
 from orchestrator.cli import run as cli_run
 from orchestrator.local import LocalOptions, build_local_run
-from orchestrator.run.verdict import prediction_warning
+from orchestrator.run.verdict import prediction_warning, rounds_warning
 
 SCHEMA = {"task": "binary", "classes": [0, 1], "positive_class": 1, "class_counts": {"0": 900, "1": 100}}
 
@@ -33,7 +34,7 @@ def _federation(tmp_path, model: dict, **run):
 
 
 @pytest.mark.parametrize(
-    ("kind", "rounds", "balance"), [("logistic", 5, "smote"), ("linear", 5, "smote"), ("xgboost", 20, "none")]
+    ("kind", "rounds", "balance"), [("logistic", 5, "smote"), ("linear", 1, "smote"), ("xgboost", 20, "none")]
 )
 def test_a_kinds_rounds_and_balance_default_to_its_own_and_a_set_value_wins(tmp_path, kind, rounds, balance):
     federation = _federation(tmp_path, {"kind": kind})
@@ -90,6 +91,13 @@ def test_a_model_that_predicts_one_class_is_named_with_what_to_try():
     assert prediction_warning(Constant([0.7, 0.3]), data, {"task": "regression", "classes": []}) is None
 
 
+def test_rounds_after_linears_exact_solution_are_explained(tmp_path):
+    linear = _federation(tmp_path, {"kind": "linear"}, rounds=4)
+    assert "exact solution in 1 round(s): rounds 2-4 repeat it" in rounds_warning(linear, 4)
+    assert rounds_warning(linear, 1) is None
+    assert rounds_warning(_federation(tmp_path, {"kind": "logistic"}), 5) is None
+
+
 def _options(tmp_path, **values):
     return LocalOptions(out=tmp_path / "runs", join_timeout=60, round_timeout=60, **values)
 
@@ -117,3 +125,15 @@ def test_a_default_xgboost_run_on_the_built_in_data_finds_positives(tmp_path):
     assert final["roc_auc"] > 0.87 and final["precision"] > 0.5 and final["recall"] > 0.15 and final["f1"] > 0.3
     assert abs(outcome.calibration["mean_predicted"] - outcome.calibration["observed"]) < 0.01
     assert not [w for w in outcome.warnings if "final model" in w]
+
+
+@pytest.mark.slow
+def test_a_default_linear_run_is_one_round_and_more_rounds_say_they_repeat_it(tmp_path):
+    one = build_local_run(_options(tmp_path, model="linear", dataset="diabetes")).execute()
+    assert [r.round for r in one.history.rounds] == [0, 1] and not one.warnings
+    more = build_local_run(_options(tmp_path, model="linear", dataset="diabetes", rounds=3)).execute()
+    servers = [r.server for r in more.history.rounds]
+    assert servers[1]["r2"] > servers[0]["r2"]  # round 1 solves the pooled ridge; rounds 2 and 3 solve it again
+    assert servers[1] == pytest.approx(one.history.rounds[1].server, rel=1e-12)
+    assert servers[2] == pytest.approx(servers[1], rel=1e-12) and servers[3] == pytest.approx(servers[1], rel=1e-12)
+    assert any("rounds 2-3 repeat it" in w for w in more.warnings)

@@ -11,7 +11,8 @@ solves the ridge normal equations
 Ridge(alpha = alpha * N) fitted on all clients' rows together (tests/test_models.py holds it to
 1e-8). `alpha` is the penalty per row (like SGD's), because the averaged statistics do not carry N;
 alpha > 0 also makes the system positive definite when one-hot columns sum to the intercept's.
-One round gives the pooled solution; further rounds send the same statistics and change nothing.
+One round gives the pooled solution; further rounds send the same statistics and change nothing,
+so a run of this family is one round unless it asks for more (and then says they repeat it).
 The round-0 model is zero statistics with the intercept entry 1 (a mean of ones), which solves
 to the all-zero model. What the statistics reveal about a client's rows: docs/security.md.
 """
@@ -60,6 +61,7 @@ class Linear(ModelFamily):
     hyperparameters = LinearHyperparameters
     estimator_classes = (("sklearn.linear_model._ridge", "Ridge"),)
     shown_params = ("alpha",)
+    default_rounds = 1  # rounds_needed: a second round sends the same statistics
 
     def build(self, hp, schema, seed=0, class_weight=None):
         """The family's estimator carrying the run's initial parameters (ModelFamily.build)."""

@@ -45,7 +45,7 @@ def local(
     ] = None,
     rounds: Annotated[
         int | None,
-        typer.Option(help=f"Federated rounds [default: {defaults.ROUNDS}; xgboost 20].", min=1),
+        typer.Option(help=f"Federated rounds [default: {defaults.ROUNDS}; linear 1, xgboost 20].", min=1),
     ] = None,
     data_dir: Annotated[
         Path | None,

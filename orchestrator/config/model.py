@@ -65,7 +65,7 @@ def _settings_class(family: models.ModelFamily) -> type[_ModelCommon]:
 def default_rounds(kind: str) -> int:
     """[federation] rounds when neither the config nor --rounds sets it: the family's own, else defaults.ROUNDS.
 
-    xgboost: 20 (trees are small steps).
+    linear: 1 (its closed form is exact after one round); xgboost: 20 (trees are small steps).
     An unknown kind gets defaults.ROUNDS (the config refuses the kind with its own message).
     """
     family = models.FAMILIES.get(kind)

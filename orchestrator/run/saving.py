@@ -3,7 +3,7 @@
 Either way it is the global model of the last evaluated round as a Pipeline that scores raw rows
 (client_code/persist.py), prior-corrected like the test-set evaluation, with its calibration curve
 and test-set scores recorded for run.json and the report, and the warnings of run/verdict.py
-about it (a model that predicts a single class). A partial model
+about it (a model that predicts a single class, rounds that repeat a closed form). A partial model
 carries `partial: true` and the round in its provenance; run.json (`partial`, `rounds_completed`)
 and report.md say so.
 """
@@ -53,6 +53,6 @@ def save_model(
     record.calibration = calibration(model, data.test, schema.get("positive_class"), schema["classes"])
     if schema.get("task") != "regression":  # a confusion matrix and ROC/PR curves need classes
         record.scores = TestScores.of(model, data.test.X, data.test.y)
-    warning = verdict.prediction_warning(model, data.test, schema)
-    record.warnings.extend([warning] if warning else [])
+    rounds = record.history.final().round
+    record.warnings.extend(verdict.model_warnings(model, data.test, schema, record.federation, rounds))
     return folder.save_model(model_pipeline(schema, model), record.provenance(data))
