@@ -82,6 +82,26 @@ class Hyperparameters(BaseModel):
         return cls.model_validate({key.replace("-", "_"): value for key, value in arguments.items()})
 
 
+# the elastic-net mixing each penalty trains with: scikit-learn's LogisticRegression and SGDClassifier docs
+# ("l1_ratio=0 corresponds to L2 penalty, l1_ratio=1 to L1", "only used if penalty is 'elasticnet'"), and
+# sklearn/linear_model/_sgd_fast.pyx.tp `_plain_sgd`, which sets l1_ratio to 0 for L2 and 1 for L1
+PENALTY_L1_RATIO = {"l2": 0.0, "l1": 1.0, "none": 0.0}
+
+
+def l1_ratio_of_penalty(values: Any, default_penalty: str = "l2") -> Any:
+    """Hyperparameter values with `l1_ratio` set to the one their penalty trains with (a before-validator's input).
+
+    `penalty = "elasticnet"` keeps the given l1_ratio; l2 (and none) train with 0, l1 with 1, whatever
+    l1_ratio says, so the config, report.md and federation.toml show what the estimator uses
+    (`fedsage inspect`). Values that are not a dict (a model instance) pass through unchanged.
+    """
+    if isinstance(values, dict):
+        penalty = values.get("penalty", default_penalty)
+        if isinstance(penalty, str) and penalty in PENALTY_L1_RATIO:
+            return {**values, "l1_ratio": PENALTY_L1_RATIO[penalty]}
+    return values
+
+
 def n_inputs(schema: dict[str, Any]) -> int:
     """The number of model inputs the schema encodes (client_code.schema.feature_names)."""
     from ..schema import feature_names

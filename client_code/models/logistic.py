@@ -16,15 +16,17 @@ import warnings
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ..constants import MAX_ITER, PENALTIES
 from .base import (
+    PENALTY_L1_RATIO,
     Hyperparameters,
     ModelFamily,
     NDArrays,
     check_every_class,
     intercept_offset,
+    l1_ratio_of_penalty,
     n_inputs,
 )
 
@@ -54,12 +56,8 @@ def make_model(
 
     if penalty not in PENALTIES:
         raise ValueError(f"penalty must be one of {', '.join(PENALTIES)}, got {penalty!r}")
-    solver = "lbfgs"
-    ratio = 0.0
-    if penalty == "l1":
-        solver, ratio = "saga", 1.0
-    elif penalty == "elasticnet":
-        solver, ratio = "saga", l1_ratio
+    solver = "lbfgs" if penalty in ("l2", "none") else "saga"
+    ratio = PENALTY_L1_RATIO.get(penalty, l1_ratio)
     return LogisticRegression(
         C=np.inf if penalty == "none" else c,
         l1_ratio=ratio,
@@ -218,8 +216,16 @@ class LogisticHyperparameters(Hyperparameters):
     inverse_regularization: float = Field(
         1.0, gt=0, alias="c", description="C, the inverse regularisation strength: a positive number"
     )
-    l1_ratio: float = Field(0.5, ge=0, le=1, description="elastic-net mixing, between 0 and 1")
+    l1_ratio: float = Field(
+        0.5, ge=0, le=1, description="elastic-net mixing, between 0 and 1 (penalty elasticnet; l2 uses 0, l1 uses 1)"
+    )
     max_iter: int = Field(MAX_ITER, ge=1, le=10_000, description="local solver iterations per round, 1 to 10000")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _l1_ratio_of_penalty(cls, values: Any) -> Any:
+        """l1_ratio as the penalty trains with it (models/base.py l1_ratio_of_penalty)."""
+        return l1_ratio_of_penalty(values)
 
 
 class Logistic(ModelFamily):

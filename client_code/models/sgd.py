@@ -15,7 +15,7 @@ import warnings
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from ..constants import MAX_ITER
 from .base import (
@@ -23,6 +23,7 @@ from .base import (
     ModelFamily,
     check_every_class,
     intercept_offset,
+    l1_ratio_of_penalty,
     n_inputs,
     no_proximal_term,
     sample_weights,
@@ -40,12 +41,20 @@ class SgdHyperparameters(Hyperparameters):
     )
     penalty: Literal["l2", "l1", "elasticnet"] = Field("l2", description="l2, l1 or elasticnet")
     alpha: float = Field(1e-4, gt=0, description="regularisation strength, a positive number")
-    l1_ratio: float = Field(0.15, ge=0, le=1, description="elastic-net mixing, between 0 and 1")
+    l1_ratio: float = Field(
+        0.15, ge=0, le=1, description="elastic-net mixing, between 0 and 1 (penalty elasticnet; l2 uses 0, l1 uses 1)"
+    )
     learning_rate: Literal["optimal", "constant", "invscaling", "adaptive"] = Field(
         "invscaling", description="step-size schedule: optimal, constant, invscaling or adaptive"
     )
     eta0: float = Field(0.01, gt=0, description="initial step size (constant, invscaling, adaptive)")
     max_iter: int = Field(MAX_ITER, ge=1, le=10_000, description="local epochs (partial_fit passes) per round")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _l1_ratio_of_penalty(cls, values: Any) -> Any:
+        """l1_ratio as the penalty trains with it (models/base.py l1_ratio_of_penalty)."""
+        return l1_ratio_of_penalty(values)
 
 
 def _loss(hp: SgdHyperparameters, task: str) -> str:
@@ -73,7 +82,7 @@ class Sgd(ModelFamily):
     )
     # the loss objects an SGDClassifier keeps (log_loss: CyHalfBinomialLoss, hinge: Hinge); none for regression
     saved_globals = (("sklearn._loss._loss", "CyHalfBinomialLoss"), ("sklearn.linear_model._sgd_fast", "Hinge"))
-    shown_params = ("loss", "penalty", "alpha", "learning_rate", "eta0")
+    shown_params = ("loss", "penalty", "alpha", "l1_ratio", "learning_rate", "eta0")
 
     def build(self, hp, schema, seed=0, class_weight=None):
         """The family's estimator carrying the run's initial parameters (ModelFamily.build)."""
