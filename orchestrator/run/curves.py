@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from client_code.metrics import class_scores
 from orchestrator.run.folder import pyplot, write_figure
 
 
@@ -33,11 +34,18 @@ class TestScores:
     y: np.ndarray
     proba: np.ndarray
     classes: list[Any]
+    probabilities: bool = True  # False: `proba` holds decision scores (sgd's hinge loss has no probabilities)
 
     @classmethod
-    def of(cls, model: Any, X: np.ndarray, y: np.ndarray) -> TestScores:
-        """Score a fitted classifier (predict_proba, classes_) on the rows `X` (n, features) with labels `y` (n,)."""
-        return cls(np.asarray(y), np.asarray(model.predict_proba(X)), list(model.classes_))
+    def of(cls, model: Any, X: np.ndarray, y: np.ndarray, classes: list[Any]) -> TestScores:
+        """Score a fitted classifier on the rows `X` (n, features) with labels `y` (n,).
+
+        `classes`: the model's outputs in column order, the schema's classes (xgboost's classes_ are
+        their positions, models/xgboost.py). A model without predict_proba is scored by its
+        decision function (client_code.metrics.class_scores).
+        """
+        scores, probabilities = class_scores(model, X, len(classes))
+        return cls(np.asarray(y), np.asarray(scores), list(classes), probabilities)
 
     @property
     def positive_class(self) -> Any:
@@ -57,9 +65,11 @@ class TestScores:
             "rows": int(len(self.y)),
             "classes": [_plain(c) for c in self.classes],
             "positive_class": _plain(self.positive_class),
-            "decision": "probability of the positive class >= 0.5"
-            if self.positive_class is not None
-            else "the most probable class",
+            "decision": (
+                ("probability of the positive class >= 0.5" if self.probabilities else "decision score >= 0")
+                if self.positive_class is not None
+                else "the most probable class"
+            ),
             "confusion_matrix": matrix.tolist(),
         }
 

@@ -52,7 +52,7 @@ def save_model(
     schema = data.schema
     record.calibration = calibration(model, data.test, schema.get("positive_class"), schema["classes"])
     if schema.get("task") != "regression":  # a confusion matrix and ROC/PR curves need classes
-        record.scores = TestScores.of(model, data.test.X, data.test.y)
+        record.scores = TestScores.of(model, data.test.X, data.test.y, list(schema["classes"]))
     rounds = record.history.final().round
     record.warnings.extend(verdict.model_warnings(model, data.test, schema, record.federation, rounds))
     return folder.save_model(model_pipeline(schema, model), record.provenance(data))
