@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from orchestrator.run.folder import pyplot, write_figure
+from orchestrator.run.folder import fixed_layout, pyplot, write_figure
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ class TestScores:
         for axis in axes[1:]:
             axis.grid(alpha=0.3)
         fig.suptitle(title)
-        fig.tight_layout()
+        fixed_layout(fig, 3)
         write_figure(path, fig)
 
 

@@ -21,7 +21,7 @@ from client_code.metrics import GAIN_METRICS, METRICS
 from orchestrator.config.base import name_order
 from orchestrator.federation.history import RunHistory
 from orchestrator.run.curves import TestScores
-from orchestrator.run.folder import RunFolder, RunSummary, pyplot, write_atomic, write_figure, write_json
+from orchestrator.run.folder import RunFolder, RunSummary, fixed_layout, pyplot, write_atomic, write_figure, write_json
 from orchestrator.text import fmt, privacy
 
 SERVER_METRICS = METRICS["binary"]  # a classification run's; server_metrics(task) for any task
@@ -120,7 +120,7 @@ def write_metrics_plot(path: Path, history: RunHistory, title: str, task: str | 
         axis.grid(alpha=0.3)
         axis.set_xticks(rounds)
     fig.suptitle(title)
-    fig.tight_layout()
+    fixed_layout(fig, 4)
     write_figure(path, fig)
 
 
@@ -147,10 +147,7 @@ def _test_set_lines(test_set: dict[str, Any]) -> list[str]:
 
 def write_calibration_plot(path: Path, calibration: dict[str, Any], title: str) -> None:
     """The calibration curve (observed share of the positive class against the mean predicted probability), as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     bins = calibration["bins"]
     fig, axis = plt.subplots(figsize=(5.5, 5))
@@ -165,11 +162,8 @@ def write_calibration_plot(path: Path, calibration: dict[str, Any], title: str) 
     )
     axis.legend(loc="upper left")
     axis.grid(alpha=0.3)
-    fig.tight_layout()
-    image = io.BytesIO()
-    fig.savefig(image, format="png", dpi=110)
-    plt.close(fig)
-    write_atomic(path, image.getvalue())
+    fixed_layout(fig, 1, title=False)
+    write_figure(path, fig)
 
 
 def _data_lines(summary: RunSummary) -> list[str]:

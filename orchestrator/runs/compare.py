@@ -10,7 +10,7 @@ from typing import Any
 
 from orchestrator import defaults
 from orchestrator.errors import BadInput
-from orchestrator.run.folder import pyplot, write_figure
+from orchestrator.run.folder import fixed_layout, pyplot, write_figure
 from orchestrator.runs.listing import RunDetails, show_run
 
 COMPARED = ("loss", "roc_auc", "pr_auc", "f1")  # the metrics the comparison plot draws over rounds
@@ -76,6 +76,6 @@ def write_comparison_plot(path: Path, runs: list[RunDetails]) -> None:
         axis.grid(alpha=0.3)
     axes[0].legend(loc="upper right", fontsize="small")
     fig.suptitle(f"fedsage: {len(runs)} runs compared")
-    fig.tight_layout()
+    fixed_layout(fig, len(COMPARED))
     path.parent.mkdir(parents=True, exist_ok=True)
     write_figure(path, fig)
