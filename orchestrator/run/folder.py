@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import errno
-import io
 import json
 import os
 import platform
@@ -112,47 +111,6 @@ def write_atomic(path: Path, data: bytes | str) -> None:
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-
-
-def pyplot() -> Any:
-    """matplotlib.pyplot on the Agg backend (files only, no display), imported when a plot is drawn."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def fixed_layout(fig: Any, columns: int, title: bool = True) -> None:
-    """Lay out `columns` axes side by side with fixed margins in inches (room for tick labels, axis labels, titles).
-
-    What fig.tight_layout() would find for these plots, without its cost: tight_layout draws the
-    figure an extra time to measure every text, a third of each plot's drawing time (0.16 of 0.48
-    CPU-seconds for the three plots of the default job; docs/benchmarks.md). `title`: leave room
-    for a suptitle above the axes' own titles.
-    """
-    width, height = fig.get_size_inches()
-    left, right, gap = 0.85, 0.25, 0.95  # inches: y tick labels + y label; the right edge; between axes
-    axis_width = (width - left - right - gap * (columns - 1)) / columns
-    fig.subplots_adjust(
-        left=left / width,
-        right=1 - right / width,
-        bottom=0.65 / height,
-        top=1 - (0.85 if title else 0.45) / height,
-        wspace=gap / axis_width if columns > 1 else 0.2,
-    )
-
-
-def write_figure(path: Path, fig: Any) -> None:
-    """Save a matplotlib figure to `path` as a PNG (110 dpi), atomically (write_atomic), and close it."""
-    plt = pyplot()
-    image = io.BytesIO()
-    try:
-        fig.savefig(image, format="png", dpi=110, pil_kwargs={"compress_level": 1})
-    finally:
-        plt.close(fig)
-    write_atomic(path, image.getvalue())
 
 
 def file_error(error: OSError) -> RunFailed:
