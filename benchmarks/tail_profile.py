@@ -23,13 +23,13 @@ PHASES = [
     ("metrics.json/csv", "write_metrics_"),
     ("run.json (summary)", "RunRecord.summary"),
     ("stop jobs / server", "FederationRun._finish"),
-    ("save model (server)", "FederationRun._save_model"),
+    ("save model (server)", "save_model (orchestrator/run/saving.py"),
     ("wait for the jobs to exit", "JobWatcher.wait_all"),
     ("federation (rounds)", "FederationRun._watch"),
     ("launch jobs", "FederationRun._launch"),
     ("bind server + TLS", "FederationRun._bind"),
     ("prepare data / set up run", "build_local_run"),
-    ("CLI after the run (summary table, tracking)", "local_command"),
+    ("CLI after the run (summary table, tracking)", "print_outcome"),
     ("imports", "_find_and_load"),
 ]
 

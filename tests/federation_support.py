@@ -13,6 +13,8 @@ from __future__ import annotations
 import base64
 import threading
 
+import psutil
+
 from client_code import models, transport
 from client_code.client import Channel, FederationClient
 from client_code.tabular import read_channel
@@ -149,3 +151,15 @@ def ctrl_c_after(round_number: int):
             raise KeyboardInterrupt
 
     return observer
+
+
+def job_processes(pid: int) -> list[psutil.Process]:
+    """The training-job processes below the `fedsage` process `pid` (not its figure plotter, run/plotter.py)."""
+    jobs = []
+    for process in psutil.Process(pid).children(recursive=True):
+        try:
+            if "orchestrator.run.plotter" not in process.cmdline():
+                jobs.append(process)
+        except psutil.Error:  # ended meanwhile
+            pass
+    return jobs

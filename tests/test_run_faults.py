@@ -18,6 +18,7 @@ import joblib
 import psutil
 import pytest
 from conftest import fill
+from federation_support import job_processes
 
 from orchestrator.run import checkpoint
 
@@ -43,8 +44,9 @@ class LocalRun:
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         self.read_until("round 1/200")
-        self.clients = psutil.Process(self.process.pid).children(recursive=True)
+        self.clients = job_processes(self.process.pid)
         assert len(self.clients) == 3
+        self.children = psutil.Process(self.process.pid).children(recursive=True)  # the plotter too
 
     def read_until(self, prefix: str) -> None:
         for line in self.process.stdout:
@@ -55,7 +57,7 @@ class LocalRun:
     def finish(self) -> tuple[int, list[str]]:
         """Wait for the exit; return the exit code and stderr's lines. No client process may remain."""
         _, err = self.process.communicate(timeout=120)
-        _, alive = psutil.wait_procs(self.clients, timeout=10)
+        _, alive = psutil.wait_procs(self.children, timeout=10)
         for process in alive:
             process.kill()
         assert not alive, f"client processes left running: {alive}"

@@ -7,22 +7,21 @@ run keeps it in memory (run/lifecycle.py); nothing but the summary below and the
 * `summary()`: the confusion matrix (rows: true class, columns: predicted class; the predicted
   class is the most probable one, which for two classes is a 0.5 threshold on the positive
   class), JSON-ready for run.json and report.md;
-* `write_plot()`: test_curves.png, drawn with scikit-learn's ConfusionMatrixDisplay,
-  RocCurveDisplay and PrecisionRecallDisplay on matplotlib's Agg backend. Binary tasks plot the
-  positive class (the second class, as client_code.metrics scores it); multiclass tasks plot
-  each class against the rest.
+* `figure()`: test_curves.png as plain data (run/figures.py), computed as scikit-learn's
+  ConfusionMatrixDisplay, RocCurveDisplay and PrecisionRecallDisplay compute theirs. Binary
+  tasks plot the positive class (the second class, as client_code.metrics scores it);
+  multiclass tasks plot each class against the rest.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from client_code.metrics import class_scores
-from orchestrator.run.folder import pyplot, write_figure
+from orchestrator.run.figures import Figure, Line, Matrix, Panel
 
 
 @dataclass(frozen=True)
@@ -73,42 +72,76 @@ class TestScores:
             "confusion_matrix": matrix.tolist(),
         }
 
-    def write_plot(self, path: Path, title: str) -> None:
-        """Write test_curves.png: the confusion matrix, the ROC curve(s) and the precision-recall curve(s)."""
-        plt = pyplot()
-        from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay
+    def figure(self, title: str) -> Figure:
+        """test_curves.png: the confusion matrix, the ROC curve(s) and the precision-recall curve(s).
 
-        fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
-        ConfusionMatrixDisplay.from_predictions(
-            self.y,
-            self.predicted(),
-            labels=self.classes,
-            display_labels=[str(c) for c in self.classes],
-            ax=axes[0],
-            colorbar=False,
-            values_format="d",
-        )
-        axes[0].set_title("Confusion matrix (rows: true class)")
+        Computed as scikit-learn's ConfusionMatrixDisplay, RocCurveDisplay and PrecisionRecallDisplay
+        compute them (confusion_matrix, roc_curve with roc_auc, precision_recall_curve with
+        average_precision_score, a step curve; the chance levels 0.5 and the positive rate),
+        and drawn as they draw them, by run/figures.py (possibly in another process).
+        """
+        from sklearn.metrics import auc, average_precision_score, confusion_matrix, precision_recall_curve, roc_curve
+
+        labels = [str(c) for c in self.classes]
+        matrix = confusion_matrix(self.y, self.predicted(), labels=self.classes).tolist()
+        roc: list[Line] = []
+        pr: list[Line] = []
         shown = [self.positive_class] if self.positive_class is not None else self.classes
         for cls in shown:
             column = self.proba[:, self.classes.index(cls)]
             target = (self.y == cls).astype(int)
             if target.min() == target.max():  # one class only: the curves are undefined
                 continue
-            last = cls == shown[-1]
-            RocCurveDisplay.from_predictions(target, column, name=f"class {cls}", ax=axes[1], plot_chance_level=last)
-            PrecisionRecallDisplay.from_predictions(
-                target, column, name=f"class {cls}", ax=axes[2], plot_chance_level=last and len(shown) == 1
+            fpr, tpr, _ = roc_curve(target, column)
+            precision, recall, _ = precision_recall_curve(target, column)
+            average = average_precision_score(target, column)
+            roc.append(Line(fpr.tolist(), tpr.tolist(), f"class {cls} (AUC = {auc(fpr, tpr):.2f})", marker=None))
+            pr.append(
+                Line(
+                    recall.tolist(),
+                    precision.tolist(),
+                    f"class {cls} (AP = {average:.2f})",
+                    marker=None,
+                    drawstyle="steps-post",
+                )
             )
-        axes[1].set_title("ROC curve")
-        axes[2].set_title("Precision-recall curve")
-        if axes[2].get_legend() is not None:
-            axes[2].legend(loc="upper right")
-        for axis in axes[1:]:
-            axis.grid(alpha=0.3)
-        fig.suptitle(title)
-        fig.tight_layout()
-        write_figure(path, fig)
+            if cls == shown[-1]:
+                roc.append(Line([0, 1], [0, 1], "Chance level (AUC = 0.5)", marker=None, linestyle="--", color="k"))
+                if len(shown) == 1:
+                    rate = float(target.mean())
+                    pr.append(Line([0, 1], [rate, rate], f"Chance level (AP = {rate:.2f})", None, "--", color="k"))
+        positive = f" (Positive label: {self.positive_class})" if self.positive_class is not None else ""
+        limits = (-0.01, 1.01)
+        panels = [
+            Panel(
+                "Confusion matrix (rows: true class)",
+                "Predicted label",
+                "True label",
+                matrix=Matrix(matrix, labels),
+                grid=False,
+            ),
+            Panel(
+                "ROC curve",
+                f"False Positive Rate{positive}",
+                f"True Positive Rate{positive}",
+                roc,
+                xlim=limits,
+                ylim=limits,
+                legend="lower right",
+                aspect="equal",
+            ),
+            Panel(
+                "Precision-recall curve",
+                f"Recall{positive}",
+                f"Precision{positive}",
+                pr,
+                xlim=limits,
+                ylim=limits,
+                legend="upper right",
+                aspect="equal",
+            ),
+        ]
+        return Figure(panels, (15, 4.6), title)
 
 
 def _plain(value: Any) -> Any:

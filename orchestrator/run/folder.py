@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import errno
-import io
 import json
 import os
 import platform
@@ -112,27 +111,6 @@ def write_atomic(path: Path, data: bytes | str) -> None:
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-
-
-def pyplot() -> Any:
-    """matplotlib.pyplot on the Agg backend (files only, no display), imported when a plot is drawn."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def write_figure(path: Path, fig: Any) -> None:
-    """Save a matplotlib figure to `path` as a PNG (110 dpi), atomically (write_atomic), and close it."""
-    plt = pyplot()
-    image = io.BytesIO()
-    try:
-        fig.savefig(image, format="png", dpi=110)
-    finally:
-        plt.close(fig)
-    write_atomic(path, image.getvalue())
 
 
 def file_error(error: OSError) -> RunFailed:

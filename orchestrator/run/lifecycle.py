@@ -66,6 +66,7 @@ from orchestrator.run.inputs import ServerData
 from orchestrator.run.logs import ServerLog
 from orchestrator.run.outcome import RunOutcome
 from orchestrator.run.phase import phase_warnings
+from orchestrator.run.plotter import Plotter
 from orchestrator.run.record import RunRecord
 from orchestrator.run.resume import ResumePoint
 from orchestrator.run.watcher import JobWatcher, describe
@@ -101,6 +102,7 @@ class FederationRun:
         self._server_error: BaseException | None = None
         self._thread: threading.Thread | None = None
         self._log: ServerLog | None = None
+        self._plotter = Plotter()  # draws the figures in a helper process while the run writes the rest
 
     @property
     def run_id(self) -> str:
@@ -154,6 +156,7 @@ class FederationRun:
         self.history.rounds.append(record)
         if len(self.history.rounds) == 1:
             warmup.start()  # the tail's libraries, while the rounds run
+            self._plotter.start()  # and the figures' (matplotlib), in the helper process
         # an OSError (a full disk) ends the server thread: _failure_message says which file and why
         model, schema = self.federation.model, self.data.schema
         names = model.family.parameter_names(model.hyperparameters(), schema)
@@ -213,7 +216,9 @@ class FederationRun:
                 raise self._server_error
             if self._server_error is not None:
                 raise RunFailed(self._failure_message(self._server_error))
+            self._draw_figures()  # metrics.png, in the helper process while the model is saved
             model_path = saving.save_model(self.folder, self.record, self._server, self.data)  # as jobs exit
+            self._draw_figures()  # and the final model's curves, while the rest is written
             late = self.watcher.wait_all(self.backend.completion_timeout, self._drain)
             if late:
                 timeout = self.backend.completion_timeout
@@ -325,6 +330,13 @@ class FederationRun:
             self._thread.join(0.1)
         self._drain()
 
+    def _draw_figures(self) -> None:
+        """Hand the figures known so far to the plotter (run/plotter.py); write_all collects them."""
+        task = self.data.schema.get("task") if self.data.schema else None
+        record = self.record
+        for name, figure in report.figures(self.history, self.run_id, task, record.calibration, record.scores).items():
+            self._plotter.submit(name, figure)
+
     def _failure_message(self, error: BaseException) -> str:
         """Why the server stopped, with the jobs' failure reasons; after an abort, its reason (the cause)."""
         if isinstance(error, FederationAborted):
@@ -377,8 +389,9 @@ class FederationRun:
                         status, reason, self.backend.description, self.watcher, self.folder, self.data
                     )
                     write_json(self.folder.path("run.json"), summary.to_dict())
-                    report.write_all(self.folder, self.history, summary, self.record.scores)
+                    report.write_all(self.folder, self.history, summary, self.record.scores, self._plotter)
                 except OSError as exc:  # the reason may already say why (a full disk): then only add what is lost
                     lost = f"the partial model, run.json and the reports were not all written ({exc.strerror})"
                     problems.append(lost if reason else str(file_error(exc)))
+            self._plotter.close()
         return problems

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -21,7 +20,9 @@ from client_code.metrics import GAIN_METRICS, METRICS
 from orchestrator.config.base import name_order
 from orchestrator.federation.history import RunHistory
 from orchestrator.run.curves import TestScores
-from orchestrator.run.folder import RunFolder, RunSummary, pyplot, write_atomic, write_figure, write_json
+from orchestrator.run.figures import Figure, Line, Panel
+from orchestrator.run.folder import RunFolder, RunSummary, write_atomic, write_json
+from orchestrator.run.plotter import Plotter
 from orchestrator.text import fmt, privacy
 
 SERVER_METRICS = METRICS["binary"]  # a classification run's; server_metrics(task) for any task
@@ -84,44 +85,51 @@ def write_metrics_csv(path: Path, history: RunHistory, task: str | None = None) 
     write_atomic(path, text.getvalue())
 
 
-def write_metrics_plot(path: Path, history: RunHistory, title: str, task: str | None = None) -> None:
-    """Test-set metrics, per-client losses and each client's gain over rounds, as a PNG."""
-    plt = pyplot()
-
+def metrics_figure(history: RunHistory, title: str, task: str | None = None) -> Figure:
+    """metrics.png: the test loss and metrics (server), each client's training loss and its gain over local-only."""
     regression = task == "regression"
     rounds = [r.round for r in history.rounds]
-    fig, axes = plt.subplots(1, 4, figsize=(20, 4.2))
     loss_name = "mean squared error" if regression else "log loss"
-    axes[0].plot(rounds, [r.server.get("loss") for r in history.rounds], marker="o")
-    axes[0].set(title=f"Test {loss_name} (server)", xlabel="round", ylabel=loss_name)
-    for metric in ("r2",) if regression else ("roc_auc", "pr_auc", "f1", "accuracy"):
-        axes[1].plot(rounds, [r.server.get(metric, math.nan) for r in history.rounds], marker="o", label=metric)
-    axes[1].set(title="Test metrics (server)", xlabel="round", ylim=(None, 1.02) if regression else (0, 1.02))
-    axes[1].legend(loc="lower right")
-    for client in _clients(history):
+    clients = _clients(history)
+    loss = Line(rounds, [r.server.get("loss") for r in history.rounds])
+    metrics = [
+        Line(rounds, [r.server.get(metric) for r in history.rounds], label=metric)
+        for metric in (("r2",) if regression else ("roc_auc", "pr_auc", "f1", "accuracy"))
+    ]
+    training = []
+    for client in clients:
         trained = [r for r in history.rounds if "train_loss" in r.clients.get(client, {})]
-        axes[2].plot(
-            [r.round for r in trained], [r.clients[client]["train_loss"] for r in trained], marker="o", label=client
-        )
-    axes[2].set(title="Local training loss (clients)", xlabel="round", ylabel=loss_name)
-    if _clients(history):
-        axes[2].legend(loc="upper right")
+        training.append(Line([r.round for r in trained], [r.clients[client]["train_loss"] for r in trained], client))
     key = next(iter(GAIN_METRICS.get(task or "binary", {})), "roc_auc")  # roc_auc, or rmse for regression
     higher = GAIN_METRICS.get(task or "binary", {}).get(key, True)
-    for client in _clients(history):
+    gains = []
+    for client in clients:
         scored = [r for r in history.rounds if f"local_{key}" in r.clients.get(client, {})]
         values = [r.clients[client][f"federated_{key}"] - r.clients[client][f"local_{key}"] for r in scored]
-        axes[3].plot([r.round for r in scored], [v if higher else -v for v in values], marker="o", label=client)
-    axes[3].axhline(0, color="grey", linewidth=0.8)
-    axes[3].set(title=f"Gain over local-only ({key}, own validation data)", xlabel="round", ylabel=f"{key} gain")
-    if _clients(history):
-        axes[3].legend(loc="lower right")
-    for axis in axes:
-        axis.grid(alpha=0.3)
-        axis.set_xticks(rounds)
-    fig.suptitle(title)
-    fig.tight_layout()
-    write_figure(path, fig)
+        gains.append(Line([r.round for r in scored], [v if higher else -v for v in values], client))
+    legend = "upper right" if clients else None
+    panels = [
+        Panel(f"Test {loss_name} (server)", "round", loss_name, [loss], xticks=rounds),
+        Panel(
+            "Test metrics (server)",
+            "round",
+            lines=metrics,
+            ylim=(None, 1.02) if regression else (0, 1.02),
+            xticks=rounds,
+            legend="lower right",
+        ),
+        Panel("Local training loss (clients)", "round", loss_name, training, xticks=rounds, legend=legend),
+        Panel(
+            f"Gain over local-only ({key}, own validation data)",
+            "round",
+            f"{key} gain",
+            gains,
+            xticks=rounds,
+            hline=0,
+            legend="lower right" if clients else None,
+        ),
+    ]
+    return Figure(panels, (20, 4.2), title)
 
 
 def _test_set_lines(test_set: dict[str, Any]) -> list[str]:
@@ -145,31 +153,16 @@ def _test_set_lines(test_set: dict[str, Any]) -> list[str]:
     return [*lines, "", "![confusion matrix, ROC and precision-recall curves](test_curves.png)", ""]
 
 
-def write_calibration_plot(path: Path, calibration: dict[str, Any], title: str) -> None:
-    """The calibration curve (observed share of the positive class against the mean predicted probability), as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def calibration_figure(calibration: dict[str, Any], title: str) -> Figure:
+    """calibration.png: the observed share of the positive class against the mean predicted probability."""
     bins = calibration["bins"]
-    fig, axis = plt.subplots(figsize=(5.5, 5))
-    axis.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
-    axis.plot(bins["predicted"], bins["observed"], marker="o", label="final model")
-    axis.set(
-        title=title,
-        xlabel=f"mean predicted probability of {calibration['positive_class']!s}",
-        ylabel="observed share",
-        xlim=(0, 1),
-        ylim=(0, 1),
-    )
-    axis.legend(loc="upper left")
-    axis.grid(alpha=0.3)
-    fig.tight_layout()
-    image = io.BytesIO()
-    fig.savefig(image, format="png", dpi=110)
-    plt.close(fig)
-    write_atomic(path, image.getvalue())
+    lines = [
+        Line([0, 1], [0, 1], "perfectly calibrated", marker=None, linestyle="--", color="grey"),
+        Line(bins["predicted"], bins["observed"], "final model"),
+    ]
+    xlabel = f"mean predicted probability of {calibration['positive_class']!s}"
+    panel = Panel(title, xlabel, "observed share", lines, xlim=(0, 1), ylim=(0, 1), legend="upper left")
+    return Figure([panel], (5.5, 5))
 
 
 def _data_lines(summary: RunSummary) -> list[str]:
@@ -330,21 +323,43 @@ def outputs(
     return ("run.json", "metrics.json", "metrics.csv", *plot, *curve, *curves, "report.md")
 
 
-def write_all(folder: RunFolder, history: RunHistory, summary: RunSummary, scores: TestScores | None = None) -> None:
-    """Write metrics.json, metrics.csv, metrics.png, calibration.png, test_curves.png and report.md.
+def figures(
+    history: RunHistory,
+    run_id: str,
+    task: str | None,
+    calibration: dict[str, Any] | None = None,
+    scores: TestScores | None = None,
+) -> dict[str, Figure]:
+    """The run's figures (run/figures.py) by file name.
 
-    metrics.png needs a round; calibration.png the final model's calibration; test_curves.png its
-    `scores` on the test set.
+    metrics.png needs a round; calibration.png the final model's `calibration` (with bins);
+    test_curves.png its `scores` on the test set.
+    """
+    drawn: dict[str, Figure] = {}
+    if history.rounds:
+        drawn["metrics.png"] = metrics_figure(history, f"fedsage run {run_id}", task)
+    if (calibration or {}).get("bins"):
+        drawn["calibration.png"] = calibration_figure(calibration, f"calibration, run {run_id}")
+    if scores is not None:
+        drawn["test_curves.png"] = scores.figure(f"fedsage run {run_id}: the final model on the test set")
+    return drawn
+
+
+def write_all(
+    folder: RunFolder,
+    history: RunHistory,
+    summary: RunSummary,
+    scores: TestScores | None = None,
+    plotter: Plotter | None = None,
+) -> None:
+    """Write metrics.json, metrics.csv, the figures (`figures`) and report.md.
+
+    `plotter`: the run's helper process (run/plotter.py), which may have drawn the figures
+    already; None draws them here.
     """
     write_metrics_json(folder.path("metrics.json"), history, summary)
     write_metrics_csv(folder.path("metrics.csv"), history, summary.task)
-    if history.rounds:
-        write_metrics_plot(folder.path("metrics.png"), history, f"fedsage run {summary.run_id}", summary.task)
-    if summary.calibration.get("bins"):
-        title = f"calibration, run {summary.run_id}"
-        write_calibration_plot(folder.path("calibration.png"), summary.calibration, title)
-    if scores is not None:
-        scores.write_plot(
-            folder.path("test_curves.png"), f"fedsage run {summary.run_id}: the final model on the test set"
-        )
+    plotter = plotter or Plotter()
+    for name, figure in figures(history, summary.run_id, summary.task, summary.calibration, scores).items():
+        write_atomic(folder.path(name), plotter.png(name, figure))
     write_report(folder.path("report.md"), history, summary)

@@ -2,7 +2,8 @@
 
 Measured with py-spy on the default job (docs/benchmarks.md): after the last round the server
 spent 0.8 s importing skops.io (to write model.skops) and 0.2 s importing matplotlib.pyplot (for
-the plots), out of a 1.8 s tail. The server's main thread is idle while a round runs, so the
+the plots), out of a 1.8 s tail. matplotlib is now imported by the plotter's helper process
+(run/plotter.py), which draws the figures. The server's main thread is idle while a round runs, so the
 run starts one daemon thread for these imports once the first round is done (by then every
 client has finished importing its own libraries, so the cores are free). Python's import
 lock makes an import the tail needs before the thread is done simply wait for it.
@@ -18,13 +19,10 @@ import threading
 log = logging.getLogger(__name__)
 
 # what RunFolder.save_model (client_code/persist.py) and the reports (run/report.py, run/curves.py) import
-MODULES = ("skops.io", "matplotlib.pyplot", "sklearn.metrics")
+MODULES = ("skops.io", "sklearn.metrics")  # matplotlib: in the plotter's own process (run/plotter.py)
 
 
 def _import_all() -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only (run/folder.py `pyplot`); set before pyplot is imported
     for name in MODULES:
         with contextlib.suppress(ImportError):  # skops is optional: persist.py writes no model.skops without it
             importlib.import_module(name)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from orchestrator import defaults
 from orchestrator.errors import BadInput
-from orchestrator.run.folder import pyplot, write_figure
+from orchestrator.run.figures import Figure, Line, Panel, render
+from orchestrator.run.folder import write_atomic
 from orchestrator.runs.listing import RunDetails, show_run
 
 COMPARED = ("loss", "roc_auc", "pr_auc", "f1")  # the metrics the comparison plot draws over rounds
@@ -59,23 +59,14 @@ def compare_runs(run_ids: list[str], out: Path = Path(defaults.RUNS), plot: Path
 
 def write_comparison_plot(path: Path, runs: list[RunDetails]) -> None:
     """The test-set metrics of COMPARED over rounds, one line per run, as a PNG written atomically."""
-    plt = pyplot()
-
-    fig, axes = plt.subplots(1, len(COMPARED), figsize=(4.2 * len(COMPARED), 4.2))
-    for axis, metric in zip(axes, COMPARED, strict=True):
+    panels = []
+    for index, metric in enumerate(COMPARED):
+        lines = []
         for details in runs:
             rounds = details.history.rounds
-            values = [r.server.get(metric) for r in rounds]
-            axis.plot(
-                [r.round for r in rounds],
-                [math.nan if v is None else v for v in values],
-                marker="o",
-                label=details.info.run_id,
-            )
-        axis.set(title=f"test {metric}", xlabel="round")
-        axis.grid(alpha=0.3)
-    axes[0].legend(loc="upper right", fontsize="small")
-    fig.suptitle(f"fedsage: {len(runs)} runs compared")
-    fig.tight_layout()
+            lines.append(Line([r.round for r in rounds], [r.server.get(metric) for r in rounds], details.info.run_id))
+        legend = "upper right" if index == 0 else None
+        panels.append(Panel(f"test {metric}", "round", lines=lines, legend=legend, legend_size="small"))
+    figure = Figure(panels, (4.2 * len(COMPARED), 4.2), f"fedsage: {len(runs)} runs compared")
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_figure(path, fig)
+    write_atomic(path, render(figure))
