@@ -10,6 +10,7 @@ import pytest
 from client_code import models
 from client_code.tabular import Dataset
 from orchestrator.run.curves import TestScores
+from orchestrator.run.figures import render
 
 SCHEMA = {
     "label": "y",
@@ -27,7 +28,7 @@ SCHEMA = {
         ("sgd", {"loss": "hinge"}, "decision score >= 0"),
     ],
 )
-def test_scores_name_the_schemas_classes_for_every_family(tmp_path, kind, values, decision):
+def test_scores_name_the_schemas_classes_for_every_family(kind, values, decision):
     family = models.get(kind)
     model = family.build(family.hyperparameters(**values), SCHEMA)
     X = np.linspace(-1, 1, 20).reshape(-1, 1)
@@ -38,5 +39,6 @@ def test_scores_name_the_schemas_classes_for_every_family(tmp_path, kind, values
     assert summary["classes"] == ["no", "yes"] and summary["positive_class"] == "yes"
     assert summary["decision"] == decision
     assert np.sum(summary["confusion_matrix"]) == 20 and np.trace(summary["confusion_matrix"]) >= 15
-    scores.write_plot(tmp_path / "test_curves.png", "test")
-    assert (tmp_path / "test_curves.png").stat().st_size > 0
+    figure = scores.figure("test")
+    assert figure.panels[0].matrix.labels == ["no", "yes"]
+    assert render(figure).startswith(b"\x89PNG")
