@@ -36,6 +36,17 @@ def test_without_ray_the_backend_names_the_extra(prepared_dir, tmp_path, monkeyp
     assert not (tmp_path / "simulation").exists()  # nothing written
 
 
+def test_a_federation_toml_with_the_simulation_backend_runs_on_it(prepared_dir, tmp_path):
+    """-c federation.toml (and --resume, which reads the run's saved one) honour [local] backend = "simulation"."""
+    federation = build_local_run(_options(prepared_dir, tmp_path, "simulation")).federation
+    path = tmp_path / "federation.toml"
+    path.write_text(federation.to_toml())
+    run = build_local_run(LocalOptions(config=path, out=tmp_path / "again"))
+    assert run.federation.local.backend == "simulation"
+    assert isinstance(run.backend, SimulationBackend)
+    assert not (tmp_path / "again").exists() or not any((tmp_path / "again").iterdir())  # nothing written yet
+
+
 def test_virtual_jobs_run_until_the_federation_ends(tmp_path):
     backend = SimulationBackend((tmp_path / "clients").as_uri())
     backend.launch({"TrainingJobName": "fedsage-run-a", "Tags": []})

@@ -143,7 +143,6 @@ class RayNode:
             node.kill_all_processes = lambda *args, **kwargs: self.kill(tree)
         try:
             ray.shutdown()
-            log.info("Ray's driver disconnected in %.2f s", time.monotonic() - started)
         finally:
             self.kill(tree)
         log.info("Ray node stopped in %.2f s (%d processes)", time.monotonic() - started, len(tree))
