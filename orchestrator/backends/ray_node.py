@@ -67,13 +67,17 @@ def init_arguments(cpus: int) -> dict[str, Any]:
     }
 
 
+_previous: RayNode | None = None  # the last node started in this process (one at a time: Ray's driver is global)
+
+
 class RayNode:
     """A local Ray node owned by one run, in a thread of its own (see the module docstring).
 
-    `start()` starts it and returns once it runs; `stop()` asks for its end without waiting (the
-    run saves its model meanwhile); `wait()` waits for it: the driver disconnected and every
-    process of the node gone. `kill()` SIGKILLs the node's processes from any thread, for a run
-    whose server does not come back.
+    `start()` starts it and returns once it runs (after the previous node of this process is
+    gone); `stop()` asks for its end without waiting: the run writes its folder meanwhile, and
+    the thread is not a daemon, so the interpreter waits for it before exiting. `wait()` waits
+    for it: the driver disconnected and every process of the node gone. `kill()` SIGKILLs the
+    node's processes from any thread, for a run whose server does not come back.
     """
 
     def __init__(self, cpus: int) -> None:
@@ -84,10 +88,14 @@ class RayNode:
         self._started = threading.Event()
         self._stopping = threading.Event()
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="ray-node", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="ray-node", daemon=False)
 
     def start(self) -> None:
         """Start the node (ray.init, in the node's thread) and return once it runs; raise what ray.init raised."""
+        global _previous
+        if _previous is not None and not _previous.wait(KILL_WAIT * 3):
+            _previous.kill()
+        _previous = self
         self._thread.start()
         self._started.wait()
         if self._error is not None:

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class VirtualJob:
     """What a virtual client needs of its training job request: program arguments, environment, channel folders."""
@@ -147,8 +148,8 @@ class SimulatedServer(FederationServer):
     def run(self) -> None:
         """Run the federation in the Simulation Engine once every job is launched; Ray is stopped whole after.
 
-        Ray's node (backends/ray_node.py) stops in its own thread while the run saves its model;
-        `stop` waits for it, so no process of it outlives the run. The run's own
+        Ray's node (backends/ray_node.py) stops in its own thread while the run writes its
+        folder; no process of it outlives the interpreter. The run's own
         errors (an abort, bad input found in the statistics phase) are raised as they are, not
         as Flower's "simulation crashed" and its advice.
         """
@@ -184,19 +185,20 @@ class SimulatedServer(FederationServer):
         self.backend.ended(COMPLETED)
 
     def stop(self, grace: float | None = None) -> None:
-        """Wait until the federation has ended and Ray is stopped (waits raise once the run is aborted).
+        """Wait until the federation has ended (waits raise once the run is aborted); Ray stops meanwhile.
 
-        The round in progress ends first; a run whose server or Ray node does not end within the
-        backend's completion timeout has its Ray processes killed. (run/lifecycle.py stops the
-        jobs, then the server, then writes run.json.)
+        The round in progress ends first, so no record of Flower's reaches the console after the
+        run's server.log is closed. A server that does not end within the backend's completion
+        timeout has Ray's processes killed. The node's own thread finishes stopping Ray while
+        the run writes its folder; the interpreter waits for it (backends/ray_node.py).
         """
         if not self._running.is_set():
             return
-        timeout = self.backend.completion_timeout
-        if not (self._done.wait(timeout) and (self.node is None or self.node.wait(timeout))):
-            log.warning("the Simulation Engine did not end in %g s: killing Ray's processes", timeout)
-            if self.node is not None:
-                self.node.kill()
+        if not self._done.wait(self.backend.completion_timeout) and self.node is not None:
+            log.warning(
+                "the Simulation Engine did not end in %g s: killing Ray's processes", self.backend.completion_timeout
+            )
+            self.node.kill()
 
 
 def _cancel_resource_check() -> None:
