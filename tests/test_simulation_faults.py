@@ -6,7 +6,6 @@ code, one line on stderr, run.json `interrupted`; and whatever the end, no proce
 so every process it started - Ray's too, orphaned or not - is found by its session id.
 """
 
-import json
 import os
 import signal
 import subprocess
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from test_run_faults import _fedsage, _one_line
+from test_run_faults import LocalRun, _fedsage, _one_line
 
 pytestmark = [
     pytest.mark.slow,
@@ -27,8 +26,11 @@ pytestmark = [
 RAY_NAMES = ("ray::", "raylet", "gcs_server")
 
 
-class SimulationRun:
-    """`fedsage local --backend simulation` on the prepared data in a session of its own; the test drives it."""
+class SimulationRun(LocalRun):
+    """`fedsage local --backend simulation` on the prepared data in a session of its own; the test drives it.
+
+    LocalRun's run_dir and summary; its own start, output and end (no client processes: Ray's).
+    """
 
     def __init__(self, cwd: Path, data_dir: Path, rounds: int, wait_for: str | None = None) -> None:
         self.out = cwd / "runs"
@@ -84,14 +86,6 @@ class SimulationRun:
             if ours or tagged:
                 left.append(process)
         return left
-
-    @property
-    def run_dir(self) -> Path:
-        (run_dir,) = self.out.iterdir()
-        return run_dir
-
-    def summary(self) -> dict:
-        return json.loads((self.run_dir / "run.json").read_text())
 
 
 def _is_ray(process: psutil.Process) -> bool:
