@@ -42,7 +42,7 @@ os.environ.setdefault("RAY_worker_niceness", "0")
 # no warning about accelerator variables, which a CPU-only run does not use
 os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
 
-import psutil  # noqa: E402 - a dependency of Ray
+import psutil  # noqa: E402 - in the simulation extra
 import ray  # noqa: E402 - after the environment above
 
 from orchestrator.run import logs  # noqa: E402
@@ -137,9 +137,10 @@ class RayNode:
             self._stop()
 
     def _found(self, before: set[int]) -> None:
-        """Keep the children of this process that were not there `before`: what ray.init started."""
+        """Add the children of this process that were not there `before` to the node's: what ray.init started."""
         with self._lock:
-            self._roots = [p for p in psutil.Process().children() if p.pid not in before]
+            known = {p.pid for p in self._roots}
+            self._roots += [p for p in psutil.Process().children() if p.pid not in before | known]
 
     def _stop(self) -> None:
         """Disconnect the driver, then kill the node's process tree (instead of Ray's second-by-second shutdown)."""
@@ -168,7 +169,8 @@ class RayNode:
         return tree
 
     def kill(self, tree: list[psutil.Process] | None = None) -> None:
-        """SIGKILL the node's processes (`tree`, or all of them now) and wait until they are gone."""
+        """SIGKILL the node's processes (`tree`, or all of them now) and wait until they are gone; the node stops."""
+        self._stopping.set()  # the node's thread (which the interpreter waits for) goes on to its end
         tree = self._tree() if tree is None else tree
         for process in tree:
             try:
