@@ -258,11 +258,12 @@ def _docker(clients: int, local: config.LocalSettings, folder: RunFolder) -> Doc
 
 
 def _simulation(local: config.LocalSettings, folder: RunFolder) -> SimulationBackend | None:
-    """The simulation backend for --backend simulation (None for the others)."""
+    """The simulation backend for --backend simulation (None for the others); BadInput naming the extra without Ray."""
     if local.backend != "simulation":
         return None
-    from orchestrator.backends.simulation import SimulationBackend
+    from orchestrator.backends.simulation import SimulationBackend, check_installed
 
+    check_installed()
     return SimulationBackend(folder.clients.resolve().as_uri())
 
 
@@ -355,7 +356,11 @@ def _from_file(options: LocalOptions, observer: Observer) -> FederationRun:
     folder.check_writable()
     local = federation.local
     docker = _docker(len(federation.clients), local, folder) if local.backend == "docker" else None
-    backend = docker or ProcessBackend(folder.clients, len(federation.clients), code_dir=folder.path("code"))
+    backend = (
+        docker
+        or _simulation(local, folder)
+        or ProcessBackend(folder.clients, len(federation.clients), code_dir=folder.path("code"))
+    )
     backend.check_inputs(federation, data)
     return FederationRun(federation, data, backend, folder, observer, resume=point)
 

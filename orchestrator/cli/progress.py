@@ -113,6 +113,9 @@ class RunView:
             title = f"data: built-in '{event.dataset}' (label {event.summary.label}) prepared in {event.summary.out}"
             c.print(data_table(event.summary, title))
             waiting = "starting the server"
+        elif isinstance(event, ServerListening) and event.virtual:
+            c.print(f"[green]✓[/] server ready for {event.clients} virtual clients in this process (no port, no TLS)")
+            waiting = f"waiting for clients to join (0/{event.clients})"
         elif isinstance(event, ServerListening):
             c.print(f"[green]✓[/] server listening on [bold]{event.address}[/] (TLS; only this run's clients admitted)")
             waiting = f"waiting for clients to join (0/{event.clients})"

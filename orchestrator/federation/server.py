@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 class FederationServer:
     """One run's Flower server."""
 
+    virtual = False  # True when its clients are virtual (federation/simulation.py): nothing listens
+
     def __init__(
         self,
         federation: Federation,

@@ -30,10 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flwr.server import Server, ServerConfig
+from flwr.server import History, Server, ServerConfig
 
 from orchestrator.backends import COMPLETED
 from orchestrator.backends.container import file_path
+from orchestrator.backends.ray_node import RayNode, init_arguments
 from orchestrator.backends.toolkit import decode_hyperparameters, split_hyperparameters, to_cmd_args
 from orchestrator.federation.roster import Roster
 from orchestrator.federation.server import FederationServer
@@ -46,8 +47,6 @@ if TYPE_CHECKING:
     from orchestrator.backends.simulation import SimulationBackend
 
 log = logging.getLogger(__name__)
-
-OBJECT_STORE_BYTES = 256 * 2**20  # Ray's shared-memory store; parameters are small (Ray's default: 30% of RAM)
 
 
 @dataclass(frozen=True)
@@ -108,24 +107,38 @@ class _VirtualRoster(Roster):
 
 
 class _PhasedServer(Server):
-    """A Flower Server that runs the run's statistics phase and builds its strategy when the engine starts it."""
+    """A Flower Server that runs the run's statistics phase and builds its strategy when the engine starts it.
+
+    An error of the rounds is kept in `error` (and the rounds end): start_simulation would log it
+    with advice about out-of-memory actors and raise "Simulation crashed." instead.
+    """
 
     def __init__(self, owner: SimulatedServer) -> None:
         super().__init__(client_manager=owner.roster, strategy=None)
         self.owner = owner
+        self.error: Exception | None = None
 
     def fit(self, num_rounds: int, timeout: float | None):  # noqa: D102 - Server.fit
-        self.strategy = self.owner.prepare_rounds()
-        return super().fit(num_rounds, timeout)
+        try:
+            self.strategy = self.owner.prepare_rounds()
+            return super().fit(num_rounds, timeout)
+        except Exception as exc:  # noqa: BLE001 - raised again by SimulatedServer.run
+            self.error = exc
+            return History(), 0.0
 
 
 class SimulatedServer(FederationServer):
     """FederationServer whose clients are the Simulation Engine's virtual clients (see the module docstring)."""
 
+    virtual = True
+
     def __init__(self, backend: SimulationBackend, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.backend = backend
         self.roster = _VirtualRoster(self.roster.expected, self.roster.wait_timeout, self.emit)
+        self.node: RayNode | None = None  # while run() runs
+        self._running = threading.Event()
+        self._done = threading.Event()
 
     def start(self) -> int:
         """Nothing listens: virtual clients talk to the server in this process (port 0)."""
@@ -133,50 +146,63 @@ class SimulatedServer(FederationServer):
         return self.port
 
     def run(self) -> None:
-        """Run the federation in the Simulation Engine once every job is launched; Ray is shut down after."""
-        import ray
+        """Run the federation in the Simulation Engine once every job is launched; Ray is stopped whole after.
+
+        Ray's node (backends/ray_node.py) stops in its own thread while the run writes its
+        folder; no process of it outlives the interpreter. The run's own
+        errors (an abort, bad input found in the statistics phase) are raised as they are, not
+        as Flower's "simulation crashed" and its advice.
+        """
         from flwr.simulation import start_simulation
 
-        self.roster.wait_launched()
-        requests = list(self.backend.requests.values())
-        self.roster.expected = [client_of(r) for r in requests]  # partition i is the i-th job launched
-        jobs = [VirtualJob.of(r) for r in requests]
-        run = self.federation.federation
-        cpus = os.cpu_count() or 1
-        # Ray starts its workers at niceness 15 (its worker_niceness): on a busy machine the virtual
-        # clients would then get a fraction of the CPU a process-backend client gets; and no warning
-        # about accelerator variables, which a CPU-only run does not use.
-        os.environ.setdefault("RAY_worker_niceness", "0")
-        os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
+        self._running.set()
         try:
-            start_simulation(
-                client_fn=functools.partial(virtual_client, uuid.uuid4().hex, jobs),
-                num_clients=len(jobs),
-                server=_PhasedServer(self),
-                config=ServerConfig(num_rounds=self.rounds_to_run(), round_timeout=run.round_timeout),
-                client_resources={"num_cpus": cpus, "num_gpus": 0.0},  # one actor: see the module docstring
-                ray_init_args={
-                    "num_cpus": cpus,
-                    "include_dashboard": False,
-                    "ignore_reinit_error": True,
-                    "log_to_driver": False,  # the virtual clients' logs stay in Ray's session folder
-                    "configure_logging": False,  # Ray's records go to server.log (run/logs.py), not the console
-                    "object_store_memory": OBJECT_STORE_BYTES,
-                },
-            )
-        except RuntimeError as exc:  # "Simulation crashed." from the run's own exception
-            raise (exc.__cause__ or exc) from None
+            self.roster.wait_launched()
+            requests = list(self.backend.requests.values())
+            self.roster.expected = [client_of(r) for r in requests]  # partition i is the i-th job launched
+            jobs = [VirtualJob.of(r) for r in requests]
+            run = self.federation.federation
+            cpus = os.cpu_count() or 1
+            flower = _PhasedServer(self)
+            self.node = RayNode(cpus)
+            with self.node.running():
+                try:
+                    start_simulation(
+                        client_fn=functools.partial(virtual_client, uuid.uuid4().hex, jobs),
+                        num_clients=len(jobs),
+                        server=flower,
+                        config=ServerConfig(num_rounds=self.rounds_to_run(), round_timeout=run.round_timeout),
+                        client_resources={"num_cpus": cpus, "num_gpus": 0.0},  # one actor: see the module docstring
+                        ray_init_args=init_arguments(cpus),  # the node is running: start_simulation keeps it
+                        keep_initialised=True,
+                    )
+                finally:
+                    _cancel_resource_check()
+            if flower.error is not None:
+                raise flower.error
         finally:
-            # start_simulation leaves Ray running; shutting it down takes about a second, which
-            # need not hold up the run folder: a non-daemon thread does it (Python waits for it
-            # before exiting, and Ray's own exit hook would shut down a Ray still running)
-            threading.Thread(target=_shut_down, args=(ray,), name="ray-shutdown").start()
+            self._done.set()
         self.backend.ended(COMPLETED)
 
+    def stop(self, grace: float | None = None) -> None:
+        """Wait until the federation has ended (waits raise once the run is aborted); Ray stops meanwhile.
 
-def _shut_down(ray) -> None:
-    """Shut Ray down and cancel start_simulation's pending resource check (a non-daemon 10 s Timer)."""
-    ray.shutdown()
+        The round in progress ends first, so no record of Flower's reaches the console after the
+        run's server.log is closed. A server that does not end within the backend's completion
+        timeout has Ray's processes killed. The node's own thread finishes stopping Ray while
+        the run writes its folder; the interpreter waits for it (backends/ray_node.py).
+        """
+        if not self._running.is_set():
+            return
+        if not self._done.wait(self.backend.completion_timeout) and self.node is not None:
+            log.warning(
+                "the Simulation Engine did not end in %g s: killing Ray's processes", self.backend.completion_timeout
+            )
+            self.node.kill()
+
+
+def _cancel_resource_check() -> None:
+    """Cancel start_simulation's pending resource check (a non-daemon 10 s Timer that Python would wait for)."""
     for thread in threading.enumerate():
         if isinstance(thread, threading.Timer) and getattr(thread.function, "__name__", "") == "update_resources":
             thread.cancel()

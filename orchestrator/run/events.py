@@ -115,10 +115,15 @@ class DataPrepared:
 
 @dataclass(frozen=True)
 class ServerListening:
-    """The server is up; `clients` clients will dial `address` (HOST:PORT)."""
+    """The server is up; `clients` clients will dial `address` (HOST:PORT).
+
+    With `virtual`, nothing listens: the clients are virtual clients of Flower's Simulation
+    Engine in this process (the simulation backend), with no port or TLS.
+    """
 
     address: str
     clients: int
+    virtual: bool = False
 
 
 @dataclass(frozen=True)

@@ -270,7 +270,7 @@ class FederationRun:
         self._server.resume = self.resume.checkpoint if self.resume else None
         port = self._server.start()
         self.address = host_port(server.dial_host(), port)
-        self.observer(ServerListening(self.address, len(self.federation.clients)))
+        self.observer(ServerListening(self.address, len(self.federation.clients), self._server.virtual))
 
     def _plan(self) -> list[TrainingJobRequest]:
         """Every client's training job request for this run (BadInput if SageMaker would refuse one)."""

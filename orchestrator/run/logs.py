@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 CAPTURED = ("flwr", "grpc", "orchestrator", "ray")
+CONSOLED = ("flwr", "ray")  # those with a console handler of their own (Flower's; Ray's, added by `import ray`)
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
@@ -34,7 +35,7 @@ class _StoppingFileHandler(logging.FileHandler):
 class ServerLog:
     """Routes the CAPTURED loggers to a file while a run is on; `release` undoes it.
 
-    Flower's own console handler is detached meanwhile and put back on release; unless the root
+    Flower's and Ray's own console handlers are detached meanwhile and put back on release; unless the root
     logger is at DEBUG (--verbose), the captured loggers do not propagate to the console either.
     """
 
@@ -43,10 +44,14 @@ class ServerLog:
         self.handler = _StoppingFileHandler(path)
         self.handler.setFormatter(logging.Formatter(FORMAT))
         self.handler.setLevel(logging.DEBUG)
-        flower = logging.getLogger("flwr")
-        self._detached = [h for h in flower.handlers if type(h) is not logging.FileHandler]
-        for console in self._detached:
-            flower.removeHandler(console)
+        self._detached = [
+            (logger, handler)
+            for logger in map(logging.getLogger, CONSOLED)
+            for handler in logger.handlers
+            if type(handler) is not logging.FileHandler
+        ]
+        for logger, console in self._detached:
+            logger.removeHandler(console)
         echo = logging.getLogger().isEnabledFor(logging.DEBUG)
         self._propagate = {name: logging.getLogger(name).propagate for name in CAPTURED}
         for name in CAPTURED:
@@ -67,8 +72,8 @@ class ServerLog:
         for name, propagate in self._propagate.items():
             logging.getLogger(name).removeHandler(self.handler)
             logging.getLogger(name).propagate = propagate
-        for console in self._detached:
-            logging.getLogger("flwr").addHandler(console)
+        for logger, console in self._detached:
+            logger.addHandler(console)
         try:
             self.handler.close()
         except OSError as exc:  # the last buffered lines could not be written
