@@ -101,9 +101,10 @@ def exit_at_once(code: int | str | None) -> NoReturn:
 
     Every file a command writes is closed by the time it returns (run-folder files are written
     atomically, run/folder.py), so what is skipped is only the interpreter's finalisation of
-    every imported module: with numpy, pandas, scikit-learn, scipy, gRPC and matplotlib loaded
-    it took 0.45 s at load 0 and over 1 s on a busy machine, after the prompt could have
-    returned (issue 15's tail; docs/benchmarks.md). What finalisation does that matters is
+    every imported module and its last garbage collection: with numpy, pandas, scikit-learn,
+    scipy, gRPC and matplotlib loaded it took 0.45 s at load 0 and over 1 s on a busy machine
+    (about 1.5 s with Ray's modules too), after the prompt could have returned (issue 15's
+    tail; docs/benchmarks.md). What finalisation does that matters is
     done here first: other non-daemon threads are joined, the atexit functions run (logging's
     shutdown flushes server.log, MLflow flushes its queue), and stdout/stderr are flushed.
     The clients end the same way (client_code/train.py `exit_now`).
