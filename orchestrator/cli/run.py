@@ -354,8 +354,9 @@ def status(
     else:
         jobs = _backend(config, run_id).find_jobs(run_id)
     table = Table(title=f"training jobs of {'run ' + run_id if run_id else 'every run'}", title_justify="left")
-    for column in ("run", "client", "account", "job", "status", "detail"):
-        table.add_column(column, overflow="fold")
+    for column in ("run", "client", "account", "job", "status", "detail"):  # the run id is copied: never cut
+        widest = max((len(job.run_id) for job in jobs), default=3) if column == "run" else None
+        table.add_column(column, overflow="fold", no_wrap=column == "run", min_width=widest)
     for job in jobs:
         s = job.status
         table.add_row(
