@@ -16,7 +16,7 @@ def _csv(folder: Path) -> Path:
 
 
 def _assert_bad_input(capsys, out, *args, message):
-    assert_bad_input(capsys, "local", "--out", str(out), *args, message=message, folder=out.parent)
+    return assert_bad_input(capsys, "local", "--out", str(out), *args, message=message, folder=out.parent)
 
 
 def test_zero_clients(capsys, tmp_path):
@@ -29,6 +29,25 @@ def test_zero_rounds(capsys, tmp_path):
     _assert_bad_input(
         capsys, tmp_path / "runs", "--rounds", "0", message="Invalid value for '--rounds': 0 is not in the range x>=1"
     )
+
+
+def test_one_client_is_no_federation(capsys, tmp_path):
+    _assert_bad_input(
+        capsys,
+        tmp_path / "runs",
+        "--clients",
+        "1",
+        message="--clients 1: a federation needs at least 2 clients (one client's update would be the model itself",
+    )
+
+
+def test_a_data_folder_of_one_client_is_no_federation(capsys, tmp_path, data_copy):
+    for name in ("client-2", "client-3"):
+        shutil.rmtree(data_copy / "clients" / name)
+    err = _assert_bad_input(
+        capsys, tmp_path / "runs", "--data-dir", str(data_copy), message=f"data folder {data_copy} has 1 client folder"
+    )
+    assert err.endswith("prepare it with --clients 2 or more")
 
 
 def test_min_clients_above_the_clients_is_refused_before_any_data_is_generated(capsys, tmp_path):
