@@ -264,4 +264,4 @@ def test_a_model_whose_provenance_names_another_family_is_refused(capsys, tmp_pa
     model.fedsage_provenance_["model"]["kind"] = "logistic"
     joblib.dump(model, path)
     _checksum(path)
-    _refused(capsys, path, "holds a sgd estimator but its provenance says kind 'logistic'")
+    _refused(capsys, path, "holds an sgd estimator but its provenance says kind 'logistic'")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from rich import box
 from rich.console import Console, Group, RenderableType
@@ -58,8 +59,8 @@ class RunView:
     run is waiting for.
     """
 
-    def __init__(self, console: Console, banner: str | None = None) -> None:
-        """`banner`: the command's first line, printed with the first event (after the input checks passed)."""
+    def __init__(self, console: Console, banner: str | Callable[[], str] | None = None) -> None:
+        """`banner`: the command's first line (or what makes it), printed with the first event (input checks passed)."""
         self.console = console
         self.banner = banner
         self.jobs: dict[str, JobStatus] = {}
@@ -106,7 +107,7 @@ class RunView:
         """Show one event."""
         c = self.console
         if self.banner is not None:  # bad input ends the command before any event: its one line stands alone
-            c.print(self.banner)
+            c.print(self.banner() if callable(self.banner) else self.banner)
             self.banner = None
         waiting = None
         if isinstance(event, DataPrepared):

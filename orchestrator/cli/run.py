@@ -18,7 +18,7 @@ from orchestrator.cli.common import (
     err_console,
 )
 from orchestrator.errors import BadInput
-from orchestrator.text import plural
+from orchestrator.text import indefinite, plural
 
 LOCAL_EPILOG = (
     "Examples:\n\n"
@@ -188,12 +188,24 @@ def local(
         given = {name: value for name, value in given.items() if value is not None}
         banner = _file_banner(config, resume, given)
     else:
-        source = f"data in {data_dir}" if data_dir else f"built-in data set '{dataset}'"
-        who = "all clients" if clients is None and data_dir else plural(clients or defaults.CLIENTS, "client")
-        banner = f"[bold]fedsage local[/]: {who} x {plural(rounds, 'round')} of a {model} model on {source}"
+        banner = _local_banner(clients, rounds, model, data_dir, dataset)
     with RunView(console, banner) as view:
         outcome = api.local(observer=view, **given)
     print_outcome(console, outcome, STARTED)
+
+
+def _local_banner(clients: int | None, rounds: int, model: str, data_dir: Path | None, dataset: str):
+    """The banner of `fedsage local` from options, made when it is printed (the data folder is checked by then)."""
+
+    def banner() -> str:
+        from orchestrator.data.layout import client_folders
+
+        count = clients or (len(client_folders(data_dir)) if data_dir else defaults.CLIENTS)
+        source = f"data in {data_dir}" if data_dir else f"built-in data set '{dataset}'"
+        who = f"{plural(count, 'client')} x {plural(rounds, 'round')}"
+        return f"[bold]fedsage local[/]: {who} of {indefinite(model)} model on {source}"
+
+    return banner
 
 
 def _key_values(pairs: list[str] | None, option: str) -> dict[str, float] | None:
