@@ -251,6 +251,10 @@ def test_class_weight_balancing_keeps_probabilities_calibrated(capsys, tmp_path)
     ("args", "message"),
     [
         (["--strategy-param", "x"], "--strategy-param 'x' is not KEY=NUMBER"),
+        (
+            ["--strategy", "fedprox", "--strategy-param", "proximal_mu=0.1", "--strategy-param", " proximal_mu=1"],
+            "--strategy-param proximal_mu is given twice; keep one --strategy-param proximal_mu=VALUE",
+        ),
         (["--strategy", "fedavg", "--strategy-param", "beta=0.1"], "strategy.beta is not a parameter of fedavg"),
         (["--clipping-norm", "1"], "--clipping-norm sets differential privacy; add --dp central or --dp local"),
         (["--dp", "central", "--strategy", "fedadam"], "its server state would keep the un-noised averages"),

@@ -209,10 +209,12 @@ def _local_banner(clients: int | None, rounds: int, model: str, data_dir: Path |
 
 
 def _key_values(pairs: list[str] | None, option: str) -> dict[str, float] | None:
-    """KEY=VALUE texts as {key: number}; BadInput naming the option for a malformed pair."""
+    """KEY=VALUE texts as {key: number}; BadInput naming the option for a malformed pair or a key given twice."""
     values: dict[str, float] = {}
     for pair in pairs or []:
         key, sep, text = pair.partition("=")
+        if key.strip() in values:
+            raise BadInput(f"{option} {key.strip()} is given twice; keep one {option} {key.strip()}=VALUE")
         try:
             values[key.strip()] = float(text) if "." in text or "e" in text.lower() else int(text)
         except ValueError:
