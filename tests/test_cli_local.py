@@ -280,3 +280,36 @@ def test_bad_input_found_with_the_built_in_data_is_one_line_and_leaves_no_out_fo
     assert code == 2 and len(err.splitlines()) == 1 and message in err, err
     assert printed.strip() == "", "no banner before the error line"
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("moment", ["writing its results", "printing the summary"])
+def test_ctrl_c_after_the_run_completed_exits_0_as_its_run_json_says(
+    capsys, tmp_path, prepared_dir, monkeypatch, moment
+):
+    """A completed run stays completed: a late Ctrl-C neither changes run.json nor makes the command exit 130."""
+    import json
+    import signal
+
+    from orchestrator.cli import progress
+    from orchestrator.run import report
+
+    module, name = (report, "write_all") if moment == "writing its results" else (progress, "print_outcome")
+    original = getattr(module, name)
+
+    def ctrl_c_then(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # handled in this (the main) thread before the call below goes on
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, ctrl_c_then)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # a harness may have it ignored
+    try:
+        code, out, err = run_cli(
+            capsys, "local", "--data-dir", str(prepared_dir), "--rounds", "1", "--out", str(tmp_path)
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    (run_dir,) = tmp_path.iterdir()
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"
+    assert code == 0, err
+    assert err == "note: interrupted after the run had completed; its results are complete"
+    assert "finished in" in out
