@@ -108,6 +108,9 @@ def test_a_stopped_run_keeps_its_last_good_model_marked_partial(prepared_dir, tm
     assert f"- model: **partial**, the global model after round {done}" in (run_dir / "report.md").read_text()
     code, listing, _ = run_cli(capsys, "runs", "--out", str(out))
     assert "partial model" in listing
+    line = f"partial model: the global model after round {done} of {ROUNDS}; the run stopped: interrupted by the user"
+    code, shown, err = run_cli(capsys, "inspect", str(run_dir / "model.joblib"))
+    assert code == 0 and shown.splitlines()[1].startswith(line), err
 
 
 def _killed_run(data_dir: Path, out: Path, how: signal.Signals, model: str, extra: tuple[str, ...] = ()) -> Path:

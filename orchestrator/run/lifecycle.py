@@ -372,7 +372,7 @@ class FederationRun:
             if self.folder.created:
                 try:
                     if status != "completed" and saving.has_partial_model(self._server, self.record, self.folder):
-                        saving.save_model(self.folder, self.record, self._server, self.data, partial=True)
+                        saving.save_model(self.folder, self.record, self._server, self.data, True, reason or status)
                     summary = self.record.summary(
                         status, reason, self.backend.description, self.watcher, self.folder, self.data
                     )
