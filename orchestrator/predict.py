@@ -88,6 +88,8 @@ def predict_file(model_path: Path, input_path: Path, out: Path) -> Predictions:
         raise BadInput(f"{out} already exists; choose another --out")
     if not out.parent.is_dir():
         raise BadInput(f"folder {out.parent} does not exist; create it first")
+    if not Path(input_path).exists():
+        raise BadInput(f"--input {input_path} does not exist; give a CSV file (or a folder of CSV files) of raw rows")
     model, _ = load_model(model_path)
     try:
         frame, info = read_channel(input_path)

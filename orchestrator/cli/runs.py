@@ -206,6 +206,10 @@ def runs_compare(
     from orchestrator.runs import compare_runs
     from orchestrator.text import fmt
 
+    if plot is not None:
+        from orchestrator.paths import output_file
+
+        output_file(plot, "--plot", "compare.png")
     try:
         comparison = compare_runs(run_ids, out, plot)
     except OSError as exc:  # the plot could not be written

@@ -50,6 +50,7 @@ from orchestrator import defaults
 from orchestrator.data import layout, partition
 from orchestrator.data.split import STRATA, STRATUM, split_client, split_rows, strata
 from orchestrator.errors import BadInput
+from orchestrator.paths import output_folder
 
 log = logging.getLogger(__name__)
 
@@ -266,8 +267,8 @@ def prepare(
     leaves a client without rows of some class. `progress` hears each step, for a status line.
     A test set without rows of some class is a warning (`summary.warnings`): its AUCs are undefined.
     """
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    out = output_folder(out, "--out")
+    if out.exists() and any(out.iterdir()):
         raise BadInput(f"output folder {out} already exists and is not empty; choose a new --out")
     scheme = options.scheme()
     label = options.label
