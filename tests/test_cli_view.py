@@ -3,8 +3,8 @@
 from rich.console import Console
 
 from client_code.models import FAMILIES
+from orchestrator.cli.banners import local_banner
 from orchestrator.cli.progress import RunView
-from orchestrator.cli.run import _local_banner
 from orchestrator.federation.history import RoundRecord
 from orchestrator.run.events import PrivacySpent, RoundFinished
 from orchestrator.text import indefinite
@@ -24,10 +24,10 @@ def test_every_model_family_gets_the_article_it_is_read_with():
 
 
 def test_the_banner_names_the_clients_of_the_data_folder_and_the_family_with_its_article(prepared_dir):
-    banner = _local_banner(None, 5, "xgboost", prepared_dir, "synthetic-fraud")()
+    banner = local_banner(None, 5, "xgboost", prepared_dir, "synthetic-fraud")()
     assert f"3 clients x 5 rounds of an xgboost model on data in {prepared_dir}" in banner
     assert "all clients" not in banner
-    banner = _local_banner(None, 1, "logistic", None, "breast-cancer")()
+    banner = local_banner(None, 1, "logistic", None, "breast-cancer")()
     assert "3 clients x 1 round of a logistic model on built-in data set 'breast-cancer'" in banner
 
 

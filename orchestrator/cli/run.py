@@ -9,6 +9,7 @@ import click
 import typer
 
 from orchestrator import defaults
+from orchestrator.cli import banners
 from orchestrator.cli.common import (
     STARTED,
     MlflowOption,
@@ -18,7 +19,7 @@ from orchestrator.cli.common import (
     err_console,
 )
 from orchestrator.errors import BadInput
-from orchestrator.text import indefinite, plural
+from orchestrator.text import plural
 
 LOCAL_EPILOG = (
     "Examples:\n\n"
@@ -186,26 +187,12 @@ def local(
     given["privacy"] = privacy or None
     if config is not None or resume is not None:
         given = {name: value for name, value in given.items() if value is not None}
-        banner = _file_banner(config, resume, given)
+        banner = banners.file_banner(config, resume, given)
     else:
-        banner = _local_banner(clients, rounds, model, data_dir, dataset)
+        banner = banners.local_banner(clients, rounds, model, data_dir, dataset)
     with RunView(console, banner) as view:
         outcome = api.local(observer=view, **given)
     print_outcome(console, outcome, STARTED)
-
-
-def _local_banner(clients: int | None, rounds: int, model: str, data_dir: Path | None, dataset: str):
-    """The banner of `fedsage local` from options, made when it is printed (the data folder is checked by then)."""
-
-    def banner() -> str:
-        from orchestrator.data.layout import client_folders
-
-        count = clients or (len(client_folders(data_dir)) if data_dir else defaults.CLIENTS)
-        source = f"data in {data_dir}" if data_dir else f"built-in data set '{dataset}'"
-        who = f"{plural(count, 'client')} x {plural(rounds, 'round')}"
-        return f"[bold]fedsage local[/]: {who} of {indefinite(model)} model on {source}"
-
-    return banner
 
 
 def _key_values(pairs: list[str] | None, option: str) -> dict[str, float] | None:
@@ -222,21 +209,6 @@ def _key_values(pairs: list[str] | None, option: str) -> dict[str, float] | None
         if not sep or not key.strip():
             raise BadInput(f"{option} {pair!r} is not KEY=NUMBER, e.g. {option} num_malicious_clients=1")
     return values or None
-
-
-def _shown(value: object) -> str:
-    """An option's value as typed: a dict (--strategy-param, --dp and its settings) as key=value pairs."""
-    return ", ".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else str(value)
-
-
-def _file_banner(config: Path | None, resume: str | None, given: dict[str, object]) -> str:
-    """The banner of a run from a file: which file or stopped run, and which options override it."""
-    from orchestrator.overrides import option_name
-
-    what = f"run {resume} resumed from its last checkpoint" if resume else f"the federation of {config}"
-    shown = {name: value for name, value in given.items() if name not in ("config", "resume", "out")}
-    changed = [f"{option_name(name)} {_shown(value)}" for name, value in shown.items()]
-    return f"[bold]fedsage local[/]: {what}" + (f" (overridden here: {', '.join(changed)})" if changed else "")
 
 
 LAUNCH_EPILOG = (

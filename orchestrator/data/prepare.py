@@ -284,16 +284,10 @@ def prepare(
     else:
         names = options.names()
     if len(names) < defaults.MIN_CLIENTS:  # one owner's own data is prepared with a shared schema instead
-        given, fix = (
-            (f"--clients {len(names)}", "use --clients 2 or more")
-            if options.clients is not None
-            else (
-                f"partition {scheme} makes 1 client",
-                "partition by a column with 2 or more values or give 2 class lists",
-            )
-        )
-        own = "a data owner preparing only its own file: --schema shared.json --input own.csv"
-        raise BadInput(defaults.too_few_clients(given, f"{fix} ({own})"))
+        given = f"--clients {len(names)}" if options.clients is not None else f"partition {scheme} makes 1 client"
+        fix = "use --clients 2 or more" if options.clients is not None else "partition into 2 or more clients"
+        own = "(a data owner preparing only its own file: --schema shared.json --input own.csv)"
+        raise BadInput(defaults.too_few_clients(given, f"{fix} {own}"))
     classes = check_frame(frame, options, len(names), task)
     pooled_schema(frame, options, task)  # column kinds, empty cells, the positive class: refused before any split
     rng = np.random.default_rng(options.seed)
