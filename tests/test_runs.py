@@ -341,7 +341,7 @@ def test_real_runs_listed_shown_compared_and_their_logs_read(capsys, tmp_path, p
     out = tmp_path / "runs"
     code, first, err = run_cli(capsys, "local", "--data-dir", str(prepared_dir), "--rounds", "1", "--out", str(out))
     assert code == 0, err
-    assert "all clients x 1 round of a logistic model on" in first  # issue 14, item 7: not "x 1 rounds"
+    assert "3 clients x 1 round of a logistic model on" in first  # issue 14, item 7: not "x 1 rounds"
     # the file list lines up (issue 14, item 7): every path starts in the same column
     listed = [
         line for line in first.splitlines() if line.startswith("  ") and str(out) in line and "client" not in line
