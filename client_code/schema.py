@@ -76,7 +76,10 @@ def normalise_schema(schema: Any, where: str) -> dict[str, Any]:
 
 
 def load_schema(path: Path) -> dict[str, Any]:
-    """Read a feature schema (version 1 or 2); DataError naming the file when it is not one."""
+    """Read a feature schema (version 1 or 2); DataError naming the file when it is missing or not one."""
+    if not Path(path).is_file():
+        what = "is a folder" if Path(path).is_dir() else "does not exist"
+        raise DataError(f"feature schema {path} {what}; give a schema.json (of `fedsage data prepare` or `data merge`)")
     try:
         schema = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as exc:

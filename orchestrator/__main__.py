@@ -1,5 +1,5 @@
 """`python -m orchestrator` is the same as the `fedsage` command."""
 
-from orchestrator.cli import main
+from orchestrator.entry import main
 
 main()

@@ -8,6 +8,21 @@ to start). The model families' own keys and defaults live with each family (clie
 from client_code.constants import MAX_ITER  # noqa: F401 - local solver iterations per round
 
 CLIENTS = 3  # clients of `fedsage local` and `fedsage data prepare` when nothing decides otherwise
+MIN_CLIENTS = 2  # the fewest clients of a federation (federation.toml, `fedsage local`, `fedsage data prepare`)
+
+
+def too_few_clients(what: str, fix: str) -> str:
+    """The one line refusing a federation of fewer than MIN_CLIENTS clients: `what` was given, `fix` is how to mend it.
+
+    One client's update is the global model itself: no average hides it, so aggregation, the
+    k-anonymity of the statistics phase and secure aggregation protect nothing.
+    """
+    return (
+        f"{what}: a federation needs at least {MIN_CLIENTS} clients (one client's update would be the model "
+        f"itself, with no average to protect its data); {fix}"
+    )
+
+
 ROUNDS = 5
 SEED = 42  # data generation, splitting, partitioning, SMOTE and model initialisation
 JOIN_TIMEOUT = 300.0  # seconds for every client to join (a SageMaker job takes minutes to provision)

@@ -9,6 +9,7 @@ layers for mlp, trees for xgboost) as parameters and tables.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -51,12 +52,39 @@ def outputs_of(model: Any) -> list[Any]:
     return family.outputs(estimator, model.fedsage_provenance_.get("schema") or {"classes": []})
 
 
+def partial_model(provenance: dict[str, Any], path: Path) -> dict[str, Any] | None:
+    """For the last good model of a run that stopped: {"round": k, "rounds": N, "stopped": why}; None otherwise.
+
+    From the model's provenance (run/record.py); a model of an older fedsage, whose provenance
+    lacks N or the reason, takes them from the run.json beside it when there is one (else None each).
+    """
+    if not provenance.get("partial"):
+        return None
+    asked, stopped = provenance.get("rounds_asked"), provenance.get("stopped")
+    summary_path = Path(path).parent / "run.json"
+    if (asked is None or not stopped) and summary_path.is_file():
+        try:
+            summary = json.loads(summary_path.read_text())
+        except (OSError, ValueError):
+            summary = {}
+        asked, stopped = asked or summary.get("rounds"), stopped or summary.get("reason")
+    return {"round": provenance.get("rounds"), "rounds": asked, "stopped": stopped or None}
+
+
+def partial_line(partial: dict[str, Any]) -> str:
+    """One line saying a model is partial: "partial model: the global model after round 2 of 20; ..."."""
+    of = f" of {partial['rounds']}" if partial.get("rounds") else ""
+    why = f"; the run stopped: {partial['stopped']}" if partial.get("stopped") else "; the run stopped early"
+    return f"partial model: the global model after round {partial['round']}{of}{why}"
+
+
 def describe(model: Any, path: Path, digest: str, top: int = 10) -> dict[str, Any]:
     """What a model is, where it came from and what it learned, as a JSON-ready dict.
 
-    Keys: path, sha256, checksum, model (type, family, task, classes or target, inputs and the
-    family's parameters), tables (the family's: {name: {"title", "rows"}}), provenance,
-    final_metrics, notes. `top`: rows per ranked table (largest coefficients, inputs, features).
+    Keys: path, sha256, checksum, partial (`partial_model`: None for the model of a completed
+    run), model (type, family, task, classes or target, inputs and the family's parameters),
+    tables (the family's: {name: {"title", "rows"}}), provenance, final_metrics, notes. `top`:
+    rows per ranked table (largest coefficients, inputs, features).
     """
     from importlib.metadata import version
 
@@ -93,6 +121,7 @@ def describe(model: Any, path: Path, digest: str, top: int = 10) -> dict[str, An
             "path": str(path),
             "sha256": digest,
             "checksum": "verified",
+            "partial": partial_model(provenance, path),
             "model": {
                 "type": type(model).__name__ + (f"({type(estimator).__name__})" if estimator is not model else ""),
                 "family": family.name,

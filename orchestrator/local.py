@@ -157,8 +157,16 @@ def _federation(
 def _check_clients(options: LocalOptions, settings: Settings, clients: int) -> None:
     """--min-clients, the strategy's parameters and privacy against the number of clients, before anything is written.
 
-    BadInput naming the option (min_clients) or the config key (config/strategy.py `check`).
+    BadInput naming the option (clients, min_clients) or the config key (config/strategy.py `check`).
     """
+    if clients < defaults.MIN_CLIENTS:
+        given = f"data folder {options.data_dir} has 1 client folder" if options.data_dir else f"--clients {clients}"
+        fix = (
+            "prepare it with --clients 2 or more"
+            if options.data_dir
+            else f"use --clients {defaults.MIN_CLIENTS} or more"
+        )
+        raise BadInput(defaults.too_few_clients(given, fix))
     if options.min_clients is not None and options.min_clients > clients:
         raise BadInput(
             f"--min-clients {options.min_clients} is more than the {clients} clients; lower it or add clients"

@@ -40,6 +40,7 @@ from client_code import models
 from client_code.constants import CHECKSUM_SUFFIX, SKOPS_SUFFIX
 from client_code.persist import PIPELINE_GLOBALS
 from orchestrator.errors import BadInput
+from orchestrator.text import indefinite
 
 MAX_MODEL_BYTES = 1 << 30
 # A checksum file is one `sha256sum` line: 64 hex digits, two spaces, the file name (at most 255 bytes).
@@ -184,7 +185,9 @@ def load_model(path: Path) -> tuple[Any, str]:
             f"({', '.join(models.FAMILIES)}); refusing it"
         )
     if trusted - _type_names(family):
-        raise BadInput(f"{path} holds types a {family.name} model never contains ({', '.join(sorted(trusted))})")
+        raise BadInput(
+            f"{path} holds types {indefinite(family.name)} model never contains ({', '.join(sorted(trusted))})"
+        )
     provenance = getattr(model, "fedsage_provenance_", None)
     if (isinstance(model, Pipeline) and len(model.steps) != 2) or not isinstance(provenance, dict):
         raise BadInput(
@@ -192,7 +195,9 @@ def load_model(path: Path) -> tuple[Any, str]:
         )
     kind = (provenance.get("model") or {}).get("kind")
     if kind is not None and kind != family.name:
-        raise BadInput(f"{path} holds a {family.name} estimator but its provenance says kind {kind!r}; refusing it")
+        raise BadInput(
+            f"{path} holds {indefinite(family.name)} estimator but its provenance says kind {kind!r}; refusing it"
+        )
     try:
         check_is_fitted(estimator)
     except NotFittedError:

@@ -42,6 +42,7 @@ from pathlib import Path
 import client_code
 from client_code.constants import ENTRY_POINT, ENTRY_SOURCE
 from orchestrator.errors import BadInput, RunFailed
+from orchestrator.paths import output_file
 
 CODE_DIR = Path(client_code.__file__).parent
 REQUIREMENTS = CODE_DIR / "requirements.txt"
@@ -203,10 +204,10 @@ def build(out: Path, python_version: str = "3.12", vendor_wheels: bool = True) -
     by pip for manylinux x86_64 with every hash checked; without `vendor_wheels` the archive's
     requirements.txt is client_code's plain pins (the container then needs a package index).
     Returns the archive's path, sha256, content sha256, file and wheel counts and size in bytes.
-    Raises BadInput when there is no lock for `python_version` (before anything is written),
-    RunFailed when a wheel cannot be downloaded.
+    Raises BadInput when there is no lock for `python_version` or `out` is a folder (before
+    anything is written), RunFailed when a wheel cannot be downloaded.
     """
-    out = Path(out)
+    out = output_file(out, "--out", "source.tar.gz")
     lock = None
     path = require_lock(python_version)  # an unsupported Python is refused with or without wheels
     with tempfile.TemporaryDirectory() as tmp:

@@ -21,13 +21,16 @@ import numpy as np
 import pandas as pd
 
 from orchestrator.errors import BadInput
-from orchestrator.inspect import outputs_of, task_of_model
+from orchestrator.inspect import outputs_of, partial_model, task_of_model
 from orchestrator.model_file import estimator_of, load_model
 
 
 @dataclass(frozen=True)
 class Predictions:
-    """What `predict_file` wrote: rows, task, classes ([] for regression), positive class, probabilities?, file."""
+    """What `predict_file` wrote: rows, task, classes ([] for regression), positive class, probabilities?, file.
+
+    `partial`: inspect.partial_model's dict when the model is the last good one of a stopped run, else None.
+    """
 
     rows: int
     task: str
@@ -35,6 +38,7 @@ class Predictions:
     positive_class: Any
     probabilities: bool
     out: Path
+    partial: dict[str, Any] | None = None  # inspect.partial_model: the model is the last good one of a stopped run
 
 
 def predict_frame(model: Any, frame: pd.DataFrame, where: str, locate=None) -> pd.DataFrame:
@@ -84,6 +88,8 @@ def predict_file(model_path: Path, input_path: Path, out: Path) -> Predictions:
         raise BadInput(f"{out} already exists; choose another --out")
     if not out.parent.is_dir():
         raise BadInput(f"folder {out.parent} does not exist; create it first")
+    if not Path(input_path).exists():
+        raise BadInput(f"--input {input_path} does not exist; give a CSV file (or a folder of CSV files) of raw rows")
     model, _ = load_model(model_path)
     try:
         frame, info = read_channel(input_path)
@@ -96,4 +102,5 @@ def predict_file(model_path: Path, input_path: Path, out: Path) -> Predictions:
     task = task_of_model(model)
     probabilities = task != "regression" and any(c.startswith("probability_") for c in scored.columns)
     positive = model.fedsage_provenance_.get("positive_class")
-    return Predictions(len(scored), task, outputs_of(model), positive, probabilities, out)
+    partial = partial_model(model.fedsage_provenance_, model_path)
+    return Predictions(len(scored), task, outputs_of(model), positive, probabilities, out, partial)

@@ -18,6 +18,18 @@ def plural(count: int, noun: str) -> str:
     return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
+def indefinite(noun: str) -> str:
+    """The noun with its indefinite article, as it is read aloud: "a logistic", "an mlp", "an sgd", "an xgboost".
+
+    A name with no vowel in its first three letters, or starting with x, is read letter by letter
+    (sgd: "ess-gee-dee", xgboost: "ex-gee-boost"), so its first letter's name decides; otherwise a
+    leading a, e, i or o ("an estimator"; u is left to "a": "a uniform").
+    """
+    word = noun.lower()
+    spelled = word.startswith("x") or not any(ch in "aeiouy" for ch in word[:3])
+    return ("an " if word[:1] and word[0] in ("aefhilmnorsx" if spelled else "aeio") else "a ") + noun
+
+
 def privacy(budget: dict[str, Any]) -> str:
     """The privacy a run spent, in one line: "central DP: epsilon 3.21 at delta 1e-05 after 5 rounds (C 1, z 1)".
 

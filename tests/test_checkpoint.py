@@ -99,7 +99,7 @@ def _federation(tmp_path: Path, inside: Path) -> config.Federation:
     return config.parse(
         {
             "server": {"test_data": str(inside / "data" / "test.csv"), "schema": str(outside)},
-            "clients": [{"name": "a", "train_uri": (inside / "data").as_uri()}],
+            "clients": [{"name": n, "train_uri": (inside / "data").as_uri()} for n in ("a", "b")],
         }
     )
 

@@ -17,7 +17,7 @@ def _csv(folder: Path) -> Path:
 
 
 def _assert_bad_input(capsys, out, *args, message):
-    assert_bad_input(capsys, "local", "--out", str(out), *args, message=message, folder=out.parent)
+    return assert_bad_input(capsys, "local", "--out", str(out), *args, message=message, folder=out.parent)
 
 
 def test_zero_clients(capsys, tmp_path):
@@ -30,6 +30,25 @@ def test_zero_rounds(capsys, tmp_path):
     _assert_bad_input(
         capsys, tmp_path / "runs", "--rounds", "0", message="Invalid value for '--rounds': 0 is not in the range x>=1"
     )
+
+
+def test_one_client_is_no_federation(capsys, tmp_path):
+    _assert_bad_input(
+        capsys,
+        tmp_path / "runs",
+        "--clients",
+        "1",
+        message="--clients 1: a federation needs at least 2 clients (one client's update would be the model itself",
+    )
+
+
+def test_a_data_folder_of_one_client_is_no_federation(capsys, tmp_path, data_copy):
+    for name in ("client-2", "client-3"):
+        shutil.rmtree(data_copy / "clients" / name)
+    err = _assert_bad_input(
+        capsys, tmp_path / "runs", "--data-dir", str(data_copy), message=f"data folder {data_copy} has 1 client folder"
+    )
+    assert err.endswith("prepare it with --clients 2 or more")
 
 
 def test_min_clients_above_the_clients_is_refused_before_any_data_is_generated(capsys, tmp_path):
@@ -233,6 +252,10 @@ def test_class_weight_balancing_keeps_probabilities_calibrated(capsys, tmp_path)
     ("args", "message"),
     [
         (["--strategy-param", "x"], "--strategy-param 'x' is not KEY=NUMBER"),
+        (
+            ["--strategy", "fedprox", "--strategy-param", "proximal_mu=0.1", "--strategy-param", " proximal_mu=1"],
+            "--strategy-param proximal_mu is given twice; keep one --strategy-param proximal_mu=VALUE",
+        ),
         (["--strategy", "fedavg", "--strategy-param", "beta=0.1"], "strategy.beta is not a parameter of fedavg"),
         (["--clipping-norm", "1"], "--clipping-norm sets differential privacy; add --dp central or --dp local"),
         (["--dp", "central", "--strategy", "fedadam"], "its server state would keep the un-noised averages"),
@@ -258,3 +281,36 @@ def test_bad_input_found_with_the_built_in_data_is_one_line_and_leaves_no_out_fo
     assert code == 2 and len(err.splitlines()) == 1 and message in err, err
     assert printed.strip() == "", "no banner before the error line"
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("moment", ["writing its results", "printing the summary"])
+def test_ctrl_c_after_the_run_completed_exits_0_as_its_run_json_says(
+    capsys, tmp_path, prepared_dir, monkeypatch, moment
+):
+    """A completed run stays completed: a late Ctrl-C neither changes run.json nor makes the command exit 130."""
+    import json
+    import signal
+
+    from orchestrator.cli import progress
+    from orchestrator.run import report
+
+    module, name = (report, "write_all") if moment == "writing its results" else (progress, "print_outcome")
+    original = getattr(module, name)
+
+    def ctrl_c_then(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # handled in this (the main) thread before the call below goes on
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, ctrl_c_then)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # a harness may have it ignored
+    try:
+        code, out, err = run_cli(
+            capsys, "local", "--data-dir", str(prepared_dir), "--rounds", "1", "--out", str(tmp_path)
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    (run_dir,) = tmp_path.iterdir()
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "completed"
+    assert code == 0, err
+    assert err == "note: interrupted after the run had completed; its results are complete"
+    assert "finished in" in out

@@ -84,3 +84,38 @@ def test_config_imports_no_estimator_or_data_library():
         "print(json.dumps({'modules': sorted(sys.modules)}))"
     )
     assert _heavy(report["modules"]) == []
+
+
+# as the console script: Python's start-up (its site module) and the import of the tiny entry module come
+# before any handler of fedsage can hold (a few milliseconds); from "started" on, fedsage's code runs
+_AFTER_START_UP = """
+import sys
+from orchestrator.entry import main
+sys.argv = ["fedsage", *sys.argv[1:]]
+sys.stderr.write("started\\n"); sys.stderr.flush(); main()
+"""
+
+
+def test_ctrl_c_at_any_moment_of_the_start_is_one_line_and_exit_130(tmp_path):
+    """SIGINT during the imports, the option checks or the run's start: never a traceback, always 130 (or done)."""
+    import signal
+    import time
+
+    # from 20 ms: the child's few steps from the "started" line into main() are not fedsage's to guard
+    for delay in (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8):
+        command = [sys.executable, "-c", _AFTER_START_UP, "local", "--rounds", "1", "--out", str(tmp_path / "runs")]
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as from a terminal, whatever ours is
+        )
+        assert process.stderr.readline() == "started\n"
+        time.sleep(delay)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+        assert "Traceback" not in out + err, (delay, err)
+        assert process.returncode in (130, 0, 2), (delay, process.returncode, err)
+        if process.returncode == 130:
+            assert err.strip().splitlines()[-1].startswith("interrupted"), (delay, err)

@@ -5,7 +5,10 @@ import pytest
 from orchestrator import config
 from orchestrator.errors import BadInput
 
-BASE = {"server": {"test_data": "test.csv"}, "clients": [{"name": "a", "train_uri": "file:///data/a/"}]}
+BASE = {
+    "server": {"test_data": "test.csv"},
+    "clients": [{"name": "a", "train_uri": "file:///data/a/"}, {"name": "b", "train_uri": "file:///data/b/"}],
+}
 
 
 def _with(**changes):
@@ -16,7 +19,7 @@ def _with(**changes):
 def test_defaults_work_and_min_clients_means_all():
     federation = _with()
     assert federation.federation.rounds == 5 and federation.model.penalty == "l2"
-    assert federation.min_clients() == 1
+    assert federation.min_clients() == 2
     assert federation.server.resolved_schema().name == "schema.json"
 
 
@@ -39,10 +42,14 @@ def test_defaults_work_and_min_clients_means_all():
         ),
         ({"clients": []}, r"clients: List should have at least 1 item"),
         (
+            {"clients": [{"name": "a", "train_uri": "s3://x/"}]},
+            r"1 \[\[clients\]\] table: a federation needs at least 2 clients .*; add a \[\[clients\]\] table",
+        ),
+        (
             {"clients": [{"name": "a", "train_uri": "s3://x/"}, {"name": "a", "train_uri": "s3://y/"}]},
             "client name 'a' is used twice",
         ),
-        ({"federation": {"min_clients": 2}}, "min_clients = 2 is more than the 1 clients configured"),
+        ({"federation": {"min_clients": 3}}, "min_clients = 3 is more than the 2 clients configured"),
         ({"server": {}}, r"server\.test_data is required"),
     ],
 )
@@ -53,7 +60,8 @@ def test_errors_name_key_value_and_fix(changes, message):
 
 def test_load_resolves_paths_relative_to_the_file_and_round_trips(tmp_path):
     path = tmp_path / "federation.toml"
-    path.write_text('[server]\ntest_data = "data/test.csv"\n\n[[clients]]\nname = "a"\ntrain_uri = "s3://b/a/"\n')
+    clients = "".join(f'[[clients]]\nname = "{n}"\ntrain_uri = "s3://b/{n}/"\n\n' for n in ("a", "b"))
+    path.write_text(f'[server]\ntest_data = "data/test.csv"\n\n{clients}')
     federation = config.load(path)
     assert federation.server.test_data == tmp_path / "data" / "test.csv"
     again = tmp_path / "again.toml"

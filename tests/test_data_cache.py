@@ -83,3 +83,21 @@ def test_an_unwritable_cache_does_not_fail_the_preparation(tmp_path, monkeypatch
     monkeypatch.setenv("FEDSAGE_CACHE_DIR", str(blocker / "cache"))  # a folder under a file cannot be made
     summary = cache.prepared_builtin(datasets.get("breast-cancer"), _options(), tmp_path / "out")
     assert (summary.out / layout.SCHEMA).is_file()
+
+
+def test_the_readme_states_the_size_of_a_default_runs_data_folder(tmp_path, data_cache):
+    """README's "about N MB for the default synthetic-fraud" is what `fedsage local`'s data/ holds (within 25%)."""
+    import re
+    from pathlib import Path
+
+    from orchestrator import defaults
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    stated = float(re.search(r"about (\d+(?:\.\d+)?) MB for the default synthetic-fraud", readme).group(1))
+    dataset = datasets.get(defaults.DATASET)
+    options = PrepareOptions(
+        label=dataset.label, clients=defaults.CLIENTS, categorical=dataset.categorical, seed=defaults.SEED
+    )
+    cache.prepared_builtin(dataset, options, tmp_path / "data")  # as local.py prepares a run's data/
+    size = sum(p.stat().st_size for p in (tmp_path / "data").rglob("*") if p.is_file()) / 1e6
+    assert abs(size - stated) <= 0.25 * stated, f"data/ holds {size:.1f} MB; README says about {stated:g} MB"

@@ -124,6 +124,8 @@ def _prepare(path, *extra):
             "too few to give each of 12 clients 5",
         ),
         (("--dataset", "breast-cancer"), "give either --input or --dataset, not both"),
+        (("--label", synth.LABEL, "--drop", "region", "--clients", "1"), "--clients 1: a federation needs at least 2"),
+        (("--label", synth.LABEL, "--drop", "region", "--classes", "0,1"), "makes 1 client: a federation needs"),
     ],
 )
 def test_prepare_bad_input_is_one_line_exit_2_and_writes_nothing(capsys, tmp_path, small_csv, extra, message):

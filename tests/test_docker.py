@@ -299,7 +299,9 @@ def test_an_image_whose_python_is_not_the_wheels_is_refused_before_any_container
         {
             "container": {"python_version": "3.11"},  # wheels for 3.11, image 3.12
             "server": {"test_data": str(two_clients / layout.TEST)},
-            "clients": [{"name": "client-1", "train_uri": layout.open_prepared(two_clients).clients[0].train.as_uri()}],
+            "clients": [
+                {"name": c.name, "train_uri": c.train.as_uri()} for c in layout.open_prepared(two_clients).clients
+            ],
         }
     )
     with pytest.raises(BadInput) as refused:

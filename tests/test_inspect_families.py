@@ -54,8 +54,11 @@ def _rows(task, n=240, seed=5):
     return pd.DataFrame({"amount": amount, "age": age, "region": region, "y": y})
 
 
-def _trained(tmp_path, kind, task, skops=True, **hyperparameters):
-    """A model of `kind` trained on raw rows as a client trains it, saved as a run saves it; and the rows."""
+def _trained(tmp_path, kind, task, skops=True, stopped=None, **hyperparameters):
+    """A model of `kind` trained on raw rows as a client trains it, saved as a run saves it; and the rows.
+
+    `stopped`: the model is the partial one of a run of 5 rounds that stopped after round 2, for this reason.
+    """
     family = models.get(kind)
     schema = {**SCHEMAS[task], "features": FEATURES}
     rows = _rows(task)
@@ -78,6 +81,8 @@ def _trained(tmp_path, kind, task, skops=True, **hyperparameters):
         "schema": schema,
         "model": {"kind": kind, **hyperparameters},
     }
+    if stopped is not None:
+        provenance |= {"partial": True, "rounds_asked": 5, "stopped": stopped}
     save_model(model_pipeline(schema, estimator), path, provenance, skops=skops)
     return path, rows
 
@@ -264,4 +269,24 @@ def test_a_model_whose_provenance_names_another_family_is_refused(capsys, tmp_pa
     model.fedsage_provenance_["model"]["kind"] = "logistic"
     joblib.dump(model, path)
     _checksum(path)
-    _refused(capsys, path, "holds a sgd estimator but its provenance says kind 'logistic'")
+    _refused(capsys, path, "holds an sgd estimator but its provenance says kind 'logistic'")
+
+
+def test_a_partial_model_says_so_first_in_inspect_and_warns_in_predict(capsys, tmp_path):
+    path, rows = _trained(tmp_path, "logistic", "binary", stopped="interrupted by the user (Ctrl-C)")
+    line = "partial model: the global model after round 2 of 5; the run stopped: interrupted by the user (Ctrl-C)"
+    code, out, err = run_cli(capsys, "inspect", str(path))
+    assert code == 0, err
+    assert out.splitlines()[1] == line  # right under the file's name, before any number
+    code, out, err = run_cli(capsys, "inspect", str(path), "--json")
+    assert json.loads(out)["partial"] == {"round": 2, "rounds": 5, "stopped": "interrupted by the user (Ctrl-C)"}
+    raw = tmp_path / "raw.csv"
+    rows.drop(columns="y").to_csv(raw, index=False)
+    code, out, err = run_cli(capsys, "predict", str(path), "--input", str(raw), "--out", str(tmp_path / "p.csv"))
+    assert code == 0 and err == f"warning: {line}"
+    (tmp_path / "whole").mkdir()
+    whole, _ = _trained(tmp_path / "whole", "logistic", "binary")
+    code, out, err = run_cli(capsys, "inspect", str(whole))
+    assert code == 0 and "partial model" not in out
+    code, out, err = run_cli(capsys, "inspect", str(whole), "--json")
+    assert json.loads(out)["partial"] is None

@@ -102,7 +102,8 @@ def test_a_python_without_a_lock_is_bad_input(tmp_path, capsys):
 def _config(tmp_path, container=""):
     path = tmp_path / "federation.toml"
     path.write_text(
-        f'{container}[server]\ntest_data = "test.csv"\n\n[[clients]]\nname = "a"\ntrain_uri = "s3://b/a/"\n'
+        f'{container}[server]\ntest_data = "test.csv"\n\n[[clients]]\nname = "a"\ntrain_uri = "s3://b/a/"\n\n'
+        '[[clients]]\nname = "b"\ntrain_uri = "s3://b/b/"\n'
     )
     return path
 
@@ -118,8 +119,8 @@ def test_an_upload_target_that_cannot_be_reached_is_refused_before_anything_is_b
     upload = ("package", "--no-wheels", "--out", str(tmp_path / "out" / "s.tar.gz"), "--upload")
     code, _, err = run_cli(capsys, *upload, "-c", str(_config(tmp_path)))
     assert code == 2 and "client 'a' has no code_uri" in err
-    code, _, err = run_cli(capsys, *upload, "-c", str(_config(tmp_path)), "--client", "b")
-    assert code == 2 and "no client named 'b'" in err
+    code, _, err = run_cli(capsys, *upload, "-c", str(_config(tmp_path)), "--client", "c")
+    assert code == 2 and "no client named 'c'" in err
     assert not (tmp_path / "out").exists()
 
 
@@ -302,10 +303,20 @@ def test_upload_puts_the_archive_at_the_clients_code_uri_with_the_callers_creden
     path = tmp_path / "federation.toml"
     path.write_text(
         f'[server]\ntest_data = "test.csv"\n\n[[clients]]\nname = "hospital-a"\ntrain_uri = "s3://{bucket}/data/train/"\n'
-        f'code_uri = "s3://{bucket}/code/source.tar.gz"\nprofile = "hospital-a"\nregion = "{REGION}"\n'
+        f'code_uri = "s3://{bucket}/code/source.tar.gz"\nprofile = "hospital-a"\nregion = "{REGION}"\n\n'
+        f'[[clients]]\nname = "hospital-b"\ntrain_uri = "s3://{bucket}/data/train/"\n'
     )
     code, out, err = run_cli(
-        capsys, "package", "--no-wheels", "--out", str(tmp_path / "source.tar.gz"), "--upload", "-c", str(path)
+        capsys,
+        "package",
+        "--no-wheels",
+        "--out",
+        str(tmp_path / "source.tar.gz"),
+        "--upload",
+        "-c",
+        str(path),
+        "--client",
+        "hospital-a",
     )
     assert code == 0, err
     stored = (

@@ -110,11 +110,18 @@ CLOUD_CLIENT = {
 
 
 def _cloud(**client_changes):
-    return _federation(clients=[{**CLOUD_CLIENT, **client_changes}])
+    """A cloud federation of hospital-a (CLOUD_CLIENT with `client_changes`) and hospital-b, in another account."""
+    other = {
+        key: value.replace("222222222222", "333333333333").replace("s3://a/", "s3://b/")
+        if isinstance(value, str)
+        else value
+        for key, value in CLOUD_CLIENT.items()
+    }
+    return _federation(clients=[{**CLOUD_CLIENT, **client_changes}, {**other, "name": "hospital-b"}])
 
 
 def test_cloud_request_carries_role_network_resources_encryption_and_tags():
-    (request,) = plan(_cloud(), CONTEXT)
+    request, _ = plan(_cloud(), CONTEXT)
     assert request["RoleArn"] == CLOUD_CLIENT["execution_role_arn"]
     assert request["AlgorithmSpecification"] == {"TrainingImage": "image-a", "TrainingInputMode": "File"}
     assert request["VpcConfig"] == {"SecurityGroupIds": ["sg-01"], "Subnets": ["subnet-01", "subnet-02"]}

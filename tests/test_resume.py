@@ -93,7 +93,7 @@ def test_a_run_repeated_from_its_federation_toml_gives_the_same_model(reference,
     assert json.loads((shorter / "run.json").read_text())["rounds_completed"] == 2
 
 
-def test_a_stopped_run_keeps_its_last_good_model_marked_partial(prepared_dir, tmp_path, capsys):
+def test_a_stopped_run_keeps_its_last_good_model_marked_partial(prepared_dir, tmp_path, capsys, monkeypatch):
     out = tmp_path / "runs"
     with pytest.raises(KeyboardInterrupt):
         api.local(data_dir=prepared_dir, out=out, rounds=ROUNDS, observer=ctrl_c_after(2), **TIMEOUTS)
@@ -106,8 +106,12 @@ def test_a_stopped_run_keeps_its_last_good_model_marked_partial(prepared_dir, tm
     assert model.fedsage_provenance_["rounds"] == done
     np.testing.assert_array_equal(model[-1].coef_, _final(run_dir, done)["coef"])  # that round's global model
     assert f"- model: **partial**, the global model after round {done}" in (run_dir / "report.md").read_text()
+    monkeypatch.setenv("COLUMNS", "200")  # the status on one line (a narrow terminal wraps it)
     code, listing, _ = run_cli(capsys, "runs", "--out", str(out))
     assert "partial model" in listing
+    line = f"partial model: the global model after round {done} of {ROUNDS}; the run stopped: interrupted by the user"
+    code, shown, err = run_cli(capsys, "inspect", str(run_dir / "model.joblib"))
+    assert code == 0 and shown.splitlines()[1].startswith(line), err
 
 
 def _killed_run(data_dir: Path, out: Path, how: signal.Signals, model: str, extra: tuple[str, ...] = ()) -> Path:

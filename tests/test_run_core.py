@@ -190,7 +190,20 @@ def _cloud_config(prepared, host):
                     "output_uri": "s3://bucket-a/artifacts/",
                     "subnets": ["subnet-0a01"],
                     "security_groups": ["sg-0a01"],
-                }
+                },
+                {
+                    "name": "hospital-b",
+                    "account_id": "333333333333",
+                    "region": "eu-west-1",
+                    "kickoff_role_arn": "arn:aws:iam::333333333333:role/FL-kickoff-client-job",
+                    "external_id": "ext-b",
+                    "execution_role_arn": "arn:aws:iam::333333333333:role/FL-sagemaker-execution",
+                    "code_uri": "s3://bucket-b/code/source.tar.gz",
+                    "train_uri": "s3://bucket-b/data/train/",
+                    "output_uri": "s3://bucket-b/artifacts/",
+                    "subnets": ["subnet-0b01"],
+                    "security_groups": ["sg-0b01"],
+                },
             ],
         }
     )
@@ -198,7 +211,7 @@ def _cloud_config(prepared, host):
 
 @pytest.mark.parametrize(("host", "address"), [("10.10.1.5", "10.10.1.5:8443"), ("fd00::5", "[fd00::5]:8443")])
 def test_the_dry_run_formats_the_server_address_as_the_run_does(prepared, host, address):
-    (request,) = launch.dry_run(_cloud_config(prepared, host))
+    request, _ = launch.dry_run(_cloud_config(prepared, host))
     assert json.loads(request["CreateTrainingJob"]["HyperParameters"]["server-address"]) == address
 
 

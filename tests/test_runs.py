@@ -130,6 +130,29 @@ def test_runs_lists_every_run_folder_old_and_unfinished_ones_too(capsys, runs):
     assert "0.9000" in out and "unfinished" in out
 
 
+@pytest.mark.parametrize("columns", ["80", "60", "40"])
+def test_a_narrow_terminal_never_cuts_a_run_id(capsys, runs, monkeypatch, columns):
+    """The id is what users copy into --resume, `stop --run-id` and `runs show`: the other columns wrap instead."""
+    monkeypatch.setenv("COLUMNS", columns)
+    _run(runs, "20261121-120000-eeee", rounds=1, asked=5, status="interrupted")
+    summary = json.loads((runs / "20261121-120000-eeee" / "run.json").read_text()) | {"partial": True}
+    write_json(runs / "20261121-120000-eeee" / "run.json", summary)
+    code, out, err = run_cli(capsys, "runs", "--out", str(runs))
+    assert code == 0, err
+    listed = [line.split()[0] for line in out.splitlines() if line.strip().startswith("2026")]
+    assert listed == [
+        "20261120-090000-cccc",
+        "20261121-101500-aaaa",
+        "20261121-103000-bbbb",
+        "20261121-110000-dddd",
+        "20261121-120000-eeee",
+    ]
+    assert max(map(len, out.splitlines())) <= int(columns)
+    assert "…" not in out
+    if columns == "80":  # the essentials: rounds done/asked and the first metrics, whole
+        assert "1/5" in out and "0.9000" in out
+
+
 def test_runs_in_an_empty_or_missing_folder(capsys, tmp_path):
     code, out, _ = run_cli(capsys, "runs", "--out", str(tmp_path / "nothing"))
     assert code == 0 and f"no runs in {tmp_path / 'nothing'}" in out
@@ -318,7 +341,7 @@ def test_real_runs_listed_shown_compared_and_their_logs_read(capsys, tmp_path, p
     out = tmp_path / "runs"
     code, first, err = run_cli(capsys, "local", "--data-dir", str(prepared_dir), "--rounds", "1", "--out", str(out))
     assert code == 0, err
-    assert "all clients x 1 round of a logistic model on" in first  # issue 14, item 7: not "x 1 rounds"
+    assert "3 clients x 1 round of a logistic model on" in first  # issue 14, item 7: not "x 1 rounds"
     # the file list lines up (issue 14, item 7): every path starts in the same column
     listed = [
         line for line in first.splitlines() if line.startswith("  ") and str(out) in line and "client" not in line

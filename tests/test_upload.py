@@ -186,7 +186,14 @@ def test_a_client_without_a_folder(capsys, tmp_path, named_data):
 
 def test_a_folder_without_a_client(capsys, tmp_path, named_data):
     _refused_offline(
-        capsys, tmp_path, named_data, [_client_table("hospital-a")], "has no client named 'hospital-b' in the config"
+        capsys,
+        tmp_path,
+        named_data,
+        [
+            _client_table("hospital-a"),
+            _client_table("hospital-b").replace('"hospital-b"\naccount', '"hospital-x"\naccount'),
+        ],
+        "has no client named 'hospital-b' in the config",
     )
 
 

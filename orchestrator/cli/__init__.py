@@ -148,9 +148,12 @@ def _main(argv: list[str] | None) -> None:
         except FedsageError as exc:
             err_console.print(f"error: {exc}", highlight=False, soft_wrap=True, markup=False)
             sys.exit(exc.exit_code)
+    code = code if isinstance(code, int) else 0  # a command's return value is None when it succeeds
+    if code == 0 and interrupts.late():
+        err_console.print("note: interrupted after the run had completed; its results are complete", highlight=False)
     if code == EXIT_INTERRUPTED:
         signum = received.signals[0] if received.signals else signal.SIGINT
         what = interrupts.REASONS[signum] if signum == signal.SIGTERM else "interrupted"
         err_console.print(f"{what}: every job this run started was stopped", highlight=False)
         sys.exit(128 + signum)
-    sys.exit(code if isinstance(code, int) else 0)
+    sys.exit(code)

@@ -13,10 +13,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from orchestrator.entry import EXIT_INTERRUPTED  # noqa: F401 - 128 + SIGINT, as shells report Ctrl-C
+
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
 
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 STARTED = time.monotonic()  # when the command started (this module is imported first): "finished in" counts from here
 
 

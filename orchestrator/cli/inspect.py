@@ -22,12 +22,16 @@ INSPECT_EPILOG = (
 
 def render(console: Any, report: dict[str, Any]) -> None:
     """The report as Rich text and tables: model, provenance, clients, metrics, then the family's own tables."""
+    from rich.markup import escape
     from rich.table import Table
 
     from orchestrator.config.base import name_order
+    from orchestrator.inspect import partial_line
 
     model, provenance = report["model"], report["provenance"]
     console.print(f"[bold]{report['path']}[/]  sha256 {report['sha256'][:16]}... [green]checksum verified[/]")
+    if report.get("partial"):  # before anything else: every number below is of an unfinished federation
+        console.print(f"[bold yellow]{escape(partial_line(report['partial']))}[/]")
     if model["task"] == "regression":
         target = model["target"]
         learned = f"regression of {target['label']} (mean {fmt(target['mean'])}, std {fmt(target['std'])})"

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.cli.common import console
+from orchestrator.cli.common import console, err_console
 
 PREDICT_EPILOG = (
     "Examples:\n\n  fedsage predict runs/<run-id>/model.joblib --input new_claims.csv --out predictions.csv"
@@ -33,6 +33,10 @@ def predict_command(
     from orchestrator.predict import predict_file
 
     result = predict_file(model, input_, out)
+    if result.partial is not None:
+        from orchestrator.inspect import partial_line
+
+        err_console.print(f"warning: {partial_line(result.partial)}", highlight=False, markup=False)
     if result.task == "regression":
         scored = f"scored {result.rows:,} rows (regression: prediction per row)"
     else:

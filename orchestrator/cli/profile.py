@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -61,15 +60,11 @@ def profile_command(
     federation holds at least k times (see docs/data.md).
     """
     from orchestrator.cli.data import _read
-    from orchestrator.data.profile import answer_reveal, make_profile
+    from orchestrator.data.profile import REQUEST_KIND, answer_reveal, make_profile, read_document
 
     frame = _read(input_)
     if reveal is not None:
-        try:
-            request = json.loads(reveal.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise BadInput(f"{reveal} is not readable JSON ({exc})") from None
-        document = answer_reveal(frame, owner, salt, request)
+        document = answer_reveal(frame, owner, salt, read_document(reveal, REQUEST_KIND))
         _write_new(out, document)
         named = sum(len(v) for v in document["names"].values())
         console.print(f"[green]✓[/] named {named} level(s) asked of {owner}; written to [bold]{out}[/]")

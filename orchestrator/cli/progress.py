@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 from rich import box
 from rich.console import Console, Group, RenderableType
@@ -58,8 +59,8 @@ class RunView:
     run is waiting for.
     """
 
-    def __init__(self, console: Console, banner: str | None = None) -> None:
-        """`banner`: the command's first line, printed with the first event (after the input checks passed)."""
+    def __init__(self, console: Console, banner: str | Callable[[], str] | None = None) -> None:
+        """`banner`: the command's first line (or what makes it), printed with the first event (input checks passed)."""
         self.console = console
         self.banner = banner
         self.jobs: dict[str, JobStatus] = {}
@@ -68,6 +69,7 @@ class RunView:
         self.task: str | None = None  # the schema's, from the statistics phase: which metrics a round shows
         self.live: Live | None = None
         self._finished = False
+        self._spent: list[PrivacySpent] = []  # printed after the line of the round they belong to
 
     def __enter__(self) -> RunView:
         self.live = Live(self._render(), console=self.console, refresh_per_second=4, transient=True)
@@ -77,6 +79,12 @@ class RunView:
     def __exit__(self, *exc) -> None:
         if self.live is not None:
             self.live.stop()
+        self._print_spent(None)  # a round released but never evaluated (the run stopped): its privacy is spent
+
+    def _print_spent(self, up_to: int | None) -> None:
+        """The privacy lines of the rounds up to `up_to` (every one if None), after those rounds' lines."""
+        while self._spent and (up_to is None or self._spent[0].round <= up_to):
+            self.console.print(f"  [dim]privacy spent: {privacy(self._spent.pop(0).budget)}[/]")
 
     def _render(self) -> RenderableType:
         spinner = Spinner("dots", text=self.waiting)
@@ -106,7 +114,7 @@ class RunView:
         """Show one event."""
         c = self.console
         if self.banner is not None:  # bad input ends the command before any event: its one line stands alone
-            c.print(self.banner)
+            c.print(self.banner() if callable(self.banner) else self.banner)
             self.banner = None
         waiting = None
         if isinstance(event, DataPrepared):
@@ -143,8 +151,8 @@ class RunView:
             if not self._finished:
                 why = f": {escape(event.reason)}" if event.reason else ""
                 c.print(f"  [yellow]client {event.name} disconnected{why}[/]")
-        elif isinstance(event, PrivacySpent):
-            c.print(f"  [dim]privacy spent: {privacy(event.budget)}[/]")
+        elif isinstance(event, PrivacySpent):  # the strategy spends it when it aggregates, before the round's line
+            self._spent.append(event)
         elif isinstance(event, ClientRefused):
             claimed = f" claiming to be {event.claimed_name}" if event.claimed_name else ""
             c.print(f"  [red]refused a connection from {escape(event.peer)}{claimed}: {escape(event.reason)}[/]")
@@ -168,6 +176,7 @@ class RunView:
             metrics = "  ".join(f"{m} {fmt(r.server.get(m))}" for m in server_metrics(self.task))
             timing = f"  [dim]{r.seconds:.2f} s[/]" if r.round else ""
             c.print(f"round {r.round}/{event.rounds}  {metrics}{timing}")
+            self._print_spent(r.round)
             if r.round >= event.rounds:
                 self._finished = True
                 waiting = "waiting for the jobs to save their models and exit"

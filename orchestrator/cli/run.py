@@ -9,6 +9,7 @@ import click
 import typer
 
 from orchestrator import defaults
+from orchestrator.cli import banners
 from orchestrator.cli.common import (
     STARTED,
     MlflowOption,
@@ -192,21 +193,21 @@ def local(
     given["privacy"] = privacy or None
     if config is not None or resume is not None:
         given = {name: value for name, value in given.items() if value is not None}
-        banner = _file_banner(config, resume, given)
+        banner = banners.file_banner(config, resume, given)
     else:
-        source = f"data in {data_dir}" if data_dir else f"built-in data set '{dataset}'"
-        who = "all clients" if clients is None and data_dir else plural(clients or defaults.CLIENTS, "client")
-        banner = f"[bold]fedsage local[/]: {who} x {plural(rounds, 'round')} of a {model} model on {source}"
+        banner = banners.local_banner(clients, rounds, model, data_dir, dataset)
     with RunView(console, banner) as view:
         outcome = api.local(observer=view, **given)
     print_outcome(console, outcome, STARTED)
 
 
 def _key_values(pairs: list[str] | None, option: str) -> dict[str, float] | None:
-    """KEY=VALUE texts as {key: number}; BadInput naming the option for a malformed pair."""
+    """KEY=VALUE texts as {key: number}; BadInput naming the option for a malformed pair or a key given twice."""
     values: dict[str, float] = {}
     for pair in pairs or []:
         key, sep, text = pair.partition("=")
+        if key.strip() in values:
+            raise BadInput(f"{option} {key.strip()} is given twice; keep one {option} {key.strip()}=VALUE")
         try:
             values[key.strip()] = float(text) if "." in text or "e" in text.lower() else int(text)
         except ValueError:
@@ -214,21 +215,6 @@ def _key_values(pairs: list[str] | None, option: str) -> dict[str, float] | None
         if not sep or not key.strip():
             raise BadInput(f"{option} {pair!r} is not KEY=NUMBER, e.g. {option} num_malicious_clients=1")
     return values or None
-
-
-def _shown(value: object) -> str:
-    """An option's value as typed: a dict (--strategy-param, --dp and its settings) as key=value pairs."""
-    return ", ".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else str(value)
-
-
-def _file_banner(config: Path | None, resume: str | None, given: dict[str, object]) -> str:
-    """The banner of a run from a file: which file or stopped run, and which options override it."""
-    from orchestrator.overrides import option_name
-
-    what = f"run {resume} resumed from its last checkpoint" if resume else f"the federation of {config}"
-    shown = {name: value for name, value in given.items() if name not in ("config", "resume", "out")}
-    changed = [f"{option_name(name)} {_shown(value)}" for name, value in shown.items()]
-    return f"[bold]fedsage local[/]: {what}" + (f" (overridden here: {', '.join(changed)})" if changed else "")
 
 
 LAUNCH_EPILOG = (
@@ -360,8 +346,9 @@ def status(
     else:
         jobs = _backend(config, run_id).find_jobs(run_id)
     table = Table(title=f"training jobs of {'run ' + run_id if run_id else 'every run'}", title_justify="left")
-    for column in ("run", "client", "account", "job", "status", "detail"):
-        table.add_column(column, overflow="fold")
+    for column in ("run", "client", "account", "job", "status", "detail"):  # the run id is copied: never cut
+        widest = max((len(job.run_id) for job in jobs), default=3) if column == "run" else None
+        table.add_column(column, overflow="fold", no_wrap=column == "run", min_width=widest)
     for job in jobs:
         s = job.status
         table.add_row(

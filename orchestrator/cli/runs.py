@@ -28,6 +28,8 @@ LOGS_EPILOG = (
     "  fedsage logs 20261121-101500-a1b2 --follow            # until the run ends; Ctrl-C stops following"
 )
 SHOWN_METRICS = ("roc_auc", "pr_auc", "f1", "loss")  # the final metrics `fedsage runs` lists
+LIST_COLUMNS = ("run", "started", "backend", "clients", "rounds", "status")  # a narrow terminal shows fewer
+WRAPPED = ("started", "status")  # the columns of `fedsage runs` that wrap in a narrow terminal; no other is cut
 
 runs_app = typer.Typer(
     help="List, show and compare the runs under a runs folder.",
@@ -51,6 +53,17 @@ def _when(info: Any, short: bool = False) -> str:
     )
 
 
+def _min_width(column: str, cells: list[str]) -> int:
+    """The narrowest a column of `fedsage runs` may get, in characters: its widest cell, or longest word if it wraps.
+
+    The run id users copy and the numbers are never cut; a WRAPPED column breaks between words.
+    """
+    texts = [column, *cells]
+    if column in WRAPPED:
+        texts = [word for text in texts for word in text.split()]
+    return max(map(len, texts))
+
+
 def _status(status: str, text: str | None = None) -> str:
     style = {"completed": "green", "failed": "red", "interrupted": "yellow"}.get(status, "yellow")
     return f"[{style}]{text or status}[/]"
@@ -67,6 +80,7 @@ def runs_list(
         return
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
     from orchestrator.runs import list_runs
     from orchestrator.text import fmt
@@ -78,15 +92,13 @@ def runs_list(
     if not runs:
         console.print(f"no runs in {out}; start one with `fedsage local`", highlight=False)
         return
-    wide = console.width >= 120  # a narrow terminal gets the essentials; --json has everything
-    metrics = SHOWN_METRICS if wide else SHOWN_METRICS[:2]
+    # the widest layout the terminal holds; --json has everything
+    wide, medium = console.width >= 120, console.width >= 72
+    metrics = SHOWN_METRICS if wide else SHOWN_METRICS[:2] if medium else ()
     columns = (
-        ("run", "started", "backend", "clients", "rounds", "status") if wide else ("run", "started", "rounds", "status")
+        LIST_COLUMNS if wide else ("run", "started", "rounds", "status") if medium else ("run", "rounds", "status")
     )
-    table = Table(title=f"runs in {out}", title_justify="left", box=box.SIMPLE_HEAD)
-    for column in (*columns, *metrics):
-        numeric = column in metrics or column in ("clients", "rounds")
-        table.add_column(column, justify="right" if numeric else "left", no_wrap=True)
+    rows = []
     for info in runs:
         row = {
             "run": info.run_id,
@@ -96,8 +108,19 @@ def runs_list(
             "rounds": f"{info.rounds_completed}/{info.rounds if info.rounds is not None else '?'}",
             "status": _status(info.status, info.status_text()),
         }
-        table.add_row(*(row[c] for c in columns), *(fmt(info.final_metrics.get(m)) for m in metrics))
-    console.print(table)
+        rows.append([*(row[c] for c in columns), *(fmt(info.final_metrics.get(m)) for m in metrics)])
+    table = Table(title=f"runs in {out}", title_justify="left", box=box.SIMPLE_HEAD)
+    for i, column in enumerate((*columns, *metrics)):
+        table.add_column(
+            column,
+            justify="right" if column in metrics or column in ("clients", "rounds") else "left",
+            no_wrap=column not in WRAPPED,
+            overflow="fold",
+            min_width=_min_width(column, [Text.from_markup(row[i]).plain for row in rows]),
+        )
+    for row in rows:
+        table.add_row(*row)
+    console.print(table, soft_wrap=False)  # the console's soft wrap would let the table overshoot by a column
 
 
 @runs_app.command("show")
@@ -183,6 +206,10 @@ def runs_compare(
     from orchestrator.runs import compare_runs
     from orchestrator.text import fmt
 
+    if plot is not None:
+        from orchestrator.paths import output_file
+
+        output_file(plot, "--plot", "compare.png")
     try:
         comparison = compare_runs(run_ids, out, plot)
     except OSError as exc:  # the plot could not be written

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import tomli_w
 from pydantic import Field, model_validator
 
+from orchestrator import defaults
 from orchestrator.config.base import _NOT_READY, Purpose, _Section
 from orchestrator.config.clients import ClientSettings
 from orchestrator.config.data import DataSettings
@@ -39,6 +40,10 @@ class Federation(_Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> Federation:
+        if len(self.clients) < defaults.MIN_CLIENTS:
+            raise ValueError(
+                defaults.too_few_clients(f"{len(self.clients)} [[clients]] table", "add a [[clients]] table")
+            )
         names = [c.name for c in self.clients]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:

@@ -50,6 +50,7 @@ from orchestrator import defaults
 from orchestrator.data import layout, partition
 from orchestrator.data.split import STRATA, STRATUM, split_client, split_rows, strata
 from orchestrator.errors import BadInput
+from orchestrator.paths import output_folder
 
 log = logging.getLogger(__name__)
 
@@ -266,8 +267,8 @@ def prepare(
     leaves a client without rows of some class. `progress` hears each step, for a status line.
     A test set without rows of some class is a warning (`summary.warnings`): its AUCs are undefined.
     """
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    out = output_folder(out, "--out")
+    if out.exists() and any(out.iterdir()):
         raise BadInput(f"output folder {out} already exists and is not empty; choose a new --out")
     scheme = options.scheme()
     label = options.label
@@ -282,6 +283,11 @@ def prepare(
         names = partition.client_names(scheme, frame, label, options.clients, options.client_names, defaults.CLIENTS)
     else:
         names = options.names()
+    if len(names) < defaults.MIN_CLIENTS:  # one owner's own data is prepared with a shared schema instead
+        given = f"--clients {len(names)}" if options.clients is not None else f"partition {scheme} makes 1 client"
+        fix = "use --clients 2 or more" if options.clients is not None else "partition into 2 or more clients"
+        own = "(a data owner preparing only its own file: --schema shared.json --input own.csv)"
+        raise BadInput(defaults.too_few_clients(given, f"{fix} {own}"))
     classes = check_frame(frame, options, len(names), task)
     pooled_schema(frame, options, task)  # column kinds, empty cells, the positive class: refused before any split
     rng = np.random.default_rng(options.seed)

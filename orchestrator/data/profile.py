@@ -62,7 +62,14 @@ def answer_reveal(frame: pd.DataFrame, owner: str, salt: str, request: dict[str,
     return {"kind": NAMES_KIND, "owner": owner, "names": reveal_levels(frame, salt, asked)}
 
 
-def _read(path: Path, kind: str) -> dict[str, Any]:
+def read_document(path: Path, kind: str) -> dict[str, Any]:
+    """A JSON document of `kind` (PROFILE_KIND, REQUEST_KIND or NAMES_KIND) from `path`.
+
+    BadInput in one line naming the path: missing, a folder, not JSON, or another kind of document.
+    """
+    if not Path(path).is_file():
+        what = "is a folder" if Path(path).is_dir() else "does not exist"
+        raise BadInput(f"{path} {what}; give the path of a {kind} file (JSON)")
     try:
         document = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as exc:
@@ -86,7 +93,7 @@ def merge_profiles(
     name. Raises BadInput for unreadable files, duplicate owners, profiles of different labels, or
     what the merge refuses (see client_code.statistics.merge_statistics).
     """
-    documents = [_read(path, PROFILE_KIND) for path in profiles]
+    documents = [read_document(path, PROFILE_KIND) for path in profiles]
     owners = [d["owner"] for d in documents]
     if len(set(owners)) != len(owners):
         raise BadInput(f"two profiles come from the same owner ({sorted(o for o in owners if owners.count(o) > 1)[0]})")
@@ -105,7 +112,7 @@ def merge_profiles(
     except DataError as exc:
         raise BadInput(str(exc)) from None
     known: dict[str, dict[str, str]] = {}
-    for document in [*documents, *(_read(path, NAMES_KIND) for path in names)]:
+    for document in [*documents, *(read_document(path, NAMES_KIND) for path in names)]:
         for column, found in document["names"].items():
             known.setdefault(column, {}).update(found)
     missing: dict[str, dict[str, list[str]]] = {}

@@ -8,6 +8,9 @@
   and writes its results inside it, so a second Ctrl-C (or a SIGTERM after a Ctrl-C) cannot leave a
   job running or run.json unwritten.
 
+* `settle()`: once a run has completed and written run.json, a signal is recorded (`late()`), not
+  raised: the process exits 0 like its files say, with a note, instead of 130.
+
 Signals can only be handled in the main thread (Python's `signal` module); elsewhere both are
 no-ops. A signal the process was started with ignored (SIG_IGN, e.g. `nohup`) stays ignored.
 """
@@ -51,6 +54,8 @@ def reason_of(error: KeyboardInterrupt) -> str:
 
 
 _handled: list[int] = []  # every signal the handlers below took, in order (they run in the main thread only)
+_late: list[int] = []  # the signals that came once the run's results were complete (settle())
+_settled = [False]  # whether they are, since the innermost as_interrupts() was entered
 
 
 @dataclass(frozen=True)
@@ -86,9 +91,15 @@ def _handling(handler) -> Iterator[None]:
 def as_interrupts() -> Iterator[Received]:
     """While active, SIGINT and SIGTERM raise Interrupted in the main thread; yields what arrived."""
     received = Received()
+    _settled[0] = False
+    _late.clear()
 
     def interrupt(signum: int, frame: object) -> None:
         _handled.append(signum)
+        if _settled[0]:  # nothing is left to stop, and run.json says completed: the process must agree
+            _late.append(signum)
+            log.info("%s after the run completed: its results are complete", REASONS[signum])
+            return
         raise Interrupted(signum)
 
     with _handling(interrupt):
@@ -113,3 +124,19 @@ def deferred(reraise: bool = True) -> Iterator[Received]:
         yield received
     if reraise and received.signals:
         raise Interrupted(received.signals[0])
+
+
+def settle(earlier: list[int] | None = None) -> None:
+    """The run completed and its run.json says so: from now on SIGINT and SIGTERM are recorded, not raised.
+
+    A completed run stays completed: an interrupt in its last instant (or `earlier` ones, that came
+    while it was writing its results) must not make the process exit 130 while its files say
+    completed. `late()` lists them; entering as_interrupts() again (a new run) ends this.
+    """
+    _settled[0] = True
+    _late.extend(earlier or [])
+
+
+def late() -> list[int]:
+    """The signals that came after a run completed (settle()), first first, for the CLI's note."""
+    return list(_late)

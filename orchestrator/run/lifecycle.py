@@ -367,7 +367,7 @@ class FederationRun:
         what went wrong here, one line each: jobs that could not be stopped, files not written.
         """
         problems: list[str] = []
-        with interrupts.deferred(reraise=False):
+        with interrupts.deferred(reraise=False) as received:
             if self._server is not None and status != "completed":
                 self._server.roster.abort(reason or status)  # waits raise; the streams stay open ...
             unstopped = self.watcher.stop_all(reason or "the run ended")  # ... until the jobs are stopped
@@ -384,12 +384,14 @@ class FederationRun:
             if self.folder.created:
                 try:
                     if status != "completed" and saving.has_partial_model(self._server, self.record, self.folder):
-                        saving.save_model(self.folder, self.record, self._server, self.data, partial=True)
+                        saving.save_model(self.folder, self.record, self._server, self.data, True, reason or status)
                     summary = self.record.summary(
                         status, reason, self.backend.description, self.watcher, self.folder, self.data
                     )
                     write_json(self.folder.path("run.json"), summary.to_dict())
                     report.write_all(self.folder, self.history, summary, self.record.scores, self._plotter)
+                    if status == "completed" and not problems:  # a late Ctrl-C no longer changes the outcome
+                        interrupts.settle(received.signals)
                 except OSError as exc:  # the reason may already say why (a full disk): then only add what is lost
                     lost = f"the partial model, run.json and the reports were not all written ({exc.strerror})"
                     problems.append(lost if reason else str(file_error(exc)))

@@ -42,6 +42,7 @@ class RunRecord:
     resumed_from: dict[str, Any] = field(default_factory=dict)  # {run_id, round} of the run this one continues
     sources: dict[str, Any] = field(default_factory=dict)  # seed and input digests (run/provenance.py)
     partial: bool = False  # the model is the last good one of a run that stopped (run/saving.py)
+    stopped: str = ""  # why a run with a partial model stopped (run.json's reason)
     started: float = field(default_factory=time.monotonic)
     started_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
 
@@ -65,8 +66,9 @@ class RunRecord:
     def provenance(self, data: ServerData) -> dict[str, Any]:
         """What the saved model carries as `fedsage_provenance_`: run, clients, schema, strategy, privacy, metrics.
 
-        `rounds` is the last evaluated round; `partial` whether the run stopped there before its
-        last round; `resumed_from` the run it continued ({} if none); `inputs` the digests (digests()).
+        `rounds` is the last evaluated round, `rounds_asked` the federation's; `partial` whether the
+        run stopped there before its last round, `stopped` why ("" unless partial); `resumed_from`
+        the run it continued ({} if none); `inputs` the digests (digests()).
         """
         assert data.test is not None
         final = self.history.final()
@@ -74,7 +76,9 @@ class RunRecord:
             "run_id": self.run_id,
             "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "rounds": final.round,
+            "rounds_asked": self.federation.federation.rounds,
             "partial": self.partial,
+            "stopped": self.stopped if self.partial else "",
             "resumed_from": self.resumed_from,
             "seed": self.federation.federation.seed,
             "inputs": self.digests(),

@@ -35,17 +35,22 @@ def has_partial_model(server: FederationServer | None, record: RunRecord, folder
 
 
 def save_model(
-    folder: RunFolder, record: RunRecord, server: FederationServer, data: ServerData, partial: bool = False
+    folder: RunFolder,
+    record: RunRecord,
+    server: FederationServer,
+    data: ServerData,
+    partial: bool = False,
+    stopped: str = "",
 ) -> Path:
     """Write model.joblib and model.skops from the last evaluated round (see the module docstring); return its path.
 
     Keeps the model's calibration and test-set scores in `record`; `partial` marks the model (and
-    `record`) as the last good model of a run that stopped: the parameters of the last round in
-    `record`'s history, read from its checkpoint. OSError naming the file if it fails (BadInput
-    if that checkpoint is unreadable).
+    `record`) as the last good model of a run that stopped (`stopped`: why, one line): the
+    parameters of the last round in `record`'s history, read from its checkpoint. OSError naming
+    the file if it fails (BadInput if that checkpoint is unreadable).
     """
     assert server.evaluator is not None and data.test is not None
-    record.partial = partial
+    record.partial, record.stopped = partial, stopped
     # a stopped run's server thread may be inside a round: take the last round recorded, from its checkpoint
     final = checkpoint.path(folder.root, record.history.final().round)
     model = server.evaluator.model(checkpoint.read(final).arrays() if partial else server.final_parameters())
