@@ -2,12 +2,16 @@
 
 `FederationRun.execute` is the whole lifecycle:
 
+0. check the inputs (the test set, the local channels): before anything else on SageMaker, in a
+   thread while steps 1-3 go on where the backend's `launch_while_checking` says so (run/startup.py);
 1. bind: per-run client tokens and TLS material (federation/tls.py), the Flower server listening
    (federation/server.py) - a taken port is bad input, with nothing written;
 2. plan: one CreateTrainingJob request per client (plan.plan_run, with the backend's placement)
    - a request SageMaker would refuse is bad input, with nothing written;
-3. create the run folder (run/folder.py), keep the masked requests, start the server thread,
-   launch every job on the backend in parallel;
+3. create the run folder (run/folder.py), keep the masked requests, launch every job on the
+   backend in parallel; once the inputs are checked, start the server thread (the clients that
+   connected meanwhile are on its roster already). Bad input found by the check stops every job
+   and removes the run folder; until it passed, the observer sees no event;
 4. watch: drain the server's events to the observer, poll the jobs (run/watcher.py); a job that
    ends early aborts the server when fewer than min_clients remain; the server's statistics phase
    hands over the schema (`_on_phase`: schema.json in the run folder, the test set encoded);
@@ -51,7 +55,7 @@ from orchestrator.federation.server import FederationServer
 from orchestrator.federation.statistics import PhaseResult
 from orchestrator.federation.strategy import RoundFailed
 from orchestrator.plan import TrainingJobRequest, client_of, plan_run, redacted
-from orchestrator.run import checkpoint, interrupts, provenance, report, saving, warmup
+from orchestrator.run import checkpoint, interrupts, provenance, report, saving, startup, warmup
 from orchestrator.run.events import (
     Observer,
     RoundFinished,
@@ -80,19 +84,23 @@ class FederationRun:
     def __init__(
         self,
         federation: Federation,
-        server_data: ServerData,
+        inputs: startup.Inputs,
         backend: Backend,
         folder: RunFolder,
         observer: Observer = ignore,
         resume: ResumePoint | None = None,
     ) -> None:
-        """`resume`: the stopped run this one continues (run/resume.py), or None for a run from round 0."""
+        """`inputs`: the server's data, checked, or a function that reads and checks the run's inputs (step 0).
+
+        `resume`: the stopped run this one continues (run/resume.py), or None for a run from round 0.
+        """
         self.federation = federation
         self.resume = resume
-        self.data = server_data
+        self.inputs = inputs
+        self.data: ServerData | None = inputs if isinstance(inputs, ServerData) else None  # once checked
         self.backend = backend
         self.folder = folder
-        self.observer = observer
+        self.observer = observer = startup.HeldEvents(observer, held=self.data is None)
         self.record = RunRecord(folder.run_id, federation, resumed_from=resume.record() if resume else {})
         self.address = ""
         self.watcher = JobWatcher(backend, observer, self._job_ended_early, self._job_running)
@@ -198,13 +206,18 @@ class FederationRun:
     def _execute(self) -> RunOutcome:
         status, reason = "failed", ""
         try:
+            check = None if self.data is not None else startup.InputCheck(self.inputs)  # type: ignore[arg-type]
+            if check is not None and getattr(self.backend, "launch_while_checking", False):
+                check.start()
+            elif check is not None:
+                self._checked(check)
             self._bind()
             requests = self._plan()
             if not self.folder.created:
                 self.folder.create()
             self._log = ServerLog(self.folder.path("server.log"))
             write_atomic(self.folder.path("federation.toml"), self.federation.to_toml(self.run_dir))
-            self._launch(requests)
+            self._launch(requests, check)
             self.record.sources = provenance.sources(self.federation, requests)
             self._server.roster.jobs_launched()  # the join timeout counts from here at the earliest
             self._watch()
@@ -259,7 +272,7 @@ class FederationRun:
         server = self.federation.server
         self._tls = tls_module.for_server(server)
         make = getattr(self.backend, "federation_server", FederationServer)  # the simulation backend's adapter
-        self._server = make(
+        self._server = make(  # its data (self.data) is given once checked (`_checked`), before it runs
             self.federation, self.data, self._tokens, self._tls, self._emit, self._on_round, self._on_phase
         )
         self._server.resume = self.resume.checkpoint if self.resume else None
@@ -278,8 +291,18 @@ class FederationRun:
             tokens=self._tokens,
         )
 
-    def _launch(self, requests: list[TrainingJobRequest]) -> None:
-        """Keep a masked copy of the requests, start the server loop, create every job in parallel."""
+    def _checked(self, check: startup.InputCheck) -> None:
+        """Wait for the input check (BadInput if it failed); then the server has its data, the observer its events."""
+        self.data = check.result()
+        if self._server is not None:
+            self._server.data = self.data
+        self.observer.release()
+
+    def _launch(self, requests: list[TrainingJobRequest], check: startup.InputCheck | None) -> None:
+        """Keep a masked copy of the requests, create every job in parallel, start the server loop once checked.
+
+        A job that could not be created fails the run (RunFailed), unless the check found bad input.
+        """
         folder = self.folder.path("requests")
         folder.mkdir()
         for request in requests:
@@ -287,7 +310,8 @@ class FederationRun:
         rounds = plural(self.federation.federation.rounds, "round")
         log.info("run %s: %s x %s", self.run_id, plural(len(requests), "client"), rounds)
         self._thread = threading.Thread(target=self._serve, name="flower-server", daemon=True)
-        self._thread.start()
+        if self.data is not None:
+            self._thread.start()
         pool = ThreadPoolExecutor(max_workers=min(8, len(requests)))
         futures = {client_of(r): pool.submit(self.backend.launch, r) for r in requests}
         try:
@@ -300,6 +324,10 @@ class FederationRun:
                     if future.done() and not future.cancelled() and future.exception() is None:
                         self.watcher.add(client_of(request), request)
         failed = {client: future.exception() for client, future in futures.items() if future.exception()}
+        if self.data is None:
+            assert check is not None
+            self._checked(check)  # bad input, found while the jobs started, is what the run reports
+            self._thread.start()
         if failed:
             client, error = next(iter(failed.items()))
             raise RunFailed(f"could not launch client {client!r}'s training job: {error}")
@@ -356,6 +384,8 @@ class FederationRun:
         """
         problems: list[str] = []
         with interrupts.deferred(reraise=False):
+            if self.data is None:  # refused (or interrupted) before its inputs were checked: nothing to show
+                self.observer.drop()
             if self._server is not None and status != "completed":
                 self._server.roster.abort(reason or status)  # waits raise; the streams stay open ...
             unstopped = self.watcher.stop_all(reason or "the run ended")  # ... until the jobs are stopped
@@ -369,7 +399,9 @@ class FederationRun:
                 self._log.release()
                 if self._log.error is not None:
                     self.warnings.append(f"server.log is incomplete: {file_error(self._log.error)}")
-            if self.folder.created:
+            if self.folder.created and self.data is None and not unstopped:  # nothing half-written
+                self.folder.discard()
+            elif self.folder.created:
                 try:
                     if status != "completed" and saving.has_partial_model(self._server, self.record, self.folder):
                         saving.save_model(self.folder, self.record, self._server, self.data, partial=True)
