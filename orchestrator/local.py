@@ -206,8 +206,12 @@ def _builtin(
     placement: Placement,
     folder: RunFolder,
     observer: Observer,
-) -> tuple[config.Federation, ServerData]:
-    """Generate and split a built-in data set into the new run folder; hand the server's part over in memory."""
+) -> tuple[config.Federation, Inputs]:
+    """Generate and split a built-in data set into the new run folder (or copy it from the cache).
+
+    The server's part is handed over in memory when it was just generated; either way it is
+    encoded by the run's input check, while the jobs start (run/startup.py).
+    """
     dataset = datasets.get(options.dataset)
     prep = PrepareOptions(
         label=dataset.label,
@@ -236,7 +240,9 @@ def _builtin(
         folder.discard()
         raise
     observer(DataPrepared(dataset.name, summary))
-    return federation, server_data(summary.schema, summary.test, str(test))
+    if summary.test is None:  # copied from the cache: the run's input check reads it, while the jobs start
+        return federation, partial(read_server_data, test, summary.schema)
+    return federation, partial(server_data, summary.schema, summary.test, str(test))  # encoded meanwhile too
 
 
 def _checked(federation: config.Federation, backend: Backend, read: Callable[[], ServerData]) -> Inputs:
