@@ -2,16 +2,14 @@
 
 `FederationRun.execute` is the whole lifecycle:
 
-0. check the inputs (the test set, the local channels): before anything else on SageMaker, in a
-   thread while steps 1-3 go on where the backend's `launch_while_checking` says so (run/startup.py);
+0. check the inputs (test set, local channels): first, or meanwhile where the backend allows it (run/startup.py);
 1. bind: per-run client tokens and TLS material (federation/tls.py), the Flower server listening
    (federation/server.py) - a taken port is bad input, with nothing written;
 2. plan: one CreateTrainingJob request per client (plan.plan_run, with the backend's placement)
    - a request SageMaker would refuse is bad input, with nothing written;
 3. create the run folder (run/folder.py), keep the masked requests, launch every job on the
-   backend in parallel; once the inputs are checked, start the server thread (the clients that
-   connected meanwhile are on its roster already). Bad input found by the check stops every job
-   and removes the run folder; until it passed, the observer sees no event;
+   backend in parallel, then start the server thread once the inputs are checked (clients that
+   connected meanwhile are on its roster already);
 4. watch: drain the server's events to the observer, poll the jobs (run/watcher.py); a job that
    ends early aborts the server when fewer than min_clients remain; the server's statistics phase
    hands over the schema (`_on_phase`: schema.json in the run folder, the test set encoded);
@@ -206,11 +204,9 @@ class FederationRun:
     def _execute(self) -> RunOutcome:
         status, reason = "failed", ""
         try:
-            check = None if self.data is not None else startup.InputCheck(self.inputs)  # type: ignore[arg-type]
-            if check is not None and getattr(self.backend, "launch_while_checking", False):
-                check.start()
-            elif check is not None:
-                self._checked(check)
+            check = startup.begin(self.inputs, self.backend)  # None: the inputs were checked already
+            if check is not None and not check.started:
+                self._checked(check)  # before anything is created (SageMaker)
             self._bind()
             requests = self._plan()
             if not self.folder.created:
@@ -299,10 +295,7 @@ class FederationRun:
         self.observer.release()
 
     def _launch(self, requests: list[TrainingJobRequest], check: startup.InputCheck | None) -> None:
-        """Keep a masked copy of the requests, create every job in parallel, start the server loop once checked.
-
-        A job that could not be created fails the run (RunFailed), unless the check found bad input.
-        """
+        """Keep a masked copy of the requests, create every job in parallel, start the server loop once checked."""
         folder = self.folder.path("requests")
         folder.mkdir()
         for request in requests:
@@ -326,7 +319,7 @@ class FederationRun:
         failed = {client: future.exception() for client, future in futures.items() if future.exception()}
         if self.data is None:
             assert check is not None
-            self._checked(check)  # bad input, found while the jobs started, is what the run reports
+            self._checked(check)  # bad input found meanwhile is what the run reports, not a launch failure
             self._thread.start()
         if failed:
             client, error = next(iter(failed.items()))

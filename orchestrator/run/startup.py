@@ -66,6 +66,20 @@ class HeldEvents:
             self._held, self._dropped = None, True
 
 
+def begin(inputs: Inputs, backend: object) -> InputCheck | None:
+    """The run's input check: None for inputs checked already, else an InputCheck.
+
+    Started in a thread when the backend's `launch_while_checking` is true; otherwise (a backend
+    without the attribute too) left for the caller's `result()`, before it creates anything.
+    """
+    if isinstance(inputs, ServerData):
+        return None
+    check = InputCheck(inputs)
+    if getattr(backend, "launch_while_checking", False):
+        check.start()
+    return check
+
+
 class InputCheck:
     """Reads and checks a run's inputs, in a thread of its own (`start`) or in the caller's (`result` alone)."""
 
@@ -86,6 +100,11 @@ class InputCheck:
         """Begin checking in a daemon thread (it holds no resource a Ctrl-C would have to release)."""
         self._thread = threading.Thread(target=self._run, name="input-check", daemon=True)
         self._thread.start()
+
+    @property
+    def started(self) -> bool:
+        """Whether it runs in a thread of its own (`start`)."""
+        return self._thread is not None
 
     def result(self) -> ServerData:
         """The checked server data, once the check has ended; raises what the check raised (BadInput).
