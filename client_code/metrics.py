@@ -12,21 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.calibration import calibration_curve
-from sklearn.metrics import (
-    accuracy_score,
-    average_precision_score,
-    brier_score_loss,
-    f1_score,
-    hinge_loss,
-    log_loss,
-    mean_absolute_error,
-    mean_squared_error,
-    precision_score,
-    r2_score,
-    recall_score,
-    roc_auc_score,
-)
 
 from .tabular import Dataset
 
@@ -58,6 +43,8 @@ def regression_metrics(model: Any, data: Dataset) -> dict[str, float]:
     scikit-learn's mean_squared_error, mean_absolute_error and r2_score; R^2 is NaN for fewer than
     two rows (undefined) rather than an error.
     """
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
     y = np.asarray(data.y, dtype=np.float64)
     predicted = np.asarray(model.predict(data.X), dtype=np.float64).reshape(-1)
     mse = float(mean_squared_error(y, predicted))
@@ -110,6 +97,8 @@ def brier_score(y: np.ndarray, proba: np.ndarray, classes: list[Any], positive_c
     (scikit-learn's brier_score_loss); multiclass, the mean over rows of the summed squared errors
     over every class. 0 is perfect; lower is better.
     """
+    from sklearn.metrics import brier_score_loss
+
     if len(classes) == 2:
         positive = positive_of(classes, positive_class)
         return float(brier_score_loss((y == positive).astype(int), proba[:, classes.index(positive)]))
@@ -129,6 +118,17 @@ def classification_metrics(
     and AUCs of its decision function. `classes` names the model's outputs in order (default its
     classes_; xgboost's classes_ are positions, so the schema's classes are given).
     """
+    from sklearn.metrics import (  # here, not at import: a run's start does not wait for scikit-learn
+        accuracy_score,
+        average_precision_score,
+        f1_score,
+        hinge_loss,
+        log_loss,
+        precision_score,
+        recall_score,
+        roc_auc_score,
+    )
+
     classes = list(classes) if classes is not None else list(model.classes_.tolist())
     proba, probabilities = class_scores(model, data.X, len(classes))
     # score class indices: labels may be ints or text, which scikit-learn's metrics do not mix in object arrays
@@ -203,6 +203,8 @@ def calibration(
         "observed": float(target.mean()),
     }
     if 0 < target.sum() < len(target):
+        from sklearn.calibration import calibration_curve
+
         observed, predicted = calibration_curve(target, column, n_bins=CALIBRATION_BINS, strategy="uniform")
         edges = np.linspace(0, 1, CALIBRATION_BINS + 1)
         counts = np.bincount(np.clip(np.digitize(column, edges[1:-1]), 0, CALIBRATION_BINS - 1))

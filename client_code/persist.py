@@ -15,13 +15,15 @@ import hashlib
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import joblib
-from sklearn.pipeline import Pipeline
 
 from .constants import CHECKSUM_SUFFIX, SKOPS_SUFFIX
 from .schema import preprocessor
+
+if TYPE_CHECKING:  # scikit-learn is imported when a model is saved, not with the run folder that saves it
+    from sklearn.pipeline import Pipeline
 
 # What a saved Pipeline refers to in its pickle besides its estimator (whose own references each model
 # family lists: estimator_classes, saved_globals): the preprocessing of schema.preprocessor, numpy arrays,
@@ -53,6 +55,8 @@ def model_pipeline(schema: dict[str, Any], estimator: Any) -> Pipeline:
     The copy leaves out the attributes a model family keeps for the federation only (names that
     start with `_fedsage_`, such as the linear family's statistics), which prediction never needs.
     """
+    from sklearn.pipeline import Pipeline
+
     saved = copy.deepcopy(estimator)
     for name in [n for n in vars(saved) if n.startswith(FEDERATION_STATE)]:
         delattr(saved, name)

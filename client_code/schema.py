@@ -24,12 +24,10 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sklearn.compose import ColumnTransformer
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from .tabular import (
     DataError,
@@ -40,6 +38,9 @@ from .tabular import (
     numeric_column,
     read_channel,
 )
+
+if TYPE_CHECKING:  # scikit-learn is imported where a transformer is built: reading a schema does not need it
+    from sklearn.compose import ColumnTransformer
 
 OTHER = "other"
 _SENTINEL = "\x00fedsage-other"  # a placeholder value seen once when fitting, so unknown values become "other"
@@ -131,6 +132,9 @@ def preprocessor(schema: dict[str, Any]) -> ColumnTransformer:
     encoded in the "other" column (scikit-learn's OneHotEncoder infrequent categories). The input
     must be `typed_frame`'s (numeric columns as numbers, categorical ones as text).
     """
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
     parts = []
     for feature in schema["features"]:
         if feature["kind"] == "numeric":

@@ -1,20 +1,22 @@
 """`fedsage local`: the whole federation on this machine, no AWS.
 
 Builds a federation from a prepared-data folder (or prepares a built-in data set into the run
-folder and hands it over in memory), checks every channel the way its client will read it,
-and runs it on the process backend (one OS process per client, started as SageMaker's training
-toolkit would start it) or the docker backend (`--backend docker`: one container per client, run
-by the real toolkit in a local training image from `fedsage image build`).
+folder and hands it over in memory), checks every channel the way its client will read it
+(while the jobs start: run/startup.py), and runs it on the process backend (one OS process per
+client, started as SageMaker's training toolkit would start it) or the docker backend
+(`--backend docker`: one container per client, run by the real toolkit in a local training image
+from `fedsage image build`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from client_code.tabular import DataError, read_channel
 from orchestrator import config, defaults, overrides, tracking
 from orchestrator.backends.process import ProcessBackend
 from orchestrator.config.strategy import check, strategy_parameters
@@ -25,10 +27,12 @@ from orchestrator.errors import BadInput
 from orchestrator.run import resume
 from orchestrator.run.events import DataPrepared, Observer, ignore
 from orchestrator.run.folder import RunFolder, new_run_id
-from orchestrator.run.inputs import ServerData, load_server_data, server_data
+from orchestrator.run.inputs import ServerData, load_server_data, read_server_data, server_data
 from orchestrator.run.lifecycle import FederationRun, RunOutcome
+from orchestrator.run.startup import Inputs
 
 if TYPE_CHECKING:
+    from orchestrator.backends import Backend
     from orchestrator.backends.docker import DockerBackend
     from orchestrator.backends.simulation import SimulationBackend
 
@@ -180,11 +184,13 @@ def _check_clients(options: LocalOptions, settings: Settings, clients: int) -> N
         raise BadInput(f"{SOURCE}: {exc}") from None
 
 
-def _prepared_folder(options: LocalOptions) -> tuple[list[layout.ClientFolders], Path, Path | None, ServerData]:
-    """A data folder's clients, test set and schema paths, and the server's data (each file read once).
+def _prepared_folder(
+    options: LocalOptions,
+) -> tuple[list[layout.ClientFolders], Path, Path | None, Callable[[], ServerData]]:
+    """A data folder's clients, test set and schema paths, and how the server's data are read (each file once).
 
     A folder without schema.json (the owners' raw exports) needs --label: the statistics phase
-    computes the schema.
+    computes the schema. The test set is read when the run checks its inputs (run/startup.py).
     """
     assert options.data_dir is not None
     prepared = layout.open_prepared(options.data_dir, require_schema=False)
@@ -198,13 +204,8 @@ def _prepared_folder(options: LocalOptions) -> tuple[list[layout.ClientFolders],
             f"--clients {options.clients} does not match the {len(prepared.clients)} client folders "
             f"in {options.data_dir}; drop --clients or prepare the data again"
         )
-    try:
-        test, _ = read_channel(prepared.test)
-    except DataError as exc:
-        raise BadInput(str(exc)) from None
-    data = server_data(prepared.schema, test, str(prepared.test))
     schema = prepared.root / layout.SCHEMA if prepared.schema is not None else None
-    return prepared.clients, prepared.test, schema, data
+    return prepared.clients, prepared.test, schema, partial(read_server_data, prepared.test, prepared.schema)
 
 
 def _builtin(
@@ -213,8 +214,12 @@ def _builtin(
     placement: Placement,
     folder: RunFolder,
     observer: Observer,
-) -> tuple[config.Federation, ServerData]:
-    """Generate and split a built-in data set into the new run folder; hand the server's part over in memory."""
+) -> tuple[config.Federation, Inputs]:
+    """Generate and split a built-in data set into the new run folder (or copy it from the cache).
+
+    The server's part is handed over in memory when it was just generated; either way it is
+    encoded by the run's input check, while the jobs start (run/startup.py).
+    """
     dataset = datasets.get(options.dataset)
     prep = PrepareOptions(
         label=dataset.label,
@@ -243,7 +248,27 @@ def _builtin(
         folder.discard()
         raise
     observer(DataPrepared(dataset.name, summary))
-    return federation, server_data(summary.schema, summary.test, str(test))
+    if summary.test is None:  # copied from the cache: the run's input check reads it, while the jobs start
+        return federation, partial(read_server_data, test, summary.schema)
+    return federation, partial(server_data, summary.schema, summary.test, str(test))  # encoded meanwhile too
+
+
+def _checked(federation: config.Federation, backend: Backend, read: Callable[[], ServerData]) -> Inputs:
+    """The run's input check (run/startup.py): `read` the server's data, then the task and every channel.
+
+    Runs while the jobs start (the local backends' `launch_while_checking`); BadInput for a schema
+    the model cannot learn (e.g. --model linear on a classification label), or for a test set or
+    channel that is unusable, naming the client and the file.
+    """
+
+    def check() -> ServerData:
+        data = read()
+        if data.schema is not None:
+            federation.check_task(data.schema)
+        backend.check_inputs(federation, data)
+        return data
+
+    return check
 
 
 def _docker(clients: int, local: config.LocalSettings, folder: RunFolder) -> DockerBackend:
@@ -280,8 +305,9 @@ def build_local_run(options: LocalOptions, observer: Observer = ignore) -> Feder
 
     Raises BadInput before anything is written (for docker also: no daemon, no image); a
     built-in data set is generated into the new run folder only once the options are known to
-    be good, and handed to the run in memory (it is not read back: only a --data-dir folder is
-    read and checked here).
+    be good, and handed to the run in memory (it is not read back). A --data-dir folder's test
+    set and channels are read and checked by the run while its jobs start (`_checked`,
+    run/startup.py): bad input found there still ends it with nothing left behind.
     """
     if options.config is not None or options.resume is not None:
         return _from_file(options, observer)
@@ -306,24 +332,23 @@ def build_local_run(options: LocalOptions, observer: Observer = ignore) -> Feder
     docker = _docker(options.clients or defaults.CLIENTS, local, folder) if local.backend == "docker" else None
     container = docker.container_settings() if docker else config.ContainerSettings()
     placement = (local, container)
+    inputs: Inputs
     if options.data_dir is not None:
-        clients, test, schema, data = _prepared_folder(options)
+        clients, test, schema, read = _prepared_folder(options)
         _check_clients(options, settings, len(clients))
         federation = _federation(
             settings, test, schema, clients, placement, options.mlflow, options.strategy_parameters, options.privacy
         )
-        if data.schema is not None:
-            federation.check_task(data.schema)  # before any process starts
     else:
-        federation, data = _builtin(options, settings, placement, folder, observer)
+        federation, inputs = _builtin(options, settings, placement, folder, observer)
     backend = (
         docker
         or _simulation(local, folder)
         or ProcessBackend(folder.clients, len(federation.clients), code_dir=folder.path("code"))
     )
     if options.data_dir is not None:
-        backend.check_inputs(federation, data)
-    return FederationRun(federation, data, backend, folder, observer)
+        inputs = _checked(federation, backend, read)
+    return FederationRun(federation, inputs, backend, folder, observer)
 
 
 # what --resume may change: how long the run goes on, where its jobs run, where it is logged
@@ -337,8 +362,8 @@ def _from_file(options: LocalOptions, observer: Observer) -> FederationRun:
     """A run of a federation.toml (`config`) or the continuation of a stopped run (`resume`), with the overrides.
 
     BadInput before anything is written: -c with --resume, an option that chooses the data,
-    an option --resume cannot change (the model, the seed, ...), and whatever run/resume.py and
-    the data checks refuse.
+    an option --resume cannot change (the model, the seed, ...), and whatever run/resume.py
+    refuses; the data checks run while the jobs start (`_checked`), leaving nothing behind either.
     """
     given = options.overrides()
     point = None
@@ -357,9 +382,6 @@ def _from_file(options: LocalOptions, observer: Observer) -> FederationRun:
     else:
         assert options.config is not None
         federation = overrides.apply(config.load(options.config), given, str(options.config))
-    data = load_server_data(federation)
-    if data.schema is not None:
-        federation.check_task(data.schema)
     folder = RunFolder.new(options.out, new_run_id())
     folder.check_writable()
     local = federation.local
@@ -369,8 +391,8 @@ def _from_file(options: LocalOptions, observer: Observer) -> FederationRun:
         or _simulation(local, folder)
         or ProcessBackend(folder.clients, len(federation.clients), code_dir=folder.path("code"))
     )
-    backend.check_inputs(federation, data)
-    return FederationRun(federation, data, backend, folder, observer, resume=point)
+    inputs = _checked(federation, backend, partial(load_server_data, federation))
+    return FederationRun(federation, inputs, backend, folder, observer, resume=point)
 
 
 def run_local(options: LocalOptions, observer: Observer = ignore) -> RunOutcome:

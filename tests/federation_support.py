@@ -136,7 +136,7 @@ def run_with(run: FederationRun, backend=None, observer=None, **sections) -> Fed
     for name, values in sections.items():
         data[name] = {**(data.get(name) or {}), **values} if isinstance(values, dict) else values
     federation = Federation.model_validate(data)
-    return FederationRun(federation, run.data, backend or run.backend, run.folder, observer or run.observer)
+    return FederationRun(federation, run.inputs, backend or run.backend, run.folder, observer or run.observer)
 
 
 def ctrl_c_after(round_number: int):

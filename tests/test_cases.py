@@ -41,7 +41,8 @@ def test_cases_refused_in_one_line_before_anything_starts(capsys, tmp_path, case
 
 def test_case_11_column_order_does_not_matter(tmp_path):
     data = _copy("11-column-order-differs", tmp_path)
-    build_local_run(LocalOptions(data_dir=data, out=tmp_path / "runs"))  # checks every channel; raises if refused
+    run = build_local_run(LocalOptions(data_dir=data, out=tmp_path / "runs"))
+    assert run.inputs().schema is not None  # the run's input check reads every channel; raises if refused
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 

@@ -165,7 +165,7 @@ class _NeverStarts:
 
 def test_a_client_that_never_joins_fails_the_run_after_the_join_timeout(prepared_dir, tmp_path):
     built = build_local_run(_options(prepared_dir, tmp_path, join_timeout=8))
-    run = FederationRun(built.federation, built.data, _NeverStarts(built.backend, "client-3"), built.folder)
+    run = FederationRun(built.federation, built.inputs, _NeverStarts(built.backend, "client-3"), built.folder)
     with pytest.raises(
         RunFailed,
         match=r"2 of 3 clients joined within 8 s \(need 3\); missing: client-3 \(jobs never running: client-3\)",

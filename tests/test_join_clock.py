@@ -94,7 +94,7 @@ def test_a_slow_job_start_does_not_use_up_the_join_timeout(prepared_dir, tmp_pat
                 release.wait(12)  # a slow provisioning: no event ever sets it
             backend.launch(request)
 
-    run = FederationRun(built.federation, built.data, SlowStart(), built.folder)
+    run = FederationRun(built.federation, built.inputs, SlowStart(), built.folder)
     outcome = run.execute()
     assert {c: j.status for c, j in outcome.jobs.items()} == dict.fromkeys(
         ["client-1", "client-2", "client-3"], COMPLETED

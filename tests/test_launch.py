@@ -24,6 +24,7 @@ from orchestrator.images import training_image
 from orchestrator.package import build
 from orchestrator.run import resume
 from orchestrator.run.events import JobLog, RoundFinished
+from orchestrator.run.lifecycle import FederationRun
 
 
 @pytest.fixture
@@ -117,6 +118,29 @@ def test_an_advertised_address_that_is_not_this_machines_is_a_warning(cloud, aws
         "so it must forward to this server (a load balancer or NAT), or set it to this host's private IP"
     ]
     assert not (tmp_path / "runs").exists()
+
+
+def test_launch_checks_its_inputs_before_it_creates_any_job(cloud, aws, tmp_path):
+    """A training job is billed from its creation: SageMaker's launch_while_checking is False (run/startup.py).
+
+    The same run that launches local jobs while it checks its inputs checks them first here:
+    bad input found by the check creates no job in any account, writes nothing, shows nothing.
+    """
+    federation, sagemaker = cloud
+    built = _build(federation, aws, tmp_path)
+    assert built.backend.launch_while_checking is False
+    seen, events = [], []
+
+    def bad_inputs():
+        seen.append({account: dict(sagemaker.jobs(account)) for account in CLIENTS.values()})
+        raise BadInput("test set test.csv: column 'amount' has an empty cell (test.csv line 3)")
+
+    run = FederationRun(built.federation, bad_inputs, built.backend, built.folder, events.append)
+    with pytest.raises(BadInput, match="empty cell"):
+        run.execute()
+    assert seen == [dict.fromkeys(CLIENTS.values(), {})]  # checked before any CreateTrainingJob
+    assert all(sagemaker.jobs(account) == {} for account in CLIENTS.values())
+    assert events == [] and not (tmp_path / "runs").exists()
 
 
 @pytest.mark.slow

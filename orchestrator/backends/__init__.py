@@ -8,7 +8,11 @@ how it runs, so the run (run/lifecycle.py) and the commands never branch on the 
   jobs may take to save their models and exit after the last round;
 * `placement(client)`: where that client's job takes its code and image from and puts its model;
 * `check_inputs(federation, server)`: what the backend can check of the clients' channels
-  before anything starts (local folders are read; S3 is left to the job);
+  (local folders are read; S3 is left to the job);
+* `launch_while_checking`: whether the run may launch the jobs while it reads and checks its
+  inputs (True where a job costs nothing and stops at a signal: process, docker, simulation) or
+  must check them before it creates any job (False: SageMaker bills a job from its creation);
+  see run/startup.py;
 * `launch`, `poll`, `stop`, `logs`: one job's life, in SageMaker's vocabulary;
 * `wait_for_change(timeout)` (optional, the local backends): block until one of its jobs ends,
   so the run sees an exit at once instead of one poll interval later (exits.py);
@@ -80,6 +84,7 @@ class Backend(Protocol):
     description: str
     poll_interval: float
     completion_timeout: float
+    launch_while_checking: bool
 
     def placement(self, client: ClientSettings) -> JobPlacement:
         """Where this client's job takes its code and image from and puts its model."""

@@ -91,6 +91,7 @@ class DockerBackend:
     name = "docker"
     description = "docker (one container per client, run by SageMaker's training toolkit)"
     poll_interval = 0.5
+    launch_while_checking = True  # a local container costs nothing and stops at a signal: run/startup.py
     completion_timeout = 180.0
 
     def __init__(

@@ -9,7 +9,7 @@ installed. MaxRuntimeInSeconds is enforced as SageMaker does (SIGTERM, then Stop
 MaxRuntimeExceeded). Processes start in their own session, so stopping a job stops everything it
 started, and `stop` escalates from SIGTERM to SIGKILL after a grace period. Its placement runs
 this checkout's client_code with this machine's Python; its channels must be local folders
-(file:// URIs), which `check_inputs` reads before any process starts. Every job's environment
+(file:// URIs), which `check_inputs` reads while the processes start (run/startup.py). Every job's environment
 names its run, so `fedsage stop --backend process` finds the processes of a run whose `fedsage`
 process died (process_runs.py).
 """
@@ -79,6 +79,7 @@ class ProcessBackend:
     name = "process"
     description = "local (one process per client)"
     poll_interval = 0.5
+    launch_while_checking = True  # a process costs nothing and stops at a signal: run/startup.py
     completion_timeout = 120.0
 
     def __init__(

@@ -37,6 +37,7 @@ class SageMakerBackend:
     name = "sagemaker"
     description = "sagemaker (one training job per client account)"
     poll_interval = 15.0  # DescribeTrainingJob per client; well inside SageMaker's API rate limits
+    launch_while_checking = False  # a training job is billed from its creation: inputs first (run/startup.py)
     completion_timeout = 1800.0  # after the last round: save the model, upload model.tar.gz, exit
 
     def __init__(self, federation: Federation, sessions: dict[str, boto3.Session] | None = None) -> None:

@@ -48,6 +48,7 @@ class SimulationBackend:
     name = "simulation"
     description = "simulation (virtual clients in Flower's Simulation Engine)"
     poll_interval = 0.5
+    launch_while_checking = True  # launching records the request; the engine starts with the server
     completion_timeout = 30.0
 
     def __init__(self, workdir_uri: str) -> None:

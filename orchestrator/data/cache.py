@@ -21,7 +21,6 @@ import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from client_code.tabular import read_channel
 from orchestrator.data import layout
 from orchestrator.data.datasets import BuiltinDataset
 from orchestrator.data.prepare import PartSummary, PrepareOptions, PrepareSummary, prepare
@@ -76,15 +75,18 @@ def _store(entry: Path, prepared: Path) -> None:
 
 
 def _summary(out: Path) -> PrepareSummary:
-    """The summary of a prepared folder copied from the cache, rebuilt from its manifest, schema and test set."""
+    """The summary of a prepared folder copied from the cache, rebuilt from its manifest and schema.
+
+    The test set is not read here (`test` is None): its one reader is the run's input check, which
+    reads it while the jobs start (run/startup.py).
+    """
     manifest = json.loads((out / layout.MANIFEST).read_text())
-    test, _ = read_channel(out / layout.TEST)
     return PrepareSummary(
         out=out,
         label=manifest["label"],
         classes=manifest["classes"],
         schema=json.loads((out / layout.SCHEMA).read_text()),
-        test=test,
+        test=None,
         parts=[PartSummary(**part) for part in manifest["parts"]],
         partition=manifest["partition"],
         inferred=manifest["inferred_categorical"],
@@ -96,8 +98,8 @@ def prepared_builtin(dataset: BuiltinDataset, options: PrepareOptions, out: Path
     """Write `dataset` generated with `options.seed` and prepared with `options` to `out`, from the cache if it can.
 
     `out` must not exist or be empty (as for `prepare`). Returns what was written; the summary
-    of a cache hit has the test set read back from `out` as text cells (as a prepared folder is
-    read). Raises what `prepare` raises (BadInput for bad options), with nothing cached.
+    of a cache hit has no test set in memory (`test` is None: read it from `out` as a prepared
+    folder is read). Raises what `prepare` raises (BadInput for bad options), with nothing cached.
     """
     entry = cache_dir() / "builtin" / entry_key(dataset, options)
     if entry.is_dir():

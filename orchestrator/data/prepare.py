@@ -110,14 +110,15 @@ class PrepareSummary:
     `parts` holds the test set, every client's train and validation splits, and, when a class
     list scheme dealt some rows to nobody, an `unassigned` part counting them. `schema` and
     `test` (the raw test rows) are what was written, kept in memory so a caller that runs the
-    federation next (`fedsage local`) need not read them back.
+    federation next (`fedsage local`) need not read them back; None when the folder was copied
+    from the cache (data/cache.py), whose test set is read once, by the run that uses it.
     """
 
     out: Path
     label: str
     classes: list[Any]  # [] for a regression label
     schema: dict[str, Any]
-    test: pd.DataFrame = field(repr=False)
+    test: pd.DataFrame | None = field(repr=False)
     parts: list[PartSummary] = field(default_factory=list)
     partition: str = "iid"
     inferred: list[str] = field(default_factory=list)

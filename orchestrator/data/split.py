@@ -7,7 +7,6 @@ A regression label has no classes, so its rows are stratified by the label's qui
 from __future__ import annotations
 
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 STRATA = 5  # a regression label is stratified by its quintiles (test set, partition, validation split)
 STRATUM = "\x00fedsage-stratum"  # the temporary column holding a regression row's stratum
@@ -17,6 +16,8 @@ def split_rows(frame: pd.DataFrame, label: str, size: float, seed: int) -> tuple
     """Split rows in two, stratified by label where every class has enough rows."""
     counts = frame[label].value_counts()
     stratify = frame[label] if counts.min() >= 2 and round(size * len(frame)) >= len(counts) else None
+    from sklearn.model_selection import train_test_split  # here: a run from prepared data never splits
+
     first, second = train_test_split(frame, test_size=size, random_state=seed, stratify=stratify)
     return first.sort_index(), second.sort_index()
 

@@ -42,7 +42,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import dp_accounting
 from flwr.common import NDArrays
 
 from client_code.privacy import CLIPPING_NORM, NOISE_MULTIPLIER, add_noise, clip
@@ -59,6 +58,8 @@ def epsilon(noise_multiplier: float, rounds: int, delta: float) -> float:
     """
     if rounds <= 0:
         return 0.0
+    import dp_accounting  # here, not at import: with its scipy it would delay every run's start by ~0.3 s
+
     return float(dp_accounting.get_epsilon_gaussian(noise_multiplier / math.sqrt(rounds), delta))
 
 

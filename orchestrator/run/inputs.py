@@ -1,11 +1,12 @@
-"""A run's inputs, checked before anything is written: the server's test set and schema, and local channels.
+"""A run's inputs, checked before its rounds start: the server's test set and schema, and local channels.
 
 The run has a schema when `[server] schema` is set or schema.json lies beside the test set
 (prepared data); otherwise the statistics phase computes one from the clients' raw data, and the
 test set is encoded once it is known. Each input file is read once. For local channels the same
 statistics the clients will send are computed here, with the same client_code functions, so a
 client without rows of some class, a column some clients lack, or an identifier column is caught
-by name before any process starts. Any problem is BadInput (exit 2), naming the file and the fix.
+by name before the server starts its rounds (run/startup.py: while the jobs of a local backend
+start). Any problem is BadInput (exit 2), naming the file and the fix.
 """
 
 from __future__ import annotations
@@ -77,6 +78,18 @@ def server_data(schema: dict[str, Any] | None, test: pd.DataFrame, where: str) -
     return data.with_schema(schema) if schema is not None else data
 
 
+def read_server_data(test: Path, schema: dict[str, Any] | None) -> ServerData:
+    """Read the test set folder `test` and encode it with `schema` (None: once the statistics phase has one).
+
+    BadInput naming the file when it is unreadable, or its rows do not fit the schema.
+    """
+    try:
+        frame, _ = read_channel(test)
+    except DataError as exc:
+        raise BadInput(str(exc)) from None
+    return server_data(schema, frame, str(test))
+
+
 def load_server_data(federation: Federation) -> ServerData:
     """Read the test set and, when there is one, the schema (each once); BadInput if either is unusable.
 
@@ -94,10 +107,9 @@ def load_server_data(federation: Federation) -> ServerData:
         )
     try:
         schema = load_schema(schema_path) if schema_path.is_file() else None
-        frame, _ = read_channel(server.test_data)
     except DataError as exc:
         raise BadInput(str(exc)) from None
-    return server_data(schema, frame, str(server.test_data))
+    return read_server_data(server.test_data, schema)
 
 
 def _read(client: str, channel: str, folder: Path) -> tuple[pd.DataFrame, Any]:
@@ -109,7 +121,7 @@ def _read(client: str, channel: str, folder: Path) -> tuple[pd.DataFrame, Any]:
 
 
 def check_local_channels(federation: Federation, channels: dict[str, dict[str, Path]], server: ServerData) -> None:
-    """Check local channels before any process starts, with the statistics the clients will send.
+    """Check local channels before the rounds start, with the statistics the clients will send.
 
     `channels` maps client -> {"train": folder, "validation": folder}; each folder is read once.
     Catches, by client name: unreadable or empty folders, a missing label column, empty cells,

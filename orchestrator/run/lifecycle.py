@@ -2,12 +2,14 @@
 
 `FederationRun.execute` is the whole lifecycle:
 
+0. check the inputs (test set, local channels): first, or meanwhile where the backend allows it (run/startup.py);
 1. bind: per-run client tokens and TLS material (federation/tls.py), the Flower server listening
    (federation/server.py) - a taken port is bad input, with nothing written;
 2. plan: one CreateTrainingJob request per client (plan.plan_run, with the backend's placement)
    - a request SageMaker would refuse is bad input, with nothing written;
-3. create the run folder (run/folder.py), keep the masked requests, start the server thread,
-   launch every job on the backend in parallel;
+3. create the run folder (run/folder.py), keep the masked requests, launch every job on the
+   backend in parallel, then start the server thread once the inputs are checked (clients that
+   connected meanwhile are on its roster already);
 4. watch: drain the server's events to the observer, poll the jobs (run/watcher.py); a job that
    ends early aborts the server when fewer than min_clients remain; the server's statistics phase
    hands over the schema (`_on_phase`: schema.json in the run folder, the test set encoded);
@@ -51,7 +53,7 @@ from orchestrator.federation.server import FederationServer
 from orchestrator.federation.statistics import PhaseResult
 from orchestrator.federation.strategy import RoundFailed
 from orchestrator.plan import TrainingJobRequest, client_of, plan_run, redacted
-from orchestrator.run import checkpoint, interrupts, provenance, report, saving, warmup
+from orchestrator.run import checkpoint, interrupts, provenance, report, saving, startup, warmup
 from orchestrator.run.events import (
     Observer,
     RoundFinished,
@@ -81,19 +83,23 @@ class FederationRun:
     def __init__(
         self,
         federation: Federation,
-        server_data: ServerData,
+        inputs: startup.Inputs,
         backend: Backend,
         folder: RunFolder,
         observer: Observer = ignore,
         resume: ResumePoint | None = None,
     ) -> None:
-        """`resume`: the stopped run this one continues (run/resume.py), or None for a run from round 0."""
+        """`inputs`: the server's data, checked, or a function that reads and checks the run's inputs (step 0).
+
+        `resume`: the stopped run this one continues (run/resume.py), or None for a run from round 0.
+        """
         self.federation = federation
         self.resume = resume
-        self.data = server_data
+        self.inputs = inputs
+        self.data: ServerData | None = inputs if isinstance(inputs, ServerData) else None  # once checked
         self.backend = backend
         self.folder = folder
-        self.observer = observer
+        self.observer = observer = startup.HeldEvents(observer, held=self.data is None)
         self.record = RunRecord(folder.run_id, federation, resumed_from=resume.record() if resume else {})
         self.address = ""
         self.watcher = JobWatcher(backend, observer, self._job_ended_early, self._job_running)
@@ -201,13 +207,16 @@ class FederationRun:
     def _execute(self) -> RunOutcome:
         status, reason = "failed", ""
         try:
+            check = startup.begin(self.inputs, self.backend)  # None: the inputs were checked already
+            if check is not None and not check.started:
+                self._checked(check)  # before anything is created (SageMaker)
             self._bind()
             requests = self._plan()
             if not self.folder.created:
                 self.folder.create()
             self._log = ServerLog(self.folder.path("server.log"))
             write_atomic(self.folder.path("federation.toml"), self.federation.to_toml(self.run_dir))
-            self._launch(requests)
+            self._launch(requests, check)
             self.record.sources = provenance.sources(self.federation, requests)
             self._server.roster.jobs_launched()  # the join timeout counts from here at the earliest
             self._watch()
@@ -264,7 +273,7 @@ class FederationRun:
         server = self.federation.server
         self._tls = tls_module.for_server(server)
         make = getattr(self.backend, "federation_server", FederationServer)  # the simulation backend's adapter
-        self._server = make(
+        self._server = make(  # its data (self.data) is given once checked (`_checked`), before it runs
             self.federation, self.data, self._tokens, self._tls, self._emit, self._on_round, self._on_phase
         )
         self._server.resume = self.resume.checkpoint if self.resume else None
@@ -283,8 +292,15 @@ class FederationRun:
             tokens=self._tokens,
         )
 
-    def _launch(self, requests: list[TrainingJobRequest]) -> None:
-        """Keep a masked copy of the requests, start the server loop, create every job in parallel."""
+    def _checked(self, check: startup.InputCheck) -> None:
+        """Wait for the input check (BadInput if it failed); then the server has its data, the observer its events."""
+        self.data = check.result()
+        if self._server is not None:
+            self._server.data = self.data
+        self.observer.release()
+
+    def _launch(self, requests: list[TrainingJobRequest], check: startup.InputCheck | None) -> None:
+        """Keep a masked copy of the requests, create every job in parallel, start the server loop once checked."""
         folder = self.folder.path("requests")
         folder.mkdir()
         for request in requests:
@@ -292,7 +308,8 @@ class FederationRun:
         rounds = plural(self.federation.federation.rounds, "round")
         log.info("run %s: %s x %s", self.run_id, plural(len(requests), "client"), rounds)
         self._thread = threading.Thread(target=self._serve, name="flower-server", daemon=True)
-        self._thread.start()
+        if self.data is not None:
+            self._thread.start()
         pool = ThreadPoolExecutor(max_workers=min(8, len(requests)))
         futures = {client_of(r): pool.submit(self.backend.launch, r) for r in requests}
         try:
@@ -305,6 +322,10 @@ class FederationRun:
                     if future.done() and not future.cancelled() and future.exception() is None:
                         self.watcher.add(client_of(request), request)
         failed = {client: future.exception() for client, future in futures.items() if future.exception()}
+        if self.data is None:
+            assert check is not None
+            self._checked(check)  # bad input found meanwhile is what the run reports, not a launch failure
+            self._thread.start()
         if failed:
             client, error = next(iter(failed.items()))
             raise RunFailed(f"could not launch client {client!r}'s training job: {error}")
@@ -368,6 +389,8 @@ class FederationRun:
         """
         problems: list[str] = []
         with interrupts.deferred(reraise=False) as received:
+            if self.data is None:  # refused (or interrupted) before its inputs were checked: nothing to show
+                self.observer.drop()
             if self._server is not None and status != "completed":
                 self._server.roster.abort(reason or status)  # waits raise; the streams stay open ...
             unstopped = self.watcher.stop_all(reason or "the run ended")  # ... until the jobs are stopped
@@ -381,7 +404,9 @@ class FederationRun:
                 self._log.release()
                 if self._log.error is not None:
                     self.warnings.append(f"server.log is incomplete: {file_error(self._log.error)}")
-            if self.folder.created:
+            if self.folder.created and self.data is None and not unstopped:  # nothing half-written
+                self.folder.discard()
+            elif self.folder.created:
                 try:
                     if status != "completed" and saving.has_partial_model(self._server, self.record, self.folder):
                         saving.save_model(self.folder, self.record, self._server, self.data, True, reason or status)

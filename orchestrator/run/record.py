@@ -98,9 +98,13 @@ class RunRecord:
         }
 
     def summary(
-        self, status: str, reason: str, backend: str, watcher: JobWatcher, folder: RunFolder, data: ServerData
+        self, status: str, reason: str, backend: str, watcher: JobWatcher, folder: RunFolder, data: ServerData | None
     ) -> RunSummary:
-        """run.json's content: status, timings, every client's job, example count and statistics-phase report."""
+        """run.json's content: status, timings, every client's job, example count and statistics-phase report.
+
+        `data` is None for a run that ended before its inputs were checked (run/startup.py).
+        """
+        schema = data.schema if data is not None else None
         participants = self.history.participants()
         final = self.history.final() if self.history.rounds else None
         clients = {}
@@ -129,9 +133,9 @@ class RunRecord:
             warnings=self.warnings,
             files=folder.present(report.outputs(self.history, self.calibration, self.scores)),
             refused_connections=self.refused,
-            positive_class=data.schema.get("positive_class") if data.schema else None,
+            positive_class=schema.get("positive_class") if schema else None,
             statistics=phase_summary(self.phase),
-            unseen=unseen_counts(data.frame, data.schema) if data.schema else {},
+            unseen=unseen_counts(data.frame, schema) if data is not None and schema else {},
             calibration=self.calibration,
             started_at=self.started_at,
             rounds_completed=final.round if final else 0,
@@ -143,7 +147,7 @@ class RunRecord:
             },
             test_set=self.scores.summary() if self.scores is not None else {},
             privacy=self.privacy,
-            task=data.schema.get("task") if data.schema else None,
+            task=schema.get("task") if schema else None,
             model=self.federation.model.model_dump(mode="json", by_alias=True, exclude_none=True),
             partial=self.partial,
             resumed_from=self.resumed_from,

@@ -1,0 +1,123 @@
+"""A run's start: its inputs read and checked while its jobs start, where the backend allows it.
+
+Checking a run's inputs is the slow part of its start on this machine: reading the server's test
+set and encoding it, and reading every local channel to compute the statistics its client will
+send (run/inputs.py `check_local_channels`, ~1 s for the default 3-client data). A client job of
+a local backend needs seconds to import its libraries before it reads anything, so the run
+launches the jobs first and checks its inputs meanwhile (measured in docs/benchmarks.md, issue 15).
+
+Whether it may is the backend's to say, by its `launch_while_checking` attribute
+(backends/__init__.py), so the run never branches on the backend's name:
+
+* True for the local backends (process, docker, simulation): a job costs nothing, and stopping
+  it takes a signal, so jobs started for inputs that turn out bad are simply stopped;
+* False for SageMaker: a training job is billed from its creation and takes minutes to stop, so
+  the inputs are checked before any job is created (`fedsage launch` checks its test set even
+  before it assumes the client accounts' roles).
+
+Whatever the order, bad input stays bad input: one line, exit 2, nothing half-written. Until the
+check has passed the run holds its events (`HeldEvents`: the console prints no banner, no
+"server listening" or "joined" line before the error); a check that fails, or a Ctrl-C before it
+passed, stops every job and removes the run folder (run/lifecycle.py `_finish`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from orchestrator.run.events import Observer, RunEvent
+from orchestrator.run.inputs import ServerData
+
+Inputs = ServerData | Callable[[], ServerData]  # checked already, or a function that reads and checks them
+JOIN_STEP = 0.1  # seconds between looks at the checking thread, so that SIGINT/SIGTERM reach the main thread
+
+
+class HeldEvents:
+    """An observer that holds events until `release()` (then passes them on, in order) or `drop()` (then none)."""
+
+    def __init__(self, observer: Observer, held: bool = True) -> None:
+        """`held=False`: pass every event on at once (a run whose inputs were checked before it was set up)."""
+        self.observer = observer
+        self._held: list[RunEvent] | None = [] if held else None
+        self._dropped = False
+        self._lock = threading.Lock()
+
+    def __call__(self, event: RunEvent) -> None:
+        """Pass `event` on, keep it for later, or forget it, as the run's check stands."""
+        with self._lock:
+            if self._dropped:
+                return
+            if self._held is not None:
+                self._held.append(event)
+                return
+        self.observer(event)
+
+    def release(self) -> None:
+        """The inputs are good: pass on what was held, and every later event at once."""
+        with self._lock:
+            held, self._held = self._held or [], None
+        for event in held:
+            self.observer(event)
+
+    def drop(self) -> None:
+        """The run was refused before it started: forget what was held and every later event."""
+        with self._lock:
+            self._held, self._dropped = None, True
+
+
+def begin(inputs: Inputs, backend: object) -> InputCheck | None:
+    """The run's input check: None for inputs checked already, else an InputCheck.
+
+    Started in a thread when the backend's `launch_while_checking` is true; otherwise (a backend
+    without the attribute too) left for the caller's `result()`, before it creates anything.
+    """
+    if isinstance(inputs, ServerData):
+        return None
+    check = InputCheck(inputs)
+    if getattr(backend, "launch_while_checking", False):
+        check.start()
+    return check
+
+
+class InputCheck:
+    """Reads and checks a run's inputs, in a thread of its own (`start`) or in the caller's (`result` alone)."""
+
+    def __init__(self, inputs: Callable[[], ServerData]) -> None:
+        """`inputs`: reads and checks everything; returns the server's data or raises BadInput."""
+        self._inputs = inputs
+        self._data: ServerData | None = None
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    def _run(self) -> None:
+        try:
+            self._data = self._inputs()
+        except BaseException as exc:  # noqa: BLE001 - raised again by `result` in the main thread
+            self._error = exc
+
+    def start(self) -> None:
+        """Begin checking in a daemon thread (it holds no resource a Ctrl-C would have to release)."""
+        self._thread = threading.Thread(target=self._run, name="input-check", daemon=True)
+        self._thread.start()
+
+    @property
+    def started(self) -> bool:
+        """Whether it runs in a thread of its own (`start`)."""
+        return self._thread is not None
+
+    def result(self) -> ServerData:
+        """The checked server data, once the check has ended; raises what the check raised (BadInput).
+
+        Without `start`, checks here. The wait looks at the thread every JOIN_STEP seconds, so a
+        Ctrl-C or SIGTERM interrupts it (run/interrupts.py).
+        """
+        if self._thread is None:
+            self._run()
+        else:
+            while self._thread.is_alive():
+                self._thread.join(JOIN_STEP)
+        if self._error is not None:
+            raise self._error
+        assert self._data is not None
+        return self._data

@@ -1,0 +1,148 @@
+"""A local run launches its jobs while it reads and checks its inputs (run/startup.py), with real processes.
+
+Order, not time: the injected check waits until every job is launched (a deadlock guard, not a
+timing assertion), so a run that checked before it launched would fail the test.
+"""
+
+import os
+import signal
+import threading
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from orchestrator.backends.process_runs import find_processes
+from orchestrator.errors import BadInput
+from orchestrator.local import LocalOptions, build_local_run
+from orchestrator.plan import client_of
+from orchestrator.run import inputs as inputs_module
+from orchestrator.run import interrupts
+from orchestrator.run.events import ServerListening
+from orchestrator.run.startup import HeldEvents
+
+CLIENTS = ["client-1", "client-2", "client-3"]
+GUARD = 120.0  # seconds a blocked check waits for the launches before it gives up (it never should)
+
+
+def _csv(folder: Path) -> Path:
+    (path,) = folder.glob("*.csv")
+    return path
+
+
+class Order:
+    """What happened, in order: every launch, and the injected check's steps (thread-safe)."""
+
+    def __init__(self, run, check=None):
+        self.steps: list[object] = []
+        self.launched = threading.Event()
+        self._lock = threading.Lock()
+        backend, launch, check_inputs = run.backend, run.backend.launch, run.backend.check_inputs
+        self.run_id = run.run_id
+
+        def launching(request):
+            launch(request)
+            with self._lock:
+                self.steps.append(("launched", client_of(request)))
+                if sum(1 for s in self.steps if isinstance(s, tuple) and s[0] == "launched") == len(CLIENTS):
+                    self.launched.set()
+
+        def checking(federation, data):
+            self.steps.append("check started")
+            assert self.launched.wait(GUARD), "the jobs were not launched while the inputs were checked"
+            self.steps.append(("running", sorted(job.client for job, _ in find_processes(self.run_id))))
+            try:
+                (check or check_inputs)(federation, data)
+            finally:
+                self.steps.append("check ended")
+
+        backend.launch, backend.check_inputs = launching, checking
+
+    def index(self, step) -> int:
+        return self.steps.index(step)
+
+
+def test_a_bad_channel_found_while_the_jobs_run_stops_them_and_leaves_nothing(tmp_path, data_copy):
+    path = _csv(data_copy / "clients" / "client-2" / "train")
+    pd.read_csv(path).drop(columns=["potential_fraud"]).to_csv(path, index=False)
+    events = []
+    run = build_local_run(LocalOptions(data_dir=data_copy, out=tmp_path / "runs", rounds=1), observer=events.append)
+    order = Order(run)
+
+    with pytest.raises(BadInput) as raised:
+        run.execute()
+
+    message = str(raised.value)
+    assert "client 'client-2' train data" in message and str(path.parent) in message and "\n" not in message
+    assert order.index("check ended") > max(order.index(("launched", c)) for c in CLIENTS)
+    assert ("running", CLIENTS) in order.steps  # the processes ran while the check read the channels
+    assert find_processes(run.run_id) == []  # every job stopped: no process with the run's FEDSAGE_RUN_ID
+    assert not (tmp_path / "runs").exists()  # the run folder and the --out it made are gone
+    assert events == []  # no "server listening", no "joined" before the one error line
+
+
+def test_a_good_run_starts_its_jobs_first_and_reads_each_input_once(tmp_path, prepared_dir, monkeypatch):
+    reads = Counter()
+    read_channel = inputs_module.read_channel
+
+    def counting(folder, *args, **kwargs):
+        reads[Path(folder).resolve().relative_to(prepared_dir.resolve()).as_posix()] += 1
+        return read_channel(folder, *args, **kwargs)
+
+    monkeypatch.setattr(inputs_module, "read_channel", counting)
+    events = []
+    options = LocalOptions(data_dir=prepared_dir, out=tmp_path / "runs", rounds=1, join_timeout=120)
+    run = build_local_run(options, observer=events.append)
+    order = Order(run)
+
+    outcome = run.execute()
+
+    assert outcome.history.final().round == 1
+    assert order.index("check started") < order.index("check ended")
+    assert order.index("check ended") > max(order.index(("launched", c)) for c in CLIENTS)
+    assert isinstance(events[0], ServerListening)  # held during the check, then passed on in order
+    channels = [f"clients/{c}/{ch}" for c in CLIENTS for ch in ("train", "validation")]
+    test = [name for name in reads if not name.startswith("clients/")]
+    assert len(test) == 1 and set(reads) == {*test, *channels}
+    assert set(reads.values()) == {1}  # the test set read once by the server, each channel once by the check
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupt_while_the_inputs_are_checked_stops_every_job_and_leaves_nothing(tmp_path, prepared_dir, signum):
+    release = threading.Event()
+    events = []
+    run = build_local_run(LocalOptions(data_dir=prepared_dir, out=tmp_path / "runs", rounds=1), observer=events.append)
+
+    def interrupted_check(federation, data):
+        os.kill(os.getpid(), signum)  # the user presses Ctrl-C (or a SIGTERM comes) while the jobs run
+        release.wait(GUARD)  # the check goes on until the test ends; the run does not wait for it
+
+    order = Order(run, check=interrupted_check)
+    try:
+        with pytest.raises(KeyboardInterrupt) as raised:
+            run.execute()
+    finally:
+        release.set()
+
+    assert interrupts.reason_of(raised.value) == interrupts.REASONS[signum]
+    assert ("running", CLIENTS) in order.steps
+    assert find_processes(run.run_id) == []
+    assert not (tmp_path / "runs").exists()
+    assert events == []
+
+
+def test_held_events_pass_on_in_order_once_released_and_none_once_dropped():
+    seen = []
+    held = HeldEvents(seen.append)
+    held("a")
+    held("b")
+    assert seen == []
+    held.release()
+    held("c")
+    assert seen == ["a", "b", "c"]
+    dropped = HeldEvents(seen.append)
+    dropped("d")
+    dropped.drop()
+    dropped("e")
+    assert seen == ["a", "b", "c"]
