@@ -48,10 +48,8 @@ from orchestrator.config import Federation, host_port
 from orchestrator.errors import BadInput, RunFailed
 from orchestrator.federation import tls as tls_module
 from orchestrator.federation.history import RoundRecord, RunHistory
-from orchestrator.federation.roster import FederationAborted, JoinTimeout
 from orchestrator.federation.server import FederationServer
 from orchestrator.federation.statistics import PhaseResult
-from orchestrator.federation.strategy import RoundFailed
 from orchestrator.plan import TrainingJobRequest, client_of, plan_run, redacted
 from orchestrator.run import checkpoint, interrupts, provenance, report, saving, startup, warmup
 from orchestrator.run.events import (
@@ -66,7 +64,7 @@ from orchestrator.run.events import (
 from orchestrator.run.folder import RunFolder, file_error, write_atomic, write_json
 from orchestrator.run.inputs import ServerData
 from orchestrator.run.logs import ServerLog
-from orchestrator.run.outcome import RunOutcome
+from orchestrator.run.outcome import RunOutcome, failure_message
 from orchestrator.run.phase import phase_warnings
 from orchestrator.run.plotter import Plotter
 from orchestrator.run.record import RunRecord
@@ -224,7 +222,7 @@ class FederationRun:
             if isinstance(self._server_error, BadInput):  # a client's data, found in the statistics phase
                 raise self._server_error
             if self._server_error is not None:
-                raise RunFailed(self._failure_message(self._server_error))
+                raise RunFailed(failure_message(self._server_error, self._server, self.watcher))
             self._draw_figures()  # metrics.png, in the helper process while the model is saved
             model_path = saving.save_model(self.folder, self.record, self._server, self.data)  # as jobs exit
             self._draw_figures()  # and the final model's curves, while the rest is written
@@ -232,7 +230,7 @@ class FederationRun:
             if late:
                 timeout = self.backend.completion_timeout
                 self.warnings.append(f"jobs of {', '.join(late)} had not finished {timeout:g} s after the last round")
-            self._warn_unfinished_jobs()
+            self.warnings.extend(self.watcher.went_on_without())
             status = "completed"
             return RunOutcome(
                 self.run_id,
@@ -357,29 +355,6 @@ class FederationRun:
         record = self.record
         for name, figure in report.figures(self.history, self.run_id, task, record.calibration, record.scores).items():
             self._plotter.submit(name, figure)
-
-    def _failure_message(self, error: BaseException) -> str:
-        """Why the server stopped, with the jobs' failure reasons; after an abort, its reason (the cause)."""
-        if isinstance(error, FederationAborted):
-            return str(error)
-        if self._server is not None and self._server.roster.abort_reason is not None:
-            return self._server.roster.abort_reason
-        if isinstance(error, OSError):
-            return str(file_error(error))
-        names: list[str] = []
-        if isinstance(error, RoundFailed):
-            names = list(error.clients)
-        elif isinstance(error, JoinTimeout) and self._server is not None:
-            names = self._server.roster.missing()
-        reasons = self.watcher.reasons(names)
-        message = str(error) if isinstance(error, RoundFailed | JoinTimeout) else f"server failed: {error}"
-        return message + (f"; {reasons}" if reasons else "")
-
-    def _warn_unfinished_jobs(self) -> None:
-        """A successful run may still have lost clients (min_clients allowed it): say which."""
-        for client in self.watcher.ended_badly():
-            status = describe(client, self.watcher.jobs[client])
-            self.warnings.append(f"{status}; the federation went on without it (min_clients allows it)")
 
     def _finish(self, status: str, reason: str) -> list[str]:
         """Stop whatever still runs, then write run.json and the reports, whatever happened.

@@ -118,6 +118,13 @@ class JobWatcher:
         else:
             wait_for_change(seconds)
 
+    def went_on_without(self) -> list[str]:
+        """A warning per job that ended badly in a run that still completed (min_clients allowed it)."""
+        return [
+            f"{describe(client, self.jobs[client])}; the federation went on without it (min_clients allows it)"
+            for client in self.ended_badly()
+        ]
+
     def reasons(self, clients: list[str], wait: float = 5.0) -> str:
         """The failure reasons of these clients' jobs, waiting up to `wait` s for dying jobs to report."""
         deadline = time.monotonic() + wait
