@@ -15,10 +15,8 @@ from collections import Counter
 
 # (phase, a substring of a frame), innermost first
 PHASES = [
-    ("plot: metrics.png", "write_metrics_plot"),
-    ("plot: test_curves.png", "TestScores.write_plot"),
-    ("plot: calibration.png", "write_calibration_plot"),
-    ("plot: figures drawn at once", "write_figures"),
+    ("figures: PNGs from the plotter (or drawn here)", "Plotter.png"),
+    ("figures: computed and handed to the plotter", "FederationRun._draw_figures"),
     ("report.md", "write_report"),
     ("metrics.json/csv", "write_metrics_"),
     ("run.json (summary)", "RunRecord.summary"),
@@ -26,7 +24,7 @@ PHASES = [
     ("save model (server)", "save_model (orchestrator/run/saving.py"),
     ("wait for the jobs to exit", "JobWatcher.wait_all"),
     ("federation (rounds)", "FederationRun._watch"),
-    ("launch jobs", "FederationRun._launch"),
+    ("launch jobs (and wait for the input check)", "FederationRun._launch"),
     ("bind server + TLS", "FederationRun._bind"),
     ("prepare data / set up run", "build_local_run"),
     ("CLI after the run (summary table, tracking)", "print_outcome"),
