@@ -158,10 +158,7 @@ class FederationRun:
 
     def _on_round(self, record: RoundRecord, parameters: NDArrays) -> None:
         self.history.rounds.append(record)
-        if len(self.history.rounds) == 1:
-            warmup.start()  # the tail's libraries, while the rounds run
-            self._plotter.start()  # and the figures' (matplotlib), in the helper process
-        # an OSError (a full disk) ends the server thread: _failure_message says which file and why
+        # an OSError (a full disk) ends the server thread: run/outcome.py failure_message says which file and why
         model, schema = self.federation.model, self.data.schema
         names = model.family.parameter_names(model.hyperparameters(), schema)
         strategy = self._server.strategy if self._server is not None else None
@@ -217,6 +214,8 @@ class FederationRun:
             self._launch(requests, check)
             self.record.sources = provenance.sources(self.federation, requests)
             self._server.roster.jobs_launched()  # the join timeout counts from here at the earliest
+            warmup.start()  # the tail's libraries, while the server waits for its clients
+            self._plotter.start()  # and the figures' (matplotlib), in the helper process
             self._watch()
             self.watcher.federation_done = True
             if isinstance(self._server_error, BadInput):  # a client's data, found in the statistics phase

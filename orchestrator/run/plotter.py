@@ -1,20 +1,21 @@
 """Draw a run's figures in a helper process, on the core the end of a run leaves idle (issue 15's tail).
 
 After the last round the clients exit and the run's own process has one job left on one core:
-save the model, write run.json and the reports, and draw three figures with matplotlib, which
-is most of it (about 0.3 CPU-seconds for the default job; docs/benchmarks.md). `Plotter.start`
-(called once round 1 is done, run/lifecycle.py) starts `python -m orchestrator.run.plotter`,
-which imports matplotlib then, in its own process, and waits. `submit` hands it a figure as soon
-as the figure's numbers are known (metrics.png at the last round; the curves once the model is
-saved), and `png` returns the bytes, drawn there while this process writes everything else. The
-run folder writes them (atomically, run/folder.py), so the helper writes no file.
+save the model, write run.json and the reports, and draw three figures with matplotlib, which is
+most of it (about 0.3 CPU-seconds for the default job; docs/benchmarks.md). `Plotter.start`
+(called once the jobs are launched and the inputs checked, run/lifecycle.py) starts `python -m
+orchestrator.run.plotter`, which imports matplotlib then, in its own process, and waits.
+`submit` hands it a figure as soon as the figure's numbers are known (metrics.png at the last
+round; the curves once the model is saved), and `png` returns the bytes, drawn there while this
+process writes everything else. The run folder writes them (atomically, run/folder.py), so the
+helper writes no file.
 
 The helper imports only run/figures.py (matplotlib, numpy); figures travel as pickles over its
 stdin (a writer thread, so a figure larger than the pipe never holds up the run) and come back
-over its stdout (a reader thread, so a large PNG never blocks the helper). It runs
-in its own session (Ctrl-C reaches `fedsage` only) and ends when its stdin closes: at `close`,
-or when `fedsage` dies however it dies, so it never outlives the run. Without it (not started,
-failed, gone) `png` draws in this process: the files are the same.
+over its stdout (a reader thread, so a large PNG never blocks the helper). It runs in its own
+session (Ctrl-C reaches `fedsage` only) and ends when its stdin closes: at `close`, or when
+`fedsage` dies however it dies, so it never outlives the run. Without it (not started, failed,
+gone) `png` draws in this process: the files are the same.
 """
 
 from __future__ import annotations
