@@ -216,19 +216,21 @@ class FederationClient(NumPyClient):
         """Score the global model (prior-corrected) and the local-only one on the validation channel.
 
         Returns the global model's loss, the row count and {"accuracy" (classification), "split",
-        "federated_<m>", "local_<m>" for every m of GAIN_METRICS[task]}; without a validation
-        channel the training rows are scored.
+        "federated_<m>", "local_<m>" for every m of GAIN_METRICS[task]}. Without a validation
+        channel the training rows are scored ("split": "train") and no gain is reported: the
+        local-only model was trained on those rows, so comparing it there would flatter it.
         """
         self.instructions_received += 1
         self._load_global(parameters, config)
         data, split = (self.validation, "validation") if self.validation else (self.train, "train")
         federated = score(self.global_model(), data, self.schema)
-        local = score(self.local_only_model(), data, self.schema)
         metrics: dict[str, Any] = {"split": split}
         if "accuracy" in federated:
             metrics["accuracy"] = federated["accuracy"]
-        for name in GAIN_METRICS[self.task]:
-            metrics[f"federated_{name}"], metrics[f"local_{name}"] = federated[name], local[name]
+        if self.validation:
+            local = score(self.local_only_model(), data, self.schema)
+            for name in GAIN_METRICS[self.task]:
+                metrics[f"federated_{name}"], metrics[f"local_{name}"] = federated[name], local[name]
         return federated["loss"], len(data), metrics
 
     @property

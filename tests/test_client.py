@@ -103,6 +103,20 @@ def test_evaluate_scores_the_given_parameters_on_the_validation_channel(client):
     assert all(np.array_equal(a, b) for a, b in zip(client.global_parameters, trained, strict=True))
 
 
+def test_without_validation_data_no_gain_is_reported_from_the_training_rows(prepared):
+    client = FederationClient(
+        _channel("train", prepared.clients[0].train),
+        hyperparameters=LogisticHyperparameters(max_iter=5),
+        balance_method="none",
+    )
+    report = _ask(client, "schema", prepared.schema)
+    _ask(client, "train", {"class_counts": report["class_counts"]})
+    trained, _, _ = client.fit(client.get_parameters({}), {})
+    loss, n, metrics = client.evaluate(trained, {})
+    assert n == len(client.train) and metrics["split"] == "train" and loss < np.log(2)
+    assert not [name for name in metrics if name.startswith(("local_", "federated_"))]
+
+
 def test_the_saved_global_model_carries_the_prior_correction(client):
     trained, _, _ = client.fit(client.get_parameters({}), {})
     prior = {"true": {"0": 9.0, "1": 1.0}, "trained": {"0": 1.0, "1": 1.0}}
@@ -122,3 +136,21 @@ def test_global_parameters_with_nan_are_refused(client):
     params[0][0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN or infinite"):
         client.fit(params, {})
+
+
+def test_the_server_leaves_out_gains_scored_on_training_rows():
+    from orchestrator.federation.history import RoundRecord, RunHistory
+
+    scores = {"federated_roc_auc": 0.9, "local_roc_auc": 0.8}
+    history = RunHistory(
+        [
+            RoundRecord(
+                1,
+                {"loss": 0.3},
+                {"a": {"split": "validation", **scores}, "b": {"split": "train", **scores}},
+            )
+        ]
+    )
+    gains = history.client_gains("binary")
+    assert list(gains) == ["a"]
+    assert gains["a"]["roc_auc"]["gain"] == pytest.approx(0.1)

@@ -114,6 +114,19 @@ def test_a_stopped_run_keeps_its_last_good_model_marked_partial(prepared_dir, tm
     assert code == 0 and shown.splitlines()[1].startswith(line), err
 
 
+def test_a_run_stopped_after_its_last_round_keeps_its_whole_model_not_a_partial_one(prepared_dir, tmp_path):
+    out = tmp_path / "runs"
+    with pytest.raises(KeyboardInterrupt):
+        api.local(data_dir=prepared_dir, out=out, rounds=2, observer=ctrl_c_after(2), **TIMEOUTS)
+    (run_dir,) = out.iterdir()
+    summary = json.loads((run_dir / "run.json").read_text())
+    assert summary["status"] == "interrupted" and summary["rounds_completed"] == 2
+    assert summary["partial"] is False  # every round asked for is in it: nothing to resume
+    model = joblib.load(run_dir / "model.joblib")
+    assert model.fedsage_provenance_["partial"] is False and model.fedsage_provenance_["rounds"] == 2
+    np.testing.assert_array_equal(model[-1].coef_, _final(run_dir, 2)["coef"])
+
+
 def _killed_run(data_dir: Path, out: Path, how: signal.Signals, model: str, extra: tuple[str, ...] = ()) -> Path:
     """`fedsage local --model MODEL EXTRA...` in its own process group, stopped by `how` at round 2's checkpoint."""
     process = subprocess.Popen(

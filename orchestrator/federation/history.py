@@ -57,13 +57,17 @@ class RunHistory:
 
         {client: {metric: {"local": x, "federated": y, "gain": g, "round": r}}} for every metric of
         client_code.metrics.GAIN_METRICS[task]; the gain is positive when the federated model is
-        better on the client's own validation data (client_code.metrics.gain).
+        better on the client's own validation data (client_code.metrics.gain). Scores a client
+        reports on its training rows ("split": "train") are left out: its local-only model was
+        trained on them.
         """
         from client_code.metrics import GAIN_METRICS, gain
 
         found: dict[str, dict[str, dict[str, float]]] = {}
         for record in self.rounds:
             for name, metrics in record.clients.items():
+                if metrics.get("split") == "train":
+                    continue
                 local = {m: metrics[f"local_{m}"] for m in GAIN_METRICS.get(task, {}) if f"local_{m}" in metrics}
                 federated = {m: metrics[f"federated_{m}"] for m in local if f"federated_{m}" in metrics}
                 if not federated:

@@ -8,6 +8,7 @@
   and writes its results inside it, so a second Ctrl-C (or a SIGTERM after a Ctrl-C) cannot leave a
   job running or run.json unwritten.
 
+* `check()`: raises again an interrupt whose exception some library swallowed, so it is not lost.
 * `settle()`: once a run has completed and written run.json, a signal is recorded (`late()`), not
   raised: the process exits 0 like its files say, with a note, instead of 130.
 
@@ -48,13 +49,32 @@ class Interrupted(KeyboardInterrupt):
         return 128 + self.signum
 
 
-def reason_of(error: KeyboardInterrupt) -> str:
-    """Why the run was interrupted: the signal's reason, or Ctrl-C for a plain KeyboardInterrupt."""
+def handled(error: KeyboardInterrupt) -> str:
+    """The interrupt `error` is being handled (it is no longer pending, `check`); return why the run stopped.
+
+    The reason is the signal's, or Ctrl-C's for a plain KeyboardInterrupt.
+    """
+    _pending.clear()
     return error.reason if isinstance(error, Interrupted) else REASONS[signal.SIGINT]
+
+
+def check() -> None:
+    """Raise Interrupted again for a signal whose exception was swallowed before it could stop the run.
+
+    A signal handler's exception is raised wherever the main thread is, and some code swallows it:
+    C extensions calling back into Python print "Exception ignored in: ..." and go on (seen with
+    pydantic building a regex-constrained field while the CLI started), as does any broad
+    `except`. The run calls this at its safe points (run/lifecycle.py), so such a Ctrl-C or
+    SIGTERM still stops it, one poll later, instead of being lost.
+    """
+    if _pending:
+        raise Interrupted(_pending[0])
 
 
 _handled: list[int] = []  # every signal the handlers below took, in order (they run in the main thread only)
 _late: list[int] = []  # the signals that came once the run's results were complete (settle())
+_pending: list[int] = []  # raised as Interrupted, not yet handled by the run (`handled`, `check`)
+_depth = [0]  # how many as_interrupts() are active (the CLI's, and the run's inside it)
 _settled = [False]  # whether they are, since the innermost as_interrupts() was entered
 
 
@@ -93,6 +113,8 @@ def as_interrupts() -> Iterator[Received]:
     received = Received()
     _settled[0] = False
     _late.clear()
+    if not _depth[0]:  # the outermost (the CLI's): a swallowed interrupt before the run stays pending inside it
+        _pending.clear()
 
     def interrupt(signum: int, frame: object) -> None:
         _handled.append(signum)
@@ -100,10 +122,15 @@ def as_interrupts() -> Iterator[Received]:
             _late.append(signum)
             log.info("%s after the run completed: its results are complete", REASONS[signum])
             return
+        _pending.append(signum)
         raise Interrupted(signum)
 
-    with _handling(interrupt):
-        yield received
+    _depth[0] += 1
+    try:
+        with _handling(interrupt):
+            yield received
+    finally:
+        _depth[0] -= 1
 
 
 @contextmanager

@@ -245,7 +245,7 @@ class FederationRun:
                 self.record.privacy,
             )
         except KeyboardInterrupt as exc:
-            status, reason = "interrupted", interrupts.reason_of(exc)
+            status, reason = "interrupted", interrupts.handled(exc)
             raise
         except (RunFailed, BadInput) as exc:
             reason = str(exc)
@@ -339,6 +339,7 @@ class FederationRun:
         assert self._thread is not None
         next_poll = 0.0
         while self._thread.is_alive():
+            interrupts.check()  # a Ctrl-C some library swallowed (here or before the run) still stops it
             self._drain()
             if self._log is not None and self._log.error is not None and self._server is not None:
                 self._server.abort(str(file_error(self._log.error)))

@@ -42,6 +42,7 @@ class RunRecord:
     resumed_from: dict[str, Any] = field(default_factory=dict)  # {run_id, round} of the run this one continues
     sources: dict[str, Any] = field(default_factory=dict)  # seed and input digests (run/provenance.py)
     partial: bool = False  # the model is the last good one of a run that stopped (run/saving.py)
+    model_round: int | None = None  # the round of the model saved last (run/saving.py), None before any
     stopped: str = ""  # why a run with a partial model stopped (run.json's reason)
     started: float = field(default_factory=time.monotonic)
     started_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))

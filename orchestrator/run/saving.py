@@ -31,6 +31,8 @@ def has_partial_model(server: FederationServer | None, record: RunRecord, folder
     if server is None or server.evaluator is None or server.compromised or not record.history.rounds:
         return False
     last = record.history.final().round
+    if record.model_round == last:  # saved already, from that round (the run stopped after saving it)
+        return False
     return last >= 1 and checkpoint.path(folder.root, last).is_file()
 
 
@@ -44,20 +46,24 @@ def save_model(
 ) -> Path:
     """Write model.joblib and model.skops from the last evaluated round (see the module docstring); return its path.
 
-    Keeps the model's calibration and test-set scores in `record`; `partial` marks the model (and
-    `record`) as the last good model of a run that stopped (`stopped`: why, one line): the
-    parameters of the last round in `record`'s history, read from its checkpoint. OSError naming
-    the file if it fails (BadInput if that checkpoint is unreadable).
+    Keeps the model's calibration and test-set scores in `record`; `partial` takes the model of a
+    run that stopped (`stopped`: why, one line): the parameters of the last round in `record`'s
+    history, read from its checkpoint, and marks the model (and `record`) partial unless that
+    round is the last one asked for (a run stopped after its last round has its whole model).
+    OSError naming the file if it fails (BadInput if that checkpoint is unreadable).
     """
     assert server.evaluator is not None and data.test is not None
-    record.partial, record.stopped = partial, stopped
+    last = record.history.final().round
+    record.partial = partial and last < record.federation.federation.rounds
+    record.stopped = stopped
     # a stopped run's server thread may be inside a round: take the last round recorded, from its checkpoint
-    final = checkpoint.path(folder.root, record.history.final().round)
+    final = checkpoint.path(folder.root, last)
     model = server.evaluator.model(checkpoint.read(final).arrays() if partial else server.final_parameters())
     schema = data.schema
     record.calibration = calibration(model, data.test, schema.get("positive_class"), schema["classes"])
     if schema.get("task") != "regression":  # a confusion matrix and ROC/PR curves need classes
         record.scores = TestScores.of(model, data.test.X, data.test.y, list(schema["classes"]))
-    rounds = record.history.final().round
-    record.warnings.extend(verdict.model_warnings(model, data.test, schema, record.federation, rounds))
-    return folder.save_model(model_pipeline(schema, model), record.provenance(data))
+    record.warnings.extend(verdict.model_warnings(model, data.test, schema, record.federation, last))
+    path = folder.save_model(model_pipeline(schema, model), record.provenance(data))
+    record.model_round = last
+    return path

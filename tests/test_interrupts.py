@@ -1,0 +1,60 @@
+"""Ctrl-C and SIGTERM are never lost: an interrupt some library swallowed still stops the run (run/interrupts.py)."""
+
+import json
+import os
+import signal
+import time
+
+import pytest
+
+from orchestrator import api
+from orchestrator.run import interrupts
+from orchestrator.run.events import RoundFinished
+
+ROUNDS = 30
+
+
+def _swallowed_sigint() -> None:
+    """Send this process SIGINT and swallow the KeyboardInterrupt, as a C extension's callback would."""
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)  # the handler raises in here
+    except KeyboardInterrupt:
+        pass
+
+
+def test_check_raises_an_interrupt_that_was_swallowed_and_handled_clears_it():
+    with interrupts.as_interrupts() as received:
+        _swallowed_sigint()
+        assert received.signals == [signal.SIGINT]
+        with pytest.raises(interrupts.Interrupted) as raised:
+            interrupts.check()
+        assert interrupts.handled(raised.value) == "interrupted by the user (Ctrl-C)"
+        interrupts.check()  # handled: nothing pending any more
+
+
+def test_an_interrupt_swallowed_before_the_run_is_pending_inside_it():
+    with interrupts.as_interrupts():
+        _swallowed_sigint()  # e.g. while the CLI builds the config
+        with interrupts.as_interrupts(), pytest.raises(interrupts.Interrupted):  # the run's own
+            interrupts.check()
+    with interrupts.as_interrupts():  # a later command starts clean
+        interrupts.check()
+
+
+@pytest.mark.slow
+def test_a_run_whose_ctrl_c_was_swallowed_still_stops_as_interrupted(prepared_dir, tmp_path):
+    swallowed = []
+
+    def observer(event):
+        if isinstance(event, RoundFinished) and event.record.round == 1 and not swallowed:
+            swallowed.append(1)
+            _swallowed_sigint()
+
+    out = tmp_path / "runs"
+    with pytest.raises(KeyboardInterrupt):
+        api.local(data_dir=prepared_dir, out=out, rounds=ROUNDS, observer=observer, join_timeout=60)
+    (run_dir,) = out.iterdir()
+    summary = json.loads((run_dir / "run.json").read_text())
+    assert swallowed and summary["status"] == "interrupted"
+    assert summary["reason"] == "interrupted by the user (Ctrl-C)" and summary["rounds_completed"] < ROUNDS
