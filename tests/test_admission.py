@@ -42,7 +42,7 @@ class Launches:
             original(request)
 
         run.backend.launch = launch
-        run.observer = self
+        run.observer.observer = self  # behind the run's HeldEvents (run/startup.py), which releases after the check
 
     def __call__(self, event):
         if self.on_event is not None:

@@ -178,10 +178,14 @@ def test_a_client_failing_in_its_container_is_reported_with_its_reason_and_log(
     shutil.copytree(two_clients, data)
     logs: list = []
     run = build_local_run(_options(data, tmp_path / "runs", backend="docker"), observer=logs.append)
-    for part in (
-        layout.open_prepared(data).clients[1].train.glob("*.csv")
-    ):  # broken after the checks, before the job reads it: the program fails before it connects
-        part.write_text("nothing,useful\n")
+    check = run.backend.check_inputs
+
+    def check_then_break(federation, server):  # the run's input check passes; then client-2's data breaks,
+        check(federation, server)  # before its container (still installing its wheels) reads it:
+        for part in layout.open_prepared(data).clients[1].train.glob("*.csv"):  # the program fails
+            part.write_text("nothing,useful\n")  # before it connects
+
+    run.backend.check_inputs = check_then_break
     with pytest.raises(RunFailed, match=r"client 'client-2' job failed: .*no data rows"):
         run.execute()
     tails = [event for event in logs if isinstance(event, JobLog)]
