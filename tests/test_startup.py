@@ -125,7 +125,7 @@ def test_an_interrupt_while_the_inputs_are_checked_stops_every_job_and_leaves_no
     finally:
         release.set()
 
-    assert interrupts.reason_of(raised.value) == interrupts.REASONS[signum]
+    assert raised.value.reason == interrupts.REASONS[signum]
     assert ("running", CLIENTS) in order.steps
     assert find_processes(run.run_id) == []
     assert not (tmp_path / "runs").exists()
