@@ -16,6 +16,7 @@ run keeps it in memory (run/lifecycle.py); nothing but the summary below and the
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -78,8 +79,15 @@ class TestScores:
         Computed as scikit-learn's ConfusionMatrixDisplay, RocCurveDisplay and PrecisionRecallDisplay
         compute them (confusion_matrix, roc_curve with roc_auc, precision_recall_curve with
         average_precision_score, a step curve; the chance levels 0.5 and the positive rate),
-        and drawn as they draw them, by run/figures.py (possibly in another process).
+        and drawn as they draw them, by run/figures.py (possibly in another process). The panels
+        are computed once: the run asks for the figure when it hands it to the plotter and again
+        when it writes it.
         """
+        return Figure(self._panels, (15, 4.6), title)
+
+    @cached_property
+    def _panels(self) -> list[Panel]:
+        """The three panels of `figure` (computed on first use, then kept)."""
         from sklearn.metrics import auc, average_precision_score, confusion_matrix, precision_recall_curve, roc_curve
 
         labels = [str(c) for c in self.classes]
@@ -141,7 +149,7 @@ class TestScores:
                 aspect="equal",
             ),
         ]
-        return Figure(panels, (15, 4.6), title)
+        return panels
 
 
 def _plain(value: Any) -> Any:
