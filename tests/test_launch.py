@@ -379,18 +379,24 @@ def test_the_example_dry_run_works_from_a_fresh_clone(capsys, tmp_path, monkeypa
     assert not (tmp_path / "prepared").exists()
 
 
+# the server's thread runs rounds while the Ctrl-C after round 2 reaches the main thread: with 5
+# rounds on moto a loaded machine could finish them all first (then the whole model is kept, not a
+# partial one, and there is nothing to resume)
+STOP_ROUNDS = 20
+
+
 @pytest.mark.slow
 def test_a_stopped_launch_is_resumed_with_new_jobs_in_the_same_client_accounts(cloud, aws, tmp_path):
     """Issue 14 item 3 on the cloud path: Ctrl-C after round 2, then `launch --resume` finishes the rounds."""
     federation, sagemaker = cloud
-    federation.federation.rounds = 5
+    federation.federation.rounds = STOP_ROUNDS
     with _executor(sagemaker, aws, tmp_path):
         stopped = _build(federation, aws, tmp_path, observer=ctrl_c_after(2))
         with pytest.raises(KeyboardInterrupt):
             stopped.execute()
     first = json.loads((stopped.run_dir / "run.json").read_text())
     k = first["rounds_completed"]
-    assert first["status"] == "interrupted" and first["partial"] is True and 2 <= k < 5
+    assert first["status"] == "interrupted" and first["partial"] is True and 2 <= k < STOP_ROUNDS
 
     point = resume.find(tmp_path / "runs", stopped.run_id)
     assert point.checkpoint.round == k
@@ -400,9 +406,11 @@ def test_a_stopped_launch_is_resumed_with_new_jobs_in_the_same_client_accounts(c
         outcome = run.execute()
     assert executor.errors == []
     summary = json.loads((run.run_dir / "run.json").read_text())
-    assert summary["status"] == "completed" and summary["rounds_completed"] == 5 and summary["partial"] is False
+    assert summary["status"] == "completed" and summary["partial"] is False
+    assert summary["rounds_completed"] == STOP_ROUNDS
     assert summary["resumed_from"] == {"run_id": stopped.run_id, "round": k}
-    assert [r["round"] for r in json.loads((run.run_dir / "metrics.json").read_text())["rounds"]] == list(range(k, 6))
+    rounds = json.loads((run.run_dir / "metrics.json").read_text())["rounds"]
+    assert [r["round"] for r in rounds] == list(range(k, STOP_ROUNDS + 1))
     assert outcome.final_metrics["roc_auc"] > 0.8
     for name, account in CLIENTS.items():  # a new job per client account, tagged with the new run
         names = sorted(sagemaker.jobs(account))
