@@ -74,6 +74,10 @@ from orchestrator.text import plural
 
 log = logging.getLogger(__name__)
 
+# seconds the server thread gets to end once the roster is aborted and its streams closed: each
+# wait in it raises at once then, so it ends within a round's bookkeeping (a bound, not a guess)
+SERVER_THREAD_TIMEOUT = 10.0
+
 
 class FederationRun:
     """Runs one federation on a backend and writes its run folder (see the module docstring)."""
@@ -371,6 +375,8 @@ class FederationRun:
             unstopped = self.watcher.stop_all(reason or "the run ended")  # ... until the jobs are stopped
             if self._server is not None:  # (a client whose stream closes first fails, and exits at once)
                 self._server.stop()
+            if self._thread is not None and self._thread.is_alive():  # its last records go to server.log,
+                self._thread.join(SERVER_THREAD_TIMEOUT)  # not to the console it gets back on release
             self.warnings.extend(unstopped)
             if unstopped:
                 problems.append(f"{'; '.join(unstopped)}; stop it with `fedsage stop --run-id {self.run_id}`")
