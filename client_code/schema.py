@@ -201,6 +201,48 @@ def encode(
     return np.asarray(transformer.transform(typed_frame(frame, schema, where, locate)), dtype=np.float64)
 
 
+def label_values(
+    frame: pd.DataFrame,
+    schema: dict[str, Any],
+    where: str = "data",
+    locate: Callable[[int], str] | None = None,
+) -> np.ndarray:
+    """The label column as the schema's canonical classes (a regression schema's: float64 numbers).
+
+    Raises DataError naming `where` for a missing label column, an empty or non-numeric
+    regression label, or a label outside the schema's classes.
+    """
+    label = schema["label"]
+    if label not in frame.columns:
+        shown = ", ".join(map(str, frame.columns[:8])) + (", ..." if frame.shape[1] > 8 else "")
+        raise DataError(f"{where}: label column {label!r} not found (columns: {shown}); check the label")
+    if schema.get("task") == "regression":
+        return numeric_column(frame[label], label, where, fix="a regression label is a number", locate=locate)
+    classes = list(schema["classes"])
+    try:
+        y = canonical_labels(frame[label], classes)
+    except DataError as exc:
+        raise DataError(f"{where}: {exc}") from None
+    check_labels(y, classes, where)
+    return y
+
+
+def check_rows(
+    frame: pd.DataFrame,
+    schema: dict[str, Any],
+    where: str = "data",
+    locate: Callable[[int], str] | None = None,
+) -> None:
+    """Raise the DataError `to_dataset` would raise for these rows, without encoding them.
+
+    The encoding itself (`preprocessor`: a ColumnTransformer fitted per call) raises nothing
+    for rows that pass `label_values` and `typed_frame`, and was most of the cost of checking a
+    channel (run/inputs.py reads every local channel before the rounds start).
+    """
+    label_values(frame, schema, where, locate)
+    typed_frame(frame, schema, where, locate)
+
+
 def to_dataset(
     frame: pd.DataFrame,
     schema: dict[str, Any],
@@ -211,21 +253,9 @@ def to_dataset(
 
     A regression schema's labels are float64 numbers. Raises DataError naming `where`, the column
     (and row) and the fix for a missing label column, a missing feature column, an empty or
-    non-numeric cell, or a label outside the schema's classes.
+    non-numeric cell, or a label outside the schema's classes (`label_values`, `typed_frame`).
     """
-    label = schema["label"]
-    if label not in frame.columns:
-        shown = ", ".join(map(str, frame.columns[:8])) + (", ..." if frame.shape[1] > 8 else "")
-        raise DataError(f"{where}: label column {label!r} not found (columns: {shown}); check the label")
-    if schema.get("task") == "regression":
-        y = numeric_column(frame[label], label, where, fix="a regression label is a number", locate=locate)
-    else:
-        classes = list(schema["classes"])
-        try:
-            y = canonical_labels(frame[label], classes)
-        except DataError as exc:
-            raise DataError(f"{where}: {exc}") from None
-        check_labels(y, classes, where)
+    y = label_values(frame, schema, where, locate)
     X = encode(frame, schema, where, locate)
     return Dataset(X=X, y=y, feature_names=feature_names(schema))
 

@@ -8,7 +8,7 @@ import pytest
 
 from client_code.models.logistic import fit_local, make_model, prior_correction, set_initial_params
 from client_code.resample import balance, federation_weights
-from client_code.schema import encode, to_dataset
+from client_code.schema import check_rows, encode, to_dataset
 from client_code.statistics import (
     compute_statistics,
     level_hash,
@@ -205,3 +205,25 @@ def test_labels_outside_the_classes_are_refused_by_to_dataset():
     with pytest.raises(DataError, match="label value 2 is not one of the federation's classes"):
         to_dataset(pd.DataFrame({"x": ["1", "2"], "y": ["1.0", "2.0"]}), schema)
     assert to_dataset(pd.DataFrame({"x": ["1"], "y": ["1.0"]}), schema).y.tolist() == [1]
+
+
+@pytest.mark.parametrize(
+    ("rows", "refused"),
+    [
+        ({"x": ["1", "2"], "y": ["1.0", "2.0"]}, "label value 2 is not one of the federation's classes"),
+        ({"x": ["1", "a"], "y": ["0", "1"]}, "column 'x' has the non-numeric value 'a'"),
+        ({"x": ["1", None], "y": ["0", "1"]}, "column 'x' has an empty cell"),
+        ({"c": ["u", "v"], "y": ["0", "1"]}, "column 'x' required by the feature schema is missing"),
+        ({"x": ["1", "2"]}, "label column 'y' not found"),
+    ],
+)
+def test_check_rows_refuses_what_to_dataset_refuses_with_the_same_words(rows, refused):
+    """The run's input check (run/inputs.py) uses check_rows so as not to encode every channel."""
+    schema = {"label": "y", "classes": [0, 1], "features": [{"name": "x", "kind": "numeric", "mean": 0, "scale": 1}]}
+    frame = pd.DataFrame(rows, dtype=object)
+    with pytest.raises(DataError, match=refused) as by_check:
+        check_rows(frame, schema, "client 'a' train data")
+    with pytest.raises(DataError) as by_encoding:
+        to_dataset(frame, schema, "client 'a' train data")
+    assert str(by_check.value) == str(by_encoding.value)
+    assert check_rows(pd.DataFrame({"x": ["1"], "y": ["1.0"]}), schema) is None

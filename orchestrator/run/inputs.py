@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from client_code.schema import load_schema, normalise_schema, to_dataset
+from client_code.schema import check_rows, load_schema, normalise_schema, to_dataset
 from client_code.statistics import compute_statistics, merge_statistics
 from client_code.tabular import DataError, Dataset, canonical_labels, read_channel
 from orchestrator.config import Federation
@@ -168,6 +168,6 @@ def check_local_channels(federation: Federation, channels: dict[str, dict[str, P
         for channel, (frame, info) in frames.items():
             where = f"client {client!r} {channel} data ({channels[client][channel]})"
             try:
-                to_dataset(frame, server.schema, where, info.locate)
+                check_rows(frame, server.schema, where, info.locate)  # what encoding would refuse, not encoded
             except DataError as exc:
                 raise BadInput(str(exc)) from None
