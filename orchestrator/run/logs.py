@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from pathlib import Path
 
 CAPTURED = ("flwr", "grpc", "orchestrator", "ray")
@@ -67,8 +68,23 @@ class ServerLog:
         failure = self.handler.error
         return None if failure is None else OSError(failure.errno, failure.strerror, str(self.path))
 
-    def release(self) -> None:
-        """Detach the file handler, close the file and give the console its handlers back."""
+    def release(self, writer: threading.Thread | None = None) -> None:
+        """Detach the file handler, close the file and give the console its handlers back.
+
+        `writer`: a thread that may still log (the run's server thread, still finishing a round after
+        its jobs were stopped). While it is alive its records keep going to server.log, never to the
+        console: the release happens when it ends, in a daemon thread.
+        """
+        if writer is not None and writer.is_alive():
+            threading.Thread(target=self._release_after, args=(writer,), name="server-log", daemon=True).start()
+            return
+        self._release()
+
+    def _release_after(self, writer: threading.Thread) -> None:
+        writer.join()
+        self._release()
+
+    def _release(self) -> None:
         for name, propagate in self._propagate.items():
             logging.getLogger(name).removeHandler(self.handler)
             logging.getLogger(name).propagate = propagate
