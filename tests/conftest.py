@@ -3,9 +3,17 @@
 import contextlib
 import os
 import shutil
+import signal
 from pathlib import Path
 
 os.environ["FLWR_TELEMETRY_ENABLED"] = "0"  # no network beyond 127.0.0.1, ever
+
+# Commands started by the tests get SIGINT at its default, as from a terminal, even where this runner was
+# started with it ignored (a background job of a shell without job control): a Python handler is reset to the
+# default by exec, an ignored signal is not. This replaces a preexec_fn, which ran Python in the forked child
+# of a process with gRPC loaded; gRPC's fork handlers then wrote an epoll error onto the child's stderr.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 import pytest
 

@@ -109,7 +109,6 @@ def test_ctrl_c_at_any_moment_of_the_start_is_one_line_and_exit_130(tmp_path):
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as from a terminal, whatever ours is
         )
         assert process.stderr.readline() == "started\n"
         time.sleep(delay)

@@ -135,7 +135,6 @@ def _killed_run(data_dir: Path, out: Path, how: signal.Signals, model: str, extr
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,  # its own process group: SIGKILL takes the orchestrator, as `kill -9 -PGID` would
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     clients: list[psutil.Process] = []
     while not list(out.glob("*/checkpoints/round-002.npz")):

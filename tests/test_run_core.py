@@ -110,6 +110,39 @@ def test_server_log_stops_quietly_when_it_cannot_be_written_and_says_why(tmp_pat
     assert (tmp_path / "server.log").read_text().count("\n") == 1
 
 
+def test_server_log_keeps_a_still_running_server_threads_records_until_it_ends(tmp_path, capfd):
+    """A run stopped mid-round: the server thread's last records go to server.log, never to the console."""
+    import logging
+    import threading
+
+    import flwr.common.logger  # Flower's console handler, on the "flwr" logger
+
+    from orchestrator.run.logs import ServerLog
+
+    server_log = ServerLog(tmp_path / "server.log")
+    released, ended = threading.Event(), threading.Event()
+
+    def server_thread():
+        released.wait()  # the run's end has released server.log; this thread still finishes its round
+        logging.getLogger("flwr").info("[ROUND 2]")
+        logging.getLogger("orchestrator.federation.strategy").warning("round 1: evaluation left out")
+        ended.set()
+
+    thread = threading.Thread(target=server_thread, daemon=True)
+    thread.start()
+    server_log.release(ended)
+    released.set()
+    thread.join(30)
+    for _ in range(300):  # the release happens in a daemon thread once `ended` is set
+        if not any(h is server_log.handler for h in logging.getLogger("flwr").handlers):
+            break
+        threading.Event().wait(0.01)
+    assert capfd.readouterr().err == ""
+    text = (tmp_path / "server.log").read_text()
+    assert "[ROUND 2]" in text and "evaluation left out" in text
+    assert flwr.common.logger.console_handler in logging.getLogger("flwr").handlers  # given back, once it ended
+
+
 # ------------------------------------------------------------------ [server.tls]
 
 

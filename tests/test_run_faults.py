@@ -40,8 +40,6 @@ class LocalRun:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            # as from a terminal: SIGINT handled (a harness may start us with it ignored)
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         self.read_until("round 1/200")
         self.clients = job_processes(self.process.pid)

@@ -42,8 +42,6 @@ class SimulationRun(LocalRun):
             stderr=subprocess.PIPE,
             text=True,
             start_new_session=True,  # its own session and process group, as a terminal gives a command
-            # as from a terminal: SIGINT handled (a harness may start us with it ignored)
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         self.ray: list[psutil.Process] = []
         self.lines: list[str] = []  # stdout read so far

@@ -87,6 +87,7 @@ class RayNode:
         self._lock = threading.Lock()
         self._started = threading.Event()
         self._stopping = threading.Event()
+        self._ended = threading.Event()  # set by the node's thread as it ends (see `wait`)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="ray-node", daemon=False)
 
@@ -107,9 +108,9 @@ class RayNode:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait up to `timeout` seconds for the node to be stopped; True once it is (or never started)."""
-        if self._thread.ident is not None:
-            self._thread.join(timeout)
-        return not self._thread.is_alive()
+        # an Event, not Thread.join(): a signal raised inside join() marks a running thread ended on
+        # Python 3.11 (threading.py `_wait_for_tstate_lock`, bpo-45274)
+        return self._thread.ident is None or self._ended.wait(timeout)
 
     @contextmanager
     def running(self) -> Iterator[None]:
@@ -133,8 +134,11 @@ class RayNode:
             if self._error is None:
                 self._stopping.wait()
         finally:
-            self._found(before)  # also when ray.init failed half-way
-            self._stop()
+            try:
+                self._found(before)  # also when ray.init failed half-way
+                self._stop()
+            finally:
+                self._ended.set()
 
     def _found(self, before: set[int]) -> None:
         """Add the children of this process that were not there `before` to the node's: what ray.init started."""

@@ -74,9 +74,9 @@ from orchestrator.text import plural
 
 log = logging.getLogger(__name__)
 
-# seconds the server thread gets to end once the roster is aborted and its streams closed: each
-# wait in it raises at once then, so it ends within a round's bookkeeping; the limit only keeps a
-# thread stuck elsewhere from holding the run's end (in 45 fault tests it was never reached)
+# seconds the run's end waits for the server thread once the roster is aborted and its streams closed:
+# each wait in it raises at once then, so it ends within a round's bookkeeping; past the limit (a thread
+# stuck elsewhere) the run ends anyway and server.log takes the thread's last records (run/logs.py)
 SERVER_THREAD_TIMEOUT = 10.0
 
 
@@ -109,7 +109,12 @@ class FederationRun:
         self._events: queue.Queue[RunEvent] = queue.Queue()
         self._server: FederationServer | None = None
         self._server_error: BaseException | None = None
-        self._thread: threading.Thread | None = None
+        self._thread: threading.Thread | None = None  # the server's, once started
+        # set by the server thread as it ends: waited on instead of Thread.join()/is_alive(), which a signal
+        # breaks on Python 3.11 (a KeyboardInterrupt raised inside join() marks the thread ended while it
+        # still runs: threading.py `_wait_for_tstate_lock`, bpo-45274), and the console was then given
+        # back while the thread still logged its round
+        self._served = threading.Event()
         self._log: ServerLog | None = None
         self._plotter = Plotter()  # draws the figures in a helper process while the run writes the rest
 
@@ -309,9 +314,8 @@ class FederationRun:
             write_json(folder / f"{client_of(request)}.json", redacted(request))
         rounds = plural(self.federation.federation.rounds, "round")
         log.info("run %s: %s x %s", self.run_id, plural(len(requests), "client"), rounds)
-        self._thread = threading.Thread(target=self._serve, name="flower-server", daemon=True)
         if self.data is not None:
-            self._thread.start()
+            self._start_server()
         pool = ThreadPoolExecutor(max_workers=min(8, len(requests)))
         futures = {client_of(r): pool.submit(self.backend.launch, r) for r in requests}
         try:
@@ -327,10 +331,15 @@ class FederationRun:
         if self.data is None:
             assert check is not None
             self._checked(check)  # bad input found meanwhile is what the run reports, not a launch failure
-            self._thread.start()
+            self._start_server()
         if failed:
             client, error = next(iter(failed.items()))
             raise RunFailed(f"could not launch client {client!r}'s training job: {error}")
+
+    def _start_server(self) -> None:
+        """Run the server loop (statistics phase, then every round) in the "flower-server" thread."""
+        self._thread = threading.Thread(target=self._serve, name="flower-server", daemon=True)
+        self._thread.start()
 
     def _serve(self) -> None:
         try:
@@ -338,12 +347,14 @@ class FederationRun:
             self._server.run()
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             self._server_error = exc
+        finally:
+            self._served.set()
 
     def _watch(self) -> None:
         """Hand events to the observer and poll the jobs until the server thread ends."""
         assert self._thread is not None
         next_poll = 0.0
-        while self._thread.is_alive():
+        while not self._served.is_set():
             interrupts.check()  # a Ctrl-C some library swallowed (here or before the run) still stops it
             self._drain()
             if self._log is not None and self._log.error is not None and self._server is not None:
@@ -351,7 +362,7 @@ class FederationRun:
             if time.monotonic() >= next_poll:
                 self.watcher.poll()
                 next_poll = time.monotonic() + self.backend.poll_interval
-            self._thread.join(0.1)
+            self._served.wait(0.1)
         self._drain()
 
     def _draw_figures(self) -> None:
@@ -376,14 +387,15 @@ class FederationRun:
             unstopped = self.watcher.stop_all(reason or "the run ended")  # ... until the jobs are stopped
             if self._server is not None:  # (a client whose stream closes first fails, and exits at once)
                 self._server.stop()
-            if self._thread is not None and self._thread.is_alive():  # its last records go to server.log,
-                self._thread.join(SERVER_THREAD_TIMEOUT)  # not to the console it gets back on release
+            served = self._served if self._thread is not None else None
+            if served is not None:  # its last records go to server.log, not to the console given back on release
+                served.wait(SERVER_THREAD_TIMEOUT)
             self.warnings.extend(unstopped)
             if unstopped:
                 problems.append(f"{'; '.join(unstopped)}; stop it with `fedsage stop --run-id {self.run_id}`")
             self._drain()
             if self._log is not None:
-                self._log.release(self._thread)  # a server thread still ending keeps logging to server.log
+                self._log.release(served)  # a server thread still ending keeps logging to server.log
                 if self._log.error is not None:
                     self.warnings.append(f"server.log is incomplete: {file_error(self._log.error)}")
             if self.folder.created and self.data is None and not unstopped:  # nothing half-written

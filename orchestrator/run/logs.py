@@ -68,20 +68,20 @@ class ServerLog:
         failure = self.handler.error
         return None if failure is None else OSError(failure.errno, failure.strerror, str(self.path))
 
-    def release(self, writer: threading.Thread | None = None) -> None:
+    def release(self, writer_done: threading.Event | None = None) -> None:
         """Detach the file handler, close the file and give the console its handlers back.
 
-        `writer`: a thread that may still log (the run's server thread, still finishing a round after
-        its jobs were stopped). While it is alive its records keep going to server.log, never to the
-        console: the release happens when it ends, in a daemon thread.
+        `writer_done`: set when a thread that may still log has ended (the run's server thread, still
+        finishing a round after its jobs were stopped). Until then its records keep going to
+        server.log, never to the console: the release happens when it is set, in a daemon thread.
         """
-        if writer is not None and writer.is_alive():
-            threading.Thread(target=self._release_after, args=(writer,), name="server-log", daemon=True).start()
+        if writer_done is not None and not writer_done.is_set():
+            threading.Thread(target=self._release_after, args=(writer_done,), name="server-log", daemon=True).start()
             return
         self._release()
 
-    def _release_after(self, writer: threading.Thread) -> None:
-        writer.join()
+    def _release_after(self, writer_done: threading.Event) -> None:
+        writer_done.wait()
         self._release()
 
     def _release(self) -> None:

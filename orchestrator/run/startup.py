@@ -89,12 +89,15 @@ class InputCheck:
         self._data: ServerData | None = None
         self._error: BaseException | None = None
         self._thread: threading.Thread | None = None
+        self._done = threading.Event()  # set as the check ends (see `result`)
 
     def _run(self) -> None:
         try:
             self._data = self._inputs()
         except BaseException as exc:  # noqa: BLE001 - raised again by `result` in the main thread
             self._error = exc
+        finally:
+            self._done.set()
 
     def start(self) -> None:
         """Begin checking in a daemon thread (it holds no resource a Ctrl-C would have to release)."""
@@ -109,14 +112,15 @@ class InputCheck:
     def result(self) -> ServerData:
         """The checked server data, once the check has ended; raises what the check raised (BadInput).
 
-        Without `start`, checks here. The wait looks at the thread every JOIN_STEP seconds, so a
-        Ctrl-C or SIGTERM interrupts it (run/interrupts.py).
+        Without `start`, checks here. The wait wakes every JOIN_STEP seconds, so a Ctrl-C or SIGTERM
+        interrupts it (run/interrupts.py); it waits on an Event, not Thread.join(), which such a signal
+        breaks on Python 3.11 (threading.py `_wait_for_tstate_lock`, bpo-45274).
         """
         if self._thread is None:
             self._run()
         else:
-            while self._thread.is_alive():
-                self._thread.join(JOIN_STEP)
+            while not self._done.wait(JOIN_STEP):
+                pass
         if self._error is not None:
             raise self._error
         assert self._data is not None
