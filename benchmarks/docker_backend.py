@@ -9,10 +9,11 @@ Measures, on this machine's Docker daemon:
   then cached runs (the toolkit's pip resolves and hash-checks the wheels, the install is reused);
 * `fedsage local` (process backend) with defaults, the same number of times.
 
-For each run: total wall time (the console script, timed from outside), container or process
-start until round 0 (from the run's metrics), seconds per round, each client program's peak
-memory (its own VmHWM, as client.log reports it; inside a container the toolkit's process is
-not included). Writes benchmarks/results/docker.json, which docs/benchmarks.md quotes.
+For each run: total wall time (the console script, timed from outside), the time until the
+console prints round 0 (the clients joined, the statistics phase done, the test set scored),
+seconds per round, each client program's peak memory (its own VmHWM, as client.log reports it;
+inside a container the toolkit's process is not included).
+Writes benchmarks/results/docker.json, which docs/benchmarks.md quotes.
 
 Usage: python benchmarks/docker_backend.py [--repeats 3] [--base-image fedsage-base:noble]
 """
@@ -58,9 +59,16 @@ def image_build(base: str) -> dict:
 def run(out: Path, *extra: str, env: dict | None = None) -> dict:
     """`fedsage local` with defaults (and `extra` options), timed from outside; its run's figures."""
     fedsage = shutil.which("fedsage", path=os.path.dirname(sys.executable)) or "fedsage"
-    started = time.perf_counter()
-    subprocess.run([fedsage, "local", "--out", str(out), *extra], check=True, capture_output=True, env=env)
+    started, round_0 = time.perf_counter(), None
+    command = [fedsage, "local", "--out", str(out), *extra]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as job:
+        for line in job.stdout:  # the console's "round 0/5 ..." line: the test set scored before round 1
+            if round_0 is None and line.startswith("round 0/"):
+                round_0 = time.perf_counter() - started
+        error = job.stderr.read()
     wall = time.perf_counter() - started
+    if job.returncode != 0 or round_0 is None:
+        raise SystemExit(f"fedsage local {' '.join(extra)} failed ({job.returncode}): {error.strip()}")
     run_dir = next(out.iterdir())
     metrics = json.loads((run_dir / "metrics.json").read_text())
     rounds = [r for r in metrics["rounds"] if r["round"] > 0]
@@ -68,7 +76,7 @@ def run(out: Path, *extra: str, env: dict | None = None) -> dict:
     peaks = [int(re.search(r"peak memory (\d+) MB", log.read_text())[1]) for log in logs]
     return {
         "wall_seconds": wall,
-        "start_until_round_0_seconds": metrics["rounds"][0]["seconds"],
+        "start_until_round_0_seconds": round_0,
         "round_seconds": [r["seconds"] for r in rounds],
         "client_peak_memory_mb": peaks,
         "final_roc_auc": rounds[-1]["server"]["roc_auc"],

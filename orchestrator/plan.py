@@ -33,6 +33,11 @@ ENVIRONMENT = {
     "PIP_TARGET": DEPENDENCY_TARGET,
     "PIP_NO_INDEX": "1",  # the wheels are vendored; a job in a private subnet has no index anyway
     "PIP_DISABLE_PIP_VERSION_CHECK": "1",  # no call to PyPI for pip's own version
+    # no byte-compiling of everything installed (pip's default, ~70% of the install): in the training
+    # image on 2 cores the install takes 20-22 s instead of 63-76 s, and the client compiles only what
+    # it imports (~5 s more at its start, the image setting PYTHONDONTWRITEBYTECODE). PIP_COMPILE=0 is
+    # pip's --no-compile; PIP_NO_COMPILE=1 would compile (pip reads it as --no-compile's value, True)
+    "PIP_COMPILE": "0",
     "FLWR_TELEMETRY_ENABLED": "0",  # nothing calls home from an account holding regulated data
 }
 RUN_ID_TAG = "fedsage:run-id"

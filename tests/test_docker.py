@@ -60,6 +60,7 @@ result = {
     "program": program,
     "toolkit": [toolkit.returncode, toolkit.stdout + toolkit.stderr],
     "pip_check": [pip.returncode, pip.stdout + pip.stderr],
+    "bytecode": sum(name.endswith(".pyc") for _, _, names in os.walk(os.environ["PIP_TARGET"]) for name in names),
 }
 json.dump(result, open(os.path.join(os.environ["SM_MODEL_DIR"], "isolation.json"), "w"))
 """
@@ -138,6 +139,7 @@ def test_the_toolkit_installs_the_wheels_apart_and_still_imports_and_runs_after(
     assert code == 0, output
     assert output.split()[:2] == ["3.20.2", "2.1.0"]  # the image's protobuf and numpy, untouched
     assert seen["pip_check"][0] == 0, seen["pip_check"][1]
+    assert seen["bytecode"] == 0  # pip compiled nothing (PIP_COMPILE=0), nor did the imports (the image's setting)
     assert backend.containers() == []
 
 
@@ -161,8 +163,10 @@ def test_a_docker_federation_gives_the_process_backends_parameters(
         log = (docker.run_dir / "clients" / client / "client.log").read_text()
         assert "sagemaker-training-toolkit" in log and "Reporting training SUCCESS" in log
     assert run_containers(docker_client, docker.run_id) == []
-    # the installed dependencies were kept for the next run
-    assert len(list((use_docker_cache / "deps").iterdir())) == 1
+    # the installed dependencies were kept for the next run, with the bytecode of what the client imported
+    (deps,) = (use_docker_cache / "deps").iterdir()
+    compiled, sources = (len(list(deps.rglob(pattern))) for pattern in ("*.pyc", "*.py"))
+    assert list(deps.glob("flwr/client/__pycache__/*.pyc")) and compiled < sources / 2  # not all of it
 
 
 def test_a_client_failing_in_its_container_is_reported_with_its_reason_and_log(

@@ -21,7 +21,10 @@ SageMaker platform and nothing else (container.py lays out /opt/ml as SageMaker 
 Installed dependencies are cached per (requirements.txt, image): the first job that installs a
 set and exits 0 leaves a copy in the cache; later jobs mount it read-only at PIP_TARGET and set
 PIP_DRY_RUN, so the toolkit's pip still resolves and hash-checks every wheel but installs
-nothing. `deps_cache=None` installs every time, as SageMaker does.
+nothing. pip compiles nothing (PIP_COMPILE=0, plan.py), so the installing job writes the bytecode
+of the modules its client imports (PYTHONDONTWRITEBYTECODE emptied) and the cached copy keeps it:
+later jobs import as fast as from a compiled install. `deps_cache=None` installs every time, as
+SageMaker does.
 """
 
 from __future__ import annotations
@@ -216,6 +219,8 @@ class DockerBackend:
             volumes[str(cached)] = {"bind": target, "mode": "ro"}
             environment["PIP_DRY_RUN"] = "1"  # pip resolves and checks every hash, installs nothing
             deps_key = None
+        elif deps_key is not None:  # the job installs a set to be cached: the client's imports leave their
+            environment["PYTHONDONTWRITEBYTECODE"] = ""  # bytecode beside it (pip compiles nothing, plan.py)
         limits = self.limits or instance_limits(request.get("ResourceConfig", {}).get("InstanceType", ""))
         cpus = min(limits.cpus, float(os.cpu_count() or 1)) if limits.cpus else None
         self._start_reaper()
