@@ -37,6 +37,7 @@ from .tabular import (
     check_labels,
     numeric_column,
     read_channel,
+    require_label,
 )
 
 if TYPE_CHECKING:  # scikit-learn is imported where a transformer is built: reading a schema does not need it
@@ -213,9 +214,7 @@ def label_values(
     regression label, or a label outside the schema's classes.
     """
     label = schema["label"]
-    if label not in frame.columns:
-        shown = ", ".join(map(str, frame.columns[:8])) + (", ..." if frame.shape[1] > 8 else "")
-        raise DataError(f"{where}: label column {label!r} not found (columns: {shown}); check the label")
+    require_label(frame, label, where)
     if schema.get("task") == "regression":
         return numeric_column(frame[label], label, where, fix="a regression label is a number", locate=locate)
     classes = list(schema["classes"])

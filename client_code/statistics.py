@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .tabular import DataError, canonical_class, canonical_labels, numeric_column, sort_classes
+from .tabular import DataError, canonical_class, canonical_labels, numeric_column, require_label, sort_classes
 
 SCHEMA_VERSION = 2
 REGRESSION_DISTINCT = 20  # a numeric label with more distinct values (or a non-integral one) is a regression label
@@ -103,9 +103,7 @@ def compute_statistics(
     sends its distinct count only: it cannot be categorical. Columns in `drop` are left out. Raises
     DataError naming `where`, the column, the row and the fix for a missing label column or an empty cell.
     """
-    if label not in frame.columns:
-        shown = ", ".join(map(str, frame.columns[:8])) + (", ..." if frame.shape[1] > 8 else "")
-        raise DataError(f"{where}: label column {label!r} not found (columns: {shown})")
+    require_label(frame, label, where)
     summary = label_statistics(frame[label], task, where)
     columns: dict[str, Any] = {}
     for name in frame.columns:

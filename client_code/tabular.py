@@ -210,6 +210,16 @@ def check_labels(values: np.ndarray, classes: list[Any], where: str) -> None:
         )
 
 
+def require_label(frame: pd.DataFrame, label: str, where: str) -> None:
+    """Raise DataError naming `where`, its first columns and the fix when `frame` has no column `label`."""
+    if label not in frame.columns:
+        shown = ", ".join(map(str, frame.columns[:8])) + (", ..." if frame.shape[1] > 8 else "")
+        raise DataError(
+            f"{where}: label column {label!r} not found (columns: {shown}); add it to these files, or name the "
+            "column that holds the label ([data] label, --label)"
+        )
+
+
 def numeric_column(
     column: pd.Series,
     name: str,

@@ -214,7 +214,7 @@ def test_labels_outside_the_classes_are_refused_by_to_dataset():
         ({"x": ["1", "a"], "y": ["0", "1"]}, "column 'x' has the non-numeric value 'a'"),
         ({"x": ["1", None], "y": ["0", "1"]}, "column 'x' has an empty cell"),
         ({"c": ["u", "v"], "y": ["0", "1"]}, "column 'x' required by the feature schema is missing"),
-        ({"x": ["1", "2"]}, "label column 'y' not found"),
+        ({"x": ["1", "2"]}, r"label column 'y' not found \(columns: x\); add it to these files, or name the column"),
     ],
 )
 def test_check_rows_refuses_what_to_dataset_refuses_with_the_same_words(rows, refused):
@@ -227,3 +227,13 @@ def test_check_rows_refuses_what_to_dataset_refuses_with_the_same_words(rows, re
         to_dataset(frame, schema, "client 'a' train data")
     assert str(by_check.value) == str(by_encoding.value)
     assert check_rows(pd.DataFrame({"x": ["1"], "y": ["1.0"]}), schema) is None
+
+
+def test_statistics_without_the_label_column_name_the_columns_and_the_fix():
+    frame = pd.DataFrame({"x": ["1"], "z": ["2"]}, dtype=object)
+    with pytest.raises(DataError) as refused:
+        compute_statistics(frame, "fraud", "salt", where="client 'a' train data")
+    assert str(refused.value) == (
+        "client 'a' train data: label column 'fraud' not found (columns: x, z); add it to these files, or name the "
+        "column that holds the label ([data] label, --label)"
+    )
