@@ -75,6 +75,13 @@ class PreparedData(SchemaFields):
         return self.root / TEST
 
 
+# how a data folder is made: prepared by `fedsage data prepare`, or raw exports read by the statistics phase
+HINT = (
+    "create it with `fedsage data prepare --out DIR`, or give raw exports (test.csv, clients/<name>/train/*.csv) "
+    "with --label"
+)
+
+
 def open_prepared(root: Path, require_schema: bool = True) -> PreparedData:
     """Check a data folder has a test set, client train folders and (if `require_schema`) a schema.
 
@@ -82,34 +89,32 @@ def open_prepared(root: Path, require_schema: bool = True) -> PreparedData:
     one). Raises BadInput naming the missing piece and how to produce it.
     """
     root = Path(root)
-    hint = "create it with `fedsage data prepare --out DIR`"
     if not root.is_dir():
-        raise BadInput(f"data folder {root} does not exist; {hint}")
+        raise BadInput(f"data folder {root} does not exist; {HINT}")
     if not any(root.iterdir()):
-        raise BadInput(f"data folder {root} is empty; {hint}")
+        raise BadInput(f"data folder {root} is empty; {HINT}")
     for required in (SCHEMA, TEST) if require_schema else (TEST,):
         if not (root / required).is_file():
-            raise BadInput(f"data folder {root} has no {required}; {hint}")
+            raise BadInput(f"data folder {root} has no {required}; {HINT}")
     try:
         schema = load_schema(root / SCHEMA) if (root / SCHEMA).is_file() else None
     except DataError as exc:
-        raise BadInput(f"{exc}; {hint}") from None
+        raise BadInput(f"{exc}; {HINT}") from None
     clients = client_folders(root)
     return PreparedData(root=root, schema=schema, clients=clients)
 
 
 def client_folders(root: Path) -> list[ClientFolders]:
     """Each client's channel folders under `root`/clients/, by name; BadInput if there are none or one lacks train/."""
-    hint = "create it with `fedsage data prepare --out DIR`"
     client_root = Path(root) / CLIENTS
     names = sorted(p.name for p in client_root.iterdir() if p.is_dir()) if client_root.is_dir() else []
     if not names:
-        raise BadInput(f"data folder {root} has no client folders under {CLIENTS}/; {hint}")
+        raise BadInput(f"data folder {root} has no client folders under {CLIENTS}/; {HINT}")
     clients = []
     for name in names:
         train = client_root / name / TRAIN
         if not train.is_dir():
-            raise BadInput(f"client folder {client_root / name} has no {TRAIN}/ folder; {hint}")
+            raise BadInput(f"client folder {client_root / name} has no {TRAIN}/ folder; {HINT}")
         validation = client_root / name / VALIDATION
         clients.append(ClientFolders(name, train, validation if validation.is_dir() else None))
     return clients
