@@ -189,12 +189,17 @@ class FederationRun:
         self._server.roster.job_running(client)
 
     def _job_ended_early(self, client: str, status: JobStatus) -> None:
-        """A job ended before the federation did: stop waiting for it; abort if too few clients remain."""
+        """A job ended before the federation did: stop waiting for it; abort if too few clients remain.
+
+        The abort makes the server's waits raise but leaves the other clients' streams open: `_finish`
+        stops their jobs first (a client whose stream closes first fails, and would be reported
+        Failed instead of Stopped), then closes the streams.
+        """
         assert self._server is not None
         self._server.roster.mark_gone(client)
         remaining = len(self.federation.clients) - len(self.watcher.ended_badly())
         if remaining < self.federation.min_clients():
-            self._server.abort(describe(client, status))
+            self._server.roster.abort(describe(client, status))
 
     # -- the lifecycle
 
