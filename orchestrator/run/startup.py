@@ -119,8 +119,8 @@ class InputCheck:
         if self._thread is None:
             self._run()
         else:
-            while not self._done.wait(JOIN_STEP):
-                pass
+            while not self._done.is_set():
+                self._done.wait(JOIN_STEP)
         if self._error is not None:
             raise self._error
         assert self._data is not None
