@@ -1,5 +1,6 @@
 """Ctrl-C and SIGTERM are never lost: an interrupt some library swallowed still stops the run (run/interrupts.py)."""
 
+import contextlib
 import json
 import os
 import signal
@@ -14,13 +15,16 @@ from orchestrator.run.events import RoundFinished
 ROUNDS = 30
 
 
+def _sigint() -> None:
+    """Send this process SIGINT; the handler raises in here."""
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(5)
+
+
 def _swallowed_sigint() -> None:
     """Send this process SIGINT and swallow the KeyboardInterrupt, as a C extension's callback would."""
-    try:
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(5)  # the handler raises in here
-    except KeyboardInterrupt:
-        pass
+    with contextlib.suppress(KeyboardInterrupt):
+        _sigint()
 
 
 def test_check_raises_an_interrupt_that_was_swallowed_and_handled_clears_it():
@@ -39,6 +43,26 @@ def test_an_interrupt_swallowed_before_the_run_is_pending_inside_it():
         with interrupts.as_interrupts(), pytest.raises(interrupts.Interrupted):  # the run's own
             interrupts.check()
     with interrupts.as_interrupts():  # a later command starts clean
+        interrupts.check()
+
+
+def test_an_interrupt_a_library_wraps_in_its_own_error_ends_the_command_as_interrupted(monkeypatch, capsys, tmp_path):
+    """As pydantic-core does when Ctrl-C lands while it builds a validator: SchemaError(... Interrupted ...)."""
+    from orchestrator.cli import main
+
+    def wrapping_library(**options):
+        try:
+            _sigint()
+        except KeyboardInterrupt as exc:
+            raise RuntimeError(f"Error building validator: {exc}") from None
+
+    monkeypatch.setattr(api, "local", wrapping_library)
+    with pytest.raises(SystemExit) as exited:
+        main(["local", "--out", str(tmp_path / "runs")])
+    err = capsys.readouterr().err
+    assert exited.value.code == 130, err
+    assert err.strip().splitlines() == ["interrupted: every job this run started was stopped"]
+    with interrupts.as_interrupts():  # the next command starts clean
         interrupts.check()
 
 

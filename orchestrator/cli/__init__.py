@@ -35,6 +35,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 _log_handler: logging.Handler | None = None
+log = logging.getLogger(__name__)
 
 
 def _version(value: bool) -> None:
@@ -145,9 +146,15 @@ def _main(argv: list[str] | None) -> None:
             sys.exit(2)
         except (KeyboardInterrupt, click.exceptions.Abort):
             code = EXIT_INTERRUPTED
-        except FedsageError as exc:
-            err_console.print(f"error: {exc}", highlight=False, soft_wrap=True, markup=False)
-            sys.exit(exc.exit_code)
+        except Exception as exc:
+            if interrupts.pending() is not None:  # the interrupt, wrapped by a library on its way up
+                log.debug("interrupted, raised as %r", exc)
+                code = EXIT_INTERRUPTED
+            elif isinstance(exc, FedsageError):
+                err_console.print(f"error: {exc}", highlight=False, soft_wrap=True, markup=False)
+                sys.exit(exc.exit_code)
+            else:
+                raise
     code = code if isinstance(code, int) else 0  # a command's return value is None when it succeeds
     if code == 0 and interrupts.late():
         err_console.print("note: interrupted after the run had completed; its results are complete", highlight=False)

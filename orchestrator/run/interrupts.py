@@ -9,6 +9,8 @@
   job running or run.json unwritten.
 
 * `check()`: raises again an interrupt whose exception some library swallowed, so it is not lost.
+* `pending()`: the signal of such an interrupt, for the CLI to report an exception some library
+  made of it (pydantic-core's schema build wraps it in a SchemaError) as the interrupt it was.
 * `settle()`: once a run has completed and written run.json, a signal is recorded (`late()`), not
   raised: the process exits 0 like its files say, with a note, instead of 130.
 
@@ -69,6 +71,16 @@ def check() -> None:
     """
     if _pending:
         raise Interrupted(_pending[0])
+
+
+def pending() -> int | None:
+    """The signal number of an interrupt raised and not yet handled (see `check`), or None.
+
+    An exception the CLI receives while one is pending is that interrupt, swallowed or wrapped on
+    its way up: pydantic-core, building a validator when a Ctrl-C arrives during the imports,
+    re-raises it as `SchemaError(... Interrupted: ...)`.
+    """
+    return _pending[0] if _pending else None
 
 
 _handled: list[int] = []  # every signal the handlers below took, in order (they run in the main thread only)
