@@ -21,12 +21,38 @@ from orchestrator.data import layout
 from orchestrator.data.prepare import PrepareOptions, prepare
 from orchestrator.data.synth import LABEL, generate_fraud
 
+# pytest-xdist's workers start with COLUMNS=80 and LINES=24 in their environment. fedsage's consoles, built when
+# orchestrator.cli is first imported (by the test modules, after this file), would take them as the terminal's
+# fixed size, and the tests that set COLUMNS would not be heard.
+for _size in ("COLUMNS", "LINES"):
+    os.environ.pop(_size, None)
+
 # The failing inputs of issue 9 (../shared/cases beside the checkout: /work/shared locally, beside the clone in CI)
 CASES = next(
     (p / "shared" / "cases" for p in Path(__file__).resolve().parents if (p / "shared" / "cases").is_dir()),
     Path("shared-cases-not-found"),
 )
 needs_cases = pytest.mark.skipif(not CASES.is_dir(), reason="../shared/cases is not beside this checkout")
+
+
+# The tests run on two pytest-xdist workers (pyproject.toml). Tests that use one thing of the whole machine run on
+# one worker, one after the other: the Docker daemon with the images and dependency caches its tests build, and
+# Ray's node (a session of well-known ports and /tmp/ray). Keyed by test module.
+MACHINE_WIDE = {
+    "test_docker.py": "docker",
+    "test_launch_docker.py": "docker",
+    "test_toolkit.py": "docker",
+    "test_simulation.py": "ray",
+    "test_simulation_faults.py": "ray",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Put each test of MACHINE_WIDE's modules (or marked docker) in its xdist group (--dist loadgroup)."""
+    for item in items:
+        group = MACHINE_WIDE.get(item.path.name) or ("docker" if item.get_closest_marker("docker") else None)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 def free_port() -> int:
