@@ -47,9 +47,13 @@ def level_hash(salt: str, value: str) -> str:
     return hmac.new(salt.encode(), str(value).encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def _is_numeric(values: pd.Series) -> bool:
-    """Every value parses as a number (infinities included: numeric_column then refuses them by name)."""
-    return bool(pd.to_numeric(values, errors="coerce").notna().all())
+def _numbers(column: pd.Series) -> pd.Series | None:
+    """The column parsed as numbers (pd.to_numeric; empty cells NaN) when every non-empty cell is one, else None.
+
+    Infinities count as numbers: numeric_column then refuses them by name. Parsed once, for both.
+    """
+    numbers = pd.to_numeric(column, errors="coerce")
+    return numbers if bool((numbers.notna() | column.isna()).all()) else None
 
 
 def label_statistics(labels: pd.Series, task: str | None, where: str) -> dict[str, Any]:
@@ -110,8 +114,9 @@ def compute_statistics(
         if name == label or name in drop:
             continue
         column = frame[name]
-        if name not in categorical and _is_numeric(column.dropna()):
-            values = numeric_column(column, name, where, locate=locate)
+        numbers = _numbers(column) if name not in categorical else None
+        if numbers is not None:
+            values = numeric_column(column, name, where, locate=locate, numbers=numbers)
             mean = float(values.mean())
             columns[name] = {
                 "numeric": True,

@@ -226,14 +226,17 @@ def numeric_column(
     where: str,
     fix: str = "encode it as a number or declare the column categorical",
     locate: Any = None,
+    numbers: pd.Series | None = None,
 ) -> np.ndarray:
     """Return a column as float64, or raise DataError naming the first bad value, its row and `fix`.
 
     Empty cells and infinities are refused too: the model and the schema's scaling need finite
     numbers (no imputation). `locate(row)` names a row ("part-1.csv line 7"); default: its line number.
+    `numbers`: `pd.to_numeric(column, errors="coerce")` when the caller has it already (parsing
+    text is most of the cost).
     """
     where_row = locate or (lambda row: f"row {row + 2}")
-    numeric = pd.to_numeric(column, errors="coerce")
+    numeric = pd.to_numeric(column, errors="coerce") if numbers is None else numbers
     bad = numeric.isna() & column.notna()
     if bad.any():
         row = int(np.argmax(bad.to_numpy()))

@@ -237,3 +237,23 @@ def test_statistics_without_the_label_column_name_the_columns_and_the_fix():
         "client 'a' train data: label column 'fraud' not found (columns: x, z); add it to these files, or name the "
         "column that holds the label ([data] label, --label)"
     )
+
+
+def test_each_feature_column_is_parsed_once_and_its_kind_is_unchanged(monkeypatch):
+    """Parsing text is most of the statistics' cost (issue 15): one pd.to_numeric per feature column."""
+    frame = _text(pd.DataFrame({"x": [1.5, 2.0, 3.0], "code": ["a", "b", "a"], "label": [0, 1, 1]}))
+    frame["nan_text"] = ["1", "nan", "2"]  # the word, not an empty cell: text, as before
+    parsed = []
+    real = pd.to_numeric
+    monkeypatch.setattr(pd, "to_numeric", lambda values, **kw: parsed.append(values.name) or real(values, **kw))
+    stats = compute_statistics(frame, "label", "s")
+    assert sorted(name for name in parsed if name != "label") == ["code", "nan_text", "x"]
+    assert {name: entry["numeric"] for name, entry in stats["columns"].items()} == {
+        "x": True,
+        "code": False,
+        "nan_text": False,
+    }
+    assert stats["columns"]["x"]["mean"] == pytest.approx(6.5 / 3)
+    gap = pd.DataFrame({"x": ["1", None, "inf"], "label": ["0", "1", "1"]})
+    with pytest.raises(DataError, match=r"column 'x' has an empty cell \(row 3\)"):
+        compute_statistics(gap, "label", "s")
