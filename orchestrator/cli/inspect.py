@@ -40,7 +40,7 @@ def render(console: Any, report: dict[str, Any]) -> None:
         learned = f"{model['task']}, {len(model['classes'])} classes {model['classes']}{positive}"
     console.print(f"  {model['type']}: {model['family']} family, {learned}, {model['n_features']} features")
     shown = {k: v for k, v in model.items() if k not in _HEADLINE and not isinstance(v, dict)}
-    console.print("  " + ", ".join(f"{k} {fmt(v) if isinstance(v, float) else v}" for k, v in shown.items()))
+    console.print("  " + ", ".join(f"{k} {_value(v)}" for k, v in shown.items()))
     if provenance["saved_by"] == "server":
         console.print(
             f"  run {provenance['run_id']} ({provenance['created_at']}), {provenance['rounds']} rounds, "
@@ -70,6 +70,13 @@ def render(console: Any, report: dict[str, Any]) -> None:
 
 
 _HEADLINE = ("type", "family", "task", "classes", "positive_class", "target", "n_features")
+
+
+def _value(value: Any) -> str:
+    """A model field for people: numbers to 4 decimals (fmt), lists of them too (an intercept per class)."""
+    if isinstance(value, list) and value and all(isinstance(v, float) for v in value):
+        return "[" + ", ".join(fmt(v) for v in value) + "]"
+    return fmt(value) if isinstance(value, float) else str(value)
 
 
 def _print_table(console: Any, table: dict[str, Any]) -> None:
