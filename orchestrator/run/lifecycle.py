@@ -59,6 +59,7 @@ from orchestrator.run.events import (
     RunWarning,
     ServerListening,
     StatisticsDone,
+    UpdateRejected,
     ignore,
 )
 from orchestrator.run.folder import RunFolder, file_error, write_atomic, write_json
@@ -117,6 +118,7 @@ class FederationRun:
         self._served = threading.Event()
         self._log: ServerLog | None = None
         self._plotter = Plotter()  # draws the figures in a helper process while the run writes the rest
+        self._stopping = False  # set as an unfinished run starts stopping its jobs (_finish)
 
     @property
     def run_id(self) -> str:
@@ -141,6 +143,9 @@ class FederationRun:
         return self.record.warnings
 
     def _emit(self, event: RunEvent) -> None:
+        if self._stopping and isinstance(event, UpdateRejected):
+            # the stop closed the round's streams: not the clients' fault, and no round is averaged (server.log has it)
+            return
         self.record.note(event)
         self._events.put(event)
 
@@ -387,6 +392,7 @@ class FederationRun:
         with interrupts.deferred(reraise=False) as received:
             if self.data is None:  # refused (or interrupted) before its inputs were checked: nothing to show
                 self.observer.drop()
+            self._stopping = status != "completed"
             if self._server is not None and status != "completed":
                 self._server.roster.abort(reason or status)  # waits raise; the streams stay open ...
             unstopped = self.watcher.stop_all(reason or "the run ended")  # ... until the jobs are stopped
