@@ -46,6 +46,7 @@ import psutil  # noqa: E402 - in the simulation extra
 import ray  # noqa: E402 - after the environment above
 
 from orchestrator.run import logs  # noqa: E402
+from orchestrator.threads import Worker  # noqa: E402
 
 OBJECT_STORE_BYTES = 256 * 2**20  # Ray's shared-memory store; parameters are small (Ray's default: 30% of RAM)
 KILL_WAIT = 10.0  # seconds to wait for SIGKILLed processes to be gone (the kernel's part)
@@ -87,9 +88,8 @@ class RayNode:
         self._lock = threading.Lock()
         self._started = threading.Event()
         self._stopping = threading.Event()
-        self._ended = threading.Event()  # set by the node's thread as it ends (see `wait`)
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="ray-node", daemon=False)
+        self._thread = Worker(self._run, "ray-node", daemon=False)  # waited on by its `ended` (threads.py)
 
     def start(self) -> None:
         """Start the node (ray.init, in the node's thread) and return once it runs; raise what ray.init raised."""
@@ -108,9 +108,7 @@ class RayNode:
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait up to `timeout` seconds for the node to be stopped; True once it is (or never started)."""
-        # an Event, not Thread.join(): a signal raised inside join() marks a running thread ended on
-        # Python 3.11 (threading.py `_wait_for_tstate_lock`, bpo-45274)
-        return self._thread.ident is None or self._ended.wait(timeout)
+        return self._thread.ident is None or self._thread.wait(timeout)
 
     @contextmanager
     def running(self) -> Iterator[None]:
@@ -134,11 +132,8 @@ class RayNode:
             if self._error is None:
                 self._stopping.wait()
         finally:
-            try:
-                self._found(before)  # also when ray.init failed half-way
-                self._stop()
-            finally:
-                self._ended.set()
+            self._found(before)  # also when ray.init failed half-way
+            self._stop()
 
     def _found(self, before: set[int]) -> None:
         """Add the children of this process that were not there `before` to the node's: what ray.init started."""

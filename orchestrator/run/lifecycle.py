@@ -35,7 +35,6 @@ import logging
 import queue
 import secrets
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
@@ -72,6 +71,7 @@ from orchestrator.run.record import RunRecord
 from orchestrator.run.resume import ResumePoint
 from orchestrator.run.watcher import JobWatcher, describe
 from orchestrator.text import plural
+from orchestrator.threads import Worker
 
 log = logging.getLogger(__name__)
 
@@ -110,12 +110,7 @@ class FederationRun:
         self._events: queue.Queue[RunEvent] = queue.Queue()
         self._server: FederationServer | None = None
         self._server_error: BaseException | None = None
-        self._thread: threading.Thread | None = None  # the server's, once started
-        # set by the server thread as it ends: waited on instead of Thread.join()/is_alive(), which a signal
-        # breaks on Python 3.11 (a KeyboardInterrupt raised inside join() marks the thread ended while it
-        # still runs: threading.py `_wait_for_tstate_lock`, bpo-45274), and the console was then given
-        # back while the thread still logged its round
-        self._served = threading.Event()
+        self._thread: Worker | None = None  # the server's, once started; waited on by its `ended` (threads.py)
         self._log: ServerLog | None = None
         self._plotter = Plotter()  # draws the figures in a helper process while the run writes the rest
         self._stopping = False  # set as an unfinished run starts stopping its jobs (_finish)
@@ -348,7 +343,7 @@ class FederationRun:
 
     def _start_server(self) -> None:
         """Run the server loop (statistics phase, then every round) in the "flower-server" thread."""
-        self._thread = threading.Thread(target=self._serve, name="flower-server", daemon=True)
+        self._thread = Worker(self._serve, "flower-server", daemon=True)
         self._thread.start()
 
     def _serve(self) -> None:
@@ -357,14 +352,12 @@ class FederationRun:
             self._server.run()
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             self._server_error = exc
-        finally:
-            self._served.set()
 
     def _watch(self) -> None:
         """Hand events to the observer and poll the jobs until the server thread ends."""
         assert self._thread is not None
         next_poll = 0.0
-        while not self._served.is_set():
+        while not self._thread.ended.is_set():
             interrupts.check()  # a Ctrl-C some library swallowed (here or before the run) still stops it
             self._drain()
             if self._log is not None and self._log.error is not None and self._server is not None:
@@ -372,7 +365,7 @@ class FederationRun:
             if time.monotonic() >= next_poll:
                 self.watcher.poll()
                 next_poll = time.monotonic() + self.backend.poll_interval
-            self._served.wait(0.1)
+            self._thread.wait(0.1)
         self._drain()
 
     def _draw_figures(self) -> None:
@@ -398,7 +391,7 @@ class FederationRun:
             unstopped = self.watcher.stop_all(reason or "the run ended")  # ... until the jobs are stopped
             if self._server is not None:  # (a client whose stream closes first fails, and exits at once)
                 self._server.stop()
-            served = self._served if self._thread is not None else None
+            served = self._thread.ended if self._thread is not None else None
             if served is not None:  # its last records go to server.log, not to the console given back on release
                 served.wait(SERVER_THREAD_TIMEOUT)
             self.warnings.extend(unstopped)

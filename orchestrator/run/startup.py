@@ -28,6 +28,7 @@ from collections.abc import Callable
 
 from orchestrator.run.events import Observer, RunEvent
 from orchestrator.run.inputs import ServerData
+from orchestrator.threads import Worker
 
 Inputs = ServerData | Callable[[], ServerData]  # checked already, or a function that reads and checks them
 JOIN_STEP = 0.1  # seconds between looks at the checking thread, so that SIGINT/SIGTERM reach the main thread
@@ -88,20 +89,17 @@ class InputCheck:
         self._inputs = inputs
         self._data: ServerData | None = None
         self._error: BaseException | None = None
-        self._thread: threading.Thread | None = None
-        self._done = threading.Event()  # set as the check ends (see `result`)
+        self._thread: Worker | None = None
 
     def _run(self) -> None:
         try:
             self._data = self._inputs()
         except BaseException as exc:  # noqa: BLE001 - raised again by `result` in the main thread
             self._error = exc
-        finally:
-            self._done.set()
 
     def start(self) -> None:
         """Begin checking in a daemon thread (it holds no resource a Ctrl-C would have to release)."""
-        self._thread = threading.Thread(target=self._run, name="input-check", daemon=True)
+        self._thread = Worker(self._run, "input-check", daemon=True)
         self._thread.start()
 
     @property
@@ -113,14 +111,13 @@ class InputCheck:
         """The checked server data, once the check has ended; raises what the check raised (BadInput).
 
         Without `start`, checks here. The wait wakes every JOIN_STEP seconds, so a Ctrl-C or SIGTERM
-        interrupts it (run/interrupts.py); it waits on an Event, not Thread.join(), which such a signal
-        breaks on Python 3.11 (threading.py `_wait_for_tstate_lock`, bpo-45274).
+        interrupts it (run/interrupts.py); it waits on the thread's `ended` Event (threads.py).
         """
         if self._thread is None:
             self._run()
         else:
-            while not self._done.is_set():
-                self._done.wait(JOIN_STEP)
+            while not self._thread.ended.is_set():
+                self._thread.wait(JOIN_STEP)
         if self._error is not None:
             raise self._error
         assert self._data is not None
