@@ -4,6 +4,7 @@ import contextlib
 import json
 import os
 import signal
+import sys
 import time
 
 import pytest
@@ -64,6 +65,43 @@ def test_an_interrupt_a_library_wraps_in_its_own_error_ends_the_command_as_inter
     assert err.strip().splitlines() == ["interrupted: every job this run started was stopped"]
     with interrupts.as_interrupts():  # the next command starts clean
         interrupts.check()
+
+
+def test_an_interrupt_python_could_only_ignore_prints_nothing_and_stays_pending(monkeypatch):
+    """As in a weakref callback of importlib's module locks during the CLI's imports: no 'Exception ignored'."""
+    reported = []  # what would be printed as "Exception ignored in: ..." with a traceback
+
+    def report(unraisable):
+        reported.append(unraisable.exc_type)
+
+    monkeypatch.setattr(sys, "unraisablehook", report)
+
+    class Collected:
+        def __init__(self, action):
+            self.action = action
+
+        def __del__(self):
+            self.action()  # Python can only report and ignore what this raises
+
+    def broken():
+        raise ValueError("a real bug")
+
+    with interrupts.as_interrupts():
+        Collected(_sigint)  # the handler raises inside __del__
+        Collected(broken)
+        with pytest.raises(interrupts.Interrupted) as raised:
+            interrupts.check()
+        interrupts.handled(raised.value)
+    assert reported == [ValueError]  # other errors are still reported
+    assert sys.unraisablehook is report  # and the hook is given back
+
+
+def test_a_ctrl_c_swallowed_before_the_run_stops_it_before_any_job_or_folder(prepared_dir, tmp_path):
+    out = tmp_path / "runs"
+    with interrupts.as_interrupts(), pytest.raises(KeyboardInterrupt):  # the CLI's, as in `fedsage local`
+        _swallowed_sigint()  # e.g. while the CLI imported the run's libraries
+        api.local(data_dir=prepared_dir, out=out, observer=lambda event: pytest.fail(f"the run went on: {event}"))
+    assert not out.exists() or not list(out.iterdir())
 
 
 @pytest.mark.slow

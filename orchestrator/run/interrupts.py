@@ -8,7 +8,9 @@
   and writes its results inside it, so a second Ctrl-C (or a SIGTERM after a Ctrl-C) cannot leave a
   job running or run.json unwritten.
 
-* `check()`: raises again an interrupt whose exception some library swallowed, so it is not lost.
+* `check()`: raises again an interrupt whose exception some library swallowed, so it is not lost
+  (the run calls it before it creates anything, and while it waits); where Python itself swallows
+  it (a weakref callback, `__del__`), nothing is printed.
 * `pending()`: the signal of such an interrupt, for the CLI to report an exception some library
   made of it (pydantic-core's schema build wraps it in a SchemaError) as the interrupt it was.
 * `settle()`: once a run has completed and written run.json, a signal is recorded (`late()`), not
@@ -22,9 +24,10 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
@@ -137,12 +140,38 @@ def as_interrupts() -> Iterator[Received]:
         _pending.append(signum)
         raise Interrupted(signum)
 
+    outermost = not _depth[0]
     _depth[0] += 1
     try:
-        with _handling(interrupt):
+        with _handling(interrupt), _quiet_unraisable() if outermost else nullcontext():
             yield received
     finally:
         _depth[0] -= 1
+
+
+@contextmanager
+def _quiet_unraisable() -> Iterator[None]:
+    """While active, an Interrupted that Python can only ignore is not printed: it is pending (`check`).
+
+    A handler's exception raised inside a weakref callback or a `__del__` (seen: importlib's module
+    lock callback while the CLI imported a command's libraries) cannot propagate; Python prints
+    "Exception ignored in: ..." with a traceback (sys.unraisablehook) and goes on. The interrupt is
+    already recorded as pending, and the run's next safe point raises it again, so the traceback
+    only broke the promise of one line. Other unraisable exceptions go to the previous hook.
+    """
+    previous = sys.unraisablehook
+
+    def hook(unraisable: sys.UnraisableHookArgs) -> None:
+        if isinstance(unraisable.exc_value, Interrupted):
+            log.debug("%s raised in %r, where Python ignores it: pending", unraisable.exc_value, unraisable.object)
+            return
+        previous(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        sys.unraisablehook = previous
 
 
 @contextmanager

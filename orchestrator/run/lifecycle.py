@@ -217,6 +217,7 @@ class FederationRun:
     def _execute(self) -> RunOutcome:
         status, reason = "failed", ""
         try:
+            interrupts.check()  # a Ctrl-C swallowed before the run (in the CLI's imports) stops it before any job
             check = startup.begin(self.inputs, self.backend)  # None: the inputs were checked already
             if check is not None and not check.started:
                 self._checked(check)  # before anything is created (SageMaker)
@@ -226,6 +227,7 @@ class FederationRun:
                 self.folder.create()
             self._log = ServerLog(self.folder.path("server.log"))
             write_atomic(self.folder.path("federation.toml"), self.federation.to_toml(self.run_dir))
+            interrupts.check()  # and one swallowed while the run planned: still before any job
             self._launch(requests, check)
             self.record.sources = provenance.sources(self.federation, requests)
             self._server.roster.jobs_launched()  # the join timeout counts from here at the earliest
