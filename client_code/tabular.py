@@ -251,7 +251,11 @@ def numeric_column(
             "(fedsage does not impute)"
         )
     if not np.all(np.isfinite(values)):
-        raise DataError(f"{where}: column {name!r} has infinite values; replace them first")
+        row = int(np.argmax(~np.isfinite(values)))
+        raise DataError(
+            f"{where}: column {name!r} has the infinite value {str(column.iloc[row])!r} ({where_row(row)}); "
+            "replace it with a finite number or drop the row"
+        )
     return values
 
 

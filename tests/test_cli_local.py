@@ -139,6 +139,27 @@ def test_non_numeric_values(capsys, tmp_path, data_copy):
     )
 
 
+@pytest.mark.parametrize(
+    ("where", "value", "message"),
+    [
+        ("test", "twelve", "test.csv: column 'inpatient_share' has the non-numeric value 'twelve' (test.csv line 4)"),
+        ("test", "", "test.csv: column 'inpatient_share' has an empty cell (test.csv line 4)"),
+        ("train", "inf", "column 'inpatient_share' has the infinite value 'inf' (train.csv line 4); replace it"),
+        ("test", "-inf", "column 'inpatient_share' has the infinite value '-inf' (test.csv line 4); replace it"),
+    ],
+)
+def test_a_bad_cell_is_named_by_its_file_and_line_in_the_test_set_and_the_clients(
+    capsys, tmp_path, data_copy, where, value, message
+):
+    folder = data_copy if where == "test" else data_copy / "clients" / "client-2" / "train"
+    path = folder / "test.csv" if where == "test" else _csv(folder)
+    frame = pd.read_csv(path)
+    frame["inpatient_share"] = frame["inpatient_share"].astype(object)
+    frame.loc[2, "inpatient_share"] = value  # the third data row: line 4 of the file
+    frame.to_csv(path, index=False)
+    _assert_bad_input(capsys, tmp_path / "runs", "--data-dir", str(data_copy), message=message)
+
+
 def test_missing_test_set(capsys, tmp_path, data_copy):
     (data_copy / "test.csv").unlink()
     _assert_bad_input(capsys, tmp_path / "runs", "--data-dir", str(data_copy), message="has no test.csv")

@@ -90,7 +90,7 @@ def test_seed_makes_preparation_deterministic(tmp_path, fraud_frame):
         (
             generate_fraud(200).assign(n_beneficiaries=np.inf),
             PrepareOptions(label=LABEL, categorical=("region",)),
-            "column 'n_beneficiaries' has infinite values",
+            "column 'n_beneficiaries' has the infinite value 'inf'",
         ),
         (generate_fraud(200), PrepareOptions(label=LABEL, positive_class="2"), "positive class '2' is not one of"),
     ],

@@ -12,6 +12,7 @@ start). Any problem is BadInput (exit 2), naming the file and the fix.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ class ServerData:
     where: str
     schema: dict[str, Any] | None = None
     test: Dataset | None = None
+    locate: Callable[[int], str] | None = None  # "test.csv line 7" of a row (tabular.ChannelInfo.locate)
 
     @property
     def label(self) -> str:
@@ -55,7 +57,7 @@ class ServerData:
         """The same test rows encoded with `schema`; BadInput if they do not fit it."""
         try:
             schema = normalise_schema(schema, "the run's schema")
-            dataset = to_dataset(self.frame, schema, self.where)
+            dataset = to_dataset(self.frame, schema, self.where, self.locate)
         except DataError as exc:
             raise BadInput(str(exc)) from None
         return replace(self, schema=schema, test=dataset)
@@ -72,9 +74,14 @@ class ServerData:
         return {str(k): int(n) for k, n in pd.Series(values).value_counts().items()}
 
 
-def server_data(schema: dict[str, Any] | None, test: pd.DataFrame, where: str) -> ServerData:
-    """The server's data from a raw test frame in memory, encoded when a schema is given; BadInput if unusable."""
-    data = ServerData(frame=test, where=where)
+def server_data(
+    schema: dict[str, Any] | None, test: pd.DataFrame, where: str, locate: Callable[[int], str] | None = None
+) -> ServerData:
+    """The server's data from a raw test frame, encoded when a schema is given; BadInput if unusable.
+
+    `locate(row)` names a row in a message ("test.csv line 7"); without it, "row N" (N = its line).
+    """
+    data = ServerData(frame=test, where=where, locate=locate)
     return data.with_schema(schema) if schema is not None else data
 
 
@@ -84,10 +91,10 @@ def read_server_data(test: Path, schema: dict[str, Any] | None) -> ServerData:
     BadInput naming the file when it is unreadable, or its rows do not fit the schema.
     """
     try:
-        frame, _ = read_channel(test)
+        frame, info = read_channel(test)
     except DataError as exc:
         raise BadInput(str(exc)) from None
-    return server_data(schema, frame, str(test))
+    return server_data(schema, frame, str(test), info.locate)
 
 
 def load_server_data(federation: Federation) -> ServerData:
