@@ -99,6 +99,7 @@ class LocalOptions:
 
 
 SOURCE = "fedsage local"
+OPTIONS = {"kind": "--model", "mode": "--dp"}  # config keys whose option has another name (the rest: --key-name)
 Settings = tuple[config.RunSettings, Any, config.DataSettings]  # from the options ([model] is a union)
 Placement = tuple[config.LocalSettings, config.ContainerSettings]  # [local], and [container] from the image
 
@@ -112,11 +113,17 @@ def _settings(options: LocalOptions) -> Settings:
         ("kind" if k == "model" else k): v
         for k, v in options.given("model", "max_iter", "balance", "smote_ratio").items()
     }
+    data = options.given("positive_class", "label", "task")
     return (
-        config.build(config.RunSettings, SOURCE, **run),
-        config.build(config.model_settings, SOURCE, **model),
-        config.build(config.DataSettings, SOURCE, **options.given("positive_class", "label", "task")),
+        config.build(config.RunSettings, SOURCE, options=_options(run), **run),
+        config.build(config.model_settings, SOURCE, options=_options(model), **model),
+        config.build(config.DataSettings, SOURCE, options=_options(data), **data),
     )
+
+
+def _options(values: dict[str, object]) -> dict[str, str]:
+    """The command-line option of each key in `values` ({"kind": "--model", "max_iter": "--max-iter"})."""
+    return {key: OPTIONS.get(key, "--" + key.replace("_", "-")) for key in values}
 
 
 def _federation(
@@ -176,7 +183,9 @@ def _check_clients(options: LocalOptions, settings: Settings, clients: int) -> N
             f"--min-clients {options.min_clients} is more than the {clients} clients; lower it or add clients"
         )
     run = settings[0]
-    privacy = config.build(config.PrivacySettings, SOURCE, **(options.privacy or {}))
+    privacy = config.build(
+        config.PrivacySettings, SOURCE, options=_options(options.privacy or {}), **(options.privacy or {})
+    )
     try:
         parameters = strategy_parameters(run.strategy, dict(options.strategy_parameters or {}))
         check(run.strategy, parameters, privacy, clients, run.min_clients)

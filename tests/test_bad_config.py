@@ -117,9 +117,12 @@ def test_a_config_path_that_is_a_folder(capsys, tmp_path):
 @pytest.mark.parametrize(
     ("option", "message"),
     [
-        (("--join-timeout", "inf"), "fedsage local: join_timeout = inf: Input should be a finite number"),
-        (("--round-timeout", "nan"), "round_timeout = nan: Input should be a finite number"),
-        (("--seed", "-1"), "fedsage local: seed = -1: Input should be greater than or equal to 0"),
+        # each names the option as typed, not the config key it sets
+        (("--join-timeout", "inf"), "fedsage local: --join-timeout inf: Input should be a finite number"),
+        (("--round-timeout", "nan"), "--round-timeout nan: Input should be a finite number"),
+        (("--seed", "-1"), "fedsage local: --seed -1: Input should be greater than or equal to 0"),
+        (("--model", "forest"), "fedsage local: --model forest is not a model kind; choose one of 'logistic', 'sgd'"),
+        (("--smote-ratio", "3"), "fedsage local: --smote-ratio 3.0: Input should be less than or equal to 1"),
     ],
 )
 def test_local_options_that_cannot_work(capsys, tmp_path, option, message):

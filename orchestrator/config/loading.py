@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,9 +27,14 @@ def _location(loc: tuple[Any, ...]) -> str:
     return text or "(top level)"
 
 
-def describe_errors(error: ValidationError, source: str) -> str:
-    """One line per problem: the key, the bad value, what is wrong and what is expected."""
+def describe_errors(error: ValidationError, source: str, options: Mapping[str, str] | None = None) -> str:
+    """One line per problem: the key, the bad value, what is wrong and what is expected.
+
+    `options` maps keys to the command-line options that gave them ({"kind": "--model"}): those
+    problems name the option and its value as typed (`--seed -1: ...`), not the config key.
+    """
     lines = []
+    options = options or {}
     for item in error.errors():
         key = _location(item["loc"])
         message = item["msg"].removeprefix("Value error, ")
@@ -39,7 +44,10 @@ def describe_errors(error: ValidationError, source: str) -> str:
         if item["type"] == "union_tag_invalid":  # [model] kind names no family
             where = f"{key}.kind" if item["loc"] else "kind"
             tags = item.get("ctx", {}).get("expected_tags", "")
-            lines.append(f"{source}: {where} = {item['ctx']['tag']!r} is not a model kind; choose one of {tags}")
+            named = (
+                f"{options['kind']} {item['ctx']['tag']}" if "kind" in options else f"{where} = {item['ctx']['tag']!r}"
+            )
+            lines.append(f"{source}: {named} is not a model kind; choose one of {tags}")
             continue
         if item["type"] == "extra_forbidden":
             kind = _model_kind(item["loc"])
@@ -56,6 +64,8 @@ def describe_errors(error: ValidationError, source: str) -> str:
             continue
         value = item.get("input")
         shown = "" if isinstance(value, dict | list) else f" = {value!r}"
+        if key in options:  # as typed on the command line
+            key, shown = options[key], "" if isinstance(value, dict | list) else f" {value}"
         # a whole table's own check (a model validator) says what to do; a field's description would mislead
         hint = None if isinstance(value, dict) else _field_description(item["loc"], _SECTIONS.get(error.title))
         lines.append(f"{source}: {key}{shown}: {message}" + (f" (expected {hint})" if hint else ""))
@@ -109,15 +119,18 @@ _SECTIONS: dict[str, type[BaseModel]] = {
 T = TypeVar("T", bound=BaseModel)
 
 
-def build(section: type[T] | Callable[..., T], source: str, **values: Any) -> T:
+def build(
+    section: type[T] | Callable[..., T], source: str, *, options: Mapping[str, str] | None = None, **values: Any
+) -> T:
     """Construct one config section (a class, or a builder such as model_settings) from typed values.
 
-    Validated as a config file would be; BadInput if not.
+    Validated as a config file would be; BadInput if not, naming the command-line option of a key
+    that `options` maps (see describe_errors).
     """
     try:
         return section(**values)
     except ValidationError as error:
-        raise BadInput(describe_errors(error, source)) from None
+        raise BadInput(describe_errors(error, source, options)) from None
 
 
 def parse(data: dict[str, Any], source: str = "federation.toml") -> Federation:
