@@ -31,3 +31,4 @@ def test_a_worker_whose_target_raises_has_ended():
     worker = Worker(fail, "failing", daemon=True)
     worker.start()
     assert worker.wait(30) and worker.ended.is_set()
+    worker.join(30)  # Python reports the exception after `ended` is set: within this test, not a later one
