@@ -284,8 +284,9 @@ def merge_statistics(
         if numeric and column not in categorical:
             text = next(name for name in names if name not in numeric)
             raise DataError(
-                f"column {column!r} holds numbers at {numeric[0]} but text at {text}; declare it categorical "
-                f"(--categorical {column}, [data] categorical) or fix the values"
+                f"column {column!r} holds numbers at {numeric[0]} but text at {text}; fix {text}'s values that are "
+                f"not numbers, or declare it categorical ([data] categorical = [{column!r}] in federation.toml, "
+                f"or --categorical {column} with `fedsage data prepare`)"
             )
         totals: dict[str, int] = {}
         holders: dict[str, tuple[int, str]] = {}

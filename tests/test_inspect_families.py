@@ -109,8 +109,8 @@ def test_every_family_is_inspected_and_predicts_raw_rows(capsys, tmp_path, kind,
     code, stdout, err = run_cli(capsys, "inspect", str(path))
     assert code == 0, err
     assert f"{kind} family" in stdout and "checksum verified" in stdout
-    if "intercept" in model:  # to 4 decimals, as every number shown
-        assert f"intercept [{', '.join(f'{v:.4f}' for v in model['intercept'])}]" in stdout
+    if "intercept" in model:  # to 4 significant digits, as every model setting shown
+        assert f"intercept [{', '.join(f'{v:.4g}' for v in model['intercept'])}]" in stdout
     assert all(table["title"].split(" (")[0] in stdout for table in report["tables"].values())
 
     raw = tmp_path / "raw.csv"

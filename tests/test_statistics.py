@@ -135,7 +135,7 @@ def test_column_kinds_are_inferred_and_identifiers_refused():
     numbers = _text(pd.DataFrame({"code": ["1", "2"] * 30, "label": [0, 1] * 30}))
     words = _text(pd.DataFrame({"code": ["1", "x"] * 30, "label": [0, 1] * 30}))
     mixed = {"a": compute_statistics(numbers, "label", "s"), "b": compute_statistics(words, "label", "s")}
-    with pytest.raises(DataError, match="column 'code' holds numbers at a but text at b; declare it categorical"):
+    with pytest.raises(DataError, match="column 'code' holds numbers at a but text at b; fix b's values that are not"):
         merge_statistics(mixed, "label", min_level_count=K, max_levels=50)
     declared = {n: compute_statistics(f, "label", "s", categorical=["code"]) for n, f in (("a", numbers), ("b", words))}
     merged = merge_statistics(declared, "label", min_level_count=K, max_levels=50, categorical=["code"])

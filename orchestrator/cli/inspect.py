@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from orchestrator.cli.common import console
-from orchestrator.text import fmt
+from orchestrator.text import fmt, plural
 
 INSPECT_EPILOG = (
     "Examples:\n\n"
@@ -43,13 +43,13 @@ def render(console: Any, report: dict[str, Any]) -> None:
     console.print("  " + ", ".join(f"{k} {_value(v)}" for k, v in shown.items()))
     if provenance["saved_by"] == "server":
         console.print(
-            f"  run {provenance['run_id']} ({provenance['created_at']}), {provenance['rounds']} rounds, "
+            f"  run {provenance['run_id']} ({provenance['created_at']}), {plural(provenance['rounds'], 'round')}, "
             f"label {provenance['label']}"
         )
     else:
         console.print(
             f"  the copy of the global model saved by client {provenance['saved_by']} after "
-            f"{provenance['rounds']} rounds (the run folder's model.joblib has the full provenance)"
+            f"{plural(provenance['rounds'], 'round')} (the run folder's model.joblib has the full provenance)"
         )
     if provenance["versions"]:
         console.print("  versions: " + ", ".join(f"{k} {v}" for k, v in provenance["versions"].items()))
@@ -73,10 +73,15 @@ _HEADLINE = ("type", "family", "task", "classes", "positive_class", "target", "n
 
 
 def _value(value: Any) -> str:
-    """A model field for people: numbers to 4 decimals (fmt), lists of them too (an intercept per class)."""
+    """A model field for people: a number to 4 significant digits (C 1, alpha 1e-05, intercept -3.345), lists too.
+
+    Metrics keep fmt's 4 decimals; a setting such as C = 1e-5 would read 0.0000 with them.
+    """
+    if isinstance(value, float):
+        return f"{value:.4g}"
     if isinstance(value, list) and value and all(isinstance(v, float) for v in value):
-        return "[" + ", ".join(fmt(v) for v in value) + "]"
-    return fmt(value) if isinstance(value, float) else str(value)
+        return "[" + ", ".join(f"{v:.4g}" for v in value) + "]"
+    return str(value)
 
 
 def _print_table(console: Any, table: dict[str, Any]) -> None:
