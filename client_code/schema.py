@@ -219,10 +219,10 @@ def label_values(
         return numeric_column(frame[label], label, where, fix="a regression label is a number", locate=locate)
     classes = list(schema["classes"])
     try:
-        y = canonical_labels(frame[label], classes)
+        y = canonical_labels(frame[label], classes, locate)
     except DataError as exc:
         raise DataError(f"{where}: {exc}") from None
-    check_labels(y, classes, where)
+    check_labels(y, classes, where, locate)
     return y
 
 

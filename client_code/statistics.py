@@ -56,21 +56,22 @@ def _numbers(column: pd.Series) -> pd.Series | None:
     return numbers if bool((numbers.notna() | column.isna()).all()) else None
 
 
-def label_statistics(labels: pd.Series, task: str | None, where: str) -> dict[str, Any]:
+def label_statistics(labels: pd.Series, task: str | None, where: str, locate: Any = None) -> dict[str, Any]:
     """What an owner tells about its label: {"label_counts": {class as text: n}} and/or {"label_moments": {...}}.
 
     A numeric label sends its moments (count, mean, M2; not its extremes). Its value counts are
     sent unless it is a regression label (the module docstring); text labels always send counts.
-    Raises DataError naming `where` for an empty label, or a non-numeric value when `task` is regression.
+    Raises DataError naming `where` (and the row: `locate(row)`) for an empty label, or a non-numeric
+    value when `task` is regression.
     """
     try:
-        canonical = canonical_labels(labels) if task != "regression" else None
+        canonical = canonical_labels(labels, locate=locate) if task != "regression" else None
     except DataError as exc:
         raise DataError(f"{where}: {exc}") from None
     numbers = pd.to_numeric(labels.astype(str).str.strip(), errors="coerce")
     answer: dict[str, Any] = {}
     if numbers.notna().all():
-        values = numeric_column(labels, str(labels.name), where, fix="a regression label is a number")
+        values = numeric_column(labels, str(labels.name), where, fix="a regression label is a number", locate=locate)
         mean = float(values.mean())
         answer["label_moments"] = {"count": len(values), "mean": mean, "m2": float(((values - mean) ** 2).sum())}
         continuous = bool(np.any(np.mod(values, 1) != 0)) or len(np.unique(values)) > REGRESSION_DISTINCT
@@ -108,7 +109,7 @@ def compute_statistics(
     DataError naming `where`, the column, the row and the fix for a missing label column or an empty cell.
     """
     require_label(frame, label, where)
-    summary = label_statistics(frame[label], task, where)
+    summary = label_statistics(frame[label], task, where, locate)
     columns: dict[str, Any] = {}
     for name in frame.columns:
         if name == label or name in drop:

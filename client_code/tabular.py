@@ -161,25 +161,29 @@ def _not_integral(text: pd.Series) -> np.ndarray:
         return ~np.isfinite(numbers) | (np.mod(np.nan_to_num(numbers, nan=0.5), 1) != 0)
 
 
-def canonical_labels(labels: pd.Series, classes: list[Any] | None = None) -> np.ndarray:
+def canonical_labels(labels: pd.Series, classes: list[Any] | None = None, locate: Any = None) -> np.ndarray:
     """Labels as the federation compares them: integers when every label is an integral number, else text.
 
     With `classes` (the federation's), the classes decide: integer classes read every label as an
     integer, text classes as its stripped text. Without them the labels decide. So `0.0`/`1.0`
     become 0/1 and `-1`/`+1` become -1/1, and any text label survives unchanged (JSON end to end).
     Returns `label_array`'s array. Raises DataError for an empty label or, with integer classes, a
-    label that is not an integer; the caller names the file.
+    label that is not an integer, at `locate(row)` ("test.csv line 7"; default "row N", N its line);
+    the caller names the file.
     """
+    where_row = locate or (lambda row: f"row {row + 2}")
     if labels.isna().any():
         row = int(np.argmax(labels.isna().to_numpy()))
-        raise DataError(f"the label column has an empty value (row {row + 2}); drop or fill those rows")
+        raise DataError(f"the label column has an empty value ({where_row(row)}); drop or fill those rows")
     text = labels.astype(str).str.strip()
     bad = _not_integral(text)
     as_int = all(isinstance(c, int | np.integer) for c in classes) if classes else not bad.any()
     if not as_int:
         return label_array(text.tolist())
     if bad.any():
-        raise DataError(f"label value {text.iloc[int(np.argmax(bad))]!r} is not one of the classes {classes}")
+        row = int(np.argmax(bad))
+        at = f" ({locate(row)})" if locate else ""
+        raise DataError(f"label value {text.iloc[row]!r} is not one of the classes {classes}{at}")
     return label_array([int(float(v)) for v in text])
 
 
@@ -200,12 +204,14 @@ def sort_classes(classes: list[Any]) -> list[Any]:
     return sorted(classes, key=lambda c: (isinstance(c, str), c))
 
 
-def check_labels(values: np.ndarray, classes: list[Any], where: str) -> None:
-    """Raise DataError naming `where` when a label is not one of the federation's classes."""
-    unknown = sorted(set(values.tolist()) - set(classes), key=str)
-    if unknown:
+def check_labels(values: np.ndarray, classes: list[Any], where: str, locate: Any = None) -> None:
+    """Raise DataError naming `where` (and the row, with `locate`) when a label is not one of `classes`."""
+    outside = ~pd.Series(values).isin(classes).to_numpy()
+    if outside.any():
+        row = int(np.argmax(outside))
+        at = f" ({locate(row)})" if locate else ""
         raise DataError(
-            f"{where}: label value {unknown[0]!r} is not one of the federation's classes {classes}; "
+            f"{where}: label value {values.tolist()[row]!r} is not one of the federation's classes {classes}{at}; "
             "relabel the data or prepare it again"
         )
 

@@ -146,6 +146,10 @@ def test_non_numeric_values(capsys, tmp_path, data_copy):
         ("test", "", "test.csv: column 'inpatient_share' has an empty cell (test.csv line 4)"),
         ("train", "inf", "column 'inpatient_share' has the infinite value 'inf' (train.csv line 4); replace it"),
         ("test", "-inf", "column 'inpatient_share' has the infinite value '-inf' (test.csv line 4); replace it"),
+        # the label column too, in either file
+        ("test", "", "test.csv: the label column has an empty value (test.csv line 4); drop or fill"),
+        ("train", "", "the label column has an empty value (train.csv line 4); drop or fill"),
+        ("test", "abc", "test.csv: label value 'abc' is not one of the classes [0, 1] (test.csv line 4)"),
     ],
 )
 def test_a_bad_cell_is_named_by_its_file_and_line_in_the_test_set_and_the_clients(
@@ -153,9 +157,10 @@ def test_a_bad_cell_is_named_by_its_file_and_line_in_the_test_set_and_the_client
 ):
     folder = data_copy if where == "test" else data_copy / "clients" / "client-2" / "train"
     path = folder / "test.csv" if where == "test" else _csv(folder)
+    column = "potential_fraud" if "label" in message else "inpatient_share"
     frame = pd.read_csv(path)
-    frame["inpatient_share"] = frame["inpatient_share"].astype(object)
-    frame.loc[2, "inpatient_share"] = value  # the third data row: line 4 of the file
+    frame[column] = frame[column].astype(object)
+    frame.loc[2, column] = value  # the third data row: line 4 of the file
     frame.to_csv(path, index=False)
     _assert_bad_input(capsys, tmp_path / "runs", "--data-dir", str(data_copy), message=message)
 
