@@ -38,6 +38,7 @@ from .tabular import (
     numeric_column,
     read_channel,
     require_label,
+    row_at,
 )
 
 if TYPE_CHECKING:  # scikit-learn is imported where a transformer is built: reading a schema does not need it
@@ -172,7 +173,7 @@ def typed_frame(
             continue
         if column.isna().any():
             row = int(np.argmax(column.isna().to_numpy()))
-            at = locate(row) if locate else f"row {row + 2}"
+            at = row_at(row, locate)
             raise DataError(f"{where}: column {name!r} has an empty cell ({at}); fill it or drop the row")
         columns[name] = column.astype(str).to_numpy(dtype=object)
     return pd.DataFrame(columns, index=frame.index)

@@ -35,7 +35,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .tabular import DataError, canonical_class, canonical_labels, numeric_column, require_label, sort_classes
+from .tabular import (
+    DataError,
+    canonical_class,
+    canonical_labels,
+    numeric_column,
+    require_label,
+    row_at,
+    sort_classes,
+)
 
 SCHEMA_VERSION = 2
 REGRESSION_DISTINCT = 20  # a numeric label with more distinct values (or a non-integral one) is a regression label
@@ -130,7 +138,7 @@ def compute_statistics(
             continue
         if column.isna().any():
             row = int(np.argmax(column.isna().to_numpy()))
-            at = locate(row) if locate else f"row {row + 2}"
+            at = row_at(row, locate)
             raise DataError(f"{where}: column {name!r} has an empty cell ({at}); fill it or drop the row")
         levels = column.value_counts()
         entry: dict[str, Any] = {"numeric": False, "distinct": len(levels)}

@@ -161,6 +161,11 @@ def _not_integral(text: pd.Series) -> np.ndarray:
         return ~np.isfinite(numbers) | (np.mod(np.nan_to_num(numbers, nan=0.5), 1) != 0)
 
 
+def row_at(row: int, locate: Any = None) -> str:
+    """Where the 0-based data row `row` is: `locate(row)` ("part-1.csv line 7"), else "row N" (N its line)."""
+    return locate(row) if locate else f"row {row + 2}"
+
+
 def canonical_labels(labels: pd.Series, classes: list[Any] | None = None, locate: Any = None) -> np.ndarray:
     """Labels as the federation compares them: integers when every label is an integral number, else text.
 
@@ -171,10 +176,9 @@ def canonical_labels(labels: pd.Series, classes: list[Any] | None = None, locate
     label that is not an integer, at `locate(row)` ("test.csv line 7"; default "row N", N its line);
     the caller names the file.
     """
-    where_row = locate or (lambda row: f"row {row + 2}")
     if labels.isna().any():
         row = int(np.argmax(labels.isna().to_numpy()))
-        raise DataError(f"the label column has an empty value ({where_row(row)}); drop or fill those rows")
+        raise DataError(f"the label column has an empty value ({row_at(row, locate)}); drop or fill those rows")
     text = labels.astype(str).str.strip()
     bad = _not_integral(text)
     as_int = all(isinstance(c, int | np.integer) for c in classes) if classes else not bad.any()
@@ -241,25 +245,24 @@ def numeric_column(
     `numbers`: `pd.to_numeric(column, errors="coerce")` when the caller has it already (parsing
     text is most of the cost).
     """
-    where_row = locate or (lambda row: f"row {row + 2}")
     numeric = pd.to_numeric(column, errors="coerce") if numbers is None else numbers
     bad = numeric.isna() & column.notna()
     if bad.any():
         row = int(np.argmax(bad.to_numpy()))
         raise DataError(
-            f"{where}: column {name!r} has the non-numeric value {column.iloc[row]!r} ({where_row(row)}); {fix}"
+            f"{where}: column {name!r} has the non-numeric value {column.iloc[row]!r} ({row_at(row, locate)}); {fix}"
         )
     values = numeric.to_numpy(dtype=np.float64)
     if np.isnan(values).any():
         row = int(np.argmax(np.isnan(values)))
         raise DataError(
-            f"{where}: column {name!r} has an empty cell ({where_row(row)}); fill it or drop the row "
+            f"{where}: column {name!r} has an empty cell ({row_at(row, locate)}); fill it or drop the row "
             "(fedsage does not impute)"
         )
     if not np.all(np.isfinite(values)):
         row = int(np.argmax(~np.isfinite(values)))
         raise DataError(
-            f"{where}: column {name!r} has the infinite value {str(column.iloc[row])!r} ({where_row(row)}); "
+            f"{where}: column {name!r} has the infinite value {str(column.iloc[row])!r} ({row_at(row, locate)}); "
             "replace it with a finite number or drop the row"
         )
     return values
