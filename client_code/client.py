@@ -124,7 +124,7 @@ class FederationClient(NumPyClient):
             categorical=request.get("categorical", []),
             drop=request.get("drop", []),
             max_levels=int(request.get("max_levels", 50)),
-            where=f"train data ({train.info.folder})",
+            where="train data",  # the server names where the channel comes from (federation/statistics.py)
             locate=train.info.locate,
             task=request.get("task"),
         )
@@ -136,8 +136,7 @@ class FederationClient(NumPyClient):
         schema = normalise_schema(schema, "the federation's schema")
         datasets, unseen = {}, {}
         for name, channel in self.channels.items():
-            where = f"{name} data ({channel.info.folder})"
-            datasets[name] = to_dataset(channel.frame, schema, where, channel.info.locate)
+            datasets[name] = to_dataset(channel.frame, schema, f"{name} data", channel.info.locate)
             unseen[name] = unseen_counts(channel.frame, schema)
             log.info("%s channel: %s", name, channel.info.describe())
             for column, count in unseen[name].items():

@@ -155,6 +155,13 @@ def preprocessor(schema: dict[str, Any]) -> ColumnTransformer:
     return transformer
 
 
+def require_features(frame: pd.DataFrame, schema: dict[str, Any], where: str) -> None:
+    """Raise DataError naming `where` and the first feature column of `schema` that `frame` lacks."""
+    for feature in schema["features"]:
+        if feature["name"] not in frame.columns:
+            raise DataError(f"{where}: column {feature['name']!r} required by the feature schema is missing")
+
+
 def typed_frame(
     frame: pd.DataFrame, schema: dict[str, Any], where: str, locate: Callable[[int], str] | None = None
 ) -> pd.DataFrame:
@@ -162,11 +169,10 @@ def typed_frame(
 
     Refuses a missing column and an empty cell (numeric or categorical: fedsage does not impute).
     """
+    require_features(frame, schema, where)
     columns: dict[str, Any] = {}
     for feature in schema["features"]:
         name = feature["name"]
-        if name not in frame.columns:
-            raise DataError(f"{where}: column {name!r} required by the feature schema is missing")
         column = frame[name]
         if feature["kind"] == "numeric":
             columns[name] = numeric_column(column, name, where, locate=locate)
@@ -225,22 +231,6 @@ def label_values(
         raise DataError(f"{where}: {exc}") from None
     check_labels(y, classes, where, locate)
     return y
-
-
-def check_rows(
-    frame: pd.DataFrame,
-    schema: dict[str, Any],
-    where: str = "data",
-    locate: Callable[[int], str] | None = None,
-) -> None:
-    """Raise the DataError `to_dataset` would raise for these rows, without encoding them.
-
-    The encoding itself (`preprocessor`: a ColumnTransformer fitted per call) raises nothing
-    for rows that pass `label_values` and `typed_frame`, and was most of the cost of checking a
-    channel (run/inputs.py reads every local channel before the rounds start).
-    """
-    label_values(frame, schema, where, locate)
-    typed_frame(frame, schema, where, locate)
 
 
 def to_dataset(

@@ -100,10 +100,13 @@ def tree_digest(base: Path, files: list[Path]) -> str:
     return digest.hexdigest()
 
 
-def read_csv_file(path: Path) -> pd.DataFrame:
-    """One CSV file as text cells (see the module docstring); DataError for an empty or unreadable file."""
+def read_csv_file(path: Path, rows: int | None = None) -> pd.DataFrame:
+    """One CSV file as text cells (see the module docstring); DataError for an empty or unreadable file.
+
+    `rows`: read the header and at most this many data rows (None: all of them).
+    """
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], skipinitialspace=True)
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], skipinitialspace=True, nrows=rows)
     except pd.errors.EmptyDataError:
         raise DataError(f"{path} is empty; it needs a header row and data rows") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
@@ -126,10 +129,28 @@ def read_channel(folder: Path) -> tuple[pd.DataFrame, ChannelInfo]:
     folder = Path(folder)
     files = channel_files(folder)
     base = folder if folder.is_dir() else folder.parent
+    data, counts = _read_files(folder, files, None)
+    info = ChannelInfo(
+        str(folder), [(path.relative_to(base).as_posix(), n) for path, n in zip(files, counts, strict=True)]
+    )
+    return data, replace(info, digest=tree_digest(base, files))
+
+
+def channel_head(folder: Path) -> pd.DataFrame:
+    """A channel's columns and the first data row of each of its files (text cells), without reading the rest.
+
+    What a channel's header alone can show (run/inputs.py checks local channels with it before the
+    clients read them): the same DataError as `read_channel` for a missing folder, no CSV file, an
+    unreadable header, files with different columns, or no data rows; not a bad cell further down.
+    """
+    return _read_files(Path(folder), channel_files(folder), 1)[0]
+
+
+def _read_files(folder: Path, files: list[Path], rows: int | None) -> tuple[pd.DataFrame, list[int]]:
+    """`files` (read_csv_file, at most `rows` data rows each) as one frame in the first file's column order."""
     frames: list[pd.DataFrame] = []
-    info = ChannelInfo(str(folder))
     for path in files:
-        frame = read_csv_file(path)
+        frame = read_csv_file(path, rows)
         if frames:
             expected = list(frames[0].columns)
             if set(frame.columns) != set(expected):
@@ -141,12 +162,10 @@ def read_channel(folder: Path) -> tuple[pd.DataFrame, ChannelInfo]:
                 raise DataError(f"{path} has different columns from {files[0]} ({detail}); align the files")
             frame = frame[expected]
         frames.append(frame)
-        info.files.append((path.relative_to(base).as_posix(), len(frame)))
     data = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    info = replace(info, digest=tree_digest(base, files))
     if data.empty:
         raise DataError(f"{folder} has a header but no data rows")
-    return data, info
+    return data, [len(frame) for frame in frames]
 
 
 def read_csv_folder(folder: Path) -> pd.DataFrame:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 
 def fmt(value: Any) -> str:
@@ -11,6 +12,12 @@ def fmt(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
     return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def shown_uri(uri: str) -> str:
+    """A data URI as a user finds it: the local path of a file:// URI, any other URI as it is."""
+    parsed = urlparse(uri)
+    return unquote(parsed.path) if parsed.scheme == "file" else uri
 
 
 def plural(count: int, noun: str) -> str:

@@ -162,7 +162,9 @@ def test_a_bad_cell_is_named_by_its_file_and_line_in_the_test_set_and_the_client
     frame[column] = frame[column].astype(object)
     frame.loc[2, column] = value  # the third data row: line 4 of the file
     frame.to_csv(path, index=False)
-    _assert_bad_input(capsys, tmp_path / "runs", "--data-dir", str(data_copy), message=message)
+    error = _assert_bad_input(capsys, tmp_path / "runs", "--data-dir", str(data_copy), message=message)
+    if where == "train":  # found by the client in its statistics phase, named where its owner keeps it
+        assert f"error: client 'client-2' train data ({folder}): " in error
 
 
 def test_missing_test_set(capsys, tmp_path, data_copy):

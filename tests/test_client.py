@@ -67,7 +67,7 @@ def test_a_data_problem_in_the_phase_is_an_error_answer_not_a_crash(prepared, tm
         {"fedsage": "statistics", "payload": json.dumps({"label": "y", "salt": "s", "drop": []})}
     )
     assert answer == {
-        "error": "train data (" + str(tmp_path) + "): column 'x' has an empty cell (a.csv line 3); "
+        "error": "train data: column 'x' has an empty cell (a.csv line 3); "
         "fill it or drop the row (fedsage does not impute)"
     }
     assert "unknown request" in client.get_properties({"fedsage": "nonsense"})["error"]

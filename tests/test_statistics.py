@@ -8,7 +8,7 @@ import pytest
 
 from client_code.models.logistic import fit_local, make_model, prior_correction, set_initial_params
 from client_code.resample import balance, federation_weights
-from client_code.schema import check_rows, encode, to_dataset
+from client_code.schema import encode, to_dataset
 from client_code.statistics import (
     compute_statistics,
     level_hash,
@@ -217,16 +217,13 @@ def test_labels_outside_the_classes_are_refused_by_to_dataset():
         ({"x": ["1", "2"]}, r"label column 'y' not found \(columns: x\); add it to these files, or name the column"),
     ],
 )
-def test_check_rows_refuses_what_to_dataset_refuses_with_the_same_words(rows, refused):
-    """The run's input check (run/inputs.py) uses check_rows so as not to encode every channel."""
+def test_to_dataset_refuses_a_bad_row_naming_where_the_column_and_the_fix(rows, refused):
+    """What a client's schema phase answers for rows it cannot encode (client_code/client.py)."""
     schema = {"label": "y", "classes": [0, 1], "features": [{"name": "x", "kind": "numeric", "mean": 0, "scale": 1}]}
     frame = pd.DataFrame(rows, dtype=object)
-    with pytest.raises(DataError, match=refused) as by_check:
-        check_rows(frame, schema, "client 'a' train data")
-    with pytest.raises(DataError) as by_encoding:
+    with pytest.raises(DataError, match=refused) as refusal:
         to_dataset(frame, schema, "client 'a' train data")
-    assert str(by_check.value) == str(by_encoding.value)
-    assert check_rows(pd.DataFrame({"x": ["1"], "y": ["1.0"]}), schema) is None
+    assert str(refusal.value).startswith("client 'a' train data: ")
 
 
 def test_statistics_without_the_label_column_name_the_columns_and_the_fix():
@@ -257,3 +254,24 @@ def test_each_feature_column_is_parsed_once_and_its_kind_is_unchanged(monkeypatc
     gap = pd.DataFrame({"x": ["1", None, "inf"], "label": ["0", "1", "1"]})
     with pytest.raises(DataError, match=r"column 'x' has an empty cell \(row 3\)"):
         compute_statistics(gap, "label", "s")
+
+
+def test_a_client_refusing_its_data_is_named_with_where_its_owner_keeps_the_channel():
+    """A client sees only its mount; the server names the channel's source (federation/statistics.py)."""
+    from orchestrator.federation.statistics import ClientRefusal
+    from orchestrator.text import shown_uri
+
+    channels = {"train": shown_uri("file:///data/a%20b/train"), "validation": shown_uri("s3://bucket/validation")}
+    refusal = ClientRefusal("client-2", "validation data: column 'x' has an empty cell (v.csv line 3); fill it")
+    assert str(refusal.located(channels)) == (
+        "client 'client-2' validation data (s3://bucket/validation): column 'x' has an empty cell (v.csv line 3); "
+        "fill it"
+    )
+    assert (
+        str(ClientRefusal("c", "train data: bad").located(channels)) == "client 'c' train data (/data/a b/train): bad"
+    )
+    other = ClientRefusal("client-2", "unknown request 'x'; the server and the client code are of different versions")
+    assert other.located(channels) is other
+    assert (
+        str(other) == "client 'client-2': unknown request 'x'; the server and the client code are of different versions"
+    )

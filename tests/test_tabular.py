@@ -5,7 +5,14 @@ import pandas as pd
 import pytest
 from conftest import CASES, needs_cases
 
-from client_code.tabular import DataError, canonical_class, canonical_labels, read_channel, read_csv_folder
+from client_code.tabular import (
+    DataError,
+    canonical_class,
+    canonical_labels,
+    channel_head,
+    read_channel,
+    read_csv_folder,
+)
 
 
 def _labels(*values):
@@ -78,3 +85,17 @@ def test_case_01_spaced_header_names_are_stripped():
     assert list(frame.columns) == ["age", "hours_per_week", "education_num", "workclass", "income"]
     assert sorted(frame["income"].unique()) == ["<=50K", ">50K"]
     assert sorted(frame["workclass"].unique()) == ["Private", "Self-emp", "State-gov"]
+
+
+def test_channel_head_reads_each_files_header_and_first_row_with_read_channels_checks(tmp_path):
+    """What run/inputs.py reads of a local channel: enough for its columns, never a row past the first."""
+    (tmp_path / "a.csv").write_text("x,y\n1,0\nnot read,1\n")
+    (tmp_path / "b.csv").write_text("y, x\n1,3\n")
+    assert channel_head(tmp_path).to_dict("list") == {"x": ["1", "3"], "y": ["0", "1"]}
+    (tmp_path / "c.csv").write_text("x,z\n1,0\n")
+    with pytest.raises(DataError, match=r"c.csv has different columns from .*a.csv \(missing y; extra z\)"):
+        channel_head(tmp_path)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "d.csv").write_text("x,y\n")
+    with pytest.raises(DataError, match="has a header but no data rows"):
+        channel_head(tmp_path / "empty")

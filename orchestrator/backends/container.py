@@ -232,9 +232,7 @@ def check_local_channels(backend: str, federation, server) -> None:
 
     channels: dict[str, dict[str, Path]] = {}
     for client in federation.clients:
-        for channel, uri in (("train", client.train_uri), ("validation", client.validation_uri)):
-            if uri is None:
-                continue
+        for channel, uri in client.channels.items():
             if not uri.startswith("file://"):
                 raise BadInput(
                     f"client {client.name!r} {channel}_uri {uri} is not a local folder; the {backend} "

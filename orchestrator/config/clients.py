@@ -107,6 +107,11 @@ class ClientSettings(_Section):
         str | None, Field(min_length=1, description="the data owner's AWS profile, used only by `fedsage data upload`")
     ] = None
 
+    @property
+    def channels(self) -> dict[str, str]:
+        """The client's channels: name ("train", "validation" when set) -> URI."""
+        return {"train": self.train_uri, **({"validation": self.validation_uri} if self.validation_uri else {})}
+
     @field_validator("train_uri", "validation_uri")
     @classmethod
     def _known_scheme(cls, value: str | None) -> str | None:

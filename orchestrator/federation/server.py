@@ -31,6 +31,7 @@ from orchestrator.federation.transport import start_grpc_server
 from orchestrator.run.checkpoint import Checkpoint, Resumed
 from orchestrator.run.events import ClientRefused, FederationEvent
 from orchestrator.run.inputs import ServerData
+from orchestrator.text import shown_uri
 
 log = logging.getLogger(__name__)
 
@@ -111,9 +112,9 @@ class FederationServer:
         run = self.federation.federation
         self.roster.wait_for_all(self.federation.min_clients())
         proxies = dict(self.roster.all())
-        phase = run_phase(
-            proxies, self.data.schema, self.federation.data, run.round_timeout, self.data.label_counts(self.federation)
-        )
+        channels = {c.name: {ch: shown_uri(uri) for ch, uri in c.channels.items()} for c in self.federation.clients}
+        test_counts = self.data.label_counts(self.federation)
+        phase = run_phase(proxies, self.data.schema, self.federation.data, run.round_timeout, test_counts, channels)
         self.roster.check_aborted()
         self.data = data = self.on_phase(phase)
         assert data.test is not None and data.schema is not None

@@ -86,6 +86,26 @@ class PhaseResult:
         }
 
 
+class ClientRefusal(BadInput):
+    """A client's answer {"error": <one line>}: it cannot use its own data (client_code/client.py)."""
+
+    def __init__(self, client: str, error: str) -> None:
+        super().__init__(f"client {client!r}: {error}")
+        self.client, self.error = client, error
+
+    def located(self, channels: dict[str, str]) -> BadInput:
+        """The refusal naming the channel where the data owner finds it (`channels`: channel -> URI or folder).
+
+        A client names a channel's problem `<channel> data: ...` (client.py): it sees only its own
+        mount (/opt/ml/input/data/<channel>), the server knows where the channel comes from.
+        """
+        for channel, where in channels.items():
+            prefix = f"{channel} data: "
+            if self.error.startswith(prefix):
+                return BadInput(f"client {self.client!r} {channel} data ({where}): {self.error[len(prefix) :]}")
+        return self
+
+
 def _ask(proxies: dict[str, ClientProxy], phase: str, payloads: dict[str, Any], timeout: float) -> dict[str, Any]:
     """Send one phase's request to the named clients in parallel; their decoded answers by name."""
 
@@ -97,7 +117,7 @@ def _ask(proxies: dict[str, ClientProxy], phase: str, payloads: dict[str, Any], 
             raise RuntimeError(f"client {name!r} did not answer the statistics phase ({phase}): {exc}") from None
         properties = res.properties
         if "error" in properties:
-            raise BadInput(f"client {name!r}: {properties['error']}")
+            raise ClientRefusal(name, str(properties["error"]))
         return json.loads(str(properties.get("payload", "{}")))
 
     with ThreadPoolExecutor(max_workers=max(1, min(8, len(payloads)))) as pool:
@@ -156,12 +176,27 @@ def run_phase(
     settings: DataSettings,
     timeout: float,
     tie_break: dict[str, int] | None = None,
+    channels: dict[str, dict[str, str]] | None = None,
 ) -> PhaseResult:
     """The whole phase (see the module docstring). Raises BadInput (a client's data, named) or RuntimeError.
 
     `tie_break`: class counts (by class text) of the server's test set, which decide the default
-    positive class when the clients' training counts tie.
+    positive class when the clients' training counts tie. `channels`: client -> channel -> where
+    its data comes from (URI or folder), named when a client refuses its data.
     """
+    try:
+        return _run_phase(proxies, schema, settings, timeout, tie_break)
+    except ClientRefusal as refusal:
+        raise refusal.located((channels or {}).get(refusal.client, {})) from None
+
+
+def _run_phase(
+    proxies: dict[str, ClientProxy],
+    schema: dict[str, Any] | None,
+    settings: DataSettings,
+    timeout: float,
+    tie_break: dict[str, int] | None,
+) -> PhaseResult:
     started = time.monotonic()
     inferred: list[str] = []
     source, note = "schema file", ""

@@ -1,17 +1,15 @@
-"""A run's inputs, checked before its rounds start: the server's test set and schema, and local channels.
+"""A run's inputs, checked before its rounds start: the server's test set and schema, and local channels' headers.
 
 The run has a schema when `[server] schema` is set or schema.json lies beside the test set
 (prepared data); otherwise the statistics phase computes one from the clients' raw data, and the
-test set is encoded once it is known. Each input file is read once. For local channels the same
-statistics the clients will send are computed here, with the same client_code functions, so a
-client without rows of some class, a column some clients lack, or an identifier column is caught
-by name before the server starts its rounds (run/startup.py: while the jobs of a local backend
-start). Any problem is BadInput (exit 2), naming the file and the fix.
+test set is encoded once it is known. The server reads its own files once. Of a local channel it
+reads only the header and first row (`check_local_channels`): the rows are its client's to read
+and check, once, as on SageMaker (run/startup.py: while the jobs of a local backend start). Any
+problem is BadInput (exit 2), naming the file and the fix.
 """
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,9 +17,8 @@ from typing import Any
 
 import pandas as pd
 
-from client_code.schema import check_rows, load_schema, normalise_schema, to_dataset
-from client_code.statistics import compute_statistics, merge_statistics
-from client_code.tabular import DataError, Dataset, canonical_labels, read_channel
+from client_code.schema import load_schema, normalise_schema, require_features, to_dataset
+from client_code.tabular import DataError, Dataset, canonical_labels, channel_head, read_channel, require_label
 from orchestrator.config import Federation
 from orchestrator.errors import BadInput
 
@@ -119,62 +116,32 @@ def load_server_data(federation: Federation) -> ServerData:
     return read_server_data(server.test_data, schema)
 
 
-def _read(client: str, channel: str, folder: Path) -> tuple[pd.DataFrame, Any]:
-    """One local channel's rows, or BadInput naming the client and the channel."""
-    try:
-        return read_channel(folder)
-    except DataError as exc:
-        raise BadInput(f"client {client!r} {channel} data: {exc}") from None
-
-
 def check_local_channels(federation: Federation, channels: dict[str, dict[str, Path]], server: ServerData) -> None:
-    """Check local channels before the rounds start, with the statistics the clients will send.
+    """Check what the headers of local channels can show, before their clients read them (BadInput).
 
-    `channels` maps client -> {"train": folder, "validation": folder}; each folder is read once.
-    Catches, by client name: unreadable or empty folders, a missing label column, empty cells,
-    columns the clients do not share, a column with numbers at one client and text at another, an
-    identifier column, a client without rows of some class (its statistics), and, with a schema,
-    data the schema cannot encode or labels outside its classes.
+    `channels` maps client -> {"train": folder, "validation": folder}. Reads each file's header
+    and first data row only (tabular.channel_head), and refuses by client and channel: a missing
+    or empty folder, an unreadable header, files with different columns, no data rows, no label
+    column, and, with a schema, a column of the schema that a channel lacks.
+
+    The cells are each client's to check, as on SageMaker, where the server never sees them: its
+    job reads and encodes its channels once, in the statistics phase (client_code/client.py), and a
+    bad cell, a client without rows of some class or a column some clients lack comes back as its
+    one-line error (federation/statistics.py) before round 1, exit 2, the run folder removed
+    (run/lifecycle.py). Issue 15: nothing is read twice.
     """
-    settings = federation.data
-    label = server.label if server.schema is not None else settings.label
+    label = server.label if server.schema is not None else federation.data.label
     assert label, "load_server_data requires a schema or [data] label"
-    salt = secrets.token_hex(16)
-    task = server.schema["task"] if server.schema is not None else settings.task
-    read = {c: {ch: _read(c, ch, folder) for ch, folder in folders.items()} for c, folders in channels.items()}
-    keep = {f["name"] for f in server.schema["features"]} | {label} if server.schema is not None else None
-    statistics = {}
-    for client, frames in read.items():
-        frame, info = frames["train"]
-        if keep is not None:  # with a schema, only its columns matter
-            frame = frame[[c for c in frame.columns if c in keep]]
-        where = f"client {client!r} train data ({channels[client]['train']})"
-        try:
-            statistics[client] = compute_statistics(
-                frame, label, salt, settings.categorical, settings.drop, settings.max_levels, where, info.locate, task
-            )
-        except DataError as exc:
-            raise BadInput(str(exc)) from None
-    classes = list(server.schema["classes"]) if server.schema is not None else None
-    if server.schema is None:
-        try:
-            classes = merge_statistics(statistics, label, **settings.merge_options())["classes"]
-        except DataError as exc:
-            raise BadInput(str(exc)) from None
-    for client, stats in statistics.items():
-        present = {str(k) for k, n in stats.get("label_counts", {}).items() if n > 0}  # none for regression
-        for cls in classes:
-            if str(cls) not in present:
-                raise BadInput(
-                    f"client {client!r} has no training rows of class {cls!r} ({channels[client]['train']}); every "
-                    "client needs rows of every class (docs/adr/0002-data-partitions.md): leave it out or give it some"
-                )
-    if server.schema is None:
-        return
-    for client, frames in read.items():
-        for channel, (frame, info) in frames.items():
-            where = f"client {client!r} {channel} data ({channels[client][channel]})"
+    for client, folders in channels.items():
+        for channel, folder in folders.items():
             try:
-                check_rows(frame, server.schema, where, info.locate)  # what encoding would refuse, not encoded
+                head = channel_head(folder)
+            except DataError as exc:
+                raise BadInput(f"client {client!r} {channel} data: {exc}") from None
+            where = f"client {client!r} {channel} data ({folder})"
+            try:
+                require_label(head, label, where)
+                if server.schema is not None:
+                    require_features(head, server.schema, where)
             except DataError as exc:
                 raise BadInput(str(exc)) from None

@@ -235,7 +235,7 @@ class FederationRun:
             self._plotter.start()  # and the figures' (matplotlib), in the helper process
             self._watch()
             self.watcher.federation_done = True
-            if isinstance(self._server_error, BadInput):  # a client's data, found in the statistics phase
+            if isinstance(self._server_error, BadInput):  # a client's data, refused in the statistics phase
                 raise self._server_error
             if self._server_error is not None:
                 raise RunFailed(failure_message(self._server_error, self._server, self.watcher))
@@ -377,6 +377,15 @@ class FederationRun:
         for name, figure in report.figures(self.history, self.run_id, task, record.calibration, record.scores).items():
             self._plotter.submit(name, figure)
 
+    def _refused(self) -> bool:
+        """Whether the run ended before its first evaluation: its inputs refused (BadInput) or never checked.
+
+        Its input check failed or did not end (a Ctrl-C), or a client refused its own data in the
+        statistics phase (run/inputs.py leaves the rows to the clients): the run folder holds nothing
+        worth keeping, so `_finish` removes it.
+        """
+        return self.data is None or (isinstance(self._server_error, BadInput) and not self.history.rounds)
+
     def _finish(self, status: str, reason: str) -> list[str]:
         """Stop whatever still runs, then write run.json and the reports, whatever happened.
 
@@ -385,7 +394,8 @@ class FederationRun:
         """
         problems: list[str] = []
         with interrupts.deferred(reraise=False) as received:
-            if self.data is None:  # refused (or interrupted) before its inputs were checked: nothing to show
+            refused = self._refused()
+            if refused:  # nothing to show after the one-line error
                 self.observer.drop()
             self._stopping = status != "completed"
             if self._server is not None and status != "completed":
@@ -404,7 +414,7 @@ class FederationRun:
                 self._log.release(served)  # a server thread still ending keeps logging to server.log
                 if self._log.error is not None:
                     self.warnings.append(f"server.log is incomplete: {file_error(self._log.error)}")
-            if self.folder.created and self.data is None and not unstopped:  # nothing half-written
+            if self.folder.created and refused and not unstopped:  # nothing half-written
                 self.folder.discard()
             elif self.folder.created:
                 try:
