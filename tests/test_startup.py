@@ -94,6 +94,9 @@ def test_a_good_run_starts_its_jobs_first_and_reads_each_input_once(tmp_path, pr
 
     monkeypatch.setattr(inputs_module, "read_channel", counting(reads, inputs_module.read_channel))
     monkeypatch.setattr(inputs_module, "channel_head", counting(heads, inputs_module.channel_head))
+    encoded = []
+    to_dataset = inputs_module.to_dataset
+    monkeypatch.setattr(inputs_module, "to_dataset", lambda *a, **k: encoded.append(a[1]) or to_dataset(*a, **k))
     events = []
     options = LocalOptions(data_dir=prepared_dir, out=tmp_path / "runs", rounds=1, join_timeout=120)
     run = build_local_run(options, observer=events.append)
@@ -107,6 +110,7 @@ def test_a_good_run_starts_its_jobs_first_and_reads_each_input_once(tmp_path, pr
     assert isinstance(events[0], ServerListening)  # held during the check, then passed on in order
     assert list(reads.items()) == [("test.csv", 1)]  # the server reads its test set once and no client's rows
     assert heads == Counter(f"clients/{c}/{ch}" for c in CLIENTS for ch in ("train", "validation"))  # headers once
+    assert len(encoded) == 1  # the test set encoded once, with the schema file (the phase's copy adds no work)
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

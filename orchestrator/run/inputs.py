@@ -51,9 +51,16 @@ class ServerData:
         return [str(c) for c in self.frame.columns]
 
     def with_schema(self, schema: dict[str, Any]) -> ServerData:
-        """The same test rows encoded with `schema`; BadInput if they do not fit it."""
+        """The same test rows encoded with `schema`; BadInput if they do not fit it.
+
+        Rows already encoded with a schema that differs at most in its positive class (the
+        statistics phase's copy of a schema file) are not encoded again: the positive class
+        changes the metrics, not the encoding.
+        """
         try:
             schema = normalise_schema(schema, "the run's schema")
+            if self.test is not None and self.schema is not None and _encoding(self.schema) == _encoding(schema):
+                return replace(self, schema=schema)
             dataset = to_dataset(self.frame, schema, self.where, self.locate)
         except DataError as exc:
             raise BadInput(str(exc)) from None
@@ -69,6 +76,11 @@ class ServerData:
         except DataError:
             return {}
         return {str(k): int(n) for k, n in pd.Series(values).value_counts().items()}
+
+
+def _encoding(schema: dict[str, Any]) -> dict[str, Any]:
+    """What of a (normalised) schema decides how rows are encoded: everything but the positive class."""
+    return {key: value for key, value in schema.items() if key != "positive_class"}
 
 
 def server_data(
