@@ -190,10 +190,34 @@ def _tree(root):
         return []
 
 
+def _kind(command: str, root: bool) -> str:
+    """Which part of a job a process is, from its command line: server, client, plotter or other."""
+    if "fedsage_client" in command or " _client " in command:
+        return "client"
+    if "orchestrator.run.plotter" in command:
+        return "plotter"
+    return "server" if root else "other"
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of this process's waited-for descendants so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def measure(commands: list[list[str]], env: dict | None = None, timeout: float = 900) -> dict:
-    """Start `commands` (the first is the main one), wait for all; wall time and peak RSS over their trees."""
+    """Start `commands` (the first is the main one), wait for all; wall time, CPU and peak RSS over their trees.
+
+    `cpu_s`: CPU seconds of every process of the trees that its parent waited for (getrusage of
+    the waited-for descendants: exact for the process backend and bare Flower; Ray's daemons are
+    not waited for, so it undercounts both simulations). `cpu_by_kind`: the split by `_kind`
+    (server: a command itself, e.g. the fedsage CLI or bare Flower's server; client; plotter;
+    other: e.g. Ray's workers), from each process's last sample, so each misses up to its last
+    0.25 s (a lower bound).
+    """
     import psutil
 
+    cpu_before = _children_cpu()
     started = time.perf_counter()
     logs = [tempfile.TemporaryFile() for _ in commands]  # noqa: SIM115 - closed below, after the processes
     procs = []
@@ -204,6 +228,7 @@ def measure(commands: list[list[str]], env: dict | None = None, timeout: float =
     roots = [psutil.Process(p.pid) for p in procs]
     peak = 0
     seen: set[int] = set()
+    cpu: dict[int, tuple[str, float]] = {}  # pid -> (kind, CPU seconds at its last sample)
     done = threading.Event()
 
     def sample() -> None:  # peak memory every 0.25 s, in a thread: the end is taken from the wait, not a poll
@@ -213,7 +238,11 @@ def measure(commands: list[list[str]], env: dict | None = None, timeout: float =
             for root in roots:
                 for p in _tree(root):
                     try:
-                        rss += p.memory_info().rss
+                        with p.oneshot():
+                            rss += p.memory_info().rss
+                            times = p.cpu_times()
+                            kind = cpu[p.pid][0] if p.pid in cpu else _kind(" ".join(p.cmdline()), p in roots)
+                        cpu[p.pid] = (kind, times.user + times.system)
                         seen.add(p.pid)
                     except psutil.Error:
                         pass
@@ -243,8 +272,13 @@ def measure(commands: list[list[str]], env: dict | None = None, timeout: float =
             os.killpg(p.pid, signal.SIGKILL)
     for log in logs:
         log.close()
+    by_kind: dict[str, float] = {}
+    for kind, seconds in cpu.values():
+        by_kind[kind] = round(by_kind.get(kind, 0.0) + seconds, 2)
     return {
         "wall_s": round(wall, 2),
+        "cpu_s": round(_children_cpu() - cpu_before, 2),
+        "cpu_by_kind": by_kind,
         "peak_rss_mb": round(peak / 2**20),
         "processes": len(seen),
         "rc": [p.returncode for p in procs],
@@ -355,7 +389,7 @@ def wide(root: Path, features: int, classes: int, rows: int) -> Path:
 
 
 def _median(runs: list[dict]) -> dict:
-    keys = ("wall_s", "peak_rss_mb", "tail_s")
+    keys = ("wall_s", "cpu_s", "peak_rss_mb", "tail_s")
     summary = {
         k: statistics.median([r[k] for r in runs if r.get(k) is not None])
         for k in keys
