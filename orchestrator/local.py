@@ -386,11 +386,11 @@ def _from_file(options: LocalOptions, observer: Observer) -> FederationRun:
                 "data, model and seed; drop the option (or start a new run with -c and the option)"
             )
         source = f"run {options.resume}'s federation.toml"
-        point = resume.find(options.out, options.resume, lambda loaded: overrides.apply(loaded, given, source))
+        point = resume.find(options.out, options.resume, lambda data, _: overrides.apply(data, given, source))
         federation = point.federation
     else:
         assert options.config is not None
-        federation = overrides.apply(config.load(options.config), given, str(options.config))
+        federation = config.load(options.config, lambda data, source: overrides.apply(data, given, source))
     folder = RunFolder.new(options.out, new_run_id())
     folder.check_writable()
     local = federation.local

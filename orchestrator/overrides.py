@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator import config
-
 # LocalOptions field -> (federation.toml table, key)
 TARGETS: dict[str, tuple[str, str]] = {
     "rounds": ("federation", "rounds"),
@@ -50,13 +48,16 @@ def option_name(field: str) -> str:
     return {"strategy_parameters": "--strategy-param", "privacy": "--dp"}.get(field, "--" + field.replace("_", "-"))
 
 
-def apply(federation: config.Federation, overrides: dict[str, Any], source: str) -> config.Federation:
-    """`federation` with `overrides` (LocalOptions field -> value) in place of its values, validated again.
+def apply(data: dict[str, Any], overrides: dict[str, Any], source: str) -> tuple[dict[str, Any], str, dict[str, str]]:
+    """A federation.toml's raw tables `data` with `overrides` (LocalOptions field -> value) in place of its values.
 
-    A different model kind starts its [model] table afresh (the old kind's keys may not apply);
-    --bind-address also moves [server] bind_address. `source` names the file in error messages.
-    Raises BadInput (one line) for an option that chooses the data and for a result that does not
-    validate (the backend checks that every channel is a local file:// folder).
+    For config.load's `edit`: the options change the file's values before they are validated, so
+    `-c FILE --seed 1` runs a file whose seed is -1. A different model kind starts its [model]
+    table afresh (the old kind's keys may not apply), a different strategy its [strategy] table;
+    --bind-address also moves [server] bind_address. Returns the mapping, the source to name in
+    errors (`FILE with --seed`) and the config keys the options set, by the option's name, so a
+    bad value names the option as typed (config.describe_errors). Raises BadInput (one line) for
+    an option that chooses the data.
     """
     from orchestrator.errors import BadInput
 
@@ -66,19 +67,23 @@ def apply(federation: config.Federation, overrides: dict[str, Any], source: str)
             f"{option_name(data_option)} cannot be combined with -c: {source} names the clients and their data; "
             "drop the option or edit the file"
         )
-    data = federation.model_dump(mode="json", by_alias=True, exclude_none=True)
+    data = {table: dict(values) if isinstance(values, dict) else values for table, values in data.items()}
     kind = overrides.get("model")
-    if kind is not None and kind != data["model"].get("kind"):
+    if kind is not None and kind != data.get("model", {}).get("kind"):
         data["model"] = {"kind": kind}
-    if "strategy" in overrides and overrides["strategy"] != data["federation"].get("strategy"):
+    if "strategy" in overrides and overrides["strategy"] != data.get("federation", {}).get("strategy"):
         data.pop("strategy", None)  # the old strategy's parameters may not apply to the new one
+    options: dict[str, str] = {}
     for field, value in overrides.items():
         if field in TABLES:
             data.setdefault(TABLES[field], {}).update(value or {})
             continue
         table, key = TARGETS[field]
         data.setdefault(table, {})[key] = value
+        options[f"{table}.{key}"] = option_name(field)
+    if "model" in overrides:
+        options["kind"] = "--model"
     if overrides.get("bind_address"):
-        data["server"]["bind_address"] = overrides["bind_address"]
+        data.setdefault("server", {})["bind_address"] = overrides["bind_address"]
     given = ", ".join(option_name(f) for f in overrides)
-    return config.parse(data, f"{source} with {given}" if given else source)
+    return data, f"{source} with {given}" if given else source, options

@@ -118,16 +118,29 @@ def test_the_saved_federation_toml_finds_the_same_files_from_anywhere(tmp_path, 
     assert loaded.server.schema_path == tmp_path / "elsewhere" / "schema.json"
 
 
-def test_options_override_the_file_and_data_options_are_refused(tmp_path):
+def test_options_override_the_file_before_it_is_validated_and_data_options_are_refused(tmp_path):
     federation = _federation(tmp_path, tmp_path / "run")
-    changed = overrides.apply(federation, {"rounds": 7, "seed": 3, "max_iter": 4}, "f.toml")
+    saved = tmp_path / "f.toml"
+    saved.write_text(federation.to_toml(tmp_path))
+
+    def load(**given):
+        return config.load(saved, lambda data, source: overrides.apply(data, given, source))
+
+    changed = load(rounds=7, seed=3, max_iter=4)
     assert (changed.federation.rounds, changed.federation.seed, changed.model.max_iter) == (7, 3, 4)
     assert changed.clients == federation.clients
-    assert overrides.apply(federation, {"model": "mlp"}, "f.toml").model.kind == "mlp"
-    with pytest.raises(BadInput, match="--data-dir cannot be combined with -c: f.toml names the clients"):
-        overrides.apply(federation, {"data_dir": tmp_path}, "f.toml")
-    with pytest.raises(BadInput, match="f.toml with --rounds: federation.rounds = 0"):
-        overrides.apply(federation, {"rounds": 0}, "f.toml")
+    assert load(model="mlp").model.kind == "mlp"
+    with pytest.raises(BadInput, match="--data-dir cannot be combined with -c: .*f.toml names the clients"):
+        load(data_dir=tmp_path)
+    with pytest.raises(BadInput, match=r"f.toml with --rounds: --rounds 0: Input should be greater than"):
+        load(rounds=0)
+    with pytest.raises(BadInput, match=r"f.toml with --model: --model forest is not a model kind"):
+        load(model="forest")
+    # a bad value of the file that an option replaces is never validated: the option mends it
+    saved.write_text(saved.read_text().replace("seed = 42", "seed = -1"))
+    with pytest.raises(BadInput, match=r"f.toml: federation.seed = -1: Input should be greater than or equal to 0"):
+        config.load(saved)
+    assert load(seed=1).federation.seed == 1
 
 
 def _stopped_run(out: Path, run_id: str, *, rounds_done: int, asked: int = 5) -> Path:

@@ -15,7 +15,7 @@ from orchestrator.config.base import NAME_PATTERN, Purpose, name_order
 from orchestrator.config.clients import ClientSettings
 from orchestrator.config.data import DataSettings
 from orchestrator.config.federation import Federation
-from orchestrator.config.loading import build, describe_errors, load, parse
+from orchestrator.config.loading import Edit, build, describe_errors, load, parse
 from orchestrator.config.local import LocalSettings
 from orchestrator.config.model import ModelSettings, default_rounds, model_settings
 from orchestrator.config.run import RunSettings
@@ -28,6 +28,7 @@ __all__ = [
     "ClientSettings",
     "ContainerSettings",
     "DataSettings",
+    "Edit",
     "Federation",
     "LocalSettings",
     "ModelSettings",

@@ -133,20 +133,47 @@ def build(
         raise BadInput(describe_errors(error, source, options)) from None
 
 
-def parse(data: dict[str, Any], source: str = "federation.toml") -> Federation:
-    """Validate a configuration mapping; raise BadInput describing every problem."""
+def parse(
+    data: dict[str, Any], source: str = "federation.toml", options: Mapping[str, str] | None = None
+) -> Federation:
+    """Validate a configuration mapping; raise BadInput describing every problem (`options`: see describe_errors)."""
     try:
         return Federation.model_validate(data)
     except ValidationError as error:
-        raise BadInput(describe_errors(error, source)) from None
+        raise BadInput(describe_errors(error, source, options)) from None
 
 
-def load(path: Path) -> Federation:
+# changes a file's raw mapping before it is validated: (mapping, source) -> (mapping, source, options named)
+Edit = Callable[[dict[str, Any], str], tuple[dict[str, Any], str, Mapping[str, str]]]
+
+
+def load(path: Path, edit: Edit | None = None) -> Federation:
     """Read and validate a federation.toml file; relative paths are relative to the file.
 
-    Raises BadInput (one line) for a missing, unreadable, non-UTF-8 or invalid file, or a folder.
+    `edit` changes the file's values before they are validated (`fedsage local -c FILE --seed 1`:
+    orchestrator/overrides.py), so an option can mend a bad value of the file. Raises BadInput
+    (one line) for a missing, unreadable, non-UTF-8 or invalid file, or a folder.
     """
     path = Path(path)
+    data, source, options = read(path), str(path), None
+    if edit is not None:
+        data, source, options = edit(data, source)
+    federation = parse(data, source, options)
+    server = federation.server
+    if not server.test_data.is_absolute():
+        server.test_data = path.parent / server.test_data
+    if server.schema_path is not None and not server.schema_path.is_absolute():
+        server.schema_path = path.parent / server.schema_path
+    if server.tls is not None:
+        for key in ("ca_certificate", "certificate", "private_key"):
+            value = getattr(server.tls, key)
+            if not value.is_absolute():
+                setattr(server.tls, key, path.parent / value)
+    return federation
+
+
+def read(path: Path) -> dict[str, Any]:
+    """A federation.toml file's tables, not validated; BadInput (one line) if it cannot be read as TOML."""
     try:
         data = tomllib.loads(path.read_bytes().decode("utf-8"))  # TOML is UTF-8 (toml.io, v1.0.0)
     except FileNotFoundError:
@@ -162,15 +189,4 @@ def load(path: Path) -> Federation:
         raise BadInput(f"cannot read config file {path} ({exc.strerror}); check the path and its permissions") from None
     except tomllib.TOMLDecodeError as exc:
         raise BadInput(f"{path} is not valid TOML: {exc}") from None
-    federation = parse(data, str(path))
-    server = federation.server
-    if not server.test_data.is_absolute():
-        server.test_data = path.parent / server.test_data
-    if server.schema_path is not None and not server.schema_path.is_absolute():
-        server.schema_path = path.parent / server.schema_path
-    if server.tls is not None:
-        for key in ("ca_certificate", "certificate", "private_key"):
-            value = getattr(server.tls, key)
-            if not value.is_absolute():
-                setattr(server.tls, key, path.parent / value)
-    return federation
+    return data

@@ -10,7 +10,6 @@ before round 1 from the seed); each round's training starts from the global para
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,8 +35,8 @@ class ResumePoint:
         return {"run_id": self.run_id, "round": self.checkpoint.round}
 
 
-def find(out: Path, run_id: str, adjust: Callable[[Federation], Federation] | None = None) -> ResumePoint:
-    """The resume point of run `run_id` under `out`; `adjust` changes its loaded configuration (overrides).
+def find(out: Path, run_id: str, adjust: config.Edit | None = None) -> ResumePoint:
+    """The resume point of run `run_id` under `out`; `adjust` changes its configuration before it is validated.
 
     The configuration is the run's federation.toml, with [server] schema set to the run's
     schema.json when there is one (the schema the checkpoints were trained under). Raises BadInput
@@ -54,9 +53,7 @@ def find(out: Path, run_id: str, adjust: Callable[[Federation], Federation] | No
             f"its first round; run it again with `fedsage local -c {run_dir / 'federation.toml'}`"
         )
     try:
-        federation = config.load(run_dir / "federation.toml")
-        if adjust is not None:
-            federation = adjust(federation)
+        federation = config.load(run_dir / "federation.toml", adjust)
     except BadInput as exc:
         raise BadInput(f"run {run_id}'s configuration no longer loads: {exc}") from None
     if (run_dir / SCHEMA_FILE).is_file():
