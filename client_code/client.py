@@ -287,3 +287,34 @@ class FederationClient(NumPyClient):
             )
         self.global_parameters = [np.array(p, copy=True) for p in parameters]
         self.family.set_parameters(self.model, parameters)
+
+
+class RefusingClient(NumPyClient):
+    """The client of a job that could not read its own data: it joins and refuses every request, saying why.
+
+    `refusal`: one line, `<channel> data: <what is wrong>` (client_code/train.py). A file a job
+    cannot parse (an extra field on line 500, a byte that is not UTF-8) is then bad input named by
+    the server in the statistics phase, like a bad cell (exit 2, orchestrator/federation/statistics.py
+    ClientRefusal), instead of a job that ends before it joins.
+    """
+
+    def __init__(self, refusal: str) -> None:
+        self.refusal = refusal
+        self.instructions_received = 0
+
+    def get_properties(self, config):
+        """Every statistics-phase request: {"error": refusal}."""
+        self.instructions_received += 1
+        return {"error": self.refusal}
+
+    def get_parameters(self, config):
+        """Never reached (the phase refused the run): DataError."""
+        raise DataError(self.refusal)
+
+    def fit(self, parameters, config):
+        """Never reached (the phase refused the run): DataError."""
+        raise DataError(self.refusal)
+
+    def evaluate(self, parameters, config):
+        """Never reached (the phase refused the run): DataError."""
+        raise DataError(self.refusal)

@@ -25,9 +25,11 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import contextlib
 import logging
 import os
 import sys
+from functools import partial
 from pathlib import Path
 
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")  # no calls home from a data owner's account
@@ -144,8 +146,15 @@ def _channel(name: str) -> Path | None:
 
 
 def _load_channel(name: str, folder: Path) -> client_module.Channel:
-    """Read one channel's raw rows (every CSV below it); say how many files and rows."""
-    frame, info = read_channel(folder)
+    """Read one channel's raw rows (every CSV below it); say how many files and rows.
+
+    DataError `<name> data: <what is wrong>`, files named relative to the channel (the job sees
+    only its mount; the server names where the channel comes from).
+    """
+    try:
+        frame, info = read_channel(folder)
+    except DataError as exc:
+        raise DataError(f"{name} data: {str(exc).replace(f'{folder}{os.sep}', '')}") from None
     log.info("%s channel %s: read %s", name, folder, info.describe())
     return client_module.Channel(name, frame, info)
 
@@ -163,13 +172,19 @@ def write_failure(reason: str) -> None:
 
 def federation_client(
     args: argparse.Namespace, train_dir: Path, validation_dir: Path | None
-) -> client_module.FederationClient:
+) -> client_module.FederationClient | client_module.RefusingClient:
     """The job's Flower client over its channels' raw rows (also the simulation backend's virtual client).
 
-    `args` from parse_args; raises DataError for a channel that cannot be read (tabular.read_channel).
+    `args` from parse_args. A channel that cannot be read (tabular.read_channel) gives a
+    RefusingClient: it still joins, and refuses the statistics phase with the reason, so the run
+    names it as bad input rather than losing a job.
     """
-    train = _load_channel("train", train_dir)
-    validation = _load_channel("validation", validation_dir) if validation_dir else None
+    try:
+        train = _load_channel("train", train_dir)
+        validation = _load_channel("validation", validation_dir) if validation_dir else None
+    except DataError as exc:
+        log.error("%s", exc)
+        return client_module.RefusingClient(str(exc))
     return client_module.FederationClient(
         train, validation, args.model, args.hyperparameters, args.balance, args.smote_ratio, args.seed
     )
@@ -181,8 +196,8 @@ def run(args: argparse.Namespace) -> Path:
     if train_dir is None:
         raise DataError("the job has no train channel (SM_CHANNEL_TRAIN is not set)")
     client = federation_client(args, train_dir, _channel("validation"))
-    train = client.channels["train"]
-    transport.run_client(
+    join = partial(
+        transport.run_client,
         client,
         server_address=args.server_address,
         token=args.client_token,
@@ -190,8 +205,14 @@ def run(args: argparse.Namespace) -> Path:
         connect_timeout=args.connect_timeout,
         has_joined=lambda: client.instructions_received > 0,
     )
+    if isinstance(client, client_module.RefusingClient):  # tell the server why, if it can be reached
+        with contextlib.suppress(Exception):
+            join()
+        raise DataError(client.refusal)  # the job's failure reason, whatever the server did: its data
+    join()
     if client.rounds_trained == 0 or client.global_parameters is None:
         raise RuntimeError("the server ended the federation before this client trained a round")
+    train = client.channels["train"]
 
     model_path = Path(os.environ.get("SM_MODEL_DIR", "/opt/ml/model")) / "model.joblib"
     schema = client.schema

@@ -27,7 +27,7 @@ from orchestrator.errors import BadInput
 from orchestrator.run import resume
 from orchestrator.run.events import DataPrepared, Observer, ignore
 from orchestrator.run.folder import RunFolder, new_run_id
-from orchestrator.run.inputs import ServerData, load_server_data, read_server_data, server_data
+from orchestrator.run.inputs import ServerData, read_server_data, server_data, server_schema
 from orchestrator.run.lifecycle import FederationRun, RunOutcome
 from orchestrator.run.startup import Inputs
 
@@ -195,8 +195,8 @@ def _check_clients(options: LocalOptions, settings: Settings, clients: int) -> N
 
 def _prepared_folder(
     options: LocalOptions,
-) -> tuple[list[layout.ClientFolders], Path, Path | None, Callable[[], ServerData]]:
-    """A data folder's clients, test set and schema paths, and how the server's data are read (each file once).
+) -> tuple[list[layout.ClientFolders], Path, Path | None, dict[str, Any] | None]:
+    """A data folder's clients, test set and schema paths, and its schema (None: the statistics phase computes one).
 
     A folder without schema.json (the owners' raw exports) needs --label: the statistics phase
     computes the schema. The test set is read when the run checks its inputs (run/startup.py).
@@ -214,7 +214,7 @@ def _prepared_folder(
             f"in {options.data_dir}; drop --clients or prepare the data again"
         )
     schema = prepared.root / layout.SCHEMA if prepared.schema is not None else None
-    return prepared.clients, prepared.test, schema, partial(read_server_data, prepared.test, prepared.schema)
+    return prepared.clients, prepared.test, schema, prepared.schema
 
 
 def _builtin(
@@ -262,20 +262,23 @@ def _builtin(
     return federation, partial(server_data, summary.schema, summary.test, str(test))  # encoded meanwhile too
 
 
-def _checked(federation: config.Federation, backend: Backend, read: Callable[[], ServerData]) -> Inputs:
-    """The run's input check (run/startup.py): `read` the server's data, then the task and every channel.
+def _checked(
+    federation: config.Federation, backend: Backend, schema: Callable[[], dict[str, Any] | None], test: Path
+) -> Inputs:
+    """The run's input check (run/startup.py): the `schema` (file), the task, every channel's header, the `test` set.
 
     Runs while the jobs start (the local backends' `launch_while_checking`); BadInput for a schema
     the model cannot learn (e.g. --model linear on a classification label), or for a test set or
-    channel that is unusable, naming the client and the file.
+    channel that is unusable, naming the client and the file. The headers come first: they take
+    milliseconds, the test set's reading and encoding (with scikit-learn's import) about a second.
     """
 
     def check() -> ServerData:
-        data = read()
-        if data.schema is not None:
-            federation.check_task(data.schema)
-        backend.check_inputs(federation, data)
-        return data
+        known = schema()
+        if known is not None:
+            federation.check_task(known)
+        backend.check_inputs(federation, known)
+        return read_server_data(test, known)
 
     return check
 
@@ -343,10 +346,17 @@ def build_local_run(options: LocalOptions, observer: Observer = ignore) -> Feder
     placement = (local, container)
     inputs: Inputs
     if options.data_dir is not None:
-        clients, test, schema, read = _prepared_folder(options)
+        clients, test, schema_path, schema = _prepared_folder(options)
         _check_clients(options, settings, len(clients))
         federation = _federation(
-            settings, test, schema, clients, placement, options.mlflow, options.strategy_parameters, options.privacy
+            settings,
+            test,
+            schema_path,
+            clients,
+            placement,
+            options.mlflow,
+            options.strategy_parameters,
+            options.privacy,
         )
     else:
         federation, inputs = _builtin(options, settings, placement, folder, observer)
@@ -356,7 +366,7 @@ def build_local_run(options: LocalOptions, observer: Observer = ignore) -> Feder
         or ProcessBackend(folder.clients, len(federation.clients), code_dir=folder.path("code"))
     )
     if options.data_dir is not None:
-        inputs = _checked(federation, backend, read)
+        inputs = _checked(federation, backend, lambda: schema, test)
     return FederationRun(federation, inputs, backend, folder, observer)
 
 
@@ -400,7 +410,7 @@ def _from_file(options: LocalOptions, observer: Observer) -> FederationRun:
         or _simulation(local, folder)
         or ProcessBackend(folder.clients, len(federation.clients), code_dir=folder.path("code"))
     )
-    inputs = _checked(federation, backend, partial(load_server_data, federation))
+    inputs = _checked(federation, backend, partial(server_schema, federation), federation.server.test_data)
     return FederationRun(federation, inputs, backend, folder, observer, resume=point)
 
 

@@ -26,8 +26,8 @@ def _run(data, tmp_path, **options):
 @pytest.mark.parametrize(
     ("case", "message"),
     [
-        # a client without the rare class is refused by name before anything starts
-        ("10-client-missing-class", "client 'client-2' has no training rows of class 1"),
+        # a client without the rare class is refused by name and folder in the statistics phase
+        ("10-client-missing-class", "/clients/client-2/train): no rows of class 1; every client needs training rows"),
         # empty cells left by an old preparation (NA read as missing) are refused with file and line
         ("04-na-country-code", "column 'continent' has an empty cell ("),
     ],
@@ -42,7 +42,7 @@ def test_cases_refused_in_one_line_before_anything_starts(capsys, tmp_path, case
 def test_case_11_column_order_does_not_matter(tmp_path):
     data = _copy("11-column-order-differs", tmp_path)
     run = build_local_run(LocalOptions(data_dir=data, out=tmp_path / "runs"))
-    assert run.inputs().schema is not None  # the run's input check reads every channel; raises if refused
+    assert run.inputs().schema is not None  # the input check reads every channel's header, by name; raises if refused
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 

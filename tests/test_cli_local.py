@@ -167,6 +167,24 @@ def test_a_bad_cell_is_named_by_its_file_and_line_in_the_test_set_and_the_client
         assert f"error: client 'client-2' train data ({folder}): " in error
 
 
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30", "in line 5, saw 30"),
+        (b"\xe9t\xe9", "'utf-8' codec can't decode byte 0xe9"),
+    ],
+)
+def test_a_row_a_client_cannot_parse_is_bad_input_named_by_its_folder(capsys, tmp_path, data_copy, line, message):
+    """Found by the client when it reads its channel, after the header check: refused in the statistics phase."""
+    folder = data_copy / "clients" / "client-2" / "train"
+    path = _csv(folder)
+    rows = path.read_bytes().split(b"\n")
+    rows[4] = line if isinstance(line, bytes) else line.encode()
+    path.write_bytes(b"\n".join(rows))
+    error = _assert_bad_input(capsys, tmp_path / "runs", "--data-dir", str(data_copy), message=message)
+    assert f"error: client 'client-2' train data ({folder}): {path.name} is not a readable CSV file (" in error
+
+
 def test_missing_test_set(capsys, tmp_path, data_copy):
     (data_copy / "test.csv").unlink()
     _assert_bad_input(capsys, tmp_path / "runs", "--data-dir", str(data_copy), message="has no test.csv")

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from client_code.client import Channel, FederationClient
+from client_code.client import Channel, FederationClient, RefusingClient
 from client_code.models.logistic import LogisticHyperparameters
 from client_code.schema import feature_names
 from client_code.tabular import DataError, feature_fingerprint, read_channel
@@ -154,3 +154,13 @@ def test_the_server_leaves_out_gains_scored_on_training_rows():
     gains = history.client_gains("binary")
     assert list(gains) == ["a"]
     assert gains["a"]["roc_auc"]["gain"] == pytest.approx(0.1)
+
+
+def test_a_client_that_could_not_read_its_data_refuses_every_phase_with_the_reason():
+    client = RefusingClient("train data: a.csv is not a readable CSV file (Expected 2 fields in line 3, saw 3)")
+    for phase in ("statistics", "levels", "schema", "train"):
+        answer = client.get_properties({"fedsage": phase, "payload": "{}"})
+        assert answer == {"error": "train data: a.csv is not a readable CSV file (Expected 2 fields in line 3, saw 3)"}
+    assert client.instructions_received == 4  # it joined: the transport counts it as joined
+    with pytest.raises(DataError, match="not a readable CSV file"):
+        client.fit([np.zeros(1)], {})

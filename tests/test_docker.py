@@ -182,21 +182,22 @@ def test_a_client_failing_in_its_container_is_reported_with_its_reason_and_log(
     shutil.copytree(two_clients, data)
     logs: list = []
     run = build_local_run(_options(data, tmp_path / "runs", backend="docker"), observer=logs.append)
-    check = run.backend.check_inputs
+    launch = run.backend.launch
 
-    def check_then_break(federation, server):  # the run's input check passes; then client-2's data breaks,
-        check(federation, server)  # before its container (still installing its wheels) reads it:
-        for part in layout.open_prepared(data).clients[1].train.glob("*.csv"):  # the program fails
-            part.write_text("nothing,useful\n")  # before it connects
+    def launch_broken(request):  # client-2's job gets a value its program refuses: it fails before it joins
+        if request["TrainingJobName"].endswith("client-2"):
+            hyperparameters = {**request["HyperParameters"], "connect-timeout": json.dumps("soon")}
+            request = {**request, "HyperParameters": hyperparameters}
+        launch(request)
 
-    run.backend.check_inputs = check_then_break
-    with pytest.raises(RunFailed, match=r"client 'client-2' job failed: .*no data rows"):
+    run.backend.launch = launch_broken
+    with pytest.raises(RunFailed, match=r"client 'client-2' job failed: .*connect-timeout"):
         run.execute()
     tails = [event for event in logs if isinstance(event, JobLog)]
     assert tails and tails[0].client == "client-2"
     assert any("ExecuteUserScriptError" in line or "fedsage.client" in line for line in tails[0].lines)
     summary = json.loads((run.run_dir / "run.json").read_text())
-    assert "no data rows" in summary["clients"]["client-2"]["failure_reason"]
+    assert "connect-timeout" in summary["clients"]["client-2"]["failure_reason"]
     assert wait_for_no_containers(docker_client, run.run_id, 10) == []
 
 
@@ -300,7 +301,7 @@ def test_an_image_whose_python_is_not_the_wheels_is_refused_before_any_container
     docker_client,
     training_image,
 ):
-    from orchestrator.run.inputs import load_server_data
+    from orchestrator.run.inputs import server_schema
 
     backend = DockerBackend(tmp_path, training_image, client=docker_client)
     federation = config.parse(
@@ -313,7 +314,7 @@ def test_an_image_whose_python_is_not_the_wheels_is_refused_before_any_container
         }
     )
     with pytest.raises(BadInput) as refused:
-        backend.check_inputs(federation, load_server_data(federation))
+        backend.check_inputs(federation, server_schema(federation))
     message = str(refused.value)
     assert "\n" not in message and "python_version = '3.11'" in message and "Python 3.12" in message
     assert backend.containers() == []

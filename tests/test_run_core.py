@@ -14,7 +14,7 @@ from orchestrator.backends.process import ProcessBackend
 from orchestrator.errors import BadInput
 from orchestrator.federation import tls
 from orchestrator.run.folder import RunFolder, RunSummary, file_error, write_json
-from orchestrator.run.inputs import load_server_data
+from orchestrator.run.inputs import server_schema
 
 
 def test_a_run_folder_is_created_exclusively(tmp_path):
@@ -252,5 +252,5 @@ def test_the_process_backend_refuses_s3_channels_before_anything_starts(prepared
     federation = _cloud_config(prepared, "127.0.0.1")
     backend = ProcessBackend(tmp_path / "clients")
     with pytest.raises(BadInput, match="train_uri s3://bucket-a/data/train/ is not a local folder"):
-        backend.check_inputs(federation, load_server_data(federation))
+        backend.check_inputs(federation, server_schema(federation))
     assert not (tmp_path / "clients").exists()

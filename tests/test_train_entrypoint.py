@@ -67,6 +67,19 @@ def test_a_channel_without_csv_files_is_bad_input(container, monkeypatch, tmp_pa
     assert _failure(container).count("\n") == 1
 
 
+def test_a_file_that_cannot_be_parsed_is_bad_input_named_in_the_channel_even_without_a_server(
+    container, monkeypatch, tmp_path
+):
+    """The job joins to refuse it (client.RefusingClient); with no server to tell, its failure still names it."""
+    channel = tmp_path / "channel"
+    (channel / "part").mkdir(parents=True)
+    (channel / "part" / "a.csv").write_text("x,y\n1,0\n2,1,9\n")
+    monkeypatch.setenv("SM_CHANNEL_TRAIN", str(channel))
+    assert train.main(_args()) == 2
+    assert _failure(container).startswith("train data: part/a.csv is not a readable CSV file (")
+    assert "line 3" in _failure(container)
+
+
 def test_missing_train_channel_is_bad_input(container, monkeypatch, tmp_path):
     monkeypatch.setenv("SM_CHANNEL_TRAIN", str(tmp_path / "nowhere"))
     assert train.main(_args()) == 2

@@ -30,12 +30,11 @@ SageMaker side of a job, and the toolkit's derivation of the program's arguments
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from orchestrator.config import ClientSettings, Federation
     from orchestrator.plan import JobPlacement, TrainingJobRequest
-    from orchestrator.run.inputs import ServerData
 
 # TrainingJobStatus values of DescribeTrainingJob
 # (https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeTrainingJob.html)
@@ -89,8 +88,8 @@ class Backend(Protocol):
     def placement(self, client: ClientSettings) -> JobPlacement:
         """Where this client's job takes its code and image from and puts its model."""
 
-    def check_inputs(self, federation: Federation, server: ServerData) -> None:
-        """Raise BadInput for any client channel this backend can see is unusable."""
+    def check_inputs(self, federation: Federation, schema: dict[str, Any] | None) -> None:
+        """Raise BadInput for any client channel this backend can see is unusable (`schema`: the run's, or None)."""
 
     def launch(self, request: TrainingJobRequest) -> None:
         """Start the training job described by `request`."""

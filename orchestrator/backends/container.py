@@ -223,8 +223,8 @@ def max_runtime_exceeded(request: TrainingJobRequest, started: float) -> bool:
     return limit is not None and time.monotonic() - started > limit
 
 
-def check_local_channels(backend: str, federation, server) -> None:
-    """Read every client's channels as its job will (run/inputs.py); BadInput naming what is unusable.
+def check_local_channels(backend: str, federation, schema: dict | None) -> None:
+    """Check every client's channels by their headers (run/inputs.py); BadInput naming what is unusable.
 
     A channel of a local backend must be a file:// folder; `backend` names the backend in the message.
     """
@@ -239,4 +239,4 @@ def check_local_channels(backend: str, federation, server) -> None:
                     "backend reads file:// channels only (use `fedsage launch` for S3 data)"
                 )
             channels.setdefault(client.name, {})[channel] = file_path(uri)
-    inputs.check_local_channels(federation, channels, server)
+    inputs.check_local_channels(federation, channels, schema)

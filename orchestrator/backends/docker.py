@@ -38,6 +38,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from orchestrator.backends import COMPLETED, FAILED, IN_PROGRESS, STOPPED, JobStatus, RunJob
 from orchestrator.backends.container import (
@@ -64,7 +65,6 @@ from orchestrator.errors import BadInput, RunFailed
 from orchestrator.imagebuild.build import LocalImage
 from orchestrator.imagebuild.daemon import CLIENT_LABEL, JOB_LABEL, RUN_LABEL, cache_dir
 from orchestrator.plan import DEPENDENCY_TARGET, JobPlacement, TrainingJobRequest, client_of, run_of
-from orchestrator.run.inputs import ServerData
 
 log = logging.getLogger(__name__)
 
@@ -189,10 +189,10 @@ class DockerBackend:
                 "build an image for it with `fedsage image build`"
             )
 
-    def check_inputs(self, federation: Federation, server: ServerData) -> None:
-        """The image must run the wheels' Python, and every channel must be a readable local folder."""
+    def check_inputs(self, federation: Federation, schema: dict[str, Any] | None) -> None:
+        """The image must run the wheels' Python, and every channel must be a local folder with a usable header."""
         self.check_python(federation)
-        check_local_channels(self.name, federation, server)
+        check_local_channels(self.name, federation, schema)
 
     # -- one job's life
 

@@ -28,6 +28,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from orchestrator.backends import COMPLETED, FAILED, IN_PROGRESS, STOPPED, JobStatus, RunJob, toolkit
 from orchestrator.backends.container import (
@@ -48,7 +49,6 @@ from orchestrator.config import ClientSettings, Federation
 from orchestrator.images import IMAGE_ENV
 from orchestrator.package import code_entries
 from orchestrator.plan import JobPlacement, TrainingJobRequest, client_of, run_of
-from orchestrator.run.inputs import ServerData
 
 log = logging.getLogger(__name__)
 
@@ -118,9 +118,9 @@ class ProcessBackend:
         finally:  # a failed copy (a full disk) leaves nothing half-written
             shutil.rmtree(staging, ignore_errors=True)
 
-    def check_inputs(self, federation: Federation, server: ServerData) -> None:
-        """Read every client's channels as its process will; BadInput for one that is not a usable local folder."""
-        check_local_channels(self.name, federation, server)
+    def check_inputs(self, federation: Federation, schema: dict[str, Any] | None) -> None:
+        """Check every client's channels by their headers; BadInput for one that is not a usable local folder."""
+        check_local_channels(self.name, federation, schema)
 
     def find_jobs(self, run_id: str | None = None) -> list[RunJob]:
         """The jobs this backend launched (run `run_id` only, if given)."""

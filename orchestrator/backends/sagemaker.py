@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
@@ -22,7 +23,6 @@ from orchestrator.backends import COMPLETED, IN_PROGRESS, JobStatus, RunJob
 from orchestrator.config import ClientSettings, Federation
 from orchestrator.images import training_image
 from orchestrator.plan import JobPlacement, TrainingJobRequest, client_of, run_of
-from orchestrator.run.inputs import ServerData
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ class SageMakerBackend:
             image=training_image(self.federation.container, client.region),
         )
 
-    def check_inputs(self, federation: Federation, server: ServerData) -> None:
+    def check_inputs(self, federation: Federation, schema: dict[str, Any] | None) -> None:
         """Nothing to read here: the channels are S3 prefixes the jobs read (`fedsage doctor` checks them)."""
 
     def _sagemaker(self, job_name: str):

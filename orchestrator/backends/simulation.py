@@ -18,14 +18,13 @@ backend.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.backends import COMPLETED, IN_PROGRESS, RUNNING, STOPPED, JobStatus, RunJob
 from orchestrator.backends.container import check_local_channels
 from orchestrator.config import ClientSettings, Federation
 from orchestrator.errors import BadInput
 from orchestrator.plan import JobPlacement, TrainingJobRequest, client_of, run_of
-from orchestrator.run.inputs import ServerData
 
 if TYPE_CHECKING:
     from orchestrator.federation.server import FederationServer
@@ -65,9 +64,9 @@ class SimulationBackend:
             code_uri=f"{self.workdir_uri}/code", output_uri=f"{self.workdir_uri}/{client.name}", image=IMAGE
         )
 
-    def check_inputs(self, federation: Federation, server: ServerData) -> None:
-        """Read every client's channels as its virtual client will; BadInput for one that is not a local folder."""
-        check_local_channels(self.name, federation, server)
+    def check_inputs(self, federation: Federation, schema: dict[str, Any] | None) -> None:
+        """Check every client's channels by their headers; BadInput for one that is not a usable local folder."""
+        check_local_channels(self.name, federation, schema)
 
     def federation_server(self, *args, **kwargs) -> FederationServer:
         """The run's server: the Simulation Engine adapter (federation/simulation.py) over these jobs' requests."""

@@ -221,9 +221,10 @@ def _run_phase(
         counts = {canonical_class(k, classes): int(v) for k, v in answer["class_counts"].items()}
         missing = [c for c in classes if counts.get(c, 0) == 0]
         if missing:
-            raise BadInput(
-                f"client {name!r} has no training rows of class {missing[0]!r}; every client needs rows of every "
-                "class (docs/adr/0002-data-partitions.md): leave that client out or give it rows of that class"
+            raise ClientRefusal(  # named with its train channel's folder or URI (run_phase)
+                name,
+                f"train data: no rows of class {missing[0]!r}; every client needs training rows of every class "
+                "(docs/adr/0002-data-partitions.md): leave that client out or give it rows of that class",
             )
         if answer["features"] != fingerprint:
             raise BadInput(f"client {name!r} encodes different features than the schema; update its client code")

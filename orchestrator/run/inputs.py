@@ -107,7 +107,12 @@ def read_server_data(test: Path, schema: dict[str, Any] | None) -> ServerData:
 
 
 def load_server_data(federation: Federation) -> ServerData:
-    """Read the test set and, when there is one, the schema (each once); BadInput if either is unusable.
+    """Read the schema file (server_schema), then the test set; BadInput if either is unusable."""
+    return read_server_data(federation.server.test_data, server_schema(federation))
+
+
+def server_schema(federation: Federation) -> dict[str, Any] | None:
+    """The run's schema file, read; None when the statistics phase computes one. BadInput if unusable.
 
     A `[server] schema` that does not exist is bad input; a missing schema.json beside the test set
     means the statistics phase computes the schema, which needs `[data] label`.
@@ -122,28 +127,29 @@ def load_server_data(federation: Federation) -> ServerData:
             "statistics phase can compute the schema, or run `fedsage data prepare`"
         )
     try:
-        schema = load_schema(schema_path) if schema_path.is_file() else None
+        return load_schema(schema_path) if schema_path.is_file() else None
     except DataError as exc:
         raise BadInput(str(exc)) from None
-    return read_server_data(server.test_data, schema)
 
 
-def check_local_channels(federation: Federation, channels: dict[str, dict[str, Path]], server: ServerData) -> None:
+def check_local_channels(
+    federation: Federation, channels: dict[str, dict[str, Path]], schema: dict[str, Any] | None
+) -> None:
     """Check what the headers of local channels can show, before their clients read them (BadInput).
 
-    `channels` maps client -> {"train": folder, "validation": folder}. Reads each file's header
+    `channels` maps client -> {"train": folder, "validation": folder}; `schema` is the run's schema
+    file (None: the statistics phase computes one, from [data] label). Reads each file's header
     and first data row only (tabular.channel_head), and refuses by client and channel: a missing
     or empty folder, an unreadable header, files with different columns, no data rows, no label
     column, and, with a schema, a column of the schema that a channel lacks.
 
-    The cells are each client's to check, as on SageMaker, where the server never sees them: its
-    job reads and encodes its channels once, in the statistics phase (client_code/client.py), and a
-    bad cell, a client without rows of some class or a column some clients lack comes back as its
-    one-line error (federation/statistics.py) before round 1, exit 2, the run folder removed
-    (run/lifecycle.py). Issue 15: nothing is read twice.
+    The rows are each client's to read and check, as on SageMaker, where the server never sees
+    them: its job reads its channels once (client_code/train.py) and a file it cannot parse, a
+    bad cell, a client without rows of some class or a column some clients lack comes back as
+    its one-line refusal in the statistics phase (federation/statistics.py ClientRefusal): exit 2,
+    the run folder removed (run/lifecycle.py). Issue 15: nothing is read twice.
     """
-    label = server.label if server.schema is not None else federation.data.label
-    assert label, "load_server_data requires a schema or [data] label"
+    label = schema["label"] if schema is not None else federation.data.label
     for client, folders in channels.items():
         for channel, folder in folders.items():
             try:
@@ -152,8 +158,9 @@ def check_local_channels(federation: Federation, channels: dict[str, dict[str, P
                 raise BadInput(f"client {client!r} {channel} data: {exc}") from None
             where = f"client {client!r} {channel} data ({folder})"
             try:
-                require_label(head, label, where)
-                if server.schema is not None:
-                    require_features(head, server.schema, where)
+                if label:
+                    require_label(head, label, where)
+                if schema is not None:
+                    require_features(head, schema, where)
             except DataError as exc:
                 raise BadInput(str(exc)) from None

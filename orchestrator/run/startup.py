@@ -1,10 +1,10 @@
 """A run's start: its inputs read and checked while its jobs start, where the backend allows it.
 
-Checking a run's inputs is the slow part of its start on this machine: reading the server's test
-set and encoding it, and reading every local channel to compute the statistics its client will
-send (run/inputs.py `check_local_channels`, ~1 s for the default 3-client data). A client job of
-a local backend needs seconds to import its libraries before it reads anything, so the run
-launches the jobs first and checks its inputs meanwhile (measured in docs/benchmarks.md, issue 15).
+Checking a run's inputs takes about a second of its start on this machine: each local channel's
+header (run/inputs.py `check_local_channels`, milliseconds: the rows are their clients' to read),
+then the server's test set, read and encoded (with scikit-learn's import). A client job of a local
+backend needs seconds to import its libraries before it reads anything, so the run launches the
+jobs first and checks its inputs meanwhile (measured in docs/benchmarks.md, issue 15).
 
 Whether it may is the backend's to say, by its `launch_while_checking` attribute
 (backends/__init__.py), so the run never branches on the backend's name:
@@ -18,7 +18,9 @@ Whether it may is the backend's to say, by its `launch_while_checking` attribute
 Whatever the order, bad input stays bad input: one line, exit 2, nothing half-written. Until the
 check has passed the run holds its events (`HeldEvents`: the console prints no banner, no
 "server listening" or "joined" line before the error); a check that fails, or a Ctrl-C before it
-passed, stops every job and removes the run folder (run/lifecycle.py `_finish`).
+passed, stops every job and removes the run folder (run/lifecycle.py `_finish`). A client that
+refuses its own rows in the statistics phase (a bad cell, a file it cannot parse) ends the run the
+same way, after the "joined" lines (`FederationRun._refused`).
 """
 
 from __future__ import annotations
