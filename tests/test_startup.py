@@ -4,6 +4,7 @@ Order, not time: the injected check waits until every job is launched (a deadloc
 timing assertion), so a run that checked before it launched would fail the test.
 """
 
+import json
 import os
 import signal
 import threading
@@ -80,6 +81,29 @@ def test_a_bad_channel_found_while_the_jobs_run_stops_them_and_leaves_nothing(tm
     assert find_processes(run.run_id) == []  # every job stopped: no process with the run's FEDSAGE_RUN_ID
     assert not (tmp_path / "runs").exists()  # the run folder and the --out it made are gone
     assert events == []  # no "server listening", no "joined" before the one error line
+
+
+@pytest.mark.parametrize("jobs_cost_nothing", [True, False])
+def test_a_bad_cell_refused_by_its_client_stops_the_run_and_only_a_billed_one_keeps_its_folder(
+    tmp_path, data_copy, jobs_cost_nothing
+):
+    """A local run leaves nothing; a run whose backend bills its jobs (SageMaker) keeps run.json as their record."""
+    path = _csv(data_copy / "clients" / "client-2" / "train")
+    frame = pd.read_csv(path, dtype=str)
+    frame.loc[2, "inpatient_share"] = "twelve"  # line 4: found by client-2 in the statistics phase
+    frame.to_csv(path, index=False)
+    run = build_local_run(LocalOptions(data_dir=data_copy, out=tmp_path / "runs", rounds=1, join_timeout=120))
+    run.backend.launch_while_checking = jobs_cost_nothing  # False: checked first, as SageMaker does
+
+    with pytest.raises(BadInput, match=r"client 'client-2' train data \(.*\): column 'inpatient_share' has the non"):
+        run.execute()
+
+    assert find_processes(run.run_id) == []
+    if jobs_cost_nothing:
+        assert not (tmp_path / "runs").exists()
+    else:
+        summary = json.loads((run.run_dir / "run.json").read_text())
+        assert summary["status"] == "failed" and "train.csv line 4" in summary["reason"]
 
 
 def test_a_good_run_starts_its_jobs_first_and_reads_each_input_once(tmp_path, prepared_dir, monkeypatch):

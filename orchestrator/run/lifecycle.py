@@ -378,13 +378,17 @@ class FederationRun:
             self._plotter.submit(name, figure)
 
     def _refused(self) -> bool:
-        """Whether the run ended before its first evaluation: its inputs refused (BadInput) or never checked.
+        """Whether the run ended as refused input, leaving no run folder (`_finish` removes it).
 
-        Its input check failed or did not end (a Ctrl-C), or a client refused its own data in the
-        statistics phase (run/inputs.py leaves the rows to the clients): the run folder holds nothing
-        worth keeping, so `_finish` removes it.
+        Its input check failed or did not end (a Ctrl-C), or, on a backend whose jobs cost nothing
+        (`launch_while_checking`: the local ones), a client refused its own data in the statistics
+        phase, before the first evaluation (run/inputs.py leaves the rows to the clients). A
+        SageMaker run refused there keeps its folder: run.json records the billed jobs.
         """
-        return self.data is None or (isinstance(self._server_error, BadInput) and not self.history.rounds)
+        if self.data is None:
+            return True
+        cheap = getattr(self.backend, "launch_while_checking", False)
+        return cheap and isinstance(self._server_error, BadInput) and not self.history.rounds
 
     def _finish(self, status: str, reason: str) -> list[str]:
         """Stop whatever still runs, then write run.json and the reports, whatever happened.
