@@ -159,7 +159,10 @@ def require_features(frame: pd.DataFrame, schema: dict[str, Any], where: str) ->
     """Raise DataError naming `where` and the first feature column of `schema` that `frame` lacks."""
     for feature in schema["features"]:
         if feature["name"] not in frame.columns:
-            raise DataError(f"{where}: column {feature['name']!r} required by the feature schema is missing")
+            raise DataError(
+                f"{where}: column {feature['name']!r} required by the feature schema is missing; add it to these "
+                "files, or prepare the data again so the schema matches them"
+            )
 
 
 def typed_frame(

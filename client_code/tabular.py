@@ -206,7 +206,9 @@ def canonical_labels(labels: pd.Series, classes: list[Any] | None = None, locate
     if bad.any():
         row = int(np.argmax(bad))
         at = f" ({locate(row)})" if locate else ""
-        raise DataError(f"label value {text.iloc[row]!r} is not one of the classes {classes}{at}")
+        raise DataError(
+            f"label value {text.iloc[row]!r} is not one of the classes {classes}{at}; relabel or drop the row"
+        )
     return label_array([int(float(v)) for v in text])
 
 

@@ -27,7 +27,7 @@ def _run(data, tmp_path, **options):
     ("case", "message"),
     [
         # a client without the rare class is refused by name and folder in the statistics phase
-        ("10-client-missing-class", "/clients/client-2/train): no rows of class 1; every client needs training rows"),
+        ("10-client-missing-class", "/clients/client-2/train): no rows of class 1, held by client-1 ("),
         # empty cells left by an old preparation (NA read as missing) are refused with file and line
         ("04-na-country-code", "column 'continent' has an empty cell ("),
     ],

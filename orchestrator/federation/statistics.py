@@ -43,6 +43,7 @@ from client_code.tabular import DataError, canonical_class, feature_fingerprint
 from orchestrator.config import DataSettings
 from orchestrator.errors import BadInput
 from orchestrator.run.folder import ClientReport
+from orchestrator.text import plural
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,16 @@ class PhaseResult:
             "true": {str(c): float(n) for c, n in self.raw_counts.items()},
             "trained": {str(c): float(n) for c, n in self.trained_counts.items()},
         }
+
+
+def _missing_class(cls: Any, held: dict[str, dict[Any, int]]) -> str:
+    """A client's refusal for lacking class `cls`, naming who holds it (`held`: client -> class -> rows)."""
+    holders = ", ".join(f"{name} ({plural(counts[cls], 'row')})" for name, counts in held.items() if counts.get(cls))
+    return (
+        f"train data: no rows of class {cls!r}, held by {holders}; every client needs training rows of every class "
+        "(docs/adr/0002-data-partitions.md): leave that client out, give it rows of that class, or fix the label "
+        "where it is a typo"
+    )
 
 
 class ClientRefusal(BadInput):
@@ -217,15 +228,14 @@ def _run_phase(
     answers = _ask(proxies, "schema", dict.fromkeys(proxies, schema), timeout)
     reports: dict[str, ClientReport] = {}
     raw: dict[Any, int] = dict.fromkeys(classes, 0)
+    held = {
+        name: {canonical_class(k, classes): int(v) for k, v in a["class_counts"].items()} for name, a in answers.items()
+    }
     for name, answer in answers.items():
-        counts = {canonical_class(k, classes): int(v) for k, v in answer["class_counts"].items()}
+        counts = held[name]
         missing = [c for c in classes if counts.get(c, 0) == 0]
         if missing:
-            raise ClientRefusal(  # named with its train channel's folder or URI (run_phase)
-                name,
-                f"train data: no rows of class {missing[0]!r}; every client needs training rows of every class "
-                "(docs/adr/0002-data-partitions.md): leave that client out or give it rows of that class",
-            )
+            raise ClientRefusal(name, _missing_class(missing[0], held))  # named with its train channel (run_phase)
         if answer["features"] != fingerprint:
             raise BadInput(f"client {name!r} encodes different features than the schema; update its client code")
         for c, n in counts.items():
