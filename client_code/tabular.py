@@ -17,6 +17,7 @@ the same rows and the same values on both sides of the federation:
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -109,14 +110,39 @@ def read_csv_file(path: Path, rows: int | None = None) -> pd.DataFrame:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""], skipinitialspace=True, nrows=rows)
     except pd.errors.EmptyDataError:
         raise DataError(f"{path} is empty; it needs a header row and data rows") from None
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        first_line = str(exc).strip().splitlines()[0]
-        raise DataError(f"{path} is not a readable CSV file ({first_line})") from None
+    except UnicodeDecodeError:  # pandas' position is within its read buffer: find the byte in the file
+        raise DataError(f"{path} is not UTF-8 text ({non_utf8(Path(path).read_bytes())}); save it as UTF-8") from None
+    except pd.errors.ParserError as exc:
+        raise DataError(f"{path} is not a readable CSV file ({_parser_problem(exc)})") from None
+    if not isinstance(frame.index, pd.RangeIndex):  # pandas took the first column as an index: line 2 is too long
+        raise DataError(
+            f"{path} line 2 has more fields than its header's {frame.shape[1]}; give every line the header's "
+            "fields (quote a value that holds a comma)"
+        )
     frame.columns = [str(name).strip() for name in frame.columns]
     duplicated = frame.columns[frame.columns.duplicated()]
     if len(duplicated):
         raise DataError(f"{path} has the column {duplicated[0]!r} twice; give every column its own name")
     return frame
+
+
+def non_utf8(data: bytes) -> str:
+    """Where `data` stops being UTF-8: `byte 0xe9 on line 12` (lines from 1); "" if it is UTF-8."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        return f"byte 0x{data[exc.start]:02x} on line {line}"
+    return ""
+
+
+def _parser_problem(exc: Exception) -> str:
+    """Pandas' C parser error as one line with the fix; its "row N" of an open quote counts from 0."""
+    text = str(exc).strip().splitlines()[0].removeprefix("Error tokenizing data. C error: ")
+    quote = re.search(r"EOF inside string starting at row (\d+)", text)
+    if quote:
+        return f"a quote opened on line {int(quote.group(1)) + 1} never closes; close it or remove it"
+    return f"{text}; give every line the header's fields (quote a value that holds a comma)"
 
 
 def read_channel(folder: Path) -> tuple[pd.DataFrame, ChannelInfo]:

@@ -166,7 +166,10 @@ def _stopped_run(out: Path, run_id: str, *, rounds_done: int, asked: int = 5) ->
             lambda out: (_stopped_run(out, "run-1", rounds_done=2) / "federation.toml").write_text("[federation]\n"),
             "run run-1's configuration no longer loads: ",
         ),
-        (lambda out: _stopped_run(out, "run-1", rounds_done=5), "run run-1 already has round 5 of 5; nothing to"),
+        (
+            lambda out: _stopped_run(out, "run-1", rounds_done=5),
+            "run run-1 already has 5 rounds and asks for 5; nothing to",
+        ),
     ],
 )
 @pytest.mark.parametrize("command", ["local", "launch"])

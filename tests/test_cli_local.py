@@ -170,8 +170,13 @@ def test_a_bad_cell_is_named_by_its_file_and_line_in_the_test_set_and_the_client
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30", "in line 5, saw 30"),
-        (b"\xe9t\xe9", "'utf-8' codec can't decode byte 0xe9"),
+        (
+            "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30",
+            "is not a readable CSV file (Expected 24 fields in line 5, saw 30; give every line the header's fields "
+            "(quote a value that holds a comma))",
+        ),
+        (b"\xe9t\xe9", "is not UTF-8 text (byte 0xe9 on line 5); save it as UTF-8"),
+        ('"south,1,2', "is not a readable CSV file (a quote opened on line 5 never closes; close it or remove it)"),
     ],
 )
 def test_a_row_a_client_cannot_parse_is_bad_input_named_by_its_folder(capsys, tmp_path, data_copy, line, message):
@@ -182,7 +187,19 @@ def test_a_row_a_client_cannot_parse_is_bad_input_named_by_its_folder(capsys, tm
     rows[4] = line if isinstance(line, bytes) else line.encode()
     path.write_bytes(b"\n".join(rows))
     error = _assert_bad_input(capsys, tmp_path / "runs", "--data-dir", str(data_copy), message=message)
-    assert f"error: client 'client-2' train data ({folder}): {path.name} is not a readable CSV file (" in error
+    assert error.startswith(f"error: client 'client-2' train data ({folder}): {path.name} ")
+
+
+def test_a_label_other_than_the_schemas_is_refused_not_ignored(capsys, tmp_path, data_copy):
+    _assert_bad_input(
+        capsys,
+        tmp_path / "runs",
+        "--data-dir",
+        str(data_copy),
+        "--label",
+        "nosuch",
+        message="[data] label (--label) is 'nosuch' but the feature schema's label is 'potential_fraud'; drop it",
+    )
 
 
 def test_missing_test_set(capsys, tmp_path, data_copy):

@@ -275,3 +275,14 @@ def test_a_client_refusing_its_data_is_named_with_where_its_owner_keeps_the_chan
     assert (
         str(other) == "client 'client-2': unknown request 'x'; the server and the client code are of different versions"
     )
+
+
+def test_a_client_without_a_class_is_told_who_holds_it_in_name_order():
+    """The answers arrive in join order; the message does not depend on it (a typo shows as a tiny holder)."""
+    from orchestrator.federation.statistics import _missing_class
+
+    held = {"client-3": {0: 5, 1: 122}, "client-10": {0: 1, 1: 3}, "client-1": {0: 4, 1: 1}, "client-2": {0: 9}}
+    assert _missing_class(1, held).startswith(
+        "train data: no rows of class 1, held by client-1 (1 row), client-3 (122 rows), client-10 (3 rows); every "
+        "client needs training rows of every class"
+    )

@@ -99,3 +99,10 @@ def test_channel_head_reads_each_files_header_and_first_row_with_read_channels_c
     (tmp_path / "empty" / "d.csv").write_text("x,y\n")
     with pytest.raises(DataError, match="has a header but no data rows"):
         channel_head(tmp_path / "empty")
+
+
+def test_a_first_data_row_longer_than_the_header_is_named_not_read_as_an_index(tmp_path):
+    """pandas would take the first column as the index and shift every other (review: 'empty label on line 3')."""
+    (tmp_path / "a.csv").write_text("x,y\n1,0,oops\n2,1\n")
+    with pytest.raises(DataError, match=r"a.csv line 2 has more fields than its header's 2; give every line"):
+        read_channel(tmp_path)

@@ -104,7 +104,17 @@ class Federation(_Section):
         self.require_ready("launch")
 
     def check_task(self, schema: dict[str, Any]) -> None:
-        """BadInput when [model] cannot train on the schema's task (the kind's tasks, balancing a regression label)."""
+        """BadInput when [model] cannot train on the schema's task (the kind's tasks, balancing a regression label).
+
+        Also when [data] label (--label) names another column than the schema's label: the schema
+        decides what is learned, so a different label would be silently ignored.
+        """
+        label = self.data.label
+        if label and schema.get("label") and label != schema["label"]:
+            raise BadInput(
+                f"[data] label (--label) is {label!r} but the feature schema's label is {schema['label']!r}; drop "
+                f"it, or prepare the data again with --label {label}"
+            )
         try:
             _check_model(self.model, schema.get("task"), "the schema's task")
         except ValueError as exc:

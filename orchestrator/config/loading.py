@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from client_code.tabular import non_utf8
 from orchestrator.config.clients import ClientSettings
 from orchestrator.config.federation import Federation
 from orchestrator.config.model import SETTINGS, foreign_key
@@ -180,11 +181,8 @@ def read(path: Path) -> dict[str, Any]:
         raise BadInput(f"config file {path} not found; pass an existing federation.toml with -c") from None
     except IsADirectoryError:
         raise BadInput(f"config file {path} is a folder; pass the federation.toml file inside it with -c") from None
-    except UnicodeDecodeError as exc:
-        line = path.read_bytes()[: exc.start].count(b"\n") + 1
-        raise BadInput(
-            f"{path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} on line {line}); save it as UTF-8"
-        ) from None
+    except UnicodeDecodeError:
+        raise BadInput(f"{path} is not UTF-8 text ({non_utf8(path.read_bytes())}); save it as UTF-8") from None
     except OSError as exc:
         raise BadInput(f"cannot read config file {path} ({exc.strerror}); check the path and its permissions") from None
     except tomllib.TOMLDecodeError as exc:

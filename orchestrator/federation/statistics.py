@@ -41,6 +41,7 @@ from client_code.schema import feature_names, normalise_schema
 from client_code.statistics import choose_positive, merge_statistics, name_levels, reveal_requests
 from client_code.tabular import DataError, canonical_class, feature_fingerprint
 from orchestrator.config import DataSettings
+from orchestrator.config.base import name_order
 from orchestrator.errors import BadInput
 from orchestrator.run.folder import ClientReport
 from orchestrator.text import plural
@@ -89,7 +90,8 @@ class PhaseResult:
 
 def _missing_class(cls: Any, held: dict[str, dict[Any, int]]) -> str:
     """A client's refusal for lacking class `cls`, naming who holds it (`held`: client -> class -> rows)."""
-    holders = ", ".join(f"{name} ({plural(counts[cls], 'row')})" for name, counts in held.items() if counts.get(cls))
+    names = sorted((name for name, counts in held.items() if counts.get(cls)), key=name_order)
+    holders = ", ".join(f"{name} ({plural(held[name][cls], 'row')})" for name in names)
     return (
         f"train data: no rows of class {cls!r}, held by {holders}; every client needs training rows of every class "
         "(docs/adr/0002-data-partitions.md): leave that client out, give it rows of that class, or fix the label "

@@ -62,7 +62,7 @@ def find(out: Path, run_id: str, adjust: config.Edit | None = None) -> ResumePoi
     rounds = federation.federation.rounds
     if point.round >= rounds:
         raise BadInput(
-            f"run {run_id} already has round {point.round} of {rounds}; nothing to resume (give --rounds above "
-            f"{point.round} to train it further)"
+            f"run {run_id} already has {point.round} rounds and asks for {rounds}; nothing to resume (give --rounds "
+            f"above {point.round} to train it further)"
         )
     return ResumePoint(run_id, run_dir, federation, point)
