@@ -9,7 +9,6 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from client_code.tabular import non_utf8
 from orchestrator.config.clients import ClientSettings
 from orchestrator.config.federation import Federation
 from orchestrator.config.model import SETTINGS, foreign_key
@@ -182,6 +181,8 @@ def read(path: Path) -> dict[str, Any]:
     except IsADirectoryError:
         raise BadInput(f"config file {path} is a folder; pass the federation.toml file inside it with -c") from None
     except UnicodeDecodeError:
+        from client_code.tabular import non_utf8  # here only: tabular imports pandas, which config never needs
+
         raise BadInput(f"{path} is not UTF-8 text ({non_utf8(path.read_bytes())}); save it as UTF-8") from None
     except OSError as exc:
         raise BadInput(f"cannot read config file {path} ({exc.strerror}); check the path and its permissions") from None
