@@ -20,14 +20,11 @@ from typing import TYPE_CHECKING, Any
 from orchestrator import config, defaults, overrides, tracking
 from orchestrator.backends.process import ProcessBackend
 from orchestrator.config.strategy import check, strategy_parameters
-from orchestrator.data import datasets, layout
-from orchestrator.data.cache import prepared_builtin
-from orchestrator.data.prepare import PrepareOptions
+from orchestrator.data import layout
 from orchestrator.errors import BadInput
 from orchestrator.run import resume
 from orchestrator.run.events import DataPrepared, Observer, ignore
 from orchestrator.run.folder import RunFolder, new_run_id
-from orchestrator.run.inputs import ServerData, read_server_data, server_data, server_schema
 from orchestrator.run.lifecycle import FederationRun, RunOutcome
 from orchestrator.run.startup import Inputs
 
@@ -35,6 +32,7 @@ if TYPE_CHECKING:
     from orchestrator.backends import Backend
     from orchestrator.backends.docker import DockerBackend
     from orchestrator.backends.simulation import SimulationBackend
+    from orchestrator.run.inputs import ServerData
 
 
 @dataclass(frozen=True)
@@ -195,15 +193,17 @@ def _check_clients(options: LocalOptions, settings: Settings, clients: int) -> N
 
 def _prepared_folder(
     options: LocalOptions,
-) -> tuple[list[layout.ClientFolders], Path, Path | None, dict[str, Any] | None]:
-    """A data folder's clients, test set and schema paths, and its schema (None: the statistics phase computes one).
+) -> tuple[list[layout.ClientFolders], Path, Path | None]:
+    """A data folder's clients, and its test set and schema paths (schema None: the statistics phase computes one).
 
     A folder without schema.json (the owners' raw exports) needs --label: the statistics phase
-    computes the schema. The test set is read when the run checks its inputs (run/startup.py).
+    computes the schema. The schema and the test set are read when the run checks its inputs
+    (run/startup.py), while its jobs start.
     """
     assert options.data_dir is not None
-    prepared = layout.open_prepared(options.data_dir, require_schema=False)
-    if prepared.schema is None and options.label is None:
+    prepared = layout.open_prepared(options.data_dir, require_schema=False, read_schema=False)
+    schema = prepared.root / layout.SCHEMA
+    if not schema.is_file() and options.label is None:
         raise BadInput(
             f"data folder {options.data_dir} has no {layout.SCHEMA}: give --label so the statistics phase can "
             "compute the schema from the clients' data, or prepare it with `fedsage data prepare`"
@@ -213,8 +213,7 @@ def _prepared_folder(
             f"--clients {options.clients} does not match the {len(prepared.clients)} client folders "
             f"in {options.data_dir}; drop --clients or prepare the data again"
         )
-    schema = prepared.root / layout.SCHEMA if prepared.schema is not None else None
-    return prepared.clients, prepared.test, schema, prepared.schema
+    return prepared.clients, prepared.test, schema if schema.is_file() else None
 
 
 def _builtin(
@@ -229,6 +228,10 @@ def _builtin(
     The server's part is handed over in memory when it was just generated; either way it is
     encoded by the run's input check, while the jobs start (run/startup.py).
     """
+    from orchestrator.data import datasets  # pandas and the generators: a built-in run's data needs them
+    from orchestrator.data.cache import prepared_builtin
+    from orchestrator.data.prepare import PrepareOptions
+
     dataset = datasets.get(options.dataset)
     prep = PrepareOptions(
         label=dataset.label,
@@ -258,8 +261,21 @@ def _builtin(
         raise
     observer(DataPrepared(dataset.name, summary))
     if summary.test is None:  # copied from the cache: the run's input check reads it, while the jobs start
-        return federation, partial(read_server_data, test, summary.schema)
-    return federation, partial(server_data, summary.schema, summary.test, str(test))  # encoded meanwhile too
+        return federation, partial(_read_test_set, test, summary.schema)
+    from orchestrator.run.inputs import server_data
+
+    return federation, partial(server_data, summary.schema, summary.test, str(test), encode=False)
+
+
+def _read_test_set(test: Path, schema: dict[str, Any] | None) -> ServerData:
+    """run/inputs.py `read_server_data`, imported here: the data stack is not needed before the jobs' launch.
+
+    The rows are checked against the schema's columns here and encoded by the server thread after
+    the statistics phase, while the clients read theirs (run/inputs.py `server_data`).
+    """
+    from orchestrator.run.inputs import read_server_data
+
+    return read_server_data(test, schema, encode=False)  # encoded by the server thread (run/inputs.py)
 
 
 def _checked(
@@ -274,13 +290,20 @@ def _checked(
     """
 
     def check() -> ServerData:
-        known = schema()
+        known = schema()  # (run/inputs.py server_schema)
         if known is not None:
             federation.check_task(known)
         backend.check_inputs(federation, known)
-        return read_server_data(test, known)
+        return _read_test_set(test, known)
 
     return check
+
+
+def _server_schema(federation: config.Federation) -> dict[str, Any] | None:
+    """run/inputs.py `server_schema`, imported when the check runs (as `_read_test_set`)."""
+    from orchestrator.run.inputs import server_schema
+
+    return server_schema(federation)
 
 
 def _docker(clients: int, local: config.LocalSettings, folder: RunFolder) -> DockerBackend:
@@ -330,6 +353,8 @@ def build_local_run(options: LocalOptions, observer: Observer = ignore) -> Feder
         **options.given("backend", "image", "cpus", "memory", "dependency_cache", "network", "bind_address"),
     )
     if options.data_dir is None:
+        from orchestrator.data import datasets
+
         dataset = datasets.get(options.dataset)  # an unknown name is bad input before anything is written
         options = replace(options, task=options.task or dataset.task)
     settings = _settings(options)
@@ -346,7 +371,7 @@ def build_local_run(options: LocalOptions, observer: Observer = ignore) -> Feder
     placement = (local, container)
     inputs: Inputs
     if options.data_dir is not None:
-        clients, test, schema_path, schema = _prepared_folder(options)
+        clients, test, schema_path = _prepared_folder(options)
         _check_clients(options, settings, len(clients))
         federation = _federation(
             settings,
@@ -365,8 +390,8 @@ def build_local_run(options: LocalOptions, observer: Observer = ignore) -> Feder
         or _simulation(local, folder)
         or ProcessBackend(folder.clients, len(federation.clients), code_dir=folder.path("code"))
     )
-    if options.data_dir is not None:
-        inputs = _checked(federation, backend, lambda: schema, test)
+    if options.data_dir is not None:  # the schema file is read by the check, as -c's is
+        inputs = _checked(federation, backend, partial(_server_schema, federation), test)
     return FederationRun(federation, inputs, backend, folder, observer)
 
 
@@ -410,7 +435,7 @@ def _from_file(options: LocalOptions, observer: Observer) -> FederationRun:
         or _simulation(local, folder)
         or ProcessBackend(folder.clients, len(federation.clients), code_dir=folder.path("code"))
     )
-    inputs = _checked(federation, backend, partial(server_schema, federation), federation.server.test_data)
+    inputs = _checked(federation, backend, partial(_server_schema, federation), federation.server.test_data)
     return FederationRun(federation, inputs, backend, folder, observer, resume=point)
 
 

@@ -10,6 +10,7 @@ from cli_runner import assert_bad_input, run_cli
 
 from orchestrator import config, overrides
 from orchestrator.errors import BadInput
+from orchestrator.federation.resumed import Resumed
 from orchestrator.run import checkpoint
 from orchestrator.run.folder import ClientSummary, RunSummary, write_json
 
@@ -56,7 +57,7 @@ def test_a_checkpoint_holds_parameters_round_strategy_and_random_state(tmp_path)
 
     resumed_strategy = Momentum()
     random.seed(99)
-    resumed = checkpoint.Resumed(resumed_strategy, loaded)
+    resumed = Resumed(resumed_strategy, loaded)
     np.testing.assert_array_equal(resumed_strategy.velocity, [1.0, -2.0, 0.5])
     assert resumed_strategy.steps == 4
     assert (random.random(), np.random.random()) == expected
@@ -80,7 +81,7 @@ def test_a_stateless_strategy_stores_no_state_and_an_old_checkpoint_still_reads(
 def test_state_a_strategy_cannot_restore_is_refused(tmp_path):
     checkpoint.write(tmp_path, 2, PARAMETERS, Momentum())
     with pytest.raises(BadInput, match="holds strategy state .*steps, velocity.* that object cannot restore"):
-        checkpoint.Resumed(object(), checkpoint.read(checkpoint.path(tmp_path, 2)))
+        Resumed(object(), checkpoint.read(checkpoint.path(tmp_path, 2)))
 
 
 def test_latest_is_the_highest_round(tmp_path):

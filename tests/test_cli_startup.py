@@ -118,3 +118,38 @@ def test_ctrl_c_at_any_moment_of_the_start_is_one_line_and_exit_130(tmp_path):
         assert process.returncode in (130, 0, 2), (delay, process.returncode, err)
         if process.returncode == 130:
             assert err.strip().splitlines()[-1].startswith("interrupted"), (delay, err)
+
+
+# `fedsage local` as the console script, its process backend's launch replaced by a probe that records what
+# the CLI had imported when the first job would have started, then ends the command
+_AT_FIRST_LAUNCH = """
+import json, os, sys
+from orchestrator.backends import process
+from orchestrator.entry import main
+
+def probe(self, request):
+    print(json.dumps({"modules": sorted(sys.modules)}), flush=True)
+    os._exit(0)
+
+process.ProcessBackend.launch = probe
+sys.argv = ["fedsage", *sys.argv[1:]]
+main()
+"""
+
+
+def test_local_launches_its_jobs_before_importing_flower_or_the_data_stack(prepared_dir, tmp_path):
+    """Issue 15: a client job needs seconds to import its libraries; the CLI starts it before its own ~1 s of them.
+
+    The run listens with grpc alone (federation/listener.py); Flower's server, pandas and
+    scikit-learn (the input check, the test set) are imported while the jobs start.
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", _AT_FIRST_LAUNCH, "local", "--data-dir", str(prepared_dir), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    modules = json.loads(done.stdout.strip().splitlines()[-1])["modules"]
+    assert "grpc" in _heavy(modules)  # it listens already: the jobs are given its port
+    assert set(_heavy(modules)) & {"flwr", "pandas", "sklearn", "scipy", "matplotlib"} == set()

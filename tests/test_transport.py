@@ -11,9 +11,11 @@ from conftest import free_port
 from flwr.client import NumPyClient
 
 from client_code import transport
+from orchestrator.errors import BadInput
 from orchestrator.federation import tls
+from orchestrator.federation.listener import Listener
 from orchestrator.federation.roster import Roster
-from orchestrator.federation.transport import start_grpc_server
+from orchestrator.federation.transport import serve
 from orchestrator.run.events import ClientJoined, ClientRefused
 
 
@@ -31,16 +33,16 @@ def server():
     events = []
     roster = Roster(["hospital-a"], wait_timeout=10, emit=events.append)
     material = tls.generate(["127.0.0.1"])
-    grpc_server, port = start_grpc_server(
-        "127.0.0.1",
-        0,
+    listener = Listener("127.0.0.1", 0, material)
+    port = listener.start()
+    serve(
+        listener,
         roster,
         {"hospital-a": "right-token"},
-        material,
         on_refused=lambda peer, claimed, reason: events.append(ClientRefused(peer, reason, claimed)),
     )
     yield roster, events, material, port
-    grpc_server.stop(None)
+    listener.stop(None)
 
 
 def _connect(port, material, token, client):
@@ -150,6 +152,73 @@ def test_a_name_that_left_is_never_admitted_again(server):
     assert client.calls == 0 and roster.num_available() == 0
     (refused,) = events
     assert refused.claimed_name == "hospital-a" and "possible impostor" in refused.reason
+
+
+def test_a_client_that_connects_before_the_service_is_attached_waits_and_then_joins():
+    """Issue 15: a run listens, launches its jobs, then imports Flower; an early client is not turned away."""
+    events = []
+    roster = Roster(["hospital-a"], wait_timeout=10, emit=events.append)
+    material = tls.generate(["127.0.0.1"])
+    listener = Listener("127.0.0.1", 0, material)
+    port = listener.start()
+    client = _Recorder()
+    ended = []
+
+    def connect():
+        try:
+            _connect(port, material, "right-token", client)
+        except transport.ServerUnreachable as exc:  # the listener stops when the test ends
+            ended.append(exc)
+
+    try:
+        threading.Thread(target=connect, daemon=True).start()
+        assert not roster.wait_for(1, timeout=1.0)  # connected or connecting, but nothing answers it yet
+        serve(listener, roster, {"hospital-a": "right-token"}, on_refused=lambda *a: events.append(a))
+        assert roster.wait_for(1, timeout=10)
+        assert list(roster.all()) == ["hospital-a"] and ClientJoined("hospital-a", 1, 1) in events
+    finally:
+        listener.stop(None)
+
+
+def test_a_listener_stopped_before_its_service_refuses_the_waiting_client_and_does_not_hang():
+    material = tls.generate(["127.0.0.1"])
+    listener = Listener("127.0.0.1", 0, material)
+    port = listener.start()
+    failures = []
+
+    def connect():
+        try:
+            _connect(port, material, "right-token", _Recorder())
+        except (transport.ServerUnreachable, transport.ServerRefused, Exception) as exc:  # noqa: BLE001 - any end
+            failures.append(exc)
+
+    thread = threading.Thread(target=connect, daemon=True)
+    thread.start()
+    threading.Event().wait(0.5)  # let it connect and wait
+    listener.stop(None)
+    thread.join(timeout=15)
+    assert not thread.is_alive() and failures  # it ended, refused, instead of waiting for ATTACH_TIMEOUT
+
+
+def test_a_port_in_use_is_one_line_of_bad_input_naming_the_setting():
+    material = tls.generate(["127.0.0.1"])
+    first = Listener("127.0.0.1", 0, material)
+    port = first.start()
+    try:
+        with pytest.raises(BadInput) as refused:
+            Listener("127.0.0.1", port, material).start()
+        message = str(refused.value)
+        assert message == (
+            f"cannot listen on 127.0.0.1:{port} (Address already in use); "
+            "choose another [server] port, or stop what uses it"
+        )
+    finally:
+        first.stop(None)
+
+
+def test_an_address_of_no_interface_here_is_bad_input_naming_bind_address():
+    with pytest.raises(BadInput, match=r"cannot listen on 192\.0\.2\.1:0 \(.*\); check \[server\] bind_address"):
+        Listener("192.0.2.1", 0, tls.generate(["127.0.0.1"])).start()
 
 
 class _ScriptedService:

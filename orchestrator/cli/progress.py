@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console, Group, RenderableType
@@ -13,7 +14,6 @@ from rich.spinner import Spinner
 from rich.table import Table
 
 from orchestrator.backends import COMPLETED, FAILED, STOPPED, JobStatus
-from orchestrator.data.prepare import PrepareSummary
 from orchestrator.run.events import (
     ClientJoined,
     ClientLeft,
@@ -31,11 +31,20 @@ from orchestrator.run.events import (
     UpdateRejected,
 )
 from orchestrator.run.lifecycle import RunOutcome
-from orchestrator.run.report import server_metrics
 from orchestrator.text import fmt, privacy
+
+if TYPE_CHECKING:
+    from orchestrator.data.prepare import PrepareSummary
 
 STYLES = {COMPLETED: "green", FAILED: "red", STOPPED: "yellow"}
 OUTCOME_FILES = ("metrics.json", "metrics.csv", "metrics.png", "test_curves.png", "report.md")  # listed after the model
+
+
+def _server_metrics(task: str | None) -> tuple[str, ...]:
+    """run/report.py `server_metrics`, imported on first use: the console exists before the run launches its jobs."""
+    from orchestrator.run.report import server_metrics
+
+    return server_metrics(task)
 
 
 def data_table(summary: PrepareSummary, title: str) -> Table:
@@ -173,7 +182,7 @@ class RunView:
             c.print(f"  [red]round {event.round}: update of {event.name} left out: {event.reason}[/]")
         elif isinstance(event, RoundFinished):
             r = event.record
-            metrics = "  ".join(f"{m} {fmt(r.server.get(m))}" for m in server_metrics(self.task))
+            metrics = "  ".join(f"{m} {fmt(r.server.get(m))}" for m in _server_metrics(self.task))
             timing = f"  [dim]{r.seconds:.2f} s[/]" if r.round else ""
             c.print(f"round {r.round}/{event.rounds}  {metrics}{timing}")
             self._print_spent(r.round)
@@ -199,7 +208,7 @@ def print_outcome(console: Console, outcome: RunOutcome, started: float | None =
     table.add_column("metric")
     table.add_column("round 0", justify="right")
     table.add_column(f"round {final.round}", justify="right")
-    for metric in server_metrics(outcome.task):
+    for metric in _server_metrics(outcome.task):
         table.add_row(metric, fmt(first.server.get(metric)), fmt(final.server.get(metric)))
     console.print(table)
     gains = outcome.history.client_gains(outcome.task)

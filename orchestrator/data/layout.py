@@ -24,8 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from client_code.constants import SCHEMA_FILE
-from client_code.schema import load_schema
-from client_code.tabular import DataError
 from orchestrator.errors import BadInput
 
 SCHEMA = SCHEMA_FILE
@@ -82,11 +80,13 @@ HINT = (
 )
 
 
-def open_prepared(root: Path, require_schema: bool = True) -> PreparedData:
+def open_prepared(root: Path, require_schema: bool = True, read_schema: bool = True) -> PreparedData:
     """Check a data folder has a test set, client train folders and (if `require_schema`) a schema.
 
     Without `require_schema` a missing schema.json gives `schema` None (the statistics phase makes
-    one). Raises BadInput naming the missing piece and how to produce it.
+    one). Without `read_schema` the schema is left unread (None) for the caller: `fedsage local`
+    reads it in its input check, once its jobs are launched (run/startup.py). Raises BadInput
+    naming the missing piece and how to produce it.
     """
     root = Path(root)
     if not root.is_dir():
@@ -96,12 +96,20 @@ def open_prepared(root: Path, require_schema: bool = True) -> PreparedData:
     for required in (SCHEMA, TEST) if require_schema else (TEST,):
         if not (root / required).is_file():
             raise BadInput(f"data folder {root} has no {required}; {HINT}")
-    try:
-        schema = load_schema(root / SCHEMA) if (root / SCHEMA).is_file() else None
-    except DataError as exc:
-        raise BadInput(f"{exc}; {HINT}") from None
+    schema = _read_schema(root / SCHEMA) if read_schema and (root / SCHEMA).is_file() else None
     clients = client_folders(root)
     return PreparedData(root=root, schema=schema, clients=clients)
+
+
+def _read_schema(path: Path) -> dict[str, Any]:
+    """The folder's schema.json, read and checked (client_code/schema.py, with pandas); BadInput if unusable."""
+    from client_code.schema import load_schema
+    from client_code.tabular import DataError
+
+    try:
+        return load_schema(path)
+    except DataError as exc:
+        raise BadInput(f"{exc}; {HINT}") from None
 
 
 def client_folders(root: Path) -> list[ClientFolders]:

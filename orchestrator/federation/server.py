@@ -1,6 +1,7 @@
 """The Flower server of one run: transport, roster, statistics phase, strategy and Flower's round loop, composed.
 
-`FederationServer.start()` listens (TLS, token admission); `run()` blocks while it waits for the
+`FederationServer.start()` serves Flower's service, admitting only this run's tokens, on the run's
+listener (federation/listener.py: it listens since before the jobs' launch); `run()` blocks while it waits for the
 clients to join, runs the statistics phase (federation/statistics.py: the schema, each client's
 counts), hands its result to `on_phase` (which returns the server's data encoded with the schema),
 then runs every round (with `resume`, those after the checkpoint's); `abort()` ends it from another
@@ -23,12 +24,13 @@ from orchestrator.config import Federation
 from orchestrator.federation import strategies
 from orchestrator.federation.evaluation import TestSetEvaluator
 from orchestrator.federation.history import RoundRecord
+from orchestrator.federation.listener import Listener
+from orchestrator.federation.resumed import Resumed
 from orchestrator.federation.roster import Roster
 from orchestrator.federation.statistics import PhaseResult, run_phase
 from orchestrator.federation.strategy import ValidatingStrategy
-from orchestrator.federation.tls import TlsMaterial
-from orchestrator.federation.transport import start_grpc_server
-from orchestrator.run.checkpoint import Checkpoint, Resumed
+from orchestrator.federation.transport import serve
+from orchestrator.run.checkpoint import Checkpoint
 from orchestrator.run.events import ClientRefused, FederationEvent
 from orchestrator.run.inputs import ServerData
 from orchestrator.text import shown_uri
@@ -46,7 +48,7 @@ class FederationServer:
         federation: Federation,
         data: ServerData,
         tokens: dict[str, str],
-        tls: TlsMaterial,
+        listener: Listener | None,
         emit: Callable[[FederationEvent], None],
         on_round: Callable[[RoundRecord, NDArrays], None],
         on_phase: Callable[[PhaseResult], ServerData],
@@ -54,7 +56,7 @@ class FederationServer:
         self.federation = federation
         self.data = data
         self.tokens = tokens
-        self.tls = tls
+        self.listener = listener  # None for virtual clients (federation/simulation.py): nothing listens
         self.emit = emit
         self.on_round = on_round
         self.on_phase = on_phase
@@ -64,22 +66,12 @@ class FederationServer:
         self.strategy: ValidatingStrategy | None = None
         self.resume: Checkpoint | None = None  # continue after this checkpoint's round (run/checkpoint.py)
         self.compromised = False  # a client's token was presented twice: no round's model can be trusted
-        self._grpc = None
-        self.port: int | None = None
 
-    def start(self) -> int:
-        """Start listening; return the bound port."""
-        server = self.federation.server
-        self._grpc, self.port = start_grpc_server(
-            server.bind_address,
-            server.port,
-            self.roster,
-            self.tokens,
-            self.tls,
-            on_refused=self._refused,
-        )
-        log.info("Flower server listening on %s:%d (TLS)", server.bind_address, self.port)
-        return self.port
+    def start(self) -> None:
+        """Serve the clients on the listener (TLS, token admission); connections waiting for it proceed."""
+        assert self.listener is not None
+        serve(self.listener, self.roster, self.tokens, on_refused=self._refused)
+        log.info("Flower server listening on %s:%d (TLS)", self.listener.bind_address, self.listener.port)
 
     def _refused(self, peer: str, claimed: str | None, reason: str) -> None:
         """Report a refused connection; one that presented a valid token again stops the run (a possible impostor).
@@ -104,7 +96,7 @@ class FederationServer:
         """Wait for the clients, run the statistics phase, and build the strategy of the rounds.
 
         The ValidatingStrategy is kept as `strategy`; with `resume` the one returned wraps it to
-        continue after the checkpoint (run/checkpoint.py Resumed).
+        continue after the checkpoint (federation/resumed.py).
 
         The simulation backend (federation/simulation.py) calls it from inside Flower's Simulation
         Engine, which owns the round loop there.
@@ -154,5 +146,5 @@ class FederationServer:
 
     def stop(self, grace: float | None = None) -> None:
         """Stop listening and close every client stream, at once or after `grace` seconds (idempotent)."""
-        if self._grpc is not None:
-            self._grpc.stop(grace=grace)
+        if self.listener is not None:
+            self.listener.stop(grace)

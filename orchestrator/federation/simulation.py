@@ -140,10 +140,8 @@ class SimulatedServer(FederationServer):
         self._running = threading.Event()
         self._done = threading.Event()
 
-    def start(self) -> int:
-        """Nothing listens: virtual clients talk to the server in this process (port 0)."""
-        self.port = 0
-        return self.port
+    def start(self) -> None:
+        """Nothing listens: virtual clients talk to the server in this process."""
 
     def run(self) -> None:
         """Run the federation in the Simulation Engine once every job is launched; Ray is stopped whole after.

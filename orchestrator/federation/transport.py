@@ -1,6 +1,7 @@
 """Server side of the transport (ADR-1): the only module that talks to Flower's gRPC server.
 
-It starts Flower's bidirectional gRPC service (the one `start_server` uses) with TLS, and wraps
+It serves Flower's bidirectional gRPC service (the one `start_server` uses) on the run's TLS
+listener (federation/listener.py, which listens before this module's `flwr` import), and wraps
 its `Join` call so that:
 
 * a connection must present one of this run's client tokens in its metadata, or it is refused
@@ -28,13 +29,10 @@ from flwr.proto.transport_pb2_grpc import add_FlowerServiceServicer_to_server
 from flwr.server.superlink.fleet.grpc_bidi.flower_service_servicer import FlowerServiceServicer
 from flwr.server.superlink.fleet.grpc_bidi.grpc_bridge import GrpcBridgeClosed
 from flwr.server.superlink.fleet.grpc_bidi.grpc_client_proxy import GrpcClientProxy
-from flwr.supercore.grpc import generic_create_grpc_server
 
 from client_code.transport import TOKEN_HEADER
-from orchestrator.config import host_port
-from orchestrator.errors import BadInput
+from orchestrator.federation.listener import Listener
 from orchestrator.federation.roster import Roster
-from orchestrator.federation.tls import TlsMaterial
 
 log = logging.getLogger(__name__)
 
@@ -96,32 +94,16 @@ class AdmittingServicer(FlowerServiceServicer):
             raise
 
 
-def start_grpc_server(
-    bind_address: str,
-    port: int,
+def serve(
+    listener: Listener,
     client_manager: Roster,
     tokens: dict[str, str],
-    tls: TlsMaterial,
     on_refused: Callable[[str, str | None, str], None],
-) -> tuple[grpc.Server, int]:
-    """Start the TLS gRPC server on bind_address:port (0 = any free port); return it and its port.
+) -> None:
+    """Serve Flower's FlowerService on the run's `listener` (federation/listener.py), admitting only `tokens`.
 
-    `on_refused(peer, claimed client name or None, reason)` is called for every refused connection
-    (with a claimed name, the token was presented a second time: the caller stops the run).
+    Calls that arrived while the listener waited for this service proceed now. `on_refused(peer,
+    claimed client name or None, reason)` is called for every refused connection (with a claimed
+    name, the token was presented a second time: the caller stops the run).
     """
-    servicer = AdmittingServicer(client_manager, tokens, on_refused)
-    try:
-        server = generic_create_grpc_server(
-            servicer_and_add_fn=(servicer, add_FlowerServiceServicer_to_server),
-            server_address=host_port(bind_address, port),
-            certificates=tls.for_flower(),
-        )
-    except SystemExit:  # Flower exits when the port is taken
-        raise BadInput(f"port {port} on {bind_address} is already in use; choose another [server] port") from None
-    except RuntimeError as exc:
-        raise BadInput(f"cannot listen on {bind_address}:{port} ({exc}); check [server] bind_address") from None
-    server.start()
-    bound = int(server.bound_address.rpartition(":")[2])
-    if bound == 0:
-        raise BadInput(f"cannot listen on {bind_address}:{port}; check [server] bind_address and port")
-    return server, bound
+    listener.attach(AdmittingServicer(client_manager, tokens, on_refused), add_FlowerServiceServicer_to_server)

@@ -22,7 +22,7 @@ The strategy-state contract (a hook any strategy may implement; FedAvg has no st
 A strategy without `checkpoint_state` is stateless: nothing is stored. A checkpoint holding
 strategy state for a strategy without `restore_state` cannot be resumed (BadInput).
 
-Resuming (`Resumed`): Flower's round loop always counts from 1, so the resumed run wraps the
+Resuming (federation/resumed.py `Resumed`): Flower's round loop always counts from 1, so the resumed run wraps the
 strategy: Flower's initial parameters are the checkpoint's, and Flower's round r is the run's
 round k + r (its "round 0" evaluation re-scores the checkpoint, recorded as round k). The random
 state is the one after round k's server-side evaluation; in an uninterrupted run, round k's
@@ -39,15 +39,15 @@ import random
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from flwr.common import NDArrays, Parameters, ndarrays_to_parameters
-from flwr.server.client_manager import ClientManager
-from flwr.server.strategy import Strategy
 
 from orchestrator.errors import BadInput
 from orchestrator.run.folder import write_atomic
+
+if TYPE_CHECKING:
+    from flwr.common import NDArrays
 
 ROUND = "fedsage.round"
 RNG = "fedsage.rng"
@@ -141,54 +141,3 @@ def latest(run_dir: Path) -> Path | None:
     """The checkpoint of the highest round in a run folder, or None when it has none."""
     found = [(int(m.group(1)), p) for p in (Path(run_dir) / FOLDER).glob("round-*.npz") if (m := _NAME.match(p.name))]
     return max(found)[1] if found else None
-
-
-class Resumed(Strategy):
-    """`inner` continued after a checkpoint of round k: Flower's round r is round k + r (module docstring).
-
-    Restores the strategy's state and the server's random state on construction; BadInput when the
-    checkpoint holds strategy state that `inner` cannot take back. Every other attribute is `inner`'s.
-    """
-
-    def __init__(self, inner: Strategy, checkpoint: Checkpoint) -> None:
-        self.inner = inner
-        self.checkpoint = checkpoint
-        self.offset = checkpoint.round
-        restore = getattr(inner, "restore_state", None)
-        if checkpoint.strategy_state and not callable(restore):
-            raise BadInput(
-                f"the checkpoint of round {checkpoint.round} holds strategy state "
-                f"({', '.join(sorted(checkpoint.strategy_state))}) that {type(inner).__name__} cannot restore"
-            )
-        if callable(restore):
-            restore(dict(checkpoint.strategy_state))
-        restore_rng(checkpoint.rng)
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "inner":  # not set yet (a half-built object): no recursion
-            raise AttributeError(name)
-        return getattr(self.inner, name)
-
-    def initialize_parameters(self, client_manager: ClientManager) -> Parameters | None:
-        """The checkpoint's global parameters."""
-        return ndarrays_to_parameters(self.checkpoint.arrays())
-
-    def configure_fit(self, server_round: int, parameters: Parameters, client_manager: ClientManager) -> Any:
-        """`inner`'s, for round k + server_round."""
-        return self.inner.configure_fit(server_round + self.offset, parameters, client_manager)
-
-    def aggregate_fit(self, server_round: int, results: Any, failures: Any) -> Any:
-        """`inner`'s, for round k + server_round."""
-        return self.inner.aggregate_fit(server_round + self.offset, results, failures)
-
-    def configure_evaluate(self, server_round: int, parameters: Parameters, client_manager: ClientManager) -> Any:
-        """`inner`'s, for round k + server_round."""
-        return self.inner.configure_evaluate(server_round + self.offset, parameters, client_manager)
-
-    def aggregate_evaluate(self, server_round: int, results: Any, failures: Any) -> Any:
-        """`inner`'s, for round k + server_round."""
-        return self.inner.aggregate_evaluate(server_round + self.offset, results, failures)
-
-    def evaluate(self, server_round: int, parameters: Parameters) -> Any:
-        """`inner`'s, for round k + server_round (Flower's round 0: the checkpoint, scored again)."""
-        return self.inner.evaluate(server_round + self.offset, parameters)

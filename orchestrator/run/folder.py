@@ -42,7 +42,6 @@ from pathlib import Path
 from typing import Any
 
 from client_code.constants import CHECKSUM_SUFFIX
-from client_code.persist import save_model
 from orchestrator import __version__
 from orchestrator.errors import BadInput, RunFailed
 
@@ -300,6 +299,8 @@ class RunFolder:
         """
         with self._staging() as staging:
             try:
+                from client_code.persist import save_model  # joblib and scikit-learn: not before a run's launch
+
                 save_model(model, staging / self.model.name, provenance, skops=True)
                 # checksums first: a model file is never there without its checksum
                 names = sorted((p.name for p in staging.iterdir()), key=lambda n: not n.endswith(CHECKSUM_SUFFIX))

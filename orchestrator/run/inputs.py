@@ -84,26 +84,42 @@ def _encoding(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def server_data(
-    schema: dict[str, Any] | None, test: pd.DataFrame, where: str, locate: Callable[[int], str] | None = None
+    schema: dict[str, Any] | None,
+    test: pd.DataFrame,
+    where: str,
+    locate: Callable[[int], str] | None = None,
+    encode: bool = True,
 ) -> ServerData:
     """The server's data from a raw test frame, encoded when a schema is given; BadInput if unusable.
 
     `locate(row)` names a row in a message ("test.csv line 7"); without it, "row N" (N = its line).
+    With `encode` False the rows are only checked to have the schema's label and feature columns,
+    and are encoded when the statistics phase hands over the run's schema (`with_schema`): a
+    local run does that in its server thread while the clients read their own rows, instead of
+    before its statistics phase (issue 15; a bad cell is then refused after the clients joined).
     """
+    if schema is not None and not encode:
+        try:
+            schema = normalise_schema(schema, where)
+            require_label(test, schema["label"], where)
+            require_features(test, schema, where)
+        except DataError as exc:
+            raise BadInput(str(exc)) from None
+        return ServerData(frame=test, where=where, schema=schema, locate=locate)
     data = ServerData(frame=test, where=where, locate=locate)
     return data.with_schema(schema) if schema is not None else data
 
 
-def read_server_data(test: Path, schema: dict[str, Any] | None) -> ServerData:
+def read_server_data(test: Path, schema: dict[str, Any] | None, encode: bool = True) -> ServerData:
     """Read the test set folder `test` and encode it with `schema` (None: once the statistics phase has one).
 
-    BadInput naming the file when it is unreadable, or its rows do not fit the schema.
+    BadInput naming the file when it is unreadable, or its rows do not fit the schema (`encode`: see server_data).
     """
     try:
         frame, info = read_channel(test)
     except DataError as exc:
         raise BadInput(str(exc)) from None
-    return server_data(schema, frame, str(test), info.locate)
+    return server_data(schema, frame, str(test), info.locate, encode)
 
 
 def load_server_data(federation: Federation) -> ServerData:

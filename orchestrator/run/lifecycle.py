@@ -1,15 +1,18 @@
-"""One federation run, top to bottom: bind the server, plan, launch, watch, save, write the run folder.
+"""One federation run, top to bottom: listen, plan, launch, serve, watch, save, write the run folder.
 
 `FederationRun.execute` is the whole lifecycle:
 
 0. check the inputs (test set, local channels): first, or meanwhile where the backend allows it (run/startup.py);
-1. bind: per-run client tokens and TLS material (federation/tls.py), the Flower server listening
-   (federation/server.py) - a taken port is bad input, with nothing written;
+1. listen: per-run client tokens and TLS material (federation/tls.py), the run's gRPC server
+   listening (federation/listener.py, with grpc alone) - a taken port is bad input, with nothing written;
 2. plan: one CreateTrainingJob request per client (plan.plan_run, with the backend's placement)
    - a request SageMaker would refuse is bad input, with nothing written;
 3. create the run folder (run/folder.py), keep the masked requests, launch every job on the
-   backend in parallel, then start the server thread once the inputs are checked (clients that
-   connected meanwhile are on its roster already);
+   backend in parallel; then build Flower's server and serve it on the listener (clients that
+   connected meanwhile waited there), and start its thread once the inputs are checked.
+   Until the jobs are launched this module imports no heavy library: flwr, pandas and
+   scikit-learn (~1 CPU-second) are imported by the steps that use them, while the client jobs
+   import theirs (issue 15; tests/test_cli_startup.py holds it);
 4. watch: drain the server's events to the observer, poll the jobs (run/watcher.py); a job that
    ends early aborts the server when fewer than min_clients remain; the server's statistics phase
    hands over the schema (`_on_phase`: schema.json in the run folder, the test set encoded);
@@ -38,19 +41,16 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from flwr.common import NDArrays
-
-from client_code.schema import feature_names
 from orchestrator.backends import Backend, JobStatus
 from orchestrator.config import Federation, host_port
 from orchestrator.errors import BadInput, RunFailed
 from orchestrator.federation import tls as tls_module
 from orchestrator.federation.history import RoundRecord, RunHistory
-from orchestrator.federation.server import FederationServer
-from orchestrator.federation.statistics import PhaseResult
+from orchestrator.federation.listener import Listener
 from orchestrator.plan import TrainingJobRequest, client_of, plan_run, redacted
-from orchestrator.run import checkpoint, interrupts, provenance, report, saving, startup, warmup
+from orchestrator.run import interrupts, startup, warmup
 from orchestrator.run.events import (
     Observer,
     RoundFinished,
@@ -62,16 +62,21 @@ from orchestrator.run.events import (
     ignore,
 )
 from orchestrator.run.folder import RunFolder, file_error, write_atomic, write_json
-from orchestrator.run.inputs import ServerData
 from orchestrator.run.logs import ServerLog
 from orchestrator.run.outcome import RunOutcome, failure_message
-from orchestrator.run.phase import phase_warnings
 from orchestrator.run.plotter import Plotter
 from orchestrator.run.record import RunRecord
 from orchestrator.run.resume import ResumePoint
 from orchestrator.run.watcher import JobWatcher, describe
 from orchestrator.text import plural
 from orchestrator.threads import Worker
+
+if TYPE_CHECKING:
+    from flwr.common import NDArrays
+
+    from orchestrator.federation.server import FederationServer
+    from orchestrator.federation.statistics import PhaseResult
+    from orchestrator.run.inputs import ServerData
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +105,7 @@ class FederationRun:
         self.federation = federation
         self.resume = resume
         self.inputs = inputs
-        self.data: ServerData | None = inputs if isinstance(inputs, ServerData) else None  # once checked
+        self.data: ServerData | None = None if callable(inputs) else inputs  # once checked (run/startup.py)
         self.backend = backend
         self.folder = folder
         self.observer = observer = startup.HeldEvents(observer, held=self.data is None)
@@ -108,7 +113,8 @@ class FederationRun:
         self.address = ""
         self.watcher = JobWatcher(backend, observer, self._job_ended_early, self._job_running)
         self._events: queue.Queue[RunEvent] = queue.Queue()
-        self._server: FederationServer | None = None
+        self._listener: Listener | None = None  # the run's gRPC server socket, once listening (`_listen`)
+        self._server: FederationServer | None = None  # Flower's server, built once the jobs are launched
         self._server_error: BaseException | None = None
         self._thread: Worker | None = None  # the server's, once started; waited on by its `ended` (threads.py)
         self._log: ServerLog | None = None
@@ -146,6 +152,9 @@ class FederationRun:
 
     def _on_phase(self, phase: PhaseResult) -> ServerData:
         """The statistics phase ended (server thread): keep its result, write schema.json, encode the test set."""
+        from client_code.schema import feature_names
+        from orchestrator.run.phase import phase_warnings
+
         self.record.phase = phase
         self.data = data = self.data.with_schema(phase.schema)
         schema = data.schema
@@ -171,6 +180,8 @@ class FederationRun:
         # an OSError (a full disk) ends the server thread: run/outcome.py failure_message says which file and why
         model, schema = self.federation.model, self.data.schema
         names = model.family.parameter_names(model.hyperparameters(), schema)
+        from orchestrator.run import checkpoint  # flwr's (the module docstring: nothing heavy before the launch)
+
         strategy = self._server.strategy if self._server is not None else None
         checkpoint.write(self.run_dir, record.round, dict(zip(names, parameters, strict=True)), strategy)
         self._emit(RoundFinished(record, self.federation.federation.rounds))
@@ -219,9 +230,9 @@ class FederationRun:
         try:
             interrupts.check()  # a Ctrl-C swallowed before the run (in the CLI's imports) stops it before any job
             check = startup.begin(self.inputs, self.backend)  # None: the inputs were checked already
-            if check is not None and not check.started:
+            if check is not None and not startup.while_launching(self.backend):
                 self._checked(check)  # before anything is created (SageMaker)
-            self._bind()
+            self._listen()
             requests = self._plan()
             if not self.folder.created:
                 self.folder.create()
@@ -229,6 +240,8 @@ class FederationRun:
             write_atomic(self.folder.path("federation.toml"), self.federation.to_toml(self.run_dir))
             interrupts.check()  # and one swallowed while the run planned: still before any job
             self._launch(requests, check)
+            from orchestrator.run import provenance, saving  # the data stack, once the jobs start
+
             self.record.sources = provenance.sources(self.federation, requests)
             self._server.roster.jobs_launched()  # the join timeout counts from here at the earliest
             warmup.start()  # the tail's libraries, while the server waits for its clients
@@ -279,21 +292,41 @@ class FederationRun:
             if problems:  # a job left running or results not written: say so, whatever else happened
                 raise RunFailed("; ".join([reason, *problems] if reason else problems)) from None
 
-    def _bind(self) -> None:
-        """Create the run's secrets and TLS material and start the server listening."""
+    def _listen(self) -> None:
+        """Create the run's secrets and TLS material and start listening, before any heavy import.
+
+        The listener (federation/listener.py) needs `grpc` alone: the jobs launch next, and Flower's
+        server is built while they start (`_serve_clients`). A backend that brings its own server
+        (`federation_server`: the simulation backend's virtual clients) needs no port.
+        """
         # 256 random bits per client, hex (fits SageMaker's Environment alphabet); they reach each job as
         # FEDSAGE_CLIENT_TOKEN in its environment (plan.py), never as an argument or in a file
         self._tokens = {c.name: secrets.token_hex(32) for c in self.federation.clients}
         server = self.federation.server
         self._tls = tls_module.for_server(server)
+        port = 0
+        if getattr(self.backend, "federation_server", None) is None:
+            self._listener = Listener(server.bind_address, server.port, self._tls)
+            port = self._listener.start()
+        self.address = host_port(server.dial_host(), port)
+        self.observer(ServerListening(self.address, len(self.federation.clients), self._listener is None))
+
+    def _serve_clients(self) -> None:
+        """Build the run's Flower server (flwr, its strategy and evaluation imported here) and serve the listener.
+
+        Its data (self.data) is given once checked (`_checked`), before it runs; clients that
+        connected meanwhile waited on the listener and now join its roster.
+        """
+        from orchestrator.federation.server import FederationServer
+
         make = getattr(self.backend, "federation_server", FederationServer)  # the simulation backend's adapter
-        self._server = make(  # its data (self.data) is given once checked (`_checked`), before it runs
-            self.federation, self.data, self._tokens, self._tls, self._emit, self._on_round, self._on_phase
+        self._server = make(
+            self.federation, self.data, self._tokens, self._listener, self._emit, self._on_round, self._on_phase
         )
         self._server.resume = self.resume.checkpoint if self.resume else None
-        port = self._server.start()
-        self.address = host_port(server.dial_host(), port)
-        self.observer(ServerListening(self.address, len(self.federation.clients), self._server.virtual))
+        if self._log is not None:  # Flower's console handler, added by its import just now, goes to server.log
+            self._log.detach_consoles()
+        self._server.start()
 
     def _plan(self) -> list[TrainingJobRequest]:
         """Every client's training job request for this run (BadInput if SageMaker would refuse one)."""
@@ -321,10 +354,11 @@ class FederationRun:
             write_json(folder / f"{client_of(request)}.json", redacted(request))
         rounds = plural(self.federation.federation.rounds, "round")
         log.info("run %s: %s x %s", self.run_id, plural(len(requests), "client"), rounds)
-        if self.data is not None:
-            self._start_server()
         pool = ThreadPoolExecutor(max_workers=min(8, len(requests)))
         futures = {client_of(r): pool.submit(self.backend.launch, r) for r in requests}
+        if self.data is None:
+            assert check is not None
+            check.start()  # while the jobs start, in this process as the server is built (GIL-bound both)
         try:
             wait(futures.values())
         finally:  # even on Ctrl-C: let started launches finish and record them, so that every job is stopped
@@ -335,10 +369,11 @@ class FederationRun:
                     if future.done() and not future.cancelled() and future.exception() is None:
                         self.watcher.add(client_of(request), request)
         failed = {client: future.exception() for client, future in futures.items() if future.exception()}
+        self._serve_clients()
         if self.data is None:
             assert check is not None
             self._checked(check)  # bad input found meanwhile is what the run reports, not a launch failure
-            self._start_server()
+        self._start_server()
         if failed:
             client, error = next(iter(failed.items()))
             raise RunFailed(f"could not launch client {client!r}'s training job: {error}")
@@ -372,6 +407,8 @@ class FederationRun:
 
     def _draw_figures(self) -> None:
         """Hand the figures known so far to the plotter (run/plotter.py); write_all collects them."""
+        from orchestrator.run import report
+
         task = self.data.schema.get("task") if self.data.schema else None
         record = self.record
         for name, figure in report.figures(self.history, self.run_id, task, record.calibration, record.scores).items():
@@ -407,6 +444,8 @@ class FederationRun:
             unstopped = self.watcher.stop_all(reason or "the run ended")  # ... until the jobs are stopped
             if self._server is not None:  # (a client whose stream closes first fails, and exits at once)
                 self._server.stop()
+            if self._listener is not None:  # and when Flower's server was never built (a Ctrl-C while it was)
+                self._listener.stop()
             served = self._thread.ended if self._thread is not None else None
             if served is not None:  # its last records go to server.log, not to the console given back on release
                 served.wait(SERVER_THREAD_TIMEOUT)
@@ -421,6 +460,8 @@ class FederationRun:
             if self.folder.created and refused and not unstopped:  # nothing half-written
                 self.folder.discard()
             elif self.folder.created:
+                from orchestrator.run import report, saving
+
                 try:
                     if status != "completed" and saving.has_partial_model(self._server, self.record, self.folder):
                         saving.save_model(self.folder, self.record, self._server, self.data, True, reason or status)

@@ -45,14 +45,8 @@ class ServerLog:
         self.handler = _StoppingFileHandler(path)
         self.handler.setFormatter(logging.Formatter(FORMAT))
         self.handler.setLevel(logging.DEBUG)
-        self._detached = [
-            (logger, handler)
-            for logger in map(logging.getLogger, CONSOLED)
-            for handler in logger.handlers
-            if type(handler) is not logging.FileHandler
-        ]
-        for logger, console in self._detached:
-            logger.removeHandler(console)
+        self._detached: list[tuple[logging.Logger, logging.Handler]] = []
+        self.detach_consoles()
         echo = logging.getLogger().isEnabledFor(logging.DEBUG)
         self._propagate = {name: logging.getLogger(name).propagate for name in CAPTURED}
         for name in CAPTURED:
@@ -61,6 +55,18 @@ class ServerLog:
             logger.propagate = logger.propagate and echo
         ours = logging.getLogger("orchestrator")
         ours.setLevel(min(ours.getEffectiveLevel(), logging.INFO))
+
+    def detach_consoles(self) -> None:
+        """Detach the console handlers of CONSOLED loggers; again once their library is imported (idempotent).
+
+        Flower adds its console handler when `flwr` is first imported, which a run does after it
+        has launched its jobs (run/lifecycle.py `_serve_clients`), after this log began.
+        """
+        for logger in map(logging.getLogger, CONSOLED):
+            for handler in list(logger.handlers):
+                if type(handler) is not logging.FileHandler and handler is not self.handler:
+                    logger.removeHandler(handler)
+                    self._detached.append((logger, handler))
 
     @property
     def error(self) -> OSError | None:

@@ -8,8 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.backends import JobStatus
 from orchestrator.federation.history import RunHistory
-from orchestrator.federation.roster import FederationAborted, JoinTimeout
-from orchestrator.federation.strategy import RoundFailed
 from orchestrator.run.folder import file_error
 
 if TYPE_CHECKING:
@@ -45,6 +43,9 @@ def failure_message(error: BaseException, server: FederationServer | None, watch
     One line for RunFailed: a round that failed names its clients, a join timeout the missing
     ones, each with its job's failure reason (`watcher.reasons`); a full disk names the file.
     """
+    from orchestrator.federation.roster import FederationAborted, JoinTimeout  # flwr's: the server imported it
+    from orchestrator.federation.strategy import RoundFailed
+
     if isinstance(error, FederationAborted):
         return str(error)
     if server is not None and server.roster.abort_reason is not None:

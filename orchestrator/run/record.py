@@ -10,20 +10,18 @@ from __future__ import annotations
 import datetime as dt
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from client_code.metrics import peak_memory_mb
-from client_code.schema import unseen_counts
 from orchestrator.config import Federation, name_order
 from orchestrator.federation.history import RunHistory
-from orchestrator.federation.statistics import PhaseResult
-from orchestrator.run import report
-from orchestrator.run.curves import TestScores
 from orchestrator.run.events import ClientRefused, PrivacySpent, RunEvent, RunWarning, UpdateRejected
 from orchestrator.run.folder import ClientSummary, RunFolder, RunSummary, versions
-from orchestrator.run.inputs import ServerData
-from orchestrator.run.phase import phase_summary
 from orchestrator.run.watcher import JobWatcher
+
+if TYPE_CHECKING:  # the data stack: a run's record exists from before its launch (run/lifecycle.py)
+    from orchestrator.federation.statistics import PhaseResult
+    from orchestrator.run.curves import TestScores
+    from orchestrator.run.inputs import ServerData
 
 
 @dataclass
@@ -105,6 +103,11 @@ class RunRecord:
 
         `data` is None for a run that ended before its inputs were checked (run/startup.py).
         """
+        from client_code.metrics import peak_memory_mb
+        from client_code.schema import unseen_counts
+        from orchestrator.run import report
+        from orchestrator.run.phase import phase_summary
+
         schema = data.schema if data is not None else None
         participants = self.history.participants()
         final = self.history.final() if self.history.rounds else None

@@ -2,9 +2,11 @@
 
 Checking a run's inputs takes about a second of its start on this machine: each local channel's
 header (run/inputs.py `check_local_channels`, milliseconds: the rows are their clients' to read),
-then the server's test set, read and encoded (with scikit-learn's import). A client job of a local
-backend needs seconds to import its libraries before it reads anything, so the run launches the
-jobs first and checks its inputs meanwhile (measured in docs/benchmarks.md, issue 15).
+then the server's test set, read (with pandas' import) and checked for the schema's columns; a
+local run encodes it (with scikit-learn's import) in its server thread after the statistics phase,
+while the clients read their own rows. A client job of a local backend needs seconds to import
+its libraries before it reads anything, so the run launches the jobs first and checks its inputs
+meanwhile (measured in docs/benchmarks.md, issue 15).
 
 Whether it may is the backend's to say, by its `launch_while_checking` attribute
 (backends/__init__.py), so the run never branches on the backend's name:
@@ -27,12 +29,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Union
 
 from orchestrator.run.events import Observer, RunEvent
-from orchestrator.run.inputs import ServerData
 from orchestrator.threads import Worker
 
-Inputs = ServerData | Callable[[], ServerData]  # checked already, or a function that reads and checks them
+if TYPE_CHECKING:
+    from orchestrator.run.inputs import ServerData
+
+# checked already, or a function that reads and checks them (the run imports no data library before its launch)
+Inputs = Union["ServerData", Callable[[], "ServerData"]]  # noqa: UP007 - a string in `|` is not a type
 JOIN_STEP = 0.1  # seconds between looks at the checking thread, so that SIGINT/SIGTERM reach the main thread
 
 
@@ -70,17 +76,19 @@ class HeldEvents:
 
 
 def begin(inputs: Inputs, backend: object) -> InputCheck | None:
-    """The run's input check: None for inputs checked already, else an InputCheck.
+    """The run's input check: None for inputs checked already, else an InputCheck, not started.
 
-    Started in a thread when the backend's `launch_while_checking` is true; otherwise (a backend
-    without the attribute too) left for the caller's `result()`, before it creates anything.
+    The caller starts it in a thread once the jobs are launched when `while_launching(backend)`;
+    otherwise it calls `result()` first, before it creates anything.
     """
-    if isinstance(inputs, ServerData):
+    if not callable(inputs):
         return None
-    check = InputCheck(inputs)
-    if getattr(backend, "launch_while_checking", False):
-        check.start()
-    return check
+    return InputCheck(inputs)
+
+
+def while_launching(backend: object) -> bool:
+    """Whether the run may launch its jobs before its inputs are checked (a backend without the attribute may not)."""
+    return bool(getattr(backend, "launch_while_checking", False))
 
 
 class InputCheck:
@@ -100,7 +108,11 @@ class InputCheck:
             self._error = exc
 
     def start(self) -> None:
-        """Begin checking in a daemon thread (it holds no resource a Ctrl-C would have to release)."""
+        """Begin checking in a daemon thread (it holds no resource a Ctrl-C would have to release).
+
+        The run starts it once its jobs are launched: the check imports pandas and scikit-learn and
+        reads the test set, which in the same process would slow the launch (Python's GIL).
+        """
         self._thread = Worker(self._run, "input-check", daemon=True)
         self._thread.start()
 
