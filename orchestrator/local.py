@@ -20,7 +20,9 @@ from typing import TYPE_CHECKING, Any
 from orchestrator import config, defaults, overrides, tracking
 from orchestrator.backends.process import ProcessBackend
 from orchestrator.config.strategy import check, strategy_parameters
-from orchestrator.data import layout
+from orchestrator.data import datasets, layout
+from orchestrator.data.cache import prepared_builtin
+from orchestrator.data.options import PrepareOptions
 from orchestrator.errors import BadInput
 from orchestrator.run import resume
 from orchestrator.run.events import DataPrepared, Observer, ignore
@@ -228,10 +230,6 @@ def _builtin(
     The server's part is handed over in memory when it was just generated; either way it is
     encoded by the run's input check, while the jobs start (run/startup.py).
     """
-    from orchestrator.data import datasets  # pandas and the generators: a built-in run's data needs them
-    from orchestrator.data.cache import prepared_builtin
-    from orchestrator.data.prepare import PrepareOptions
-
     dataset = datasets.get(options.dataset)
     prep = PrepareOptions(
         label=dataset.label,
@@ -353,8 +351,6 @@ def build_local_run(options: LocalOptions, observer: Observer = ignore) -> Feder
         **options.given("backend", "image", "cpus", "memory", "dependency_cache", "network", "bind_address"),
     )
     if options.data_dir is None:
-        from orchestrator.data import datasets
-
         dataset = datasets.get(options.dataset)  # an unknown name is bad input before anything is written
         options = replace(options, task=options.task or dataset.task)
     settings = _settings(options)

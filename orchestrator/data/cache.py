@@ -23,7 +23,7 @@ from pathlib import Path
 
 from orchestrator.data import layout
 from orchestrator.data.datasets import BuiltinDataset
-from orchestrator.data.prepare import PartSummary, PrepareOptions, PrepareSummary, prepare
+from orchestrator.data.options import PartSummary, PrepareOptions, PrepareSummary
 from orchestrator.imagebuild.daemon import cache_dir
 
 log = logging.getLogger(__name__)
@@ -111,6 +111,8 @@ def prepared_builtin(dataset: BuiltinDataset, options: PrepareOptions, out: Path
             return _summary(Path(out))
         log.warning("cache entry %s is damaged; preparing the data set again", entry)
         shutil.rmtree(entry, ignore_errors=True)
+    from orchestrator.data.prepare import prepare  # pandas: a cache hit reaches the run's launch without it
+
     summary = prepare(dataset.load(options.seed), options, out, source=f"built-in:{dataset.name}")
     _store(entry, Path(out))
     return summary

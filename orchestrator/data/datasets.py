@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from orchestrator.data import synth
 from orchestrator.errors import BadInput
+
+if TYPE_CHECKING:  # each loader imports what it needs: `fedsage local` picks a data set before its jobs start
+    import pandas as pd
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,12 @@ always gives the same rows.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # imported where a frame is built: the built-in data set's name and label need no pandas
+    import pandas as pd
 
 LABEL = "potential_fraud"
 REGIONS = ("north", "south", "east", "west", "central")
@@ -65,6 +69,8 @@ def generate_fraud(rows: int = 75_000, fraud_rate: float = 0.1, seed: int = 42) 
     mean_inpatient_paid = np.exp(rng.normal(np.log(9000), 0.35, rows)) * (1 + 0.16 * f)
     mean_outpatient_paid = np.exp(rng.normal(np.log(300), 0.45, rows)) * (1 + 0.12 * f)
     mean_deductible = np.exp(rng.normal(np.log(120), 0.5, rows)) + 900 * inpatient / claims
+
+    import pandas as pd
 
     frame = pd.DataFrame(
         {
