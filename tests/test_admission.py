@@ -150,13 +150,19 @@ def test_a_real_client_refused_because_an_impostor_got_in_first_stops_the_run(pr
 
     def impostor_first(request):
         if client_of(request) == "client-2":
+            # the run listens before it builds Flower's server (federation/listener.py): calls wait there
+            # and are served in the order they came, so the impostor's call is made to come first
+            arrived = threading.Event()
+            deferred = run._listener._handler
+            service = deferred.service
+
+            def noting(details):
+                arrived.set()
+                return service(details)
+
+            deferred.service = noting
             threads.append(_impostor(launches, "client-2", errors))
-            roster = run._server.roster
-            for _ in range(600):  # the impostor is admitted under client-2 before the real job starts
-                if "client-2" in roster.clients:
-                    break
-                threading.Event().wait(0.05)
-            assert "client-2" in roster.clients
+            assert arrived.wait(60)  # its Join reached the server before the real job exists
         real_launch(request)
 
     run.backend.launch = impostor_first
