@@ -29,20 +29,27 @@ class _Recorder(NumPyClient):
 
 
 @pytest.fixture
-def server():
+def listening():
+    """A run's listener on a free port, no service attached yet: (roster, events, material, listener, port)."""
     events = []
     roster = Roster(["hospital-a"], wait_timeout=10, emit=events.append)
     material = tls.generate(["127.0.0.1"])
     listener = Listener("127.0.0.1", 0, material)
     port = listener.start()
-    serve(
-        listener,
-        roster,
-        {"hospital-a": "right-token"},
-        on_refused=lambda peer, claimed, reason: events.append(ClientRefused(peer, reason, claimed)),
-    )
-    yield roster, events, material, port
+    yield roster, events, material, listener, port
     listener.stop(None)
+
+
+def _serve(roster, events, listener):
+    on_refused = lambda peer, claimed, reason: events.append(ClientRefused(peer, reason, claimed))  # noqa: E731
+    serve(listener, roster, {"hospital-a": "right-token"}, on_refused=on_refused)
+
+
+@pytest.fixture
+def server(listening):
+    roster, events, material, listener, port = listening
+    _serve(roster, events, listener)
+    return roster, events, material, port
 
 
 def _connect(port, material, token, client):
@@ -154,42 +161,30 @@ def test_a_name_that_left_is_never_admitted_again(server):
     assert refused.claimed_name == "hospital-a" and "possible impostor" in refused.reason
 
 
-def test_a_client_that_connects_before_the_service_is_attached_waits_and_then_joins():
+def test_a_client_that_connects_before_the_service_is_attached_waits_and_then_joins(listening):
     """Issue 15: a run listens, launches its jobs, then imports Flower; an early client is not turned away."""
-    events = []
-    roster = Roster(["hospital-a"], wait_timeout=10, emit=events.append)
-    material = tls.generate(["127.0.0.1"])
-    listener = Listener("127.0.0.1", 0, material)
-    port = listener.start()
+    roster, events, material, listener, port = listening
     client = _Recorder()
-    ended = []
 
     def connect():
-        try:
+        with contextlib.suppress(transport.ServerUnreachable):  # the listener stops when the test ends
             _connect(port, material, "right-token", client)
-        except transport.ServerUnreachable as exc:  # the listener stops when the test ends
-            ended.append(exc)
 
-    try:
-        threading.Thread(target=connect, daemon=True).start()
-        assert not roster.wait_for(1, timeout=1.0)  # connected or connecting, but nothing answers it yet
-        serve(listener, roster, {"hospital-a": "right-token"}, on_refused=lambda *a: events.append(a))
-        assert roster.wait_for(1, timeout=10)
-        assert list(roster.all()) == ["hospital-a"] and ClientJoined("hospital-a", 1, 1) in events
-    finally:
-        listener.stop(None)
+    threading.Thread(target=connect, daemon=True).start()
+    assert not roster.wait_for(1, timeout=1.0)  # connected or connecting, but nothing answers it yet
+    _serve(roster, events, listener)
+    assert roster.wait_for(1, timeout=10)
+    assert list(roster.all()) == ["hospital-a"] and ClientJoined("hospital-a", 1, 1) in events
 
 
-def test_a_listener_stopped_before_its_service_refuses_the_waiting_client_and_does_not_hang():
-    material = tls.generate(["127.0.0.1"])
-    listener = Listener("127.0.0.1", 0, material)
-    port = listener.start()
+def test_a_listener_stopped_before_its_service_refuses_the_waiting_client_and_does_not_hang(listening):
+    _, _, material, listener, port = listening
     failures = []
 
     def connect():
         try:
             _connect(port, material, "right-token", _Recorder())
-        except (transport.ServerUnreachable, transport.ServerRefused, Exception) as exc:  # noqa: BLE001 - any end
+        except Exception as exc:  # noqa: BLE001 - any end: refused, unreachable, or gRPC's own error
             failures.append(exc)
 
     thread = threading.Thread(target=connect, daemon=True)
