@@ -116,11 +116,6 @@ class InputCheck:
         self._thread = Worker(self._run, "input-check", daemon=True)
         self._thread.start()
 
-    @property
-    def started(self) -> bool:
-        """Whether it runs in a thread of its own (`start`)."""
-        return self._thread is not None
-
     def result(self) -> ServerData:
         """The checked server data, once the check has ended; raises what the check raised (BadInput).
 
