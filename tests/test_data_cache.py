@@ -6,6 +6,7 @@ import pytest
 
 from client_code.tabular import read_channel
 from orchestrator.data import cache, datasets, layout
+from orchestrator.data import prepare as prepare_module
 from orchestrator.data.prepare import PrepareOptions
 from orchestrator.imagebuild.daemon import cache_dir
 
@@ -46,7 +47,7 @@ def test_a_hit_writes_the_same_folder_without_preparing(tmp_path, data_cache, mo
     def refuse(*args, **kwargs):
         raise AssertionError("a cache hit must not prepare the data set again")
 
-    monkeypatch.setattr(cache, "prepare", refuse)
+    monkeypatch.setattr(prepare_module, "prepare", refuse)  # what a miss imports (data/cache.py)
     second = cache.prepared_builtin(dataset, _options(), tmp_path / "two")
     assert _files(tmp_path / "one") == _files(tmp_path / "two")
     assert second.out == tmp_path / "two"

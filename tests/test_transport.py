@@ -164,17 +164,61 @@ def test_a_name_that_left_is_never_admitted_again(server):
 def test_a_client_that_connects_before_the_service_is_attached_waits_and_then_joins(listening):
     """Issue 15: a run listens, launches its jobs, then imports Flower; an early client is not turned away."""
     roster, events, material, listener, port = listening
-    client = _Recorder()
 
-    def connect():
-        with contextlib.suppress(transport.ServerUnreachable):  # the listener stops when the test ends
-            _connect(port, material, "right-token", client)
+    def connect():  # has_joined: once its stream ends (the listener stops below) it gives up, no retry
+        with contextlib.suppress(transport.ServerUnreachable):
+            transport.run_client(
+                _Recorder(), f"127.0.0.1:{port}", "right-token", material.ca_certificate, 5, has_joined=lambda: True
+            )
 
-    threading.Thread(target=connect, daemon=True).start()
+    thread = threading.Thread(target=connect, daemon=True)
+    thread.start()
     assert not roster.wait_for(1, timeout=1.0)  # connected or connecting, but nothing answers it yet
     _serve(roster, events, listener)
     assert roster.wait_for(1, timeout=10)
     assert list(roster.all()) == ["hospital-a"] and ClientJoined("hospital-a", 1, 1) in events
+    listener.stop(None)
+    thread.join(timeout=15)
+    assert not thread.is_alive()  # no client of this test is left to dial a later test's port
+
+
+def test_a_client_gone_before_the_service_is_attached_is_not_admitted_and_does_not_cost_its_token(listening):
+    """A job killed, or a connection dropped, while its call waited at the listener (review of issue 15).
+
+    Flower would register the ended call and a round would wait on it forever; and its token's
+    claim would make the client's next connection look like an impostor's.
+    """
+    import queue
+
+    import grpc
+    from flwr.proto.transport_pb2_grpc import FlowerServiceStub
+
+    roster, events, material, listener, port = listening
+    channel = grpc.secure_channel(f"127.0.0.1:{port}", grpc.ssl_channel_credentials(material.ca_certificate))
+    requests = queue.Queue()
+    call = FlowerServiceStub(channel).Join(
+        iter(requests.get, None), metadata=((transport.TOKEN_HEADER, "right-token"),)
+    )
+    threading.Event().wait(1.0)  # its call reaches the listener and waits there
+    call.cancel()  # ... and its client goes away
+    channel.close()
+    _serve(roster, events, listener)
+    threading.Event().wait(1.0)  # the ended call is handed to the service now, and dropped
+    assert roster.num_available() == 0
+    client = _Recorder()
+
+    def connect():
+        with contextlib.suppress(transport.ServerUnreachable):  # the listener stops when the test ends
+            transport.run_client(
+                client, f"127.0.0.1:{port}", "right-token", material.ca_certificate, 5, has_joined=lambda: True
+            )
+
+    thread = threading.Thread(target=connect, daemon=True)
+    thread.start()
+    assert roster.wait_for(1, timeout=10)  # the client's next connection is admitted ...
+    assert not [e for e in events if isinstance(e, ClientRefused)]  # ... not refused as an impostor
+    listener.stop(None)
+    thread.join(timeout=15)
 
 
 def test_a_listener_stopped_before_its_service_refuses_the_waiting_client_and_does_not_hang(listening):
@@ -211,9 +255,14 @@ def test_a_port_in_use_is_one_line_of_bad_input_naming_the_setting():
         first.stop(None)
 
 
-def test_an_address_of_no_interface_here_is_bad_input_naming_bind_address():
-    with pytest.raises(BadInput, match=r"cannot listen on 192\.0\.2\.1:0 \(.*\); check \[server\] bind_address"):
-        Listener("192.0.2.1", 0, tls.generate(["127.0.0.1"])).start()
+@pytest.mark.parametrize("port", [0, 47998])
+def test_an_address_of_no_interface_here_is_bad_input_naming_bind_address(port):
+    """The fix follows the error (EADDRNOTAVAIL: the address), not whether a port was given (review of issue 15)."""
+    with pytest.raises(BadInput) as refused:
+        Listener("192.0.2.1", port, tls.generate(["127.0.0.1"])).start()
+    assert str(refused.value) == (
+        f"cannot listen on 192.0.2.1:{port} (Cannot assign requested address); check [server] bind_address"
+    )
 
 
 class _ScriptedService:

@@ -20,6 +20,7 @@ log its own error lines); `grpc.so_reuseport` is off, so the port is never share
 
 from __future__ import annotations
 
+import errno
 import socket
 import threading
 from collections.abc import Callable
@@ -40,18 +41,19 @@ ATTACH_TIMEOUT = 600.0  # seconds a call waits for the service before it is refu
 AddServicer = Callable[[object, object], None]  # a generated add_*Servicer_to_server(servicer, server)
 
 
-_FIX = {False: "choose another [server] port, or stop what uses it", True: "check [server] bind_address"}
+# the fix a bind error asks for: the port is taken (EADDRINUSE), or the address is not this machine's
+_FIX = {True: "choose another [server] port, or stop what uses it", False: "check [server] bind_address"}
 
 
-def _bind_problem(address: str, port: int) -> str | None:
-    """Why a TCP socket cannot bind address:port (e.g. "Address already in use"), or None if it can."""
+def _bind_problem(address: str, port: int) -> OSError | None:
+    """Why a TCP socket cannot bind address:port (EADDRINUSE, EADDRNOTAVAIL, a name that does not resolve), or None."""
     try:
         family = socket.getaddrinfo(address, port, type=socket.SOCK_STREAM)[0][0]
         with socket.socket(family, socket.SOCK_STREAM) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC binds: TIME_WAIT is no obstacle
             probe.bind((address, port))
     except OSError as exc:
-        return exc.strerror or str(exc)
+        return exc
     return None
 
 
@@ -128,14 +130,15 @@ class Listener:
         problem = _bind_problem(address, port)
         if problem:
             server.stop(None)
-            raise BadInput(f"cannot listen on {host_port(address, port)} ({problem}); {_FIX[port == 0]}")
+            fix = _FIX[problem.errno == errno.EADDRINUSE]
+            raise BadInput(f"cannot listen on {host_port(address, port)} ({problem.strerror or problem}); {fix}")
         try:
             bound = server.add_secure_port(host_port(address, port), credentials)
         except RuntimeError:
             bound = 0
         if bound == 0:  # taken between the test bind and this one
             server.stop(None)
-            raise BadInput(f"cannot listen on {host_port(address, port)}; {_FIX[port == 0]}")
+            raise BadInput(f"cannot listen on {host_port(address, port)}; {_FIX[bool(port)]}")
         server.start()
         self._server, self.port = server, bound
         return bound

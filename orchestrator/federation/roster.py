@@ -64,6 +64,11 @@ class Roster(SimpleClientManager):
             self._claimed.add(name)
             return True
 
+    def release(self, name: str) -> None:
+        """Give `name`'s claim back: its call ended before it was registered, never served (transport.py)."""
+        with self._cv:
+            self._claimed.discard(name)
+
     def note_departure(self, name: str, reason: str) -> None:
         """Remember why a client's connection is about to end (e.g. it missed a round deadline)."""
         with self._cv:

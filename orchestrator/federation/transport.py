@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import threading
 from collections.abc import Callable
 
 import grpc
@@ -43,6 +44,56 @@ DEADLINE_MISSED = "missed the round deadline (round_timeout); it is out of the r
 def impostor_reason(name: str) -> str:
     """The one line a reused token fails the run with."""
     return f"client {name!r} presented its token twice: possible impostor; the run stops"
+
+
+class _LiveCall:
+    """The roster as Flower's Join sees one call: a call that has ended is never left registered.
+
+    Flower registers a connection's proxy, then asks gRPC to unregister it when the call ends; for a
+    call that has ended already gRPC says no (`add_callback` returns False), which Flower ignores
+    (flwr 1.41 `register_client_proxy`), so the dead client would stay on the roster and a round
+    would wait for it forever. A call that waited at the listener (federation/listener.py) while
+    its client died or dropped the connection is such a call. `ended` is registered with gRPC
+    before Flower's Join runs, so whichever comes first, the registration or the end, the other
+    undoes it; a call that ended before the server sent it anything gives its token's claim back,
+    so the client's next connection is admitted, not taken for an impostor (an impostor that
+    leaves before it is sent anything has learnt nothing; one that stays still stops the run).
+    """
+
+    def __init__(self, roster: Roster, name: str) -> None:
+        self.roster, self.name = roster, name
+        self._lock = threading.Lock()
+        self._ended = False
+        self._proxy: GrpcClientProxy | None = None
+        self.claimed = False  # set once this call holds its token's claim (Roster.claim)
+        self.served = False  # set once the server has sent the client a message: its claim then stands
+
+    def register(self, proxy: GrpcClientProxy) -> bool:
+        """Flower's registration of the call's proxy: refused once the call has ended."""
+        with self._lock:
+            if self._ended:  # its claim is given back by `ended`
+                return False
+            if not self.roster.register(proxy):
+                return False
+            self._proxy = proxy
+            return True
+
+    def unregister(self, proxy: GrpcClientProxy) -> None:
+        """Flower's unregistration when the call ends (its own callback)."""
+        self.roster.unregister(proxy)
+
+    def ended(self) -> None:
+        """The callback gRPC runs at the call's end: close and forget its proxy, if registered.
+
+        A call that was never sent anything gives its claim back too.
+        """
+        with self._lock:
+            self._ended, proxy = True, self._proxy
+        if proxy is not None:
+            proxy.bridge.close()
+            self.roster.unregister(proxy)
+        if self.claimed and not self.served:
+            self.roster.release(self.name)
 
 
 class AdmittingServicer(FlowerServiceServicer):
@@ -77,21 +128,31 @@ class AdmittingServicer(FlowerServiceServicer):
         name = self._client_name(context)
         if name is None:
             self._refuse(context, None, "no valid client token", "unknown client token for this run")
+        call = _LiveCall(self.roster, name)
+        if not context.add_callback(call.ended):  # it waited at the listener and its client went away meanwhile
+            log.info("a connection of client %r ended before it was served", name)
+            return
         if not self.roster.claim(name):
             reason = impostor_reason(name)
             self._refuse(context, name, reason, f"client {name!r} was already admitted in this run")
+        call.claimed = True
         named = FlowerServiceServicer(
-            self.client_manager,
+            call,
             grpc_client_proxy_factory=lambda _cid, bridge: GrpcClientProxy(cid=name, bridge=bridge),
         )
+        joined = named.Join(request_iterator, context)
         try:
-            yield from named.Join(request_iterator, context)
+            for message in joined:
+                call.served = True
+                yield message
         except GrpcBridgeClosed:  # the stream ended (the server stopped, or the client left): nothing to report
             log.debug("stream of client %r closed", name)
         except Exception:  # Flower's context.abort: a client that did not answer within the round deadline
             if context.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
                 self.roster.note_departure(name, DEADLINE_MISSED)
             raise
+        finally:  # as `yield from` would: gRPC closing this generator closes Flower's
+            joined.close()
 
 
 def serve(
