@@ -13,7 +13,10 @@ its `Join` call so that:
   connected or after it left - it is refused and reported as a possible impostor (the server
   then stops the run: a stolen token, or a real client refused because an impostor got in first);
 * a client that misses a round deadline has its stream ended by Flower (DEADLINE_EXCEEDED); the
-  roster is told why before the stream closes, so the client is named as out of the run for that.
+  roster is told why before the stream closes, so the client is named as out of the run for that;
+* a call that ended before it was served (its job killed, or its connection dropped, while the
+  call waited at the listener for this service) is never left on the roster, and gives its
+  token's claim back, so the client's next connection is admitted (`_LiveCall`).
 
 A Deployment Engine transport would replace this module and client_code/transport.py only.
 """
