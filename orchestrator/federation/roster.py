@@ -65,7 +65,7 @@ class Roster(SimpleClientManager):
             return True
 
     def release(self, name: str) -> None:
-        """Give `name`'s claim back: its call ended before it was registered, never served (transport.py)."""
+        """Give `name`'s claim back: its call ended before it was registered (transport.py `_LiveCall`)."""
         with self._cv:
             self._claimed.discard(name)
 

@@ -15,8 +15,9 @@ its `Join` call so that:
 * a client that misses a round deadline has its stream ended by Flower (DEADLINE_EXCEEDED); the
   roster is told why before the stream closes, so the client is named as out of the run for that;
 * a call that ended before it was served (its job killed, or its connection dropped, while the
-  call waited at the listener for this service) is never left on the roster, and gives its
-  token's claim back, so the client's next connection is admitted (`_LiveCall`).
+  call waited at the listener for this service) is never left on the roster, and, if it ended
+  before it was registered, gives its token's claim back, so the client's next connection is
+  admitted (`_LiveCall`).
 
 A Deployment Engine transport would replace this module and client_code/transport.py only.
 """
@@ -58,9 +59,12 @@ class _LiveCall:
     would wait for it forever. A call that waited at the listener (federation/listener.py) while
     its client died or dropped the connection is such a call. `ended` is registered with gRPC
     before Flower's Join runs, so whichever comes first, the registration or the end, the other
-    undoes it; a call that ended before the server sent it anything gives its token's claim back,
-    so the client's next connection is admitted, not taken for an impostor (an impostor that
-    leaves before it is sent anything has learnt nothing; one that stays still stops the run).
+    undoes it. A call that ended before it was registered gives its token's claim back, so the
+    client's next connection is admitted, not taken for an impostor. One that was registered was
+    admitted: its claim stands, and another connection with its token is refused as a possible
+    impostor (the run stops), even when the first one ended before it was sent anything - gRPC may
+    notice a call that died while it waited only after Flower registered it, so a connection
+    dropped at that moment stops the run instead of going on (the safe side).
     """
 
     def __init__(self, roster: Roster, name: str) -> None:
@@ -68,8 +72,6 @@ class _LiveCall:
         self._lock = threading.Lock()
         self._ended = False
         self._proxy: GrpcClientProxy | None = None
-        self.claimed = False  # set once this call holds its token's claim (Roster.claim)
-        self.served = False  # set once the server has sent the client a message: its claim then stands
 
     def register(self, proxy: GrpcClientProxy) -> bool:
         """Flower's registration of the call's proxy: refused once the call has ended."""
@@ -86,17 +88,14 @@ class _LiveCall:
         self.roster.unregister(proxy)
 
     def ended(self) -> None:
-        """The callback gRPC runs at the call's end: close and forget its proxy, if registered.
-
-        A call that was never sent anything gives its claim back too.
-        """
+        """The callback gRPC runs at the call's end: close and forget its proxy; if never registered, its claim."""
         with self._lock:
             self._ended, proxy = True, self._proxy
-        if proxy is not None:
-            proxy.bridge.close()
-            self.roster.unregister(proxy)
-        if self.claimed and not self.served:
+        if proxy is None:  # never admitted: the client's next connection is not an impostor's
             self.roster.release(self.name)
+            return
+        proxy.bridge.close()
+        self.roster.unregister(proxy)
 
 
 class AdmittingServicer(FlowerServiceServicer):
@@ -131,31 +130,26 @@ class AdmittingServicer(FlowerServiceServicer):
         name = self._client_name(context)
         if name is None:
             self._refuse(context, None, "no valid client token", "unknown client token for this run")
-        call = _LiveCall(self.roster, name)
-        if not context.add_callback(call.ended):  # it waited at the listener and its client went away meanwhile
-            log.info("a connection of client %r ended before it was served", name)
-            return
         if not self.roster.claim(name):
             reason = impostor_reason(name)
             self._refuse(context, name, reason, f"client {name!r} was already admitted in this run")
-        call.claimed = True
+        call = _LiveCall(self.roster, name)
+        if not context.add_callback(call.ended):  # it waited at the listener and its client went away meanwhile
+            self.roster.release(name)
+            log.info("a connection of client %r ended before it was served", name)
+            return
         named = FlowerServiceServicer(
             call,
             grpc_client_proxy_factory=lambda _cid, bridge: GrpcClientProxy(cid=name, bridge=bridge),
         )
-        joined = named.Join(request_iterator, context)
         try:
-            for message in joined:
-                call.served = True
-                yield message
+            yield from named.Join(request_iterator, context)
         except GrpcBridgeClosed:  # the stream ended (the server stopped, or the client left): nothing to report
             log.debug("stream of client %r closed", name)
         except Exception:  # Flower's context.abort: a client that did not answer within the round deadline
             if context.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
                 self.roster.note_departure(name, DEADLINE_MISSED)
             raise
-        finally:  # as `yield from` would: gRPC closing this generator closes Flower's
-            joined.close()
 
 
 def serve(
