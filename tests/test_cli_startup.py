@@ -123,11 +123,13 @@ def test_ctrl_c_at_any_moment_of_the_start_is_one_line_and_exit_130(tmp_path):
 # `fedsage local` as the console script, its process backend's launch replaced by a probe that records what
 # the CLI had imported when the first job would have started, then ends the command
 _AT_FIRST_LAUNCH = """
-import json, os, sys
+import json, os, sys, threading
 from orchestrator.backends import process
 from orchestrator.entry import main
+first = threading.Lock()  # the jobs launch in parallel: one probe reports, the others wait for the exit
 
 def probe(self, request):
+    first.acquire()
     print(json.dumps({"modules": sorted(sys.modules)}), flush=True)
     os._exit(0)
 

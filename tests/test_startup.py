@@ -52,13 +52,22 @@ class Order:
         def checking(federation, data):
             self.steps.append("check started")
             assert self.launched.wait(GUARD), "the jobs were not launched while the inputs were checked"
-            self.steps.append(("running", sorted(job.client for job, _ in find_processes(self.run_id))))
+            self.steps.append(("running", self._running()))
             try:
                 (check or check_inputs)(federation, data)
             finally:
                 self.steps.append("check ended")
 
         backend.launch, backend.check_inputs = launching, checking
+
+    def _running(self) -> list[str]:
+        """The clients whose job processes run: a job just started may still be between fork and exec."""
+        for _ in range(100):
+            running = sorted(job.client for job, _ in find_processes(self.run_id))
+            if running == CLIENTS:
+                break
+            threading.Event().wait(0.05)
+        return running
 
     def index(self, step) -> int:
         return self.steps.index(step)
