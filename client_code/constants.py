@@ -4,6 +4,8 @@ SCHEMA_FILE = "schema.json"  # the feature schema beside a channel's CSV files a
 CHECKSUM_SUFFIX = ".sha256"  # model.joblib -> model.joblib.sha256, written by save_model, checked by inspect
 PENALTIES = ("l2", "l1", "elasticnet", "none")  # LogisticRegression regularisation, as config and train.py name it
 BALANCES = ("smote", "class_weight", "none")  # class balancing of a training split in its job (resample.py)
+# bytes (512 MB) a gRPC message may hold, each way, on both sides: flwr.common.GRPC_MAX_MESSAGE_LENGTH
+MAX_MESSAGE_LENGTH = 536_870_912
 MAX_ITER = 10  # local solver iterations (or epochs) per round of the iterative families
 
 # The sagemaker_program: a top-level script beside the client_code package in /opt/ml/code, so the

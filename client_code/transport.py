@@ -50,6 +50,8 @@ from tenacity import (
     wait_exponential,
 )
 
+from .constants import MAX_MESSAGE_LENGTH  # start_client's grpc_max_message_length
+
 if TYPE_CHECKING:
     from flwr.client import Client, NumPyClient
 
@@ -58,7 +60,6 @@ log = logging.getLogger(__name__)
 TOKEN_HEADER = "x-fedsage-client-token"
 _RETRYABLE = (grpc.StatusCode.UNAVAILABLE,)
 BACKOFF_FIRST, BACKOFF_MAX = 0.5, 10.0  # seconds: the first wait between connection attempts, then doubling to this
-MAX_MESSAGE_LENGTH = 536_870_912  # bytes (512 MB): flwr.compat.client.app.start_client's grpc_max_message_length
 _FLUSH_TIMEOUT = 5.0  # seconds at most to wait for the Reconnect's reply to leave before the channel closes
 
 # ServerMessage field -> (proto -> *Ins, the Client call, *Res -> proto, ClientMessage field), as in

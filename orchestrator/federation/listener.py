@@ -28,13 +28,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 
+from client_code.constants import MAX_MESSAGE_LENGTH
 from orchestrator.config import host_port
 from orchestrator.errors import BadInput
 from orchestrator.federation.tls import TlsMaterial
 
-# Flower's defaults (flwr.supercore.grpc.generic_create_grpc_server, flwr.common.GRPC_MAX_MESSAGE_LENGTH)
+# Flower's defaults (flwr.supercore.grpc.generic_create_grpc_server; the message limit both sides share)
 MAX_CONCURRENT_WORKERS = 1000
-MAX_MESSAGE_LENGTH = 536_870_912  # bytes (512 MB)
 KEEPALIVE_TIME_MS = 210_000  # 3.5 min: under the idle-connection limits of cloud load balancers (Flower's note)
 ATTACH_TIMEOUT = 600.0  # seconds a call waits for the service before it is refused (the run ends long before)
 
