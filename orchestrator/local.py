@@ -265,15 +265,16 @@ def _builtin(
     return federation, partial(server_data, summary.schema, summary.test, str(test), encode=False)
 
 
-def _read_test_set(test: Path, schema: dict[str, Any] | None) -> ServerData:
+def _read_test_set(test: Path, schema: dict[str, Any] | None, label: str | None = None) -> ServerData:
     """run/inputs.py `read_server_data`, imported here: the data stack is not needed before the jobs' launch.
 
-    The rows are checked against the schema's columns here and encoded by the server thread after
-    the statistics phase, while the clients read theirs (run/inputs.py `server_data`).
+    The rows are checked against the schema's columns (without a schema: for the `label` column)
+    here and encoded by the server thread after the statistics phase, while the clients read
+    theirs (run/inputs.py `server_data`).
     """
     from orchestrator.run.inputs import read_server_data
 
-    return read_server_data(test, schema, encode=False)  # encoded by the server thread (run/inputs.py)
+    return read_server_data(test, schema, encode=False, label=label)  # encoded by the server thread
 
 
 def _checked(
@@ -292,7 +293,7 @@ def _checked(
         if known is not None:
             federation.check_task(known)
         backend.check_inputs(federation, known)
-        return _read_test_set(test, known)
+        return _read_test_set(test, known, federation.data.label)
 
     return check
 

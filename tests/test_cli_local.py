@@ -202,6 +202,23 @@ def test_a_label_other_than_the_schemas_is_refused_not_ignored(capsys, tmp_path,
     )
 
 
+def test_raw_exports_whose_test_set_lacks_the_label_are_refused_by_the_input_check(capsys, tmp_path, data_copy):
+    """Without schema.json the statistics phase computes the schema; the test set's label is checked before it.
+
+    It used to be found only when the statistics phase's schema arrived, after every client had joined.
+    """
+    (data_copy / "schema.json").unlink()
+    test = data_copy / "test.csv"
+    pd.read_csv(test).drop(columns="potential_fraud").to_csv(test, index=False)
+    out = tmp_path / "runs"
+    code, stdout, err = run_cli(
+        capsys, "local", "--out", str(out), "--data-dir", str(data_copy), "--label", "potential_fraud"
+    )
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert f"{test}: label column 'potential_fraud' not found (columns: " in err
+    assert "joined" not in stdout and not out.exists()
+
+
 def test_missing_test_set(capsys, tmp_path, data_copy):
     (data_copy / "test.csv").unlink()
     _assert_bad_input(capsys, tmp_path / "runs", "--data-dir", str(data_copy), message="has no test.csv")

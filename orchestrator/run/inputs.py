@@ -89,6 +89,7 @@ def server_data(
     where: str,
     locate: Callable[[int], str] | None = None,
     encode: bool = True,
+    label: str | None = None,
 ) -> ServerData:
     """The server's data from a raw test frame, encoded when a schema is given; BadInput if unusable.
 
@@ -97,7 +98,14 @@ def server_data(
     and are encoded when the statistics phase hands over the run's schema (`with_schema`): a
     local run does that in its server thread while the clients read their own rows, instead of
     before its statistics phase (issue 15; a bad cell is then refused after the clients joined).
+    Without a schema, `label` ([data] label) is the column the test set must have: checked here,
+    before any client joins, not when the statistics phase's schema arrives.
     """
+    if schema is None and label:
+        try:
+            require_label(test, label, where)
+        except DataError as exc:
+            raise BadInput(str(exc)) from None
     if schema is not None and not encode:
         try:
             schema = normalise_schema(schema, where)
@@ -110,21 +118,25 @@ def server_data(
     return data.with_schema(schema) if schema is not None else data
 
 
-def read_server_data(test: Path, schema: dict[str, Any] | None, encode: bool = True) -> ServerData:
+def read_server_data(
+    test: Path, schema: dict[str, Any] | None, encode: bool = True, label: str | None = None
+) -> ServerData:
     """Read the test set folder `test` and encode it with `schema` (None: once the statistics phase has one).
 
-    BadInput naming the file when it is unreadable, or its rows do not fit the schema (`encode`: see server_data).
+    BadInput naming the file when it is unreadable, lacks the `label` column, or its rows do not
+    fit the schema (`encode` and `label`: see server_data).
     """
     try:
         frame, info = read_channel(test)
     except DataError as exc:
         raise BadInput(str(exc)) from None
-    return server_data(schema, frame, str(test), info.locate, encode)
+    return server_data(schema, frame, str(test), info.locate, encode, label)
 
 
 def load_server_data(federation: Federation) -> ServerData:
     """Read the schema file (server_schema), then the test set; BadInput if either is unusable."""
-    return read_server_data(federation.server.test_data, server_schema(federation))
+    test = federation.server.test_data
+    return read_server_data(test, server_schema(federation), label=federation.data.label)
 
 
 def server_schema(federation: Federation) -> dict[str, Any] | None:
