@@ -133,7 +133,8 @@ def _session(client: Client, server_address: str, token: str, root_certificate: 
         ],
     )
     outbox: queue.Queue[ClientMessage | None] = queue.Queue(maxsize=1)  # one reply in flight, as in grpc_connection
-    sent = threading.Event()  # gRPC asked for the request after the last one: every reply has been sent
+    # gRPC asked for the request after the last one (every reply has been sent), or the call is over
+    sent = threading.Event()
 
     def requests() -> Iterator[ClientMessage]:
         yield from iter(outbox.get, None)
@@ -141,6 +142,7 @@ def _session(client: Client, server_address: str, token: str, root_certificate: 
 
     try:
         stream = FlowerServiceStub(channel).Join(requests(), metadata=((TOKEN_HEADER, token),))
+        stream.add_done_callback(lambda _: sent.set())  # a server that ends the call asks for nothing more
         for message in stream:
             if message.WhichOneof("msg") == "reconnect_ins":
                 outbox.put(ClientMessage(disconnect_res=ClientMessage.DisconnectRes(reason=Reason.RECONNECT)))
