@@ -15,7 +15,7 @@ from orchestrator.errors import BadInput
 from orchestrator.federation import tls
 from orchestrator.federation.listener import Listener
 from orchestrator.federation.roster import Roster
-from orchestrator.federation.transport import serve
+from orchestrator.federation.transport import AdmittingServicer, _LiveCall, serve
 from orchestrator.run.events import ClientJoined, ClientRefused
 
 
@@ -215,21 +215,68 @@ def test_a_call_that_ends_before_it_is_registered_gives_its_claim_back_and_one_r
     from flwr.server.superlink.fleet.grpc_bidi.grpc_bridge import GrpcBridge
     from flwr.server.superlink.fleet.grpc_bidi.grpc_client_proxy import GrpcClientProxy
 
-    from orchestrator.federation.transport import _LiveCall
-
     events = []
     roster = Roster(["hospital-a"], wait_timeout=10, emit=events.append)
-    assert roster.claim("hospital-a")
     ended_first = _LiveCall(roster, "hospital-a")
+    assert ended_first.claim()
     ended_first.ended()  # gRPC saw the end before Flower registered the call
     assert not ended_first.register(GrpcClientProxy(cid="hospital-a", bridge=GrpcBridge()))
     assert roster.num_available() == 0 and roster.claim("hospital-a")  # never admitted: its claim was given back
 
+    roster.release("hospital-a")
     registered = _LiveCall(roster, "hospital-a")
+    assert registered.claim()
     assert registered.register(GrpcClientProxy(cid="hospital-a", bridge=GrpcBridge()))
     registered.ended()  # admitted, then gone: forgotten, but its token is spent
     assert roster.num_available() == 0 and not roster.claim("hospital-a")
     assert [type(e).__name__ for e in events] == ["ClientJoined", "ClientLeft"]
+
+
+class _HandedOver:
+    """The grpc.ServicerContext of a call handed over by the listener: `add_callback` runs `meanwhile` first.
+
+    `ended`: the call ended while it waited (gRPC then refuses callbacks). `meanwhile` stands for the
+    client's new connection, served in another thread at that instant.
+    """
+
+    def __init__(self, token, ended, meanwhile):
+        self.token, self.is_ended, self.meanwhile = token, ended, meanwhile
+
+    def invocation_metadata(self):
+        return ((transport.TOKEN_HEADER, self.token),)
+
+    def peer(self):
+        return "ipv4:127.0.0.1:50000"
+
+    def add_callback(self, callback):
+        self.meanwhile()
+        return not self.is_ended
+
+    def abort(self, code, details):
+        raise RuntimeError(details)
+
+
+def test_a_call_gone_at_the_listener_claims_nothing_so_its_clients_new_connection_beside_it_is_admitted():
+    """Review of issue 15: a connection dropped while it waited, and the client's reconnect, handed over together.
+
+    The dropped call used to claim the token before learning it had ended; the reconnect,
+    claiming in that instant, was refused as an impostor and the run stopped (5 of 8 tries).
+    """
+    roster = Roster(["hospital-a"], wait_timeout=10, emit=lambda event: None)
+    refused = []
+    servicer = AdmittingServicer(roster, {"hospital-a": "right-token"}, lambda *r: refused.append(r))
+    reconnect = []
+    dead = _HandedOver("right-token", ended=True, meanwhile=lambda: reconnect.append(roster.claim("hospital-a")))
+    assert list(servicer.Join(iter(()), dead)) == []  # served nothing, refused nothing
+    assert reconnect == [True] and refused == []  # the reconnect claimed the token while the dead call was served
+    assert not roster.claim("hospital-a")  # and keeps it: the dead call gave back nothing of it
+
+
+def test_a_call_that_ends_between_its_callback_and_its_claim_claims_nothing():
+    roster = Roster(["hospital-a"], wait_timeout=10, emit=lambda event: None)
+    call = _LiveCall(roster, "hospital-a")
+    call.ended()
+    assert call.claim() is None and roster.claim("hospital-a")
 
 
 def test_a_listener_stopped_before_its_service_refuses_the_waiting_client_and_does_not_hang(listening):

@@ -51,27 +51,36 @@ def impostor_reason(name: str) -> str:
 
 
 class _LiveCall:
-    """The roster as Flower's Join sees one call: a call that has ended is never left registered.
+    """The roster as Flower's Join sees one call: a call that has ended never holds a claim or a place.
 
     Flower registers a connection's proxy, then asks gRPC to unregister it when the call ends; for a
     call that has ended already gRPC says no (`add_callback` returns False), which Flower ignores
     (flwr 1.41 `register_client_proxy`), so the dead client would stay on the roster and a round
     would wait for it forever. A call that waited at the listener (federation/listener.py) while
     its client died or dropped the connection is such a call. `ended` is registered with gRPC
-    before Flower's Join runs, so whichever comes first, the registration or the end, the other
-    undoes it. A call that ended before it was registered gives its token's claim back, so the
-    client's next connection is admitted, not taken for an impostor. One that was registered was
-    admitted: its claim stands, and another connection with its token is refused as a possible
-    impostor (the run stops), even when the first one ended before it was sent anything - gRPC may
-    notice a call that died while it waited only after Flower registered it, so a connection
-    dropped at that moment stops the run instead of going on (the safe side).
+    before the call claims its client's token (`claim`) and before Flower's Join runs, so a call
+    gRPC knows has ended claims nothing: the client's new connection, handed over beside it, is
+    admitted, not taken for an impostor. Whichever comes later, the call's end or its claim or
+    registration, undoes the other: a call that ends before it is registered gives its claim back.
+    One that was registered was admitted: its claim stands, and another connection with its token
+    is refused as a possible impostor (the run stops), even when the first one ended before it was
+    sent anything - gRPC may notice a call that died while it waited only after Flower registered
+    it, so a connection dropped at that moment stops the run instead of going on (the safe side).
     """
 
     def __init__(self, roster: Roster, name: str) -> None:
         self.roster, self.name = roster, name
         self._lock = threading.Lock()
-        self._ended = False
+        self._ended = self._claimed = False
         self._proxy: GrpcClientProxy | None = None
+
+    def claim(self) -> bool | None:
+        """Claim the client's token (Roster.claim): True, False if it was claimed before, None if the call ended."""
+        with self._lock:
+            if self._ended:
+                return None
+            self._claimed = self.roster.claim(self.name)
+            return self._claimed
 
     def register(self, proxy: GrpcClientProxy) -> bool:
         """Flower's registration of the call's proxy: refused once the call has ended."""
@@ -90,9 +99,10 @@ class _LiveCall:
     def ended(self) -> None:
         """The callback gRPC runs at the call's end: close and forget its proxy; if never registered, its claim."""
         with self._lock:
-            self._ended, proxy = True, self._proxy
+            self._ended, proxy, claimed = True, self._proxy, self._claimed
         if proxy is None:  # never admitted: the client's next connection is not an impostor's
-            self.roster.release(self.name)
+            if claimed:
+                self.roster.release(self.name)
             return
         proxy.bridge.close()
         self.roster.unregister(proxy)
@@ -130,14 +140,15 @@ class AdmittingServicer(FlowerServiceServicer):
         name = self._client_name(context)
         if name is None:
             self._refuse(context, None, "no valid client token", "unknown client token for this run")
-        if not self.roster.claim(name):
-            reason = impostor_reason(name)
-            self._refuse(context, name, reason, f"client {name!r} was already admitted in this run")
         call = _LiveCall(self.roster, name)
-        if not context.add_callback(call.ended):  # it waited at the listener and its client went away meanwhile
-            self.roster.release(name)
+        # a call that waited at the listener while its client went away ends here, claiming nothing
+        claimed = call.claim() if context.add_callback(call.ended) else None
+        if claimed is None:
             log.info("a connection of client %r ended before it was served", name)
             return
+        if not claimed:
+            reason = impostor_reason(name)
+            self._refuse(context, name, reason, f"client {name!r} was already admitted in this run")
         named = FlowerServiceServicer(
             call,
             grpc_client_proxy_factory=lambda _cid, bridge: GrpcClientProxy(cid=name, bridge=bridge),
