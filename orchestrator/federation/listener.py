@@ -6,10 +6,13 @@ rest of the server (its strategy, the test set's encoding) about a second more; 
 job needs seconds to import its own libraries. So the run listens first, with `grpc` alone,
 launches its jobs, and only then imports and attaches Flower's service (issue 15: the client
 jobs start ~1 s earlier on a 2-core machine, while the server imports). A call that arrives
-before `attach` waits for it in `_Deferred.service`: gRPC asks its generic handlers for a
-method's handler in the server's polling thread, so every call waits there together and is
-served, in order, once the service is attached - or refused (UNIMPLEMENTED) if the listener
-stops first.
+before `attach` is accepted at once and waits for the service in a handler thread of its own
+(`_Deferred`), passing its messages on as bytes; once attached, the service's handler for the
+method takes the call over, or the call is refused (UNIMPLEMENTED) if the listener stops
+first. It does not wait in `GenericRpcHandler.service`, which gRPC calls in its polling thread:
+there every call would wait together and gRPC would handle no other event meanwhile, so a call
+whose client died or dropped the connection while it waited would look alive when it is
+served (the review of issue 15 saw a client's reconnect refused as an impostor's that way).
 
 The server is built as Flower's `flwr.supercore.grpc.generic_create_grpc_server` (flwr 1.41)
 builds it: the same thread pool, stream and message limits and keepalive options, and TLS from
@@ -23,7 +26,7 @@ from __future__ import annotations
 import errno
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -58,7 +61,12 @@ def _bind_problem(address: str, port: int) -> OSError | None:
 
 
 class _Deferred(grpc.GenericRpcHandler):
-    """A generic handler that answers with the handlers attached later, waiting for them until then."""
+    """A generic handler serving the handlers attached later; a call that comes first waits for them.
+
+    Only streaming-request, streaming-response methods (FlowerService.Join) can be waited for: a
+    call's method is known before the service, its message types are not, so a waiting call
+    passes bytes and the attached handler's (de)serializers are applied once it is known.
+    """
 
     def __init__(self) -> None:
         self._handlers: list[grpc.GenericRpcHandler] = []
@@ -80,14 +88,32 @@ class _Deferred(grpc.GenericRpcHandler):
         """Release the waiting calls without a service: they are refused."""
         self._settled.set()
 
-    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
-        """The method's handler once attached; None (UNIMPLEMENTED) for an unknown method or after `close`."""
-        self._settled.wait(ATTACH_TIMEOUT)
+    def _attached(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
         for handler in self._handlers:
-            found = handler.service(handler_call_details)
+            found = handler.service(details)
             if found is not None:
                 return found
         return None
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        """The method's handler once attached (None: UNIMPLEMENTED); before that, one that waits for it."""
+        if self._settled.is_set():
+            return self._attached(handler_call_details)
+
+        def waiting(requests: Iterator[bytes], context: grpc.ServicerContext) -> Iterator[bytes]:
+            self._settled.wait(ATTACH_TIMEOUT)
+            handler = self._attached(handler_call_details)
+            if handler is None or handler.stream_stream is None:
+                context.abort(grpc.StatusCode.UNIMPLEMENTED, f"{handler_call_details.method} is not served here")
+            decode, encode = handler.request_deserializer or _same, handler.response_serializer or _same
+            for response in handler.stream_stream((decode(request) for request in requests), context):
+                yield encode(response)
+
+        return grpc.stream_stream_rpc_method_handler(waiting)
+
+
+def _same(message: bytes) -> bytes:
+    return message
 
 
 class Listener:
