@@ -286,3 +286,28 @@ def test_a_client_without_a_class_is_told_who_holds_it_in_name_order():
         "train data: no rows of class 1, held by client-1 (1 row), client-3 (122 rows), client-10 (3 rows); every "
         "client needs training rows of every class"
     )
+
+
+def test_a_client_lost_in_the_statistics_phase_is_a_failed_round_naming_it_not_a_server_failure():
+    """Review of issue 15: its connection closed gave "server failed: client 'a' did not answer ... (schema): "."""
+    from flwr.server.superlink.fleet.grpc_bidi.grpc_bridge import GrpcBridgeClosed
+
+    from orchestrator.federation.statistics import _ask
+    from orchestrator.federation.strategy import RoundFailed
+    from orchestrator.run.outcome import failure_message
+
+    class Gone:
+        def get_properties(self, ins, timeout, group_id):
+            raise GrpcBridgeClosed()
+
+    class Watcher:
+        def reasons(self, clients):
+            return "; ".join(f"client {c!r} job failed: killed by SIGKILL" for c in clients)
+
+    with pytest.raises(RoundFailed) as lost:
+        _ask({"a": Gone()}, "schema", {"a": {}}, timeout=1)
+    assert lost.value.clients == {"a": "its connection closed"}
+    assert failure_message(lost.value, None, Watcher()) == (
+        "client 'a' did not answer the statistics phase (schema): its connection closed; every client takes part "
+        "in it, whatever min_clients; client 'a' job failed: killed by SIGKILL"
+    )

@@ -35,6 +35,7 @@ from typing import Any
 
 from flwr.common import GetPropertiesIns
 from flwr.server.client_proxy import ClientProxy
+from flwr.server.superlink.fleet.grpc_bidi.grpc_bridge import GrpcBridgeClosed
 
 from client_code.constants import PHASE_KEY
 from client_code.schema import feature_names, normalise_schema
@@ -43,6 +44,7 @@ from client_code.tabular import DataError, canonical_class, feature_fingerprint
 from orchestrator.config import DataSettings
 from orchestrator.config.base import name_order
 from orchestrator.errors import BadInput
+from orchestrator.federation.strategy import RoundFailed
 from orchestrator.run.folder import ClientReport
 from orchestrator.text import plural
 
@@ -126,8 +128,13 @@ def _ask(proxies: dict[str, ClientProxy], phase: str, payloads: dict[str, Any], 
         ins = GetPropertiesIns(config={PHASE_KEY: phase, "payload": json.dumps(payloads[name], default=str)})
         try:
             res = proxies[name].get_properties(ins, timeout=timeout, group_id=None)
-        except Exception as exc:  # noqa: BLE001 - a lost client or a timeout: named below
-            raise RuntimeError(f"client {name!r} did not answer the statistics phase ({phase}): {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - a lost client or a timeout: named, with its job's reason
+            why = "its connection closed" if isinstance(exc, GrpcBridgeClosed) else str(exc) or type(exc).__name__
+            raise RoundFailed(
+                f"client {name!r} did not answer the statistics phase ({phase}): {why}; every client takes part in "
+                "it, whatever min_clients",
+                {name: why},
+            ) from None
         properties = res.properties
         if "error" in properties:
             raise ClientRefusal(name, str(properties["error"]))
