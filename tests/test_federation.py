@@ -116,6 +116,7 @@ def test_a_client_that_dies_mid_run_fails_the_run_by_name(prepared_dir, tmp_path
     with pytest.raises(RunFailed, match="client 'client-2'") as failure:
         run.execute()
     assert "\n" not in str(failure.value)
+    assert "client 'client-2' job failed: killed by SIGKILL" in str(failure.value)  # not its log's last lines
     _assert_no_process_left(run)
     status = json.loads((run.run_dir / "run.json").read_text())
     assert status["status"] == "failed" and "client-2" in status["reason"]

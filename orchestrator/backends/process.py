@@ -207,7 +207,9 @@ class ProcessBackend:
                 return JobStatus(name, FAILED, "Failed", f"could not upload the model: {exc}")
             return JobStatus(name, COMPLETED, "Completed", model_artifact=artifact)
         reason = job.tree.failure_reason()
-        if reason is None:
+        if reason is None and code < 0:  # a signal's end: the log's last lines are not its cause
+            reason = f"killed by {_signal_name(-code)}"
+        elif reason is None:
             tail = " | ".join(self._tail(job.log_path, 3))
             reason = f"exited with code {code}" + (f": {tail}" if tail else "")
         return JobStatus(name, FAILED, "Failed", reason)
@@ -255,3 +257,11 @@ class ProcessBackend:
 def _signal_group(process: subprocess.Popen, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, sig)
+
+
+def _signal_name(signum: int) -> str:
+    """SIGKILL for 9 (Popen's returncode is minus the signal that ended the process); "signal N" if unknown."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
