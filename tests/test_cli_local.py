@@ -392,3 +392,12 @@ def test_ctrl_c_after_the_run_completed_exits_0_as_its_run_json_says(
     assert code == 0, err
     assert err == "note: interrupted after the run had completed; its results are complete"
     assert "finished in" in out
+
+
+def test_help_shows_bracketed_words_as_written(capsys, monkeypatch):
+    """Typer's Rich markup took `fedsage[simulation]` and `[default: 5; ...]` for style tags and dropped them."""
+    monkeypatch.setenv("COLUMNS", "400")  # one line per option's help
+    code, out, _ = run_cli(capsys, "local", "--help")
+    assert code == 0
+    assert 'pip install "fedsage[simulation]"' in out and "(needs fedsage[mlflow])" in out
+    assert "Federated rounds [default: 5; linear 1, xgboost 20]." in out

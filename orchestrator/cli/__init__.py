@@ -128,8 +128,26 @@ def exit_at_once(code: int | str | None) -> NoReturn:
     os._exit(status)
 
 
+def _literal_help(command: click.Command) -> click.Command:
+    """Escape Rich markup in every help text of `command` and its subcommands, so "[server] port" shows as written.
+
+    Typer renders help as Rich markup (rich_markup_mode "rich"): a bracketed word such as
+    `fedsage[simulation]`, `[default: 5]` or `[tracking] mlflow_uri` would be taken for a style
+    tag and vanish. The texts here hold no markup of their own.
+    """
+    from rich.markup import escape
+
+    command.help = escape(command.help) if command.help else command.help
+    for param in command.params:
+        if getattr(param, "help", None):
+            param.help = escape(param.help)
+    for sub in getattr(command, "commands", {}).values():
+        _literal_help(sub)
+    return command
+
+
 def _main(argv: list[str] | None) -> None:
-    command = typer.main.get_command(app)
+    command = _literal_help(typer.main.get_command(app))
     with interrupts.as_interrupts() as received:  # SIGTERM is handled like Ctrl-C
         try:
             # Typer returns exit codes in this mode (Ctrl-C becomes 130) instead of raising them.
