@@ -224,6 +224,28 @@ def test_a_client_whose_connection_dropped_at_the_listener_is_admitted_on_its_re
     assert not thread.is_alive()  # no client of this test is left to dial a later test's port
 
 
+def test_a_call_that_ends_before_it_is_registered_gives_its_claim_back_and_one_registered_keeps_it():
+    """transport._LiveCall: whichever comes first, the call's end or Flower's registration, the other undoes it."""
+    from flwr.server.superlink.fleet.grpc_bidi.grpc_bridge import GrpcBridge
+    from flwr.server.superlink.fleet.grpc_bidi.grpc_client_proxy import GrpcClientProxy
+
+    events = []
+    roster = Roster(["hospital-a"], wait_timeout=10, emit=events.append)
+    ended_first = _LiveCall(roster, "hospital-a")
+    assert ended_first.claim()
+    ended_first.ended()  # gRPC saw the end before Flower registered the call
+    assert not ended_first.register(GrpcClientProxy(cid="hospital-a", bridge=GrpcBridge()))
+    assert roster.num_available() == 0 and roster.claim("hospital-a")  # never admitted: its claim was given back
+
+    roster.release("hospital-a")
+    registered = _LiveCall(roster, "hospital-a")
+    assert registered.claim()
+    assert registered.register(GrpcClientProxy(cid="hospital-a", bridge=GrpcBridge()))
+    registered.ended()  # admitted, then gone: forgotten, but its token is spent
+    assert roster.num_available() == 0 and not roster.claim("hospital-a")
+    assert [type(e).__name__ for e in events] == ["ClientJoined", "ClientLeft"]
+
+
 class _HandedOver:
     """The grpc.ServicerContext of a call handed over by the listener: `add_callback` runs `meanwhile` first.
 
@@ -310,8 +332,10 @@ def test_an_address_of_no_interface_here_is_bad_input_naming_bind_address(port):
     """The fix follows the error (EADDRNOTAVAIL: the address), not whether a port was given (review of issue 15)."""
     with pytest.raises(BadInput) as refused:
         Listener("192.0.2.1", port, tls.generate(["127.0.0.1"])).start()
+    where = f"192.0.2.1:{port}" if port else "192.0.2.1 (any free port)"
     assert str(refused.value) == (
-        f"cannot listen on 192.0.2.1:{port} (Cannot assign requested address); check [server] bind_address"
+        f"cannot listen on {where} (Cannot assign requested address); "
+        "check [server] bind_address (--bind-address of fedsage local)"
     )
 
 

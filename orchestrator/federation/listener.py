@@ -45,7 +45,15 @@ AddServicer = Callable[[object, object], None]  # a generated add_*Servicer_to_s
 
 
 # the fix a bind error asks for: the port is taken (EADDRINUSE), or the address is not this machine's
-_FIX = {True: "choose another [server] port, or stop what uses it", False: "check [server] bind_address"}
+_FIX = {
+    True: "choose another [server] port, or stop what uses it",
+    False: "check [server] bind_address (--bind-address of fedsage local)",
+}
+
+
+def _where(address: str, port: int) -> str:
+    """address:port as a message names it; port 0 is "any free port", not a port."""
+    return host_port(address, port) if port else f"{address} (any free port)"
 
 
 def _bind_problem(address: str, port: int) -> OSError | None:
@@ -157,14 +165,14 @@ class Listener:
         if problem:
             server.stop(None)
             fix = _FIX[problem.errno == errno.EADDRINUSE]
-            raise BadInput(f"cannot listen on {host_port(address, port)} ({problem.strerror or problem}); {fix}")
+            raise BadInput(f"cannot listen on {_where(address, port)} ({problem.strerror or problem}); {fix}")
         try:
             bound = server.add_secure_port(host_port(address, port), credentials)
         except RuntimeError:
             bound = 0
         if bound == 0:  # taken between the test bind and this one
             server.stop(None)
-            raise BadInput(f"cannot listen on {host_port(address, port)}; {_FIX[bool(port)]}")
+            raise BadInput(f"cannot listen on {_where(address, port)}; {_FIX[bool(port)]}")
         server.start()
         self._server, self.port = server, bound
         return bound
