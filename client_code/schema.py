@@ -86,7 +86,10 @@ def load_schema(path: Path) -> dict[str, Any]:
     try:
         schema = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path} is not a readable feature schema ({exc})") from None
+        raise DataError(
+            f"{path} is not a readable feature schema ({exc}); restore the file, or write it again with "
+            "`fedsage data prepare`"
+        ) from None
     return normalise_schema(schema, str(path))
 
 

@@ -219,6 +219,15 @@ def test_raw_exports_whose_test_set_lacks_the_label_are_refused_by_the_input_che
     assert "joined" not in stdout and not out.exists()
 
 
+def test_a_truncated_schema_file_is_refused_naming_it_and_the_fix(capsys, tmp_path, data_copy):
+    schema = data_copy / "schema.json"
+    schema.write_text(schema.read_text()[:40])
+    error = _assert_bad_input(
+        capsys, tmp_path / "runs", "--data-dir", str(data_copy), message=f"{schema} is not a readable feature schema ("
+    )
+    assert error.endswith("); restore the file, or write it again with `fedsage data prepare`")
+
+
 def test_missing_test_set(capsys, tmp_path, data_copy):
     (data_copy / "test.csv").unlink()
     _assert_bad_input(capsys, tmp_path / "runs", "--data-dir", str(data_copy), message="has no test.csv")
