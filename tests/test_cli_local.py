@@ -410,3 +410,14 @@ def test_help_shows_bracketed_words_as_written(capsys, monkeypatch):
     assert code == 0
     assert 'pip install "fedsage[simulation]"' in out and "(needs fedsage[mlflow])" in out
     assert "Federated rounds [default: 5; linear 1, xgboost 20]." in out
+
+
+def test_more_clients_than_the_data_can_split_among_is_one_line(capsys, tmp_path):
+    """The review of issue 15 waited 118 s for this line (a quadratic check of the client names ran first)."""
+    _assert_bad_input(
+        capsys,
+        tmp_path / "runs",
+        "--clients",
+        "100000",
+        message="too few for a test set and 100000 clients; use fewer clients or more data",
+    )
