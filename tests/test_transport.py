@@ -161,11 +161,10 @@ def test_a_name_that_left_is_never_admitted_again(server):
     assert refused.claimed_name == "hospital-a" and "possible impostor" in refused.reason
 
 
-def test_a_client_that_connects_before_the_service_is_attached_waits_and_then_joins(listening):
-    """Issue 15: a run listens, launches its jobs, then imports Flower; an early client is not turned away."""
-    roster, events, material, listener, port = listening
+def _client_until_stopped(material, port) -> threading.Thread:
+    """hospital-a's client in a thread; once its stream ends (the test stops the listener) it gives up, no retry."""
 
-    def connect():  # has_joined: once its stream ends (the listener stops below) it gives up, no retry
+    def connect():
         with contextlib.suppress(transport.ServerUnreachable):
             transport.run_client(
                 _Recorder(), f"127.0.0.1:{port}", "right-token", material.ca_certificate, 5, has_joined=lambda: True
@@ -173,6 +172,13 @@ def test_a_client_that_connects_before_the_service_is_attached_waits_and_then_jo
 
     thread = threading.Thread(target=connect, daemon=True)
     thread.start()
+    return thread
+
+
+def test_a_client_that_connects_before_the_service_is_attached_waits_and_then_joins(listening):
+    """Issue 15: a run listens, launches its jobs, then imports Flower; an early client is not turned away."""
+    roster, events, material, listener, port = listening
+    thread = _client_until_stopped(material, port)
     assert not roster.wait_for(1, timeout=1.0)  # connected or connecting, but nothing answers it yet
     _serve(roster, events, listener)
     assert roster.wait_for(1, timeout=10)
@@ -204,16 +210,8 @@ def test_a_client_whose_connection_dropped_at_the_listener_is_admitted_on_its_re
     threading.Event().wait(1.0)  # its call reaches the listener and waits there
     call.cancel()  # ... and its client goes away
     channel.close()
-
-    def reconnect():  # has_joined: once its stream ends (the listener stops below) it gives up, no retry
-        with contextlib.suppress(transport.ServerUnreachable):
-            transport.run_client(
-                _Recorder(), f"127.0.0.1:{port}", "right-token", material.ca_certificate, 5, has_joined=lambda: True
-            )
-
-    thread = threading.Thread(target=reconnect, daemon=True)
-    thread.start()
-    threading.Event().wait(1.0)  # the reconnect waits at the listener too
+    thread = _client_until_stopped(material, port)  # the client's reconnect
+    threading.Event().wait(1.0)  # waits at the listener too
     _serve(roster, events, listener)
     assert roster.wait_for(1, timeout=10)
     threading.Event().wait(1.0)  # had the ended call been admitted, it would be refused or registered by now
