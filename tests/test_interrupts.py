@@ -38,6 +38,30 @@ def test_check_raises_an_interrupt_that_was_swallowed_and_handled_clears_it():
         interrupts.check()  # handled: nothing pending any more
 
 
+def test_a_signal_during_an_import_is_raised_once_the_import_is_over(tmp_path, monkeypatch):
+    """Review of issue 15: raised inside importlib, an Interrupted left the import lock held and the run hung.
+
+    The module's body sends SIGTERM to this process and goes on; the import completes, and the
+    interrupt comes at the first instant after it, counted once.
+    """
+    (tmp_path / "fedsage_slow_module.py").write_text(
+        "import os, signal, time\n"
+        "os.kill(os.getpid(), signal.SIGTERM)\n"
+        "time.sleep(0.3)  # the handler runs in here, inside the import\n"
+        "finished = True\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with interrupts.as_interrupts() as received:
+        with pytest.raises(interrupts.Interrupted) as raised:
+            import fedsage_slow_module  # noqa: F401
+
+            time.sleep(5)  # where it is raised: at once after the import
+        assert sys.modules["fedsage_slow_module"].finished
+        assert raised.value.signum == signal.SIGTERM and received.signals == [signal.SIGTERM]
+        interrupts.handled(raised.value)
+    sys.modules.pop("fedsage_slow_module")
+
+
 def test_an_interrupt_swallowed_before_the_run_is_pending_inside_it():
     with interrupts.as_interrupts():
         _swallowed_sigint()  # e.g. while the CLI builds the config

@@ -3,7 +3,9 @@
 * `as_interrupts()`: while active, SIGINT and SIGTERM raise `Interrupted` (a KeyboardInterrupt
   that knows its signal) in the main thread, so `finally` blocks run: every job is stopped and
   run.json written. A service manager's or `kill`'s SIGTERM is thus handled like Ctrl-C instead of
-  ending the process with its jobs still running.
+  ending the process with its jobs still running. A signal that comes while the main thread is
+  inside an import is raised once the import is over (`_importing`): raised in importlib's own
+  code it could leave the import lock held, and every other importing thread hung.
 * `deferred()`: while active, the signals are recorded instead of raised. The run stops its jobs
   and writes its results inside it, so a second Ctrl-C (or a SIGTERM after a Ctrl-C) cannot leave a
   job running or run.json unwritten.
@@ -23,12 +25,14 @@ no-ops. A signal the process was started with ignored (SIG_IGN, e.g. `nohup`) st
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from types import FrameType
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +93,7 @@ def pending() -> int | None:
 _handled: list[int] = []  # every signal the handlers below took, in order (they run in the main thread only)
 _late: list[int] = []  # the signals that came once the run's results were complete (settle())
 _pending: list[int] = []  # raised as Interrupted, not yet handled by the run (`handled`, `check`)
+_redelivered: set[int] = set()  # signals sent again because they came during an import (`_redeliver`)
 _depth = [0]  # how many as_interrupts() are active (the CLI's, and the run's inside it)
 _settled = [False]  # whether they are, since the innermost as_interrupts() was entered
 
@@ -122,6 +127,36 @@ def _handling(handler) -> Iterator[None]:
             signal.signal(signum, old if old is not None else signal.SIG_DFL)
 
 
+REDELIVERY_DELAY = 0.05  # seconds between tries to raise a signal that came during an import
+
+
+def _importing(frame: FrameType | None) -> bool:
+    """Whether the main thread, interrupted at `frame`, is inside Python's import machinery.
+
+    An exception raised there can skip importlib's release of its locks: seen in review, an
+    Interrupted raised in `_get_module_lock`'s weakref callback left the global import lock held,
+    and the next import of another thread (the input check's) and of the main thread waited on
+    each other forever. The import machinery's frames come from the frozen importlib modules.
+    """
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib._bootstrap"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _redeliver(signum: int) -> None:
+    """Send `signum` to this process again in REDELIVERY_DELAY s: it is raised once no import is running.
+
+    A module's import takes at most about a second here (flwr, pandas), so the interrupt is late
+    by that much at most, and never lost.
+    """
+    _redelivered.add(signum)
+    timer = threading.Timer(REDELIVERY_DELAY, os.kill, (os.getpid(), signum))
+    timer.daemon = True
+    timer.start()
+
+
 @contextmanager
 def as_interrupts() -> Iterator[Received]:
     """While active, SIGINT and SIGTERM raise Interrupted in the main thread; yields what arrived."""
@@ -131,11 +166,17 @@ def as_interrupts() -> Iterator[Received]:
     if not _depth[0]:  # the outermost (the CLI's): a swallowed interrupt before the run stays pending inside it
         _pending.clear()
 
-    def interrupt(signum: int, frame: object) -> None:
-        _handled.append(signum)
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        if signum in _redelivered:  # the same signal again, see below: already counted
+            _redelivered.discard(signum)
+        else:
+            _handled.append(signum)
         if _settled[0]:  # nothing is left to stop, and run.json says completed: the process must agree
             _late.append(signum)
             log.info("%s after the run completed: its results are complete", REASONS[signum])
+            return
+        if _importing(frame):  # raised in importlib's own code it could leave the import lock held
+            _redeliver(signum)
             return
         _pending.append(signum)
         raise Interrupted(signum)
