@@ -222,7 +222,7 @@ def test_a_client_whose_connection_dropped_at_the_listener_is_admitted_on_its_re
     assert not thread.is_alive()  # no client of this test is left to dial a later test's port
 
 
-def test_a_call_that_ends_before_it_is_registered_gives_its_claim_back_and_one_registered_keeps_it():
+def test_a_call_that_ends_before_it_was_sent_anything_gives_its_claim_back_and_one_instructed_keeps_it():
     """transport._LiveCall: whichever comes first, the call's end or Flower's registration, the other undoes it."""
     from flwr.server.superlink.fleet.grpc_bidi.grpc_bridge import GrpcBridge
     from flwr.server.superlink.fleet.grpc_bidi.grpc_client_proxy import GrpcClientProxy
@@ -234,14 +234,61 @@ def test_a_call_that_ends_before_it_is_registered_gives_its_claim_back_and_one_r
     ended_first.ended()  # gRPC saw the end before Flower registered the call
     assert not ended_first.register(GrpcClientProxy(cid="hospital-a", bridge=GrpcBridge()))
     assert roster.num_available() == 0 and roster.claim("hospital-a")  # never admitted: its claim was given back
-
     roster.release("hospital-a")
-    registered = _LiveCall(roster, "hospital-a")
-    assert registered.claim()
-    assert registered.register(GrpcClientProxy(cid="hospital-a", bridge=GrpcBridge()))
-    registered.ended()  # admitted, then gone: forgotten, but its token is spent
+
+    waiting = _LiveCall(roster, "hospital-a")  # joined, waiting for the others: its connection drops
+    assert waiting.claim() and waiting.register(GrpcClientProxy(cid="hospital-a", bridge=GrpcBridge()))
+    waiting.ended()
+    assert roster.num_available() == 0 and roster.claim("hospital-a")  # never sent anything: it may come back
+    roster.release("hospital-a")
+
+    instructed = _LiveCall(roster, "hospital-a")
+    assert instructed.claim() and instructed.register(GrpcClientProxy(cid="hospital-a", bridge=GrpcBridge()))
+    instructed.instructed()  # in the federation now: a lost connection is final
+    instructed.ended()
     assert roster.num_available() == 0 and not roster.claim("hospital-a")
-    assert [type(e).__name__ for e in events] == ["ClientJoined", "ClientLeft"]
+    assert [type(e).__name__ for e in events] == ["ClientJoined", "ClientLeft"] * 2
+
+
+def test_a_client_whose_job_ended_is_never_admitted_again():
+    """A stolen token cannot take the place of a client whose job died before it was sent anything."""
+    roster = Roster(["hospital-a"], wait_timeout=10, emit=lambda event: None)
+    roster.mark_gone("hospital-a")
+    assert not roster.claim("hospital-a")
+
+
+def test_a_client_whose_connection_drops_while_it_waits_for_the_others_is_admitted_again(server):
+    """Review of issue 15: joined, not yet sent anything (the others were still starting), its connection dropped.
+
+    Its client retries, as it has not joined in its own eyes; the retry was refused as an impostor's
+    and the run stopped. The join phase lasts minutes on SageMaker.
+    """
+    import queue
+
+    import grpc
+    from flwr.proto.transport_pb2_grpc import FlowerServiceStub
+
+    roster, events, material, port = server
+    channel = grpc.secure_channel(f"127.0.0.1:{port}", grpc.ssl_channel_credentials(material.ca_certificate))
+    requests = queue.Queue()
+    call = FlowerServiceStub(channel).Join(
+        iter(requests.get, None), metadata=((transport.TOKEN_HEADER, "right-token"),)
+    )
+    assert roster.wait_for(1, timeout=10)  # joined; waiting for the others
+    call.cancel()  # the connection drops
+    channel.close()
+    for _ in range(200):
+        if roster.num_available() == 0:
+            break
+        threading.Event().wait(0.05)
+    thread = _client_until_stopped(material, port)  # its client connects again
+    assert roster.wait_for(1, timeout=10)
+    assert [type(event).__name__ for event in events] == ["ClientJoined", "ClientLeft", "ClientJoined"]
+    roster.abort("the test is over")
+    for proxy in list(roster.all().values()):
+        proxy.bridge.close()
+    thread.join(timeout=15)
+    assert not thread.is_alive()
 
 
 class _HandedOver:

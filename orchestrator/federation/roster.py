@@ -6,8 +6,10 @@ transport), reports joins and departures as events, and waits at most the join t
 missing client fails the run with its name instead of hanging it.
 
 A name is admitted once per run (`claim`): a second connection under it - while its client is
-connected, or after it left - is refused by the transport as a possible impostor. So a client
-that left, or that missed a round deadline and was disconnected, is out for the rest of the run.
+connected, or after it left, or after its job ended - is refused by the transport as a possible
+impostor. So a client that left, or that missed a round deadline and was disconnected, is out for
+the rest of the run. The one exception is a connection that ended before the server sent it
+anything: its client has not joined, and connects again (transport.py `_LiveCall`).
 Once the rounds started (`start_rounds`) nobody is waited for any more: sampling takes whoever is
 connected, and a round with too few clients fails at once.
 
@@ -57,15 +59,15 @@ class Roster(SimpleClientManager):
         self._last_start: float | None = None  # ... and when the last of them was running (or gone)
 
     def claim(self, name: str) -> bool:
-        """Admit `name` for this run: True the first time, False ever after (a reused token)."""
+        """Admit `name` for this run: True the first time, False ever after (a reused token) or once its job ended."""
         with self._cv:
-            if name in self._claimed:
+            if name in self._claimed or name in self._gone:
                 return False
             self._claimed.add(name)
             return True
 
     def release(self, name: str) -> None:
-        """Give `name`'s claim back: its call ended before it was registered (transport.py `_LiveCall`)."""
+        """Give `name`'s claim back: its call ended before it was sent anything (transport.py `_LiveCall`)."""
         with self._cv:
             self._claimed.discard(name)
 

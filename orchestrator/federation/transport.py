@@ -51,7 +51,7 @@ def impostor_reason(name: str) -> str:
 
 
 class _LiveCall:
-    """The roster as Flower's Join sees one call: a call that has ended never holds a claim or a place.
+    """The roster as Flower's Join sees one call: a call that has ended never holds a place, nor a claim unless used.
 
     Flower registers a connection's proxy, then asks gRPC to unregister it when the call ends; for a
     call that has ended already gRPC says no (`add_callback` returns False), which Flower ignores
@@ -59,19 +59,23 @@ class _LiveCall:
     would wait for it forever. A call that waited at the listener (federation/listener.py) while
     its client died or dropped the connection is such a call. `ended` is registered with gRPC
     before the call claims its client's token (`claim`) and before Flower's Join runs, so a call
-    gRPC knows has ended claims nothing: the client's new connection, handed over beside it, is
-    admitted, not taken for an impostor. Whichever comes later, the call's end or its claim or
-    registration, undoes the other: a call that ends before it is registered gives its claim back.
-    One that was registered was admitted: its claim stands, and another connection with its token
-    is refused as a possible impostor (the run stops), even when the first one ended before it was
-    sent anything - gRPC may notice a call that died while it waited only after Flower registered
-    it, so a connection dropped at that moment stops the run instead of going on (the safe side).
+    gRPC knows has ended claims nothing, and whichever comes later, the call's end or its claim
+    or registration, undoes the other.
+
+    A call that ends before the server sent it any instruction (`instructed`) gives its claim
+    back, registered or not: its client has not joined in its own eyes either, and connects again
+    (client_code/transport.py retries until it has received an instruction), and that connection
+    is admitted. A connection dropped while its client waits for the others to join (up to the
+    join timeout, minutes on SageMaker) is thus no impostor alarm. Once a call was sent an
+    instruction its claim stands: another connection with its token is refused as a possible
+    impostor and the run stops. A client whose job has ended is never admitted again
+    (Roster.claim), so a stolen token cannot take a dead client's place.
     """
 
     def __init__(self, roster: Roster, name: str) -> None:
         self.roster, self.name = roster, name
         self._lock = threading.Lock()
-        self._ended = self._claimed = False
+        self._ended = self._claimed = self._instructed = False
         self._proxy: GrpcClientProxy | None = None
 
     def claim(self) -> bool | None:
@@ -96,16 +100,20 @@ class _LiveCall:
         """Flower's unregistration when the call ends (its own callback)."""
         self.roster.unregister(proxy)
 
-    def ended(self) -> None:
-        """The callback gRPC runs at the call's end: close and forget its proxy; if never registered, its claim."""
+    def instructed(self) -> None:
+        """The server is sending the call an instruction: from now on its claim stands."""
         with self._lock:
-            self._ended, proxy, claimed = True, self._proxy, self._claimed
-        if proxy is None:  # never admitted: the client's next connection is not an impostor's
-            if claimed:
-                self.roster.release(self.name)
-            return
-        proxy.bridge.close()
-        self.roster.unregister(proxy)
+            self._instructed = True
+
+    def ended(self) -> None:
+        """The callback gRPC runs at the call's end: close and forget its proxy; if never instructed, its claim."""
+        with self._lock:
+            self._ended, proxy, claimed, instructed = True, self._proxy, self._claimed, self._instructed
+        if proxy is not None:
+            proxy.bridge.close()
+            self.roster.unregister(proxy)  # before the release: the client's next connection takes its place
+        if claimed and not instructed:  # the client has not joined: its next connection is not an impostor's
+            self.roster.release(self.name)
 
 
 class AdmittingServicer(FlowerServiceServicer):
@@ -154,7 +162,9 @@ class AdmittingServicer(FlowerServiceServicer):
             grpc_client_proxy_factory=lambda _cid, bridge: GrpcClientProxy(cid=name, bridge=bridge),
         )
         try:
-            yield from named.Join(request_iterator, context)
+            for instruction in named.Join(request_iterator, context):
+                call.instructed()
+                yield instruction
         except GrpcBridgeClosed:  # the stream ended (the server stopped, or the client left): nothing to report
             log.debug("stream of client %r closed", name)
         except Exception:  # Flower's context.abort: a client that did not answer within the round deadline
