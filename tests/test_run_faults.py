@@ -32,10 +32,10 @@ def _fedsage() -> str:
 class LocalRun:
     """`fedsage local` on the prepared data, 200 rounds, in its own process; the test drives it."""
 
-    def __init__(self, cwd: Path, data_dir: Path, out: Path) -> None:
+    def __init__(self, cwd: Path, data_dir: Path, out: Path, *options: str) -> None:
         self.out = out
         self.process = subprocess.Popen(
-            [_fedsage(), "local", "--data-dir", str(data_dir), "--out", str(out), "--rounds", "200"],
+            [_fedsage(), "local", "--data-dir", str(data_dir), "--out", str(out), "--rounds", "200", *options],
             cwd=cwd,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -124,6 +124,24 @@ def test_a_client_that_dies_with_others_connected_is_one_line(tmp_path, prepared
     # it stopped after round 1 at least: the last good global model is kept, marked partial
     assert summary["partial"] is True and summary["rounds_completed"] >= 1
     assert joblib.load(run.run_dir / "model.joblib").fedsage_provenance_["partial"] is True
+
+
+def test_a_dead_client_fails_the_run_at_once_while_another_does_not_answer(tmp_path, prepared_dir):
+    """Review of issue 15: one client frozen (SIGSTOP), another killed; the round waited on the frozen one.
+
+    With every client needed, the run cannot go on once the job is known dead: it fails with that
+    job's reason instead of waiting out the round timeout (an hour here; `finish` waits 120 s).
+    """
+    import signal
+
+    run = LocalRun(tmp_path, prepared_dir, tmp_path / "runs", "--round-timeout", "3600")
+    run.clients[2].send_signal(signal.SIGSTOP)
+    run.clients[0].kill()
+    code, err = run.finish()
+    assert code == 1
+    line = _one_line(err)
+    assert line.startswith("error: client 'client-") and "job failed: killed by SIGKILL" in line
+    assert run.summary()["status"] == "failed"
 
 
 def test_a_disk_that_fills_up_mid_run(tmp_path, prepared_dir, small_disk):

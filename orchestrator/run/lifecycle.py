@@ -84,6 +84,9 @@ log = logging.getLogger(__name__)
 # each wait in it raises at once then, so it ends within a round's bookkeeping; past the limit (a thread
 # stuck elsewhere) the run ends anyway and server.log takes the thread's last records (run/logs.py)
 SERVER_THREAD_TIMEOUT = 10.0
+# seconds the server thread has to end by itself once the run is aborted (its waits raise at once); past
+# that it is inside a round waiting on a client that does not answer, and the run fails without it
+ABORT_GRACE = 1.0
 
 
 class FederationRun:
@@ -391,17 +394,29 @@ class FederationRun:
             self._server_error = exc
 
     def _watch(self) -> None:
-        """Hand events to the observer and poll the jobs until the server thread ends."""
-        assert self._thread is not None
+        """Hand events to the observer and poll the jobs until the server thread ends (RunFailed once aborted).
+
+        A job that ended early with too few clients left aborts the roster (`_job_ended_early`). A
+        round that waits on another client that does not answer (a frozen job) would hold the
+        server thread up to the round timeout; after ABORT_GRACE the run fails with the abort's
+        reason instead, and `_finish` stops the jobs and closes the streams, which ends the thread.
+        """
+        assert self._thread is not None and self._server is not None
         next_poll = 0.0
+        aborted: float | None = None  # time.monotonic() when the roster was seen aborted
         while not self._thread.ended.is_set():
             interrupts.check()  # a Ctrl-C some library swallowed (here or before the run) still stops it
             self._drain()
-            if self._log is not None and self._log.error is not None and self._server is not None:
+            if self._log is not None and self._log.error is not None:
                 self._server.abort(str(file_error(self._log.error)))
             if time.monotonic() >= next_poll:
                 self.watcher.poll()
                 next_poll = time.monotonic() + self.backend.poll_interval
+            reason = self._server.roster.abort_reason
+            if reason is not None:
+                aborted = aborted or time.monotonic()
+                if time.monotonic() - aborted >= ABORT_GRACE:
+                    raise RunFailed(reason)
             self._thread.wait(0.1)
         self._drain()
 
