@@ -140,7 +140,8 @@ def test_a_dead_client_fails_the_run_at_once_while_another_does_not_answer(tmp_p
     code, err = run.finish()
     assert code == 1
     line = _one_line(err)
-    assert line.startswith("error: client 'client-") and "job failed: killed by SIGKILL" in line
+    # the run's abort, or the server's next round finding it gone: either way the dead job's reason
+    assert line.startswith("error: ") and "job failed: killed by SIGKILL" in line
     assert run.summary()["status"] == "failed"
 
 
