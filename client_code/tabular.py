@@ -16,6 +16,7 @@ the same rows and the same values on both sides of the federation:
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import re
 from dataclasses import dataclass, field, replace
@@ -270,7 +271,15 @@ def check_labels(values: np.ndarray, classes: list[Any], where: str, locate: Any
 def require_label(frame: pd.DataFrame, label: str, where: str) -> None:
     """Raise DataError naming `where`, its first columns and the fix when `frame` has no column `label`."""
     if label not in frame.columns:
-        shown = ", ".join(map(str, frame.columns[:8])) + (", ..." if frame.shape[1] > 8 else "")
+        names = [str(column) for column in frame.columns]
+        close = difflib.get_close_matches(label.lower(), [name.lower() for name in names], n=1, cutoff=0.8)
+        if close:  # e.g. another case: named first, whatever its place among the columns
+            guess = next(name for name in names if name.lower() == close[0])
+            raise DataError(
+                f"{where}: label column {label!r} not found; did you mean {guess!r}? (names are case-sensitive; "
+                "[data] label, --label)"
+            )
+        shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
         raise DataError(
             f"{where}: label column {label!r} not found (columns: {shown}); add it to these files, or name the "
             "column that holds the label ([data] label, --label)"

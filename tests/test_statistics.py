@@ -311,3 +311,16 @@ def test_a_client_lost_in_the_statistics_phase_is_a_failed_round_naming_it_not_a
         "client 'a' did not answer the statistics phase (schema): its connection closed; every client takes part "
         "in it, whatever min_clients; client 'a' job failed: killed by SIGKILL"
     )
+
+
+def test_a_label_named_in_another_case_is_refused_naming_the_column_it_meant():
+    """Review of issue 15: the column list was cut at 8 names and hid the one meant."""
+    from client_code.tabular import require_label
+
+    frame = pd.DataFrame(columns=[f"c{i}" for i in range(12)] + ["potential_fraud"])
+    with pytest.raises(DataError) as refused:
+        require_label(frame, "Potential_Fraud", "client 'a' train data")
+    assert str(refused.value) == (
+        "client 'a' train data: label column 'Potential_Fraud' not found; did you mean 'potential_fraud'? "
+        "(names are case-sensitive; [data] label, --label)"
+    )
