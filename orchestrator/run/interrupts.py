@@ -226,6 +226,9 @@ def deferred(reraise: bool = True) -> Iterator[Received]:
     received = Received()
 
     def record(signum: int, frame: object) -> None:
+        if signum in _redelivered:  # sent again after an import (`_redeliver`): counted when it first came
+            _redelivered.discard(signum)
+            return
         _handled.append(signum)
         log.info("%s while stopping: the jobs are stopped and the results written first", REASONS[signum])
 
