@@ -145,6 +145,26 @@ def test_a_dead_client_fails_the_run_at_once_while_another_does_not_answer(tmp_p
     assert run.summary()["status"] == "failed"
 
 
+def test_a_run_whose_reader_went_away_still_stops_every_job_and_writes_run_json(tmp_path, prepared_dir):
+    """`fedsage local | head`, a closed terminal: the console's pipe closes mid-run (found at the end of issue 15).
+
+    Rich's next print raised BrokenPipeError in the run's stopping: no run.json, and a job that
+    does not answer (here frozen) was left running. The console now goes quiet instead.
+    """
+    import signal
+
+    run = LocalRun(tmp_path, prepared_dir, tmp_path / "runs")
+    run.clients[2].send_signal(signal.SIGSTOP)  # the round waits on it: nothing ends by itself
+    run.process.stdout.close()  # the reader goes away
+    run.process.send_signal(signal.SIGTERM)
+    assert run.process.wait(timeout=120) == 143
+    _, alive = psutil.wait_procs(run.children, timeout=10)
+    for process in alive:
+        process.kill()
+    assert not alive, f"client processes left running: {alive}"
+    assert run.summary()["status"] == "interrupted"
+
+
 def test_a_disk_that_fills_up_mid_run(tmp_path, prepared_dir, small_disk):
     """Item 4, on a 40 MiB tmpfs (the run needs 32 MiB free to start) that the test fills after round 1."""
     disk = small_disk("disk", "40m")
