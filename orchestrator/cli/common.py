@@ -20,7 +20,7 @@ from orchestrator.entry import EXIT_INTERRUPTED  # noqa: F401 - 128 + SIGINT, as
 class _ReaderMayGo:
     """sys.stdout or sys.stderr as it is at each write; once its reader has gone (EPIPE), writes are dropped.
 
-    `fedsage local | head`, a closed terminal or a dead log collector closes the pipe the console
+    `fedsage local | head`, or a log collector that exits, closes the pipe the console
     writes to. Rich's next print raised BrokenPipeError inside the run's progress and its stopping
     (seen: no run.json, and a frozen job left running); a run's outcome does not depend on anyone
     reading it, so the console goes quiet instead and the run ends as it would have.
