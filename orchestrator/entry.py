@@ -3,11 +3,11 @@
 The console script imports this module, which imports nothing but `sys` and `signal` (about a
 millisecond), so the `except` below already holds while the command line's own imports run
 (Typer, Rich, click and every command module: ~0.3 s before `orchestrator.cli.main` installs its
-handlers, run/interrupts.py). SIGTERM, whose default action
-ends the process without a word, is turned into an exception for that window too (exit 143, as
-the CLI's handler exits). Python's own start-up (its site module) and the import of this module
-run before any code of fedsage holds: a signal within those first hundredths of a second ends
-the interpreter with Python's message (Ctrl-C) or none (SIGTERM), not fedsage's.
+handlers, run/interrupts.py). SIGTERM, whose default action ends the process without a word, is
+turned into an exception for that window too (exit 143, as the CLI's handler exits). Python's
+own start-up (its site module) and the import of this module run before any code of fedsage
+holds: a signal within those first hundredths of a second ends the interpreter with Python's
+message (Ctrl-C) or none (SIGTERM), not fedsage's.
 """
 
 import signal

@@ -157,6 +157,15 @@ def _redeliver(signum: int) -> None:
     timer.start()
 
 
+def _count(signum: int) -> bool:
+    """Record `signum` as handled (`_handled`); False, recording nothing, if it is one `_redeliver` sent again."""
+    if signum in _redelivered:  # counted when it first came
+        _redelivered.discard(signum)
+        return False
+    _handled.append(signum)
+    return True
+
+
 @contextmanager
 def as_interrupts() -> Iterator[Received]:
     """While active, SIGINT and SIGTERM raise Interrupted in the main thread; yields what arrived."""
@@ -167,10 +176,7 @@ def as_interrupts() -> Iterator[Received]:
         _pending.clear()
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
-        if signum in _redelivered:  # the same signal again, see below: already counted
-            _redelivered.discard(signum)
-        else:
-            _handled.append(signum)
+        _count(signum)
         if _settled[0]:  # nothing is left to stop, and run.json says completed: the process must agree
             _late.append(signum)
             log.info("%s after the run completed: its results are complete", REASONS[signum])
@@ -226,10 +232,8 @@ def deferred(reraise: bool = True) -> Iterator[Received]:
     received = Received()
 
     def record(signum: int, frame: object) -> None:
-        if signum in _redelivered:  # sent again after an import (`_redeliver`): counted when it first came
-            _redelivered.discard(signum)
+        if not _count(signum):
             return
-        _handled.append(signum)
         log.info("%s while stopping: the jobs are stopped and the results written first", REASONS[signum])
 
     with _handling(record):
